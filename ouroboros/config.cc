@@ -1,0 +1,314 @@
+#include "ouroboros/config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/json.h"
+
+namespace ouroboros {
+namespace {
+
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+// Protobuf names types as TYPE_INT32 etc.; say what the user should write.
+std::string ExpectedKind(absl::string_view type) {
+  if (type == "TYPE_INT32" || type == "TYPE_SINT32" || type == "TYPE_SFIXED32")
+    return "a whole number in 32-bit range";
+  if (type == "TYPE_INT64" || type == "TYPE_SINT64" || type == "TYPE_SFIXED64")
+    return "a whole number";
+  if (type == "TYPE_UINT32" || type == "TYPE_FIXED32")
+    return "a non-negative whole number in 32-bit range";
+  if (type == "TYPE_UINT64" || type == "TYPE_FIXED64")
+    return "a non-negative whole number";
+  if (type == "TYPE_DOUBLE" || type == "TYPE_FLOAT") return "a number";
+  if (type == "TYPE_STRING") return "a string";
+  if (type == "TYPE_BOOL") return "true or false";
+  if (absl::EndsWith(type, "google.protobuf.Struct")) return "a JSON object";
+  if (absl::EndsWith(type, "google.protobuf.ListValue")) return "a list";
+  return std::string(type);
+}
+
+// Turns protobuf's JSON-to-message errors, e.g.
+//   "(optim_config) lrr: Cannot find field."
+//   "(optim_config.lr): invalid value "abc" for type TYPE_DOUBLE"
+// into {"optim_config.lrr", "unknown field"}.
+std::pair<std::string, std::string> SplitProtobufError(
+    absl::string_view message) {
+  std::string path;
+  absl::string_view rest = message;
+  if (absl::ConsumePrefix(&rest, "(")) {
+    size_t close = rest.find(')');
+    if (close != absl::string_view::npos) {
+      path = std::string(rest.substr(0, close));
+      rest.remove_prefix(close + 1);
+    }
+  }
+  if (!absl::ConsumePrefix(&rest, ": ")) {
+    absl::ConsumePrefix(&rest, " ");
+    size_t colon = rest.find(": ");
+    if (colon != absl::string_view::npos) {
+      absl::string_view key = rest.substr(0, colon);
+      path = path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+      rest.remove_prefix(colon + 2);
+    }
+  }
+  std::string reason;
+  if (rest == "Cannot find field.") {
+    reason = "unknown field (not in the schema)";
+  } else if (absl::StartsWith(rest, "invalid value ")) {
+    size_t for_type = rest.rfind(" for type ");
+    if (for_type != absl::string_view::npos) {
+      absl::string_view value = rest.substr(14, for_type - 14);
+      absl::string_view type = rest.substr(for_type + 10);
+      reason = absl::StrCat("invalid value ", value, ": expected ",
+                            ExpectedKind(type));
+    }
+  } else if (absl::StrContains(rest, "is not repeating, cannot start list")) {
+    reason = "expected an object or a single value, not a list";
+  } else if (absl::StrContains(rest, "Root element must be a message")) {
+    reason = "the config must be a JSON object";
+  }
+  if (reason.empty()) reason = std::string(rest);
+  return {path, reason};
+}
+
+absl::Status JsonToMessage(const std::string& json,
+                           absl::string_view path_prefix,
+                           google::protobuf::Message* out,
+                           std::string* error_path) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(json, out, options);
+  if (status.ok()) return absl::OkStatus();
+  auto [path, reason] = SplitProtobufError(status.message().as_string());
+  if (!path_prefix.empty()) {
+    path = path.empty() ? std::string(path_prefix)
+                        : absl::StrCat(path_prefix, ".", path);
+  }
+  if (error_path != nullptr) *error_path = path;
+  return ConfigFieldError(path.empty() ? "<config>" : path, reason);
+}
+
+std::string ToJsonString(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  // Struct/Value round-trip without loss; this cannot fail for them.
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+struct Override {
+  std::string text;  // as given, for messages
+  std::vector<std::string> path;
+  std::string dotted_path;
+  Value value;
+};
+
+absl::StatusOr<Override> ParseOverride(const std::string& text) {
+  Override o;
+  o.text = text;
+  size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--set=", text, ": expected field.path=value, e.g. optim_config.lr=0.01"));
+  }
+  o.dotted_path = text.substr(0, eq);
+  o.path = absl::StrSplit(o.dotted_path, '.');
+  for (const std::string& part : o.path) {
+    if (part.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set=", text, ": empty component in field path '", o.dotted_path,
+          "'"));
+    }
+  }
+  std::string value_text = text.substr(eq + 1);
+  absl::StatusOr<Value> parsed = ParseJson(value_text);
+  if (parsed.ok()) {
+    o.value = *std::move(parsed);
+  } else {
+    o.value.set_string_value(value_text);
+  }
+  return o;
+}
+
+absl::Status ApplyOverride(const Override& o, Struct* root) {
+  Struct* node = root;
+  for (size_t i = 0; i + 1 < o.path.size(); ++i) {
+    Value& child = (*node->mutable_fields())[o.path[i]];
+    if (child.kind_case() == Value::KIND_NOT_SET) {
+      child.mutable_struct_value();
+    } else if (child.kind_case() != Value::kStructValue) {
+      std::vector<std::string> prefix(o.path.begin(), o.path.begin() + i + 1);
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set=", o.text, ": '", absl::StrJoin(prefix, "."),
+                       "' is not an object, so it has no field '",
+                       o.path[i + 1], "'"));
+    }
+    node = child.mutable_struct_value();
+  }
+  (*node->mutable_fields())[o.path.back()] = o.value;
+  return absl::OkStatus();
+}
+
+bool PathsOverlap(absl::string_view a, absl::string_view b) {
+  return a == b || absl::StartsWith(a, absl::StrCat(b, ".")) ||
+         absl::StartsWith(b, absl::StrCat(a, "."));
+}
+
+bool IsSafeName(absl::string_view name) {
+  if (name.empty() || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<RunConfig> ParseRunConfig(
+    absl::string_view json, absl::string_view source,
+    const std::vector<std::string>& overrides) {
+  absl::StatusOr<Value> document = ParseJson(json);
+  if (!document.ok()) return WithContext(document.status(), source);
+  if (document->kind_case() != Value::kStructValue) {
+    return WithContext(ConfigFieldError("<config>", "the config must be a JSON object"),
+                       source);
+  }
+  Struct root = document->struct_value();
+  std::vector<Override> parsed_overrides;
+  for (const std::string& text : overrides) {
+    absl::StatusOr<Override> o = ParseOverride(text);
+    if (!o.ok()) return o.status();
+    if (absl::Status s = ApplyOverride(*o, &root); !s.ok()) return s;
+    parsed_overrides.push_back(*std::move(o));
+  }
+
+  RunConfig config;
+  std::string error_path;
+  absl::Status status = JsonToMessage(ToJsonString(root), "", &config, &error_path);
+  if (status.ok()) {
+    status = ValidateRunConfig(config);
+    error_path = std::string(
+        status.message().substr(0, status.message().find(':')));
+  }
+  if (status.ok()) return config;
+  // Blame the --set flag when it wrote the field in error.
+  for (auto it = parsed_overrides.rbegin(); it != parsed_overrides.rend(); ++it) {
+    if (PathsOverlap(error_path, it->dotted_path)) {
+      return WithContext(status, absl::StrCat("--set=", it->text));
+    }
+  }
+  return WithContext(status, source);
+}
+
+absl::StatusOr<RunConfig> LoadRunConfigFile(
+    const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot read config file (", std::strerror(errno), ")"));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseRunConfig(buffer.str(), path, overrides);
+}
+
+absl::Status ValidateRunConfig(const RunConfig& config) {
+  if (!config.run_name().empty() && !IsSafeName(config.run_name())) {
+    return ConfigFieldError(
+        "run_name", absl::StrCat("'", config.run_name(),
+                                 "' must be a plain directory name (letters, "
+                                 "digits, '_', '-', '.')"));
+  }
+  const DataConfig& data = config.data_config();
+  if (data.dataset() != "synthetic") {
+    return ConfigFieldError(
+        "data_config.dataset",
+        data.dataset().empty()
+            ? "missing; known datasets: synthetic"
+            : absl::StrCat("unknown dataset '", data.dataset(),
+                           "'; known datasets: synthetic"));
+  }
+  const SyntheticData& synthetic = data.synthetic();
+  if (synthetic.num_samples() < 1) {
+    return ConfigFieldError("data_config.synthetic.num_samples",
+                            absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
+  }
+  if (synthetic.num_features() < 1) {
+    return ConfigFieldError("data_config.synthetic.num_features",
+                            absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
+  }
+  if (synthetic.num_classes() < 2) {
+    return ConfigFieldError("data_config.synthetic.num_classes",
+                            absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
+  }
+  if (!(synthetic.noise() >= 0) || !std::isfinite(synthetic.noise())) {
+    return ConfigFieldError("data_config.synthetic.noise",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         synthetic.noise(), ")"));
+  }
+  const OptimConfig& optim = config.optim_config();
+  if (!(optim.lr() > 0) || !std::isfinite(optim.lr())) {
+    return ConfigFieldError(
+        "optim_config.lr",
+        absl::StrCat("must be a finite number > 0 (got ", optim.lr(), ")"));
+  }
+  if (!(optim.weight_decay() >= 0) || !std::isfinite(optim.weight_decay())) {
+    return ConfigFieldError("optim_config.weight_decay",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         optim.weight_decay(), ")"));
+  }
+  const TrainConfig& run = config.run_config();
+  if (run.epochs() < 1) {
+    return ConfigFieldError("run_config.epochs",
+                            absl::StrCat("must be >= 1 (got ", run.epochs(), ")"));
+  }
+  if (run.batch_size() < 1) {
+    return ConfigFieldError("run_config.batch_size",
+                            absl::StrCat("must be >= 1 (got ", run.batch_size(), ")"));
+  }
+  if (run.max_steps() < 0) {
+    return ConfigFieldError("run_config.max_steps",
+                            absl::StrCat("must be >= 0, 0 meaning no limit (got ",
+                                         run.max_steps(), ")"));
+  }
+  if (run.log_every_steps() < 0) {
+    return ConfigFieldError("run_config.log_every_steps",
+                            absl::StrCat("must be >= 0 (got ", run.log_every_steps(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseConfigSection(const Struct& section,
+                                absl::string_view section_path,
+                                google::protobuf::Message* out) {
+  return JsonToMessage(ToJsonString(section), section_path, out, nullptr);
+}
+
+std::string RunConfigToJson(const RunConfig& config) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(config, &json, options);
+  // Re-format for stable, readable output (sorted keys, two-space indent).
+  absl::StatusOr<Value> value = ParseJson(json);
+  return value.ok() ? FormatJson(*value) : json;
+}
+
+}  // namespace ouroboros

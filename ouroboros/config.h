@@ -1,0 +1,54 @@
+// Run configs: JSON files checked against the schema in config.proto.
+//
+//   absl::StatusOr<RunConfig> config =
+//       LoadRunConfigFile("configs/mlp.json", {"optim_config.lr=0.01"});
+//   // error: "configs/mlp.json: optim_config.lr: must be > 0 (got -1)"
+//
+// Reading is strict: JSON syntax errors give line and column, duplicate keys
+// and unknown fields are errors, values must have the field's type, and the
+// core sections are validated (learning rate > 0, batch size >= 1, ...).
+// Plugins parse their own sections (model_config, ...) with
+// ParseConfigSection(), which is just as strict and names the full path.
+#ifndef OUROBOROS_CONFIG_H_
+#define OUROBOROS_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/struct.pb.h"
+#include "ouroboros/config.pb.h"
+
+namespace ouroboros {
+
+// Parses `json` (read from `source`, used in messages), applies the
+// "field.path=value" `overrides` in order, and validates the result. A value
+// that is valid JSON is used as such ("3", "[64,32]", "\"adam\""); anything
+// else is taken as a string ("adam").
+absl::StatusOr<RunConfig> ParseRunConfig(
+    absl::string_view json, absl::string_view source,
+    const std::vector<std::string>& overrides = {});
+
+// Reads the file and calls ParseRunConfig; NotFound if it cannot be read.
+absl::StatusOr<RunConfig> LoadRunConfigFile(
+    const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Semantic checks of the core sections; "field.path: reason" on failure.
+absl::Status ValidateRunConfig(const RunConfig& config);
+
+// Strictly parses a plugin's section into its own message. Errors read
+// "<section_path>.<field>: <reason>".
+absl::Status ParseConfigSection(const google::protobuf::Struct& section,
+                                absl::string_view section_path,
+                                google::protobuf::Message* out);
+
+// The resolved config as pretty JSON (every field, defaults included), which
+// ParseRunConfig reads back to the same config.
+std::string RunConfigToJson(const RunConfig& config);
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_CONFIG_H_

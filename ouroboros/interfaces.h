@@ -1,0 +1,81 @@
+// The three kinds of things a plugin provides: models, optimizers and
+// pipelines, and what the core hands each factory.
+//
+// A model plugin implements Model and registers a ModelFactory; see
+// plugins/mlp for a complete example. Only light headers here: LibTorch
+// types are forward-declared so including this costs little.
+#ifndef OUROBOROS_INTERFACES_H_
+#define OUROBOROS_INTERFACES_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/status.h"
+#include "ouroboros/config.pb.h"
+
+namespace torch {
+namespace nn {
+class Module;
+}  // namespace nn
+namespace optim {
+class Optimizer;
+}  // namespace optim
+}  // namespace torch
+
+namespace ouroboros {
+
+class PluginRegistry;
+
+// What the data looks like to a model: one sample's shape and the number of
+// classes to predict.
+struct DataSpec {
+  std::vector<int64_t> input_shape;
+  int64_t num_classes = 0;
+};
+
+// A trainable network. Forward maps a batch of inputs (batch x input_shape)
+// to logits (batch x num_classes).
+class Model {
+ public:
+  virtual ~Model() = default;
+  // The torch module that owns every parameter (for optimizers and saving).
+  virtual torch::nn::Module& module() = 0;
+  virtual at::Tensor Forward(const at::Tensor& inputs) = 0;
+};
+
+struct ModelContext {
+  const RunConfig* config = nullptr;
+  // Where the config came from, for error messages ("configs/mlp.json").
+  std::string config_source;
+  DataSpec data;
+};
+
+struct OptimizerContext {
+  std::vector<at::Tensor> parameters;
+  const OptimConfig* config = nullptr;
+  std::string config_source;
+};
+
+// A pipeline runs a whole job (train once, tune, run several in parallel).
+class Pipeline {
+ public:
+  virtual ~Pipeline() = default;
+  virtual absl::Status Run() = 0;
+};
+
+struct PipelineContext {
+  const RunConfig* config = nullptr;
+  std::string config_source;
+  // Created before the pipeline starts; config.json and log.txt are in it.
+  std::string run_dir;
+  const PluginRegistry* registry = nullptr;
+  int num_threads = 1;
+};
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_INTERFACES_H_

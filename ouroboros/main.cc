@@ -1,0 +1,345 @@
+// ouroboros main: loads the plugins, resolves the config and runs a pipeline.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <ATen/Utils.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "glog/logging.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/plugin_loader.h"
+#include "ouroboros/registry.h"
+#include "ouroboros/run_dir.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+ABSL_FLAG(std::string, model, "",
+          "Model plugin to run (overrides the config's \"model\"). With no "
+          "--config, runs the model's embedded default config.");
+ABSL_FLAG(std::string, optimizer, "",
+          "Optimizer plugin (overrides optim_config.name).");
+ABSL_FLAG(std::string, pipeline, "",
+          "Pipeline plugin (overrides the config's \"pipeline\"; default "
+          "train).");
+ABSL_FLAG(std::string, config, "",
+          "Run config (JSON). Relative paths are taken from the directory "
+          "`bazel run` was called in.");
+ABSL_FLAG(std::vector<std::string>, set, {},
+          "field.path=value: override one config field, after the file is "
+          "read; repeat for several (--set=optim_config.lr=0.01 "
+          "--set=model_config.layer_sizes=[64,32]). Values are JSON; "
+          "anything else is a string.");
+ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt,
+          "Seed for everything random (overrides the config's \"seed\").");
+ABSL_FLAG(std::string, run_dir, "",
+          "Directory for this run's outputs (must be empty or new). Default: "
+          "<runs_root>/<run_name>/<timestamp>.");
+ABSL_FLAG(std::string, runs_root, "saves",
+          "Where run directories are created when --run_dir is not given.");
+ABSL_FLAG(std::vector<std::string>, plugin_dir, {},
+          "Directories to load plugins from, comma-separated (searched "
+          "recursively for *.so). Default: the directories in "
+          "$OUROBOROS_PLUGIN_PATH, then the plugins built with main.");
+ABSL_FLAG(bool, list_plugins, false,
+          "List every loaded plugin (kind, name, description, file) and the "
+          "plugins that failed to load, then exit.");
+ABSL_FLAG(bool, print_config, false,
+          "Print the resolved config (after --set and the other overrides) "
+          "and exit without running.");
+ABSL_FLAG(int, threads, 0,
+          "Intra-op threads for LibTorch/OpenBLAS (0: one per core).");
+
+namespace ouroboros {
+namespace {
+
+constexpr char kUsage[] = R"(Trains and compares introverted neural networks.
+
+Usage:
+  main --model=NAME [--config=FILE] [--set=field.path=value ...] [flags]
+  main --list_plugins
+
+Examples:
+  bazel run //ouroboros:main -- --model=mlp
+  bazel run //ouroboros:main -- --config=configs/mlp.json --set=optim_config.lr=0.01
+  bazel run //ouroboros:main -- --model=mlp --print_config > my.json
+
+Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name),
+1 the run itself failed.)";
+
+// Paths given by the user are relative to where they typed the command, not
+// to the runfiles directory `bazel run` starts us in.
+std::string UserPath(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  const char* cwd = getenv("BUILD_WORKING_DIRECTORY");
+  if (cwd == nullptr || *cwd == '\0') return path;
+  return (std::filesystem::path(cwd) / path).string();
+}
+
+std::string DefaultPluginDir(const char* argv0) {
+  std::string error;
+  std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles(
+      bazel::tools::cpp::runfiles::Runfiles::Create(argv0, &error));
+  if (runfiles == nullptr) return "";
+  return runfiles->Rlocation("ouroboros/plugins");
+}
+
+// absl exits with status 1 on a bad flag; bad input must exit 2 with a clear
+// message, so check every flag before absl parses them. Also pulls out the
+// --set flags, which repeat and may contain commas.
+absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
+                           std::vector<std::string>* overrides) {
+  rest->push_back(argv[0]);
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") {
+      for (; i < argc; ++i) rest->push_back(argv[i]);
+      break;
+    }
+    absl::string_view body = arg;
+    if (!absl::ConsumePrefix(&body, "--") && !absl::ConsumePrefix(&body, "-")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected argument '", arg, "' (flags start with --; see --help)"));
+    }
+    absl::string_view name = body.substr(0, body.find('='));
+    bool has_value = body.find('=') != absl::string_view::npos;
+    std::string value =
+        has_value ? std::string(body.substr(body.find('=') + 1)) : "";
+    if (name == "set") {
+      if (!has_value) {
+        if (i + 1 >= argc) {
+          return absl::InvalidArgumentError("--set needs field.path=value");
+        }
+        value = argv[++i];
+      }
+      overrides->push_back(value);
+      continue;
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    bool negated = false;
+    if (flag == nullptr && absl::StartsWith(name, "no")) {
+      flag = absl::FindCommandLineFlag(name.substr(2));
+      negated = flag != nullptr && flag->IsOfType<bool>();
+      if (!negated) flag = nullptr;
+    }
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    rest->push_back(argv[i]);
+    if (flag->IsOfType<bool>()) {
+      if (negated || !has_value) continue;
+    } else if (!has_value) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = argv[++i];
+      rest->push_back(argv[i]);
+    }
+    std::string error;
+    // Help flags are parsed again (and acted on) by absl below.
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", name, "=", value, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void PrintPluginList(const PluginRegistry& registry,
+                     const std::vector<PluginLoadReport>& reports) {
+  std::vector<RegisteredPlugin> rows = registry.List();
+  size_t name_width = 4;
+  for (const auto& row : rows) name_width = std::max(name_width, row.name.size());
+  std::cout << absl::StrFormat("%-9s  %-*s  %s\n", "KIND", name_width, "NAME",
+                               "DESCRIPTION  [FILE]");
+  for (const auto& row : rows) {
+    std::cout << absl::StrFormat("%-9s  %-*s  %s  [%s]\n",
+                                 PluginKindName(row.kind), name_width, row.name,
+                                 row.description, row.source);
+  }
+  if (rows.empty()) std::cout << "(no plugins loaded)\n";
+  bool header = false;
+  for (const auto& report : reports) {
+    if (report.status.ok()) continue;
+    if (!header) std::cout << "\nNot loaded:\n";
+    header = true;
+    std::cout << "  " << report.status.message() << "\n";
+  }
+}
+
+absl::Status Run(int argc, char** argv) {
+  std::vector<char*> absl_args;
+  std::vector<std::string> overrides;
+  if (absl::Status s = PreParseFlags(argc, argv, &absl_args, &overrides);
+      !s.ok()) {
+    return s;
+  }
+  int absl_argc = static_cast<int>(absl_args.size());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(absl_argc, absl_args.data());
+  if (positional.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", positional[1], "' (see --help)"));
+  }
+
+  int threads = absl::GetFlag(FLAGS_threads);
+  if (threads < 0) {
+    return absl::InvalidArgumentError("--threads must be >= 0");
+  }
+  if (threads == 0) {
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  at::set_num_threads(threads);
+
+  PluginRegistry& registry = PluginRegistry::Global();
+  PluginLoader loader(&registry);
+  const char* env_path = getenv("OUROBOROS_PLUGIN_PATH");
+  std::vector<std::string> flag_dirs;
+  for (const std::string& dir : absl::GetFlag(FLAGS_plugin_dir)) {
+    flag_dirs.push_back(UserPath(dir));
+  }
+  std::vector<PluginLoadReport> reports = loader.LoadDirectories(
+      PluginSearchPath(flag_dirs, env_path != nullptr ? env_path : "",
+                       DefaultPluginDir(argv[0])));
+
+  if (absl::GetFlag(FLAGS_list_plugins)) {
+    PrintPluginList(registry, reports);
+    return absl::OkStatus();
+  }
+  for (const auto& report : reports) {
+    if (!report.status.ok()) LOG(WARNING) << report.status.message();
+  }
+
+  // The config: the file given, or the model's embedded default.
+  std::string model_name = absl::GetFlag(FLAGS_model);
+  std::string config_path = absl::GetFlag(FLAGS_config);
+  absl::StatusOr<RunConfig> config;
+  std::string config_source;
+  if (!config_path.empty()) {
+    config_source = config_path;
+    config = LoadRunConfigFile(UserPath(config_path), overrides);
+    // Messages name the file as the user typed it.
+    if (!config.ok() && UserPath(config_path) != config_path) {
+      std::string message(config.status().message());
+      absl::StrReplaceAll({{UserPath(config_path), config_path}}, &message);
+      config = absl::Status(config.status().code(), message);
+    }
+  } else {
+    if (model_name.empty()) {
+      std::vector<std::string> models = registry.Names(PluginKind::kModel);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "give --model=NAME (runs its default config) or --config=FILE; "
+          "known models: ",
+          models.empty() ? "(none loaded)" : absl::StrJoin(models, ", ")));
+    }
+    absl::StatusOr<const ModelEntry*> entry = registry.FindModel(model_name);
+    if (!entry.ok()) return entry.status();
+    if ((*entry)->default_config_json.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", model_name, "' has no default config; give --config"));
+    }
+    config_source = absl::StrCat("<default config of model '", model_name, "'>");
+    config = ParseRunConfig((*entry)->default_config_json, config_source,
+                            overrides);
+  }
+  if (!config.ok()) return config.status();
+
+  // Flags win over the file.
+  if (!model_name.empty()) config->set_model(model_name);
+  if (!absl::GetFlag(FLAGS_optimizer).empty()) {
+    config->mutable_optim_config()->set_name(absl::GetFlag(FLAGS_optimizer));
+  }
+  if (!absl::GetFlag(FLAGS_pipeline).empty()) {
+    config->set_pipeline(absl::GetFlag(FLAGS_pipeline));
+  }
+  if (absl::GetFlag(FLAGS_seed).has_value()) {
+    config->set_seed(*absl::GetFlag(FLAGS_seed));
+  }
+  if (config->pipeline().empty()) config->set_pipeline("train");
+  if (config->model().empty()) {
+    return WithContext(ConfigFieldError("model", "missing: give --model"),
+                       config_source);
+  }
+  // Unknown names fail here, before anything is written.
+  if (auto m = registry.FindModel(config->model()); !m.ok()) return m.status();
+  if (auto o = registry.FindOptimizer(config->optim_config().name()); !o.ok()) {
+    return o.status();
+  }
+  absl::StatusOr<const PipelineEntry*> pipeline_entry =
+      registry.FindPipeline(config->pipeline());
+  if (!pipeline_entry.ok()) return pipeline_entry.status();
+
+  if (absl::GetFlag(FLAGS_print_config)) {
+    std::cout << RunConfigToJson(*config);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> run_dir =
+      CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
+                   UserPath(absl::GetFlag(FLAGS_runs_root)), config->run_name());
+  if (!run_dir.ok()) return run_dir.status();
+  absl::StatusOr<std::unique_ptr<RunLogFile>> log =
+      RunLogFile::Open(*run_dir + "/log.txt");
+  if (!log.ok()) return log.status();
+  if (absl::Status s =
+          WriteFileAtomically(*run_dir + "/config.json", RunConfigToJson(*config));
+      !s.ok()) {
+    return s;
+  }
+  LOG(INFO) << "run directory: " << *run_dir;
+  LOG(INFO) << "model=" << config->model()
+            << " optimizer=" << config->optim_config().name()
+            << " pipeline=" << config->pipeline() << " seed=" << config->seed()
+            << " threads=" << threads << " config=" << config_source;
+
+  PipelineContext context;
+  context.config = &*config;
+  context.config_source = config_source;
+  context.run_dir = *run_dir;
+  context.registry = &registry;
+  context.num_threads = threads;
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      (*pipeline_entry)->factory(context);
+  if (!pipeline.ok()) return pipeline.status();
+  absl::Status status = (*pipeline)->Run();
+  if (status.ok()) {
+    LOG(INFO) << "done; outputs in " << *run_dir;
+  } else {
+    // main prints the error to the console; keep it in the run's log too.
+    (*log)->Append(absl::StrCat("error: ", status.message()));
+  }
+  return status;
+}
+
+}  // namespace
+}  // namespace ouroboros
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(ouroboros::kUsage);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  absl::Status status = ouroboros::Run(argc, argv);
+  if (!status.ok()) std::cerr << "error: " << status.message() << std::endl;
+  return ouroboros::ExitCodeFor(status);
+}

@@ -1,0 +1,89 @@
+// How a plugin .so declares what it provides.
+//
+// At the bottom of a plugin's .cc, one macro per thing it provides:
+//
+//   OUROBOROS_REGISTER_MODEL("mlp", "Multi-layer perceptron baseline",
+//                            MakeMlp, kDefaultConfigJson);
+//   OUROBOROS_REGISTER_OPTIMIZER("sgd", "Stochastic gradient descent", MakeSgd);
+//   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain);
+//
+// and link the plugin with //ouroboros:plugin_entry (the ouroboros_plugin()
+// Bazel macro does both the linking and the .so). The macros only queue the
+// entries inside the plugin; the core's loader dlopen()s the .so, reads
+// ouroboros_plugin_info(), refuses a plugin built against another ABI version
+// and only then registers the queued entries, all or none.
+#ifndef OUROBOROS_PLUGIN_API_H_
+#define OUROBOROS_PLUGIN_API_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "ouroboros/registry.h"
+
+namespace ouroboros {
+
+// Bump whenever a public core header changes in a way that breaks plugins
+// built against the old one (a class layout, a virtual function, a factory
+// signature).
+inline constexpr uint32_t kPluginAbiVersion = 1;
+
+// What ouroboros_plugin_info() returns. abi_version must stay the first field
+// of every future version: the loader reads it before anything else.
+struct PluginInfo {
+  uint32_t abi_version;
+  // Registers every queued entry into `registry`, stamped with `source`.
+  absl::Status (*register_all)(PluginRegistry& registry,
+                               const std::string& source);
+};
+
+namespace plugin_internal {
+
+using Registration =
+    std::function<absl::Status(PluginRegistry&, const std::string& source)>;
+
+// The entries one plugin .so queued. Hidden visibility gives every .so (and
+// every executable) its own list, even when several are loaded.
+__attribute__((visibility("hidden"))) inline std::vector<Registration>&
+QueuedRegistrations() {
+  static auto* queued = new std::vector<Registration>;
+  return *queued;
+}
+
+struct Registrar {
+  explicit Registrar(Registration registration) {
+    QueuedRegistrations().push_back(std::move(registration));
+  }
+};
+
+}  // namespace plugin_internal
+}  // namespace ouroboros
+
+// The one C entry point every plugin .so exports (defined by
+// //ouroboros:plugin_entry).
+extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
+
+#define OUROBOROS_INTERNAL_CONCAT2(a, b) a##b
+#define OUROBOROS_INTERNAL_CONCAT(a, b) OUROBOROS_INTERNAL_CONCAT2(a, b)
+#define OUROBOROS_INTERNAL_REGISTER(EntryType, ...)                         \
+  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT( \
+      ouroboros_registrar_, __LINE__)(                                      \
+      [](::ouroboros::PluginRegistry& registry, const std::string& source) { \
+        return registry.Register(::ouroboros::EntryType{__VA_ARGS__, source}); \
+      })
+
+// name, one-line description, ModelFactory, default run config (JSON).
+#define OUROBOROS_REGISTER_MODEL(name, description, factory, default_config) \
+  OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,         \
+                              default_config)
+// name, one-line description, OptimizerFactory.
+#define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory) \
+  OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory)
+// name, one-line description, PipelineFactory.
+#define OUROBOROS_REGISTER_PIPELINE(name, description, factory) \
+  OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory)
+
+#endif  // OUROBOROS_PLUGIN_API_H_

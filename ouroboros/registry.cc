@@ -1,0 +1,138 @@
+#include "ouroboros/registry.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace ouroboros {
+namespace {
+
+template <typename Entry>
+std::vector<std::string> KeysOf(
+    const std::map<std::string, Entry, std::less<>>& entries) {
+  std::vector<std::string> names;
+  names.reserve(entries.size());
+  for (const auto& [name, entry] : entries) names.push_back(name);
+  return names;
+}
+
+template <typename Entry>
+void EraseSource(std::map<std::string, Entry, std::less<>>& entries,
+                 absl::string_view source) {
+  for (auto it = entries.begin(); it != entries.end();) {
+    it = it->second.source == source ? entries.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace
+
+absl::string_view PluginKindName(PluginKind kind) {
+  switch (kind) {
+    case PluginKind::kModel:
+      return "model";
+    case PluginKind::kOptimizer:
+      return "optimizer";
+    case PluginKind::kPipeline:
+      return "pipeline";
+  }
+  return "unknown";
+}
+
+PluginRegistry& PluginRegistry::Global() {
+  // Leaked on purpose: plugins may still hold entries at exit.
+  static PluginRegistry* registry = new PluginRegistry;
+  return *registry;
+}
+
+template <typename Entry>
+absl::Status PluginRegistry::Add(PluginKind kind, Table<Entry>& table,
+                                 Entry entry) {
+  if (entry.name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", PluginKindName(kind), " from ", entry.source, " has no name"));
+  }
+  if (!entry.factory) {
+    return absl::InvalidArgumentError(absl::StrCat(PluginKindName(kind), " '",
+                                                   entry.name, "' from ",
+                                                   entry.source,
+                                                   " has no factory"));
+  }
+  auto it = table.entries.find(entry.name);
+  if (it != table.entries.end()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        PluginKindName(kind), " '", entry.name, "' from ", entry.source,
+        " is already registered by ", it->second.source));
+  }
+  std::string name = entry.name;
+  table.entries.emplace(std::move(name), std::move(entry));
+  return absl::OkStatus();
+}
+
+template <typename Entry>
+absl::StatusOr<const Entry*> PluginRegistry::Find(
+    PluginKind kind, const Table<Entry>& table, absl::string_view name) const {
+  auto it = table.entries.find(name);
+  if (it != table.entries.end()) return &it->second;
+  std::vector<std::string> known = KeysOf(table.entries);
+  return absl::NotFoundError(absl::StrCat(
+      "unknown ", PluginKindName(kind), " '", name, "'; known ",
+      PluginKindName(kind), "s: ",
+      known.empty() ? "(none loaded)" : absl::StrJoin(known, ", ")));
+}
+
+absl::Status PluginRegistry::Register(ModelEntry entry) {
+  return Add(PluginKind::kModel, models_, std::move(entry));
+}
+absl::Status PluginRegistry::Register(OptimizerEntry entry) {
+  return Add(PluginKind::kOptimizer, optimizers_, std::move(entry));
+}
+absl::Status PluginRegistry::Register(PipelineEntry entry) {
+  return Add(PluginKind::kPipeline, pipelines_, std::move(entry));
+}
+
+absl::StatusOr<const ModelEntry*> PluginRegistry::FindModel(
+    absl::string_view name) const {
+  return Find(PluginKind::kModel, models_, name);
+}
+absl::StatusOr<const OptimizerEntry*> PluginRegistry::FindOptimizer(
+    absl::string_view name) const {
+  return Find(PluginKind::kOptimizer, optimizers_, name);
+}
+absl::StatusOr<const PipelineEntry*> PluginRegistry::FindPipeline(
+    absl::string_view name) const {
+  return Find(PluginKind::kPipeline, pipelines_, name);
+}
+
+std::vector<std::string> PluginRegistry::Names(PluginKind kind) const {
+  switch (kind) {
+    case PluginKind::kModel:
+      return KeysOf(models_.entries);
+    case PluginKind::kOptimizer:
+      return KeysOf(optimizers_.entries);
+    case PluginKind::kPipeline:
+      return KeysOf(pipelines_.entries);
+  }
+  return {};
+}
+
+std::vector<RegisteredPlugin> PluginRegistry::List() const {
+  std::vector<RegisteredPlugin> rows;
+  auto add = [&rows](PluginKind kind, const auto& entries) {
+    for (const auto& [name, e] : entries) {
+      rows.push_back({kind, name, e.description, e.source});
+    }
+  };
+  add(PluginKind::kModel, models_.entries);
+  add(PluginKind::kOptimizer, optimizers_.entries);
+  add(PluginKind::kPipeline, pipelines_.entries);
+  return rows;
+}
+
+void PluginRegistry::RemoveSource(absl::string_view source) {
+  EraseSource(models_.entries, source);
+  EraseSource(optimizers_.entries, source);
+  EraseSource(pipelines_.entries, source);
+}
+
+}  // namespace ouroboros

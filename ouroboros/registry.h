@@ -1,0 +1,119 @@
+// The plugin registry: models, optimizers and pipelines by name.
+//
+// One instance, PluginRegistry::Global(), lives in libouroboros_core.so and is
+// shared by main and every plugin .so it loads. Plugins do not call Register()
+// themselves: they use the OUROBOROS_REGISTER_* macros of plugin_api.h, and the
+// loader registers their entries once the plugin's ABI version checks out.
+//
+//   absl::StatusOr<const ModelEntry*> mlp = registry.FindModel("mlp");
+//   if (!mlp.ok()) return mlp.status();  // "unknown model 'x'; known: mlp, ..."
+//   auto model = (*mlp)->factory(context);
+#ifndef OUROBOROS_REGISTRY_H_
+#define OUROBOROS_REGISTRY_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "ouroboros/interfaces.h"
+
+namespace ouroboros {
+
+enum class PluginKind { kModel, kOptimizer, kPipeline };
+
+// "model", "optimizer", "pipeline".
+absl::string_view PluginKindName(PluginKind kind);
+
+using ModelFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Model>>(const ModelContext&)>;
+using OptimizerFactory =
+    std::function<absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>(
+        const OptimizerContext&)>;
+using PipelineFactory = std::function<absl::StatusOr<std::unique_ptr<Pipeline>>(
+    const PipelineContext&)>;
+
+struct ModelEntry {
+  std::string name;
+  std::string description;  // one line, shown by --list_plugins
+  ModelFactory factory;
+  // A complete run config (JSON) that runs this model when no --config given.
+  std::string default_config_json;
+  std::string source;  // the .so it came from (set by the loader)
+};
+
+struct OptimizerEntry {
+  std::string name;
+  std::string description;
+  OptimizerFactory factory;
+  std::string source;
+};
+
+struct PipelineEntry {
+  std::string name;
+  std::string description;
+  PipelineFactory factory;
+  std::string source;
+};
+
+// One row of PluginRegistry::List().
+struct RegisteredPlugin {
+  PluginKind kind;
+  std::string name;
+  std::string description;
+  std::string source;
+};
+
+class PluginRegistry {
+ public:
+  PluginRegistry() = default;
+  PluginRegistry(const PluginRegistry&) = delete;
+  PluginRegistry& operator=(const PluginRegistry&) = delete;
+
+  // The process-wide registry that main and the loaded plugins share.
+  static PluginRegistry& Global();
+
+  // AlreadyExists if the name is taken for that kind (the message names both
+  // sources); InvalidArgument for an empty name or a missing factory.
+  absl::Status Register(ModelEntry entry);
+  absl::Status Register(OptimizerEntry entry);
+  absl::Status Register(PipelineEntry entry);
+
+  // NotFound listing the known names of that kind.
+  absl::StatusOr<const ModelEntry*> FindModel(absl::string_view name) const;
+  absl::StatusOr<const OptimizerEntry*> FindOptimizer(
+      absl::string_view name) const;
+  absl::StatusOr<const PipelineEntry*> FindPipeline(
+      absl::string_view name) const;
+
+  std::vector<std::string> Names(PluginKind kind) const;
+  // Every entry, ordered by kind then name.
+  std::vector<RegisteredPlugin> List() const;
+
+  // Removes every entry registered from `source` (rolls back a plugin whose
+  // registration failed half-way).
+  void RemoveSource(absl::string_view source);
+
+ private:
+  template <typename Entry>
+  struct Table {
+    std::map<std::string, Entry, std::less<>> entries;
+  };
+  template <typename Entry>
+  absl::Status Add(PluginKind kind, Table<Entry>& table, Entry entry);
+  template <typename Entry>
+  absl::StatusOr<const Entry*> Find(PluginKind kind, const Table<Entry>& table,
+                                    absl::string_view name) const;
+
+  Table<ModelEntry> models_;
+  Table<OptimizerEntry> optimizers_;
+  Table<PipelineEntry> pipelines_;
+};
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_REGISTRY_H_

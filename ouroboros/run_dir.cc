@@ -1,0 +1,122 @@
+#include "ouroboros/run_dir.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace ouroboros {
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
+                                         const std::string& base,
+                                         const std::string& run_name) {
+  std::error_code ec;
+  if (!explicit_dir.empty()) {
+    fs::create_directories(explicit_dir, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--run_dir=", explicit_dir, ": cannot create: ", ec.message()));
+    }
+    if (!fs::is_empty(explicit_dir, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--run_dir=", explicit_dir,
+          ": directory is not empty; refusing to mix two runs' outputs"));
+    }
+    return explicit_dir;
+  }
+  std::time_t now = std::time(nullptr);
+  std::tm local;
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &local);
+  fs::path parent = fs::path(base) / (run_name.empty() ? "run" : run_name);
+  fs::create_directories(parent, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        parent.string(), ": cannot create run directory: ", ec.message()));
+  }
+  for (int attempt = 1; attempt < 1000; ++attempt) {
+    fs::path dir = parent / (attempt == 1 ? std::string(stamp)
+                                          : absl::StrCat(stamp, "-", attempt));
+    // create_directory returns false when it already exists: try the next.
+    if (fs::create_directory(dir, ec)) return dir.string();
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          dir.string(), ": cannot create run directory: ", ec.message()));
+    }
+  }
+  return absl::AlreadyExistsError(
+      absl::StrCat(parent.string(), ": too many runs started this second"));
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& contents) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << contents;
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return absl::UnavailableError(
+          absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot rename into place: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+class RunLogFile::Sink : public google::LogSink {
+ public:
+  explicit Sink(std::ofstream out) : out_(std::move(out)) {}
+  void send(google::LogSeverity severity, const char* full_filename,
+            const char* base_filename, int line, const google::LogMessageTime& time,
+            const char* message, size_t message_len) override {
+    Write(ToString(severity, base_filename, line, time, message, message_len));
+  }
+
+  void Write(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    out_ << line << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::mutex mu_;
+  std::ofstream out_;
+};
+
+RunLogFile::RunLogFile(std::unique_ptr<Sink> sink) : sink_(std::move(sink)) {
+  google::AddLogSink(sink_.get());
+}
+
+RunLogFile::~RunLogFile() { google::RemoveLogSink(sink_.get()); }
+
+void RunLogFile::Append(const std::string& line) { sink_->Write(line); }
+
+absl::StatusOr<std::unique_ptr<RunLogFile>> RunLogFile::Open(
+    const std::string& path) {
+  std::ofstream out(path, std::ios::app);
+  if (!out) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot open log file: ", std::strerror(errno)));
+  }
+  return std::unique_ptr<RunLogFile>(
+      new RunLogFile(std::make_unique<Sink>(std::move(out))));
+}
+
+}  // namespace ouroboros

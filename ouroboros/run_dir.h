@@ -1,0 +1,47 @@
+// The run directory: where one run keeps its log, its config and its outputs.
+//
+//   absl::StatusOr<std::string> dir = CreateRunDir("", "saves", "mlp_demo");
+//   // saves/mlp_demo/20261125-001502  (a new directory, never reused)
+//   auto log = RunLogFile::Open(*dir + "/log.txt");  // glog lines go there too
+#ifndef OUROBOROS_RUN_DIR_H_
+#define OUROBOROS_RUN_DIR_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace ouroboros {
+
+// If `explicit_dir` is set, creates it (it may exist but must be empty).
+// Otherwise creates <base>/<run_name>/<YYYYmmdd-HHMMSS>, adding -2, -3, ...
+// when that exists.
+absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
+                                         const std::string& base,
+                                         const std::string& run_name);
+
+// Writes to a temporary file beside `path` and renames it into place, so a
+// reader never sees a half-written file.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 const std::string& contents);
+
+// Copies every glog line (INFO and above) into a file while alive.
+class RunLogFile {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunLogFile>> Open(
+      const std::string& path);
+  ~RunLogFile();
+
+  // Writes one line to the file only (not to the console).
+  void Append(const std::string& line);
+
+ private:
+  class Sink;
+  explicit RunLogFile(std::unique_ptr<Sink> sink);
+  std::unique_ptr<Sink> sink_;
+};
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_RUN_DIR_H_

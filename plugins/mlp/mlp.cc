@@ -1,0 +1,124 @@
+#include "plugins/mlp/mlp.h"
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/plugin_api.h"
+#include "plugins/mlp/default_config.h"
+
+namespace ouroboros::mlp {
+namespace {
+
+class Mlp : public Model {
+ public:
+  Mlp(const MlpConfig& config, const DataSpec& data) {
+    int64_t in_features = 1;
+    for (int64_t d : data.input_shape) in_features *= d;
+    int index = 0;
+    for (int32_t width : config.layer_sizes()) {
+      layers_->push_back(absl::StrCat("linear", index),
+                         torch::nn::Linear(in_features, width));
+      AddActivation(config.activation(), index);
+      if (config.dropout() > 0) {
+        layers_->push_back(absl::StrCat("dropout", index),
+                           torch::nn::Dropout(config.dropout()));
+      }
+      in_features = width;
+      ++index;
+    }
+    layers_->push_back("output",
+                       torch::nn::Linear(in_features, data.num_classes));
+    module_.register_module("layers", layers_);
+  }
+
+  torch::nn::Module& module() override { return module_; }
+
+  at::Tensor Forward(const at::Tensor& inputs) override {
+    return layers_->forward(inputs.flatten(1));
+  }
+
+ private:
+  void AddActivation(const std::string& name, int index) {
+    std::string key = absl::StrCat("activation", index);
+    if (name == "tanh") {
+      layers_->push_back(std::string(key), torch::nn::Tanh());
+    } else if (name == "selu") {
+      layers_->push_back(std::string(key), torch::nn::SELU());
+    } else if (name == "gelu") {
+      layers_->push_back(std::string(key), torch::nn::GELU());
+    } else if (name == "sigmoid") {
+      layers_->push_back(std::string(key), torch::nn::Sigmoid());
+    } else {
+      layers_->push_back(std::string(key), torch::nn::ReLU());
+    }
+  }
+
+  torch::nn::Module module_;
+  torch::nn::Sequential layers_;
+};
+
+}  // namespace
+
+absl::StatusOr<MlpConfig> ParseMlpConfig(const RunConfig& config) {
+  MlpConfig mlp;
+  if (absl::Status s =
+          ParseConfigSection(config.model_config(), "model_config", &mlp);
+      !s.ok()) {
+    return s;
+  }
+  if (mlp.layer_sizes().empty()) {
+    return ConfigFieldError("model_config.layer_sizes",
+                            "must list at least one hidden layer width");
+  }
+  for (int i = 0; i < mlp.layer_sizes_size(); ++i) {
+    if (mlp.layer_sizes(i) < 1) {
+      return ConfigFieldError(
+          absl::StrCat("model_config.layer_sizes[", i, "]"),
+          absl::StrCat("must be >= 1 (got ", mlp.layer_sizes(i), ")"));
+    }
+  }
+  const std::string& act = mlp.activation();
+  if (!act.empty() && act != "relu" && act != "tanh" && act != "selu" &&
+      act != "gelu" && act != "sigmoid") {
+    return ConfigFieldError(
+        "model_config.activation",
+        absl::StrCat("unknown activation '", act,
+                     "'; known: relu, tanh, selu, gelu, sigmoid"));
+  }
+  if (!(mlp.dropout() >= 0 && mlp.dropout() < 1)) {
+    return ConfigFieldError(
+        "model_config.dropout",
+        absl::StrCat("must be in [0, 1) (got ", mlp.dropout(), ")"));
+  }
+  return mlp;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> MakeMlp(const ModelContext& context) {
+  absl::StatusOr<MlpConfig> config = ParseMlpConfig(*context.config);
+  if (!config.ok()) return WithContext(config.status(), context.config_source);
+  if (context.data.num_classes < 1 || context.data.input_shape.empty()) {
+    return absl::InvalidArgumentError(
+        "mlp: the dataset gives no input shape or classes");
+  }
+  std::unique_ptr<Model> model;
+  absl::Status status = CallTorch("building the mlp", [&] {
+    model = std::make_unique<Mlp>(*config, context.data);
+  });
+  if (!status.ok()) return status;
+  return model;
+}
+
+OUROBOROS_REGISTER_MODEL("mlp",
+                         "Multi-layer perceptron, the classical baseline",
+                         MakeMlp, kDefaultConfigJson);
+
+}  // namespace ouroboros::mlp

@@ -1,0 +1,43 @@
+// Adamax (Kingma & Ba 2015, section 7.1), which LibTorch 1.13 lacks; the
+// quine paper trains with it. Matches torch.optim.Adamax:
+//   m <- b1 m + (1 - b1) g;   u <- max(b2 u, |g| + eps)
+//   p <- p - lr / (1 - b1^t) * m / u      (g includes weight_decay * p)
+#ifndef PLUGINS_OPTIMIZERS_ADAMAX_H_
+#define PLUGINS_OPTIMIZERS_ADAMAX_H_
+
+#include <torch/optim/optimizer.h>
+
+#include <tuple>
+#include <vector>
+
+namespace ouroboros::optimizers {
+
+struct AdamaxOptions
+    : public torch::optim::OptimizerCloneableOptions<AdamaxOptions> {
+  explicit AdamaxOptions(double lr = 2e-3) : lr_(lr) {}
+  TORCH_ARG(double, lr);
+  typedef std::tuple<double, double> betas_t;
+  TORCH_ARG(betas_t, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(double, eps) = 1e-8;
+  TORCH_ARG(double, weight_decay) = 0;
+
+  double get_lr() const override { return lr(); }
+  void set_lr(const double lr) override { this->lr(lr); }
+};
+
+struct AdamaxParamState
+    : public torch::optim::OptimizerCloneableParamState<AdamaxParamState> {
+  TORCH_ARG(int64_t, step) = 0;
+  TORCH_ARG(torch::Tensor, exp_avg);
+  TORCH_ARG(torch::Tensor, exp_inf);
+};
+
+class Adamax : public torch::optim::Optimizer {
+ public:
+  Adamax(std::vector<torch::Tensor> params, AdamaxOptions defaults = {});
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+}  // namespace ouroboros::optimizers
+
+#endif  // PLUGINS_OPTIMIZERS_ADAMAX_H_
