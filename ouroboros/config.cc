@@ -86,8 +86,7 @@ std::pair<std::string, std::string> SplitProtobufError(
 
 absl::Status JsonToMessage(const std::string& json,
                            absl::string_view path_prefix,
-                           google::protobuf::Message* out,
-                           std::string* error_path) {
+                           google::protobuf::Message* out) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   auto status = google::protobuf::util::JsonStringToMessage(json, out, options);
@@ -97,7 +96,6 @@ absl::Status JsonToMessage(const std::string& json,
     path = path.empty() ? std::string(path_prefix)
                         : absl::StrCat(path_prefix, ".", path);
   }
-  if (error_path != nullptr) *error_path = path;
   return ConfigFieldError(path.empty() ? "<config>" : path, reason);
 }
 
@@ -163,9 +161,15 @@ absl::Status ApplyOverride(const Override& o, Struct* root) {
   return absl::OkStatus();
 }
 
+// True when one field path is the other or lies inside it
+// ("model_config.layer_sizes[1]" is inside "model_config").
 bool PathsOverlap(absl::string_view a, absl::string_view b) {
-  return a == b || absl::StartsWith(a, absl::StrCat(b, ".")) ||
-         absl::StartsWith(b, absl::StrCat(a, "."));
+  auto inside = [](absl::string_view child, absl::string_view parent) {
+    return absl::StartsWith(child, parent) &&
+           (child.size() == parent.size() || child[parent.size()] == '.' ||
+            child[parent.size()] == '[');
+  };
+  return inside(a, b) || inside(b, a);
 }
 
 bool IsSafeName(absl::string_view name) {
@@ -190,30 +194,32 @@ absl::StatusOr<RunConfig> ParseRunConfig(
                        source);
   }
   Struct root = document->struct_value();
-  std::vector<Override> parsed_overrides;
   for (const std::string& text : overrides) {
     absl::StatusOr<Override> o = ParseOverride(text);
     if (!o.ok()) return o.status();
     if (absl::Status s = ApplyOverride(*o, &root); !s.ok()) return s;
-    parsed_overrides.push_back(*std::move(o));
   }
 
   RunConfig config;
-  std::string error_path;
-  absl::Status status = JsonToMessage(ToJsonString(root), "", &config, &error_path);
-  if (status.ok()) {
-    status = ValidateRunConfig(config);
-    error_path = std::string(
-        status.message().substr(0, status.message().find(':')));
-  }
+  absl::Status status = JsonToMessage(ToJsonString(root), "", &config);
+  if (status.ok()) status = ValidateRunConfig(config);
   if (status.ok()) return config;
-  // Blame the --set flag when it wrote the field in error.
-  for (auto it = parsed_overrides.rbegin(); it != parsed_overrides.rend(); ++it) {
-    if (PathsOverlap(error_path, it->dotted_path)) {
-      return WithContext(status, absl::StrCat("--set=", it->text));
+  return AttributeConfigError(status, source, overrides);
+}
+
+absl::Status AttributeConfigError(const absl::Status& error,
+                                  absl::string_view source,
+                                  const std::vector<std::string>& overrides) {
+  absl::string_view message = error.message();
+  absl::string_view error_path = message.substr(0, message.find(": "));
+  // The last --set that wrote the field (or a parent or child of it) wins.
+  for (auto it = overrides.rbegin(); it != overrides.rend(); ++it) {
+    absl::string_view path = absl::string_view(*it).substr(0, it->find('='));
+    if (PathsOverlap(error_path, path)) {
+      return WithContext(error, absl::StrCat("--set=", *it));
     }
   }
-  return WithContext(status, source);
+  return WithContext(error, source);
 }
 
 absl::StatusOr<RunConfig> LoadRunConfigFile(
@@ -297,7 +303,7 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
 absl::Status ParseConfigSection(const Struct& section,
                                 absl::string_view section_path,
                                 google::protobuf::Message* out) {
-  return JsonToMessage(ToJsonString(section), section_path, out, nullptr);
+  return JsonToMessage(ToJsonString(section), section_path, out);
 }
 
 std::string RunConfigToJson(const RunConfig& config) {

@@ -36,6 +36,12 @@ absl::StatusOr<RunConfig> ParseRunConfig(
 absl::StatusOr<RunConfig> LoadRunConfigFile(
     const std::string& path, const std::vector<std::string>& overrides = {});
 
+// Prefixes a "field.path: reason" error with where that field's value came
+// from: "--set=<override>" when one of `overrides` wrote it, else `source`.
+absl::Status AttributeConfigError(const absl::Status& error,
+                                  absl::string_view source,
+                                  const std::vector<std::string>& overrides);
+
 // Semantic checks of the core sections; "field.path: reason" on failure.
 absl::Status ValidateRunConfig(const RunConfig& config);
 

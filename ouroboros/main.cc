@@ -15,6 +15,8 @@
 #include <ATen/Utils.h>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/program_name.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
@@ -134,6 +136,12 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
       overrides->push_back(value);
       continue;
     }
+    if (name == "help" || name == "helpfull" || name == "helpshort" ||
+        name == "helppackage" || name == "helpon" || name == "helpmatch" ||
+        name == "version" || name == "only_check_args") {
+      rest->push_back(argv[i]);  // absl's own usage flags
+      continue;
+    }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     bool negated = false;
     if (flag == nullptr && absl::StartsWith(name, "no")) {
@@ -189,6 +197,19 @@ void PrintPluginList(const PluginRegistry& registry,
 }
 
 absl::Status Run(int argc, char** argv) {
+  // absl's --help exits with status 1; asking for help is not an error.
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h") {
+      absl::flags_internal::SetProgramInvocationName(argv[0]);
+      absl::flags_internal::FlagsHelp(
+          std::cout, "ouroboros/main.",
+          absl::flags_internal::HelpFormat::kHumanReadable, kUsage);
+      std::cout << std::endl;
+      return absl::OkStatus();
+    }
+  }
   std::vector<char*> absl_args;
   std::vector<std::string> overrides;
   if (absl::Status s = PreParseFlags(argc, argv, &absl_args, &overrides);
@@ -254,7 +275,7 @@ absl::Status Run(int argc, char** argv) {
           models.empty() ? "(none loaded)" : absl::StrJoin(models, ", ")));
     }
     absl::StatusOr<const ModelEntry*> entry = registry.FindModel(model_name);
-    if (!entry.ok()) return entry.status();
+    if (!entry.ok()) return WithContext(entry.status(), "--model=" + model_name);
     if ((*entry)->default_config_json.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model '", model_name, "' has no default config; give --config"));
@@ -281,14 +302,28 @@ absl::Status Run(int argc, char** argv) {
     return WithContext(ConfigFieldError("model", "missing: give --model"),
                        config_source);
   }
-  // Unknown names fail here, before anything is written.
-  if (auto m = registry.FindModel(config->model()); !m.ok()) return m.status();
-  if (auto o = registry.FindOptimizer(config->optim_config().name()); !o.ok()) {
-    return o.status();
+  // Unknown names and bad plugin sections fail here, before anything is
+  // written.
+  if (absl::Status s = registry.CheckConfig(*config); !s.ok()) {
+    // Blame the flag when the name came from one.
+    struct FlagField {
+      std::string field, flag, value;
+    };
+    const FlagField flag_fields[] = {
+        {"model", "model", absl::GetFlag(FLAGS_model)},
+        {"optim_config.name", "optimizer", absl::GetFlag(FLAGS_optimizer)},
+        {"pipeline", "pipeline", absl::GetFlag(FLAGS_pipeline)}};
+    for (const FlagField& f : flag_fields) {
+      if (!f.value.empty() && absl::StartsWith(s.message(), f.field + ": ")) {
+        return absl::Status(
+            s.code(), absl::StrCat("--", f.flag, "=", f.value, ": ",
+                                   s.message().substr(f.field.size() + 2)));
+      }
+    }
+    return AttributeConfigError(s, config_source, overrides);
   }
-  absl::StatusOr<const PipelineEntry*> pipeline_entry =
-      registry.FindPipeline(config->pipeline());
-  if (!pipeline_entry.ok()) return pipeline_entry.status();
+  const PipelineEntry* pipeline_entry =
+      *registry.FindPipeline(config->pipeline());
 
   if (absl::GetFlag(FLAGS_print_config)) {
     std::cout << RunConfigToJson(*config);
@@ -320,7 +355,7 @@ absl::Status Run(int argc, char** argv) {
   context.registry = &registry;
   context.num_threads = threads;
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      (*pipeline_entry)->factory(context);
+      pipeline_entry->factory(context);
   if (!pipeline.ok()) return pipeline.status();
   absl::Status status = (*pipeline)->Run();
   if (status.ok()) {

@@ -3,9 +3,14 @@
 // At the bottom of a plugin's .cc, one macro per thing it provides:
 //
 //   OUROBOROS_REGISTER_MODEL("mlp", "Multi-layer perceptron baseline",
-//                            MakeMlp, kDefaultConfigJson);
-//   OUROBOROS_REGISTER_OPTIMIZER("sgd", "Stochastic gradient descent", MakeSgd);
-//   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain);
+//                            MakeMlp, kDefaultConfigJson, ValidateMlpConfig);
+//   OUROBOROS_REGISTER_OPTIMIZER("sgd", "Stochastic gradient descent", MakeSgd,
+//                                ValidateSgdConfig);
+//   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain,
+//                               nullptr);
+//
+// The last argument of each is a ConfigValidator (or nullptr) that checks the
+// plugin's own config section before anything runs.
 //
 // and link the plugin with //ouroboros:plugin_entry (the ouroboros_plugin()
 // Bazel macro does both the linking and the .so). The macros only queue the
@@ -75,15 +80,19 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
         return registry.Register(::ouroboros::EntryType{__VA_ARGS__, source}); \
       })
 
-// name, one-line description, ModelFactory, default run config (JSON).
-#define OUROBOROS_REGISTER_MODEL(name, description, factory, default_config) \
+// name, one-line description, ModelFactory, default run config (JSON),
+// ConfigValidator or nullptr.
+#define OUROBOROS_REGISTER_MODEL(name, description, factory, default_config, \
+                                 validator)                                  \
   OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,         \
-                              default_config)
-// name, one-line description, OptimizerFactory.
-#define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory) \
-  OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory)
-// name, one-line description, PipelineFactory.
-#define OUROBOROS_REGISTER_PIPELINE(name, description, factory) \
-  OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory)
+                              default_config, validator)
+// name, one-line description, OptimizerFactory, ConfigValidator or nullptr.
+#define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory, validator) \
+  OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory,    \
+                              validator)
+// name, one-line description, PipelineFactory, ConfigValidator or nullptr.
+#define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator) \
+  OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,    \
+                              validator)
 
 #endif  // OUROBOROS_PLUGIN_API_H_

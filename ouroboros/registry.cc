@@ -129,6 +129,29 @@ std::vector<RegisteredPlugin> PluginRegistry::List() const {
   return rows;
 }
 
+absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
+  // An unknown or missing name is reported at the field that names it.
+  auto at_field = [](absl::string_view field, const absl::Status& status) {
+    return absl::Status(status.code(),
+                        absl::StrCat(field, ": ", status.message()));
+  };
+  absl::StatusOr<const ModelEntry*> model = FindModel(config.model());
+  if (!model.ok()) return at_field("model", model.status());
+  absl::StatusOr<const OptimizerEntry*> optimizer =
+      FindOptimizer(config.optim_config().name());
+  if (!optimizer.ok()) return at_field("optim_config.name", optimizer.status());
+  absl::StatusOr<const PipelineEntry*> pipeline =
+      FindPipeline(config.pipeline());
+  if (!pipeline.ok()) return at_field("pipeline", pipeline.status());
+  for (const ConfigValidator* validate :
+       {&(*model)->validate_config, &(*optimizer)->validate_config,
+        &(*pipeline)->validate_config}) {
+    if (!*validate) continue;
+    if (absl::Status s = (*validate)(config); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 void PluginRegistry::RemoveSource(absl::string_view source) {
   EraseSource(models_.entries, source);
   EraseSource(optimizers_.entries, source);

@@ -37,12 +37,18 @@ using OptimizerFactory =
 using PipelineFactory = std::function<absl::StatusOr<std::unique_ptr<Pipeline>>(
     const PipelineContext&)>;
 
+// Checks a plugin's own config section(s) without building anything, so
+// that main can refuse a bad config before it creates the run directory.
+// Errors read "field.path: reason". May be empty (nothing to check).
+using ConfigValidator = std::function<absl::Status(const RunConfig&)>;
+
 struct ModelEntry {
   std::string name;
   std::string description;  // one line, shown by --list_plugins
   ModelFactory factory;
   // A complete run config (JSON) that runs this model when no --config given.
   std::string default_config_json;
+  ConfigValidator validate_config;
   std::string source;  // the .so it came from (set by the loader)
 };
 
@@ -50,6 +56,7 @@ struct OptimizerEntry {
   std::string name;
   std::string description;
   OptimizerFactory factory;
+  ConfigValidator validate_config;
   std::string source;
 };
 
@@ -57,6 +64,7 @@ struct PipelineEntry {
   std::string name;
   std::string description;
   PipelineFactory factory;
+  ConfigValidator validate_config;
   std::string source;
 };
 
@@ -93,6 +101,10 @@ class PluginRegistry {
   std::vector<std::string> Names(PluginKind kind) const;
   // Every entry, ordered by kind then name.
   std::vector<RegisteredPlugin> List() const;
+
+  // Finds config.model(), optim_config.name and config.pipeline() (NotFound
+  // listing the known names) and runs their config validators.
+  absl::Status CheckConfig(const RunConfig& config) const;
 
   // Removes every entry registered from `source` (rolls back a plugin whose
   // registration failed half-way).

@@ -117,8 +117,12 @@ absl::StatusOr<std::unique_ptr<Model>> MakeMlp(const ModelContext& context) {
   return model;
 }
 
+absl::Status ValidateMlpConfig(const RunConfig& config) {
+  return ParseMlpConfig(config).status();
+}
+
 OUROBOROS_REGISTER_MODEL("mlp",
                          "Multi-layer perceptron, the classical baseline",
-                         MakeMlp, kDefaultConfigJson);
+                         MakeMlp, kDefaultConfigJson, ValidateMlpConfig);
 
 }  // namespace ouroboros::mlp

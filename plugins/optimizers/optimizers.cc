@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <tuple>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
@@ -19,172 +20,162 @@
 namespace ouroboros::optimizers {
 namespace {
 
-using OptimizerOr = absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>;
-
 template <typename Params>
-absl::StatusOr<Params> ParseParams(const OptimizerContext& context) {
+absl::StatusOr<Params> ParseParams(const OptimConfig& config) {
   Params params;
-  absl::Status status = ParseConfigSection(context.config->params(),
-                                           "optim_config.params", &params);
-  if (!status.ok()) return WithContext(status, context.config_source);
+  absl::Status status =
+      ParseConfigSection(config.params(), "optim_config.params", &params);
+  if (!status.ok()) return status;
   return params;
 }
 
-absl::Status PositiveIfSet(bool has, double value, absl::string_view field,
-                           const OptimizerContext& context) {
+absl::Status PositiveIfSet(bool has, double value, absl::string_view field) {
   if (!has || value > 0) return absl::OkStatus();
-  return WithContext(
-      ConfigFieldError(absl::StrCat("optim_config.params.", field),
-                       absl::StrCat("must be > 0 (got ", value, ")")),
-      context.config_source);
+  return ConfigFieldError(absl::StrCat("optim_config.params.", field),
+                          absl::StrCat("must be > 0 (got ", value, ")"));
 }
 
-absl::StatusOr<std::tuple<double, double>> Betas(
-    const AdamParams& params, const OptimizerContext& context) {
+absl::StatusOr<std::tuple<double, double>> Betas(const AdamParams& params) {
   if (params.betas().empty()) return std::make_tuple(0.9, 0.999);
   if (params.betas_size() != 2) {
-    return WithContext(
-        ConfigFieldError("optim_config.params.betas",
-                         absl::StrCat("needs exactly 2 values (got ",
-                                      params.betas_size(), ")")),
-        context.config_source);
+    return ConfigFieldError("optim_config.params.betas",
+                            absl::StrCat("needs exactly 2 values (got ",
+                                         params.betas_size(), ")"));
   }
   for (double b : params.betas()) {
     if (!(b >= 0 && b < 1)) {
-      return WithContext(
-          ConfigFieldError("optim_config.params.betas",
-                           absl::StrCat("each must be in [0, 1) (got ", b, ")")),
-          context.config_source);
+      return ConfigFieldError(
+          "optim_config.params.betas",
+          absl::StrCat("each must be in [0, 1) (got ", b, ")"));
     }
   }
   return std::make_tuple(params.betas(0), params.betas(1));
 }
 
-// Builds the optimizer inside CallTorch: LibTorch checks options by throwing.
-template <typename Make>
-OptimizerOr Build(absl::string_view name, Make make) {
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  absl::Status status =
-      CallTorch(absl::StrCat("creating optimizer ", name),
-                [&] { optimizer = make(); });
-  if (!status.ok()) return status;
-  return optimizer;
-}
-
-OptimizerOr MakeSgd(const OptimizerContext& context) {
-  absl::StatusOr<SgdParams> params = ParseParams<SgdParams>(context);
+absl::StatusOr<torch::optim::SGDOptions> SgdOptions(const OptimConfig& c) {
+  absl::StatusOr<SgdParams> params = ParseParams<SgdParams>(c);
   if (!params.ok()) return params.status();
+  if (params->momentum() < 0) {
+    return ConfigFieldError(
+        "optim_config.params.momentum",
+        absl::StrCat("must be >= 0 (got ", params->momentum(), ")"));
+  }
   if (params->nesterov() &&
       (params->momentum() <= 0 || params->dampening() != 0)) {
-    return WithContext(
-        ConfigFieldError("optim_config.params.nesterov",
-                         "needs momentum > 0 and dampening = 0"),
-        context.config_source);
+    return ConfigFieldError("optim_config.params.nesterov",
+                            "needs momentum > 0 and dampening = 0");
   }
-  const OptimConfig& c = *context.config;
-  return Build("sgd", [&] {
-    return std::make_unique<torch::optim::SGD>(
-        context.parameters, torch::optim::SGDOptions(c.lr())
-                                .momentum(params->momentum())
-                                .dampening(params->dampening())
-                                .nesterov(params->nesterov())
-                                .weight_decay(c.weight_decay()));
-  });
+  return torch::optim::SGDOptions(c.lr())
+      .momentum(params->momentum())
+      .dampening(params->dampening())
+      .nesterov(params->nesterov())
+      .weight_decay(c.weight_decay());
 }
 
-template <typename Optim, typename Options>
-OptimizerOr MakeAdamLike(absl::string_view name,
-                         const OptimizerContext& context) {
-  absl::StatusOr<AdamParams> params = ParseParams<AdamParams>(context);
+template <typename Options>
+absl::StatusOr<Options> AdamLikeOptions(const OptimConfig& c) {
+  absl::StatusOr<AdamParams> params = ParseParams<AdamParams>(c);
   if (!params.ok()) return params.status();
-  absl::StatusOr<std::tuple<double, double>> betas = Betas(*params, context);
+  absl::StatusOr<std::tuple<double, double>> betas = Betas(*params);
   if (!betas.ok()) return betas.status();
-  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps",
-                                     context);
+  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps");
       !s.ok()) {
     return s;
   }
-  const OptimConfig& c = *context.config;
   Options options(c.lr());
   options.betas(*betas).weight_decay(c.weight_decay());
   if (params->has_eps()) options.eps(params->eps());
-  if constexpr (std::is_same_v<Optim, Adamax>) {
+  if constexpr (std::is_same_v<Options, AdamaxOptions>) {
     if (params->amsgrad()) {
-      return WithContext(ConfigFieldError("optim_config.params.amsgrad",
-                                          "adamax has no amsgrad variant"),
-                         context.config_source);
+      return ConfigFieldError("optim_config.params.amsgrad",
+                              "adamax has no amsgrad variant");
     }
   } else {
     options.amsgrad(params->amsgrad());
   }
-  return Build(name, [&] {
-    return std::make_unique<Optim>(context.parameters, options);
-  });
+  return options;
 }
 
-OptimizerOr MakeAdam(const OptimizerContext& context) {
-  return MakeAdamLike<torch::optim::Adam, torch::optim::AdamOptions>("adam",
-                                                                     context);
-}
-OptimizerOr MakeAdamW(const OptimizerContext& context) {
-  return MakeAdamLike<torch::optim::AdamW, torch::optim::AdamWOptions>(
-      "adamw", context);
-}
-OptimizerOr MakeAdamax(const OptimizerContext& context) {
-  return MakeAdamLike<Adamax, AdamaxOptions>("adamax", context);
-}
-
-OptimizerOr MakeAdagrad(const OptimizerContext& context) {
-  absl::StatusOr<AdagradParams> params = ParseParams<AdagradParams>(context);
+absl::StatusOr<torch::optim::AdagradOptions> AdagradOptions(
+    const OptimConfig& c) {
+  absl::StatusOr<AdagradParams> params = ParseParams<AdagradParams>(c);
   if (!params.ok()) return params.status();
-  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps",
-                                     context);
+  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps");
       !s.ok()) {
     return s;
   }
-  const OptimConfig& c = *context.config;
   torch::optim::AdagradOptions options(c.lr());
   options.lr_decay(params->lr_decay())
       .initial_accumulator_value(params->initial_accumulator_value())
       .weight_decay(c.weight_decay());
   if (params->has_eps()) options.eps(params->eps());
-  return Build("adagrad", [&] {
-    return std::make_unique<torch::optim::Adagrad>(context.parameters, options);
-  });
+  return options;
 }
 
-OptimizerOr MakeRmsprop(const OptimizerContext& context) {
-  absl::StatusOr<RmspropParams> params = ParseParams<RmspropParams>(context);
+absl::StatusOr<torch::optim::RMSpropOptions> RmspropOptions(
+    const OptimConfig& c) {
+  absl::StatusOr<RmspropParams> params = ParseParams<RmspropParams>(c);
   if (!params.ok()) return params.status();
   for (auto [has, value, field] :
        {std::make_tuple(params->has_eps(), params->eps(), "eps"),
         std::make_tuple(params->has_alpha(), params->alpha(), "alpha")}) {
-    if (absl::Status s = PositiveIfSet(has, value, field, context); !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = PositiveIfSet(has, value, field); !s.ok()) return s;
   }
-  const OptimConfig& c = *context.config;
   torch::optim::RMSpropOptions options(c.lr());
   options.momentum(params->momentum())
       .centered(params->centered())
       .weight_decay(c.weight_decay());
   if (params->has_eps()) options.eps(params->eps());
   if (params->has_alpha()) options.alpha(params->alpha());
-  return Build("rmsprop", [&] {
-    return std::make_unique<torch::optim::RMSprop>(context.parameters, options);
-  });
+  return options;
 }
+
+// The factory and the validator of one optimizer, from its options parser.
+template <typename Optim, auto kOptionsFrom>
+struct Plugin {
+  static absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> Make(
+      const OptimizerContext& context) {
+    auto options = kOptionsFrom(*context.config);
+    if (!options.ok()) {
+      return WithContext(options.status(), context.config_source);
+    }
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    absl::Status status =
+        CallTorch(absl::StrCat("creating optimizer ", context.config->name()),
+                  [&] {
+                    optimizer =
+                        std::make_unique<Optim>(context.parameters, *options);
+                  });
+    if (!status.ok()) return status;
+    return optimizer;
+  }
+  static absl::Status Validate(const RunConfig& config) {
+    return kOptionsFrom(config.optim_config()).status();
+  }
+};
+
+using Sgd = Plugin<torch::optim::SGD, SgdOptions>;
+using Adam = Plugin<torch::optim::Adam,
+                    AdamLikeOptions<torch::optim::AdamOptions>>;
+using AdamW = Plugin<torch::optim::AdamW,
+                     AdamLikeOptions<torch::optim::AdamWOptions>>;
+using AdamaxPlugin = Plugin<Adamax, AdamLikeOptions<AdamaxOptions>>;
+using Adagrad = Plugin<torch::optim::Adagrad, AdagradOptions>;
+using Rmsprop = Plugin<torch::optim::RMSprop, RmspropOptions>;
 
 }  // namespace
 
 OUROBOROS_REGISTER_OPTIMIZER("sgd", "SGD with optional (Nesterov) momentum",
-                             MakeSgd);
-OUROBOROS_REGISTER_OPTIMIZER("adam", "Adam (Kingma & Ba)", MakeAdam);
+                             Sgd::Make, Sgd::Validate);
+OUROBOROS_REGISTER_OPTIMIZER("adam", "Adam (Kingma & Ba)", Adam::Make,
+                             Adam::Validate);
 OUROBOROS_REGISTER_OPTIMIZER("adamw", "AdamW, decoupled weight decay",
-                             MakeAdamW);
+                             AdamW::Make, AdamW::Validate);
 OUROBOROS_REGISTER_OPTIMIZER("adamax", "Adamax, Adam with the infinity norm",
-                             MakeAdamax);
-OUROBOROS_REGISTER_OPTIMIZER("adagrad", "Adagrad", MakeAdagrad);
-OUROBOROS_REGISTER_OPTIMIZER("rmsprop", "RMSprop", MakeRmsprop);
+                             AdamaxPlugin::Make, AdamaxPlugin::Validate);
+OUROBOROS_REGISTER_OPTIMIZER("adagrad", "Adagrad", Adagrad::Make,
+                             Adagrad::Validate);
+OUROBOROS_REGISTER_OPTIMIZER("rmsprop", "RMSprop", Rmsprop::Make,
+                             Rmsprop::Validate);
 
 }  // namespace ouroboros::optimizers

@@ -43,12 +43,15 @@ class TrainPipeline : public Pipeline {
 
 }  // namespace
 
+absl::Status ValidateTrainConfig(const RunConfig& config) {
+  TrainPipelineConfig pipeline_config;
+  return ParseConfigSection(config.pipeline_config(), "pipeline_config",
+                            &pipeline_config);
+}
+
 absl::StatusOr<std::vector<EpochResult>> Train(const PipelineContext& context) {
   const RunConfig& config = *context.config;
-  TrainPipelineConfig pipeline_config;
-  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
-                                          "pipeline_config", &pipeline_config);
-      !s.ok()) {
+  if (absl::Status s = ValidateTrainConfig(config); !s.ok()) {
     return WithContext(s, context.config_source);
   }
   torch::manual_seed(config.seed());
@@ -137,6 +140,6 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeTrainPipeline(
 }
 
 OUROBOROS_REGISTER_PIPELINE("train", "One training run of the configured model",
-                            MakeTrainPipeline);
+                            MakeTrainPipeline, ValidateTrainConfig);
 
 }  // namespace ouroboros::train
