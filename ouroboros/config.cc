@@ -120,16 +120,17 @@ absl::StatusOr<Override> ParseOverride(const std::string& text) {
   o.text = text;
   size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--set=", text, ": expected field.path=value, e.g. optim_config.lr=0.01"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set=", text,
+                     ": expected field.path=value, e.g. optim_config.lr=0.01"));
   }
   o.dotted_path = text.substr(0, eq);
   o.path = absl::StrSplit(o.dotted_path, '.');
   for (const std::string& part : o.path) {
     if (part.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--set=", text, ": empty component in field path '", o.dotted_path,
-          "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--set=", text, ": empty component in field path '",
+                       o.dotted_path, "'"));
     }
   }
   std::string value_text = text.substr(eq + 1);
@@ -150,10 +151,9 @@ absl::Status ApplyOverride(const Override& o, Struct* root) {
       child.mutable_struct_value();
     } else if (child.kind_case() != Value::kStructValue) {
       std::vector<std::string> prefix(o.path.begin(), o.path.begin() + i + 1);
-      return absl::InvalidArgumentError(
-          absl::StrCat("--set=", o.text, ": '", absl::StrJoin(prefix, "."),
-                       "' is not an object, so it has no field '",
-                       o.path[i + 1], "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--set=", o.text, ": '", absl::StrJoin(prefix, "."),
+          "' is not an object, so it has no field '", o.path[i + 1], "'"));
     }
     node = child.mutable_struct_value();
   }
@@ -190,8 +190,9 @@ absl::StatusOr<RunConfig> ParseRunConfig(
   absl::StatusOr<Value> document = ParseJson(json);
   if (!document.ok()) return WithContext(document.status(), source);
   if (document->kind_case() != Value::kStructValue) {
-    return WithContext(ConfigFieldError("<config>", "the config must be a JSON object"),
-                       source);
+    return WithContext(
+        ConfigFieldError("<config>", "the config must be a JSON object"),
+        source);
   }
   Struct root = document->struct_value();
   for (const std::string& text : overrides) {
@@ -226,8 +227,8 @@ absl::StatusOr<RunConfig> LoadRunConfigFile(
     const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot read config file (", std::strerror(errno), ")"));
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read config file (",
+                                            std::strerror(errno), ")"));
   }
   std::stringstream buffer;
   buffer << in.rdbuf();
@@ -252,16 +253,19 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
   }
   const SyntheticData& synthetic = data.synthetic();
   if (synthetic.num_samples() < 1) {
-    return ConfigFieldError("data_config.synthetic.num_samples",
-                            absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
+    return ConfigFieldError(
+        "data_config.synthetic.num_samples",
+        absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
   }
   if (synthetic.num_features() < 1) {
-    return ConfigFieldError("data_config.synthetic.num_features",
-                            absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
+    return ConfigFieldError(
+        "data_config.synthetic.num_features",
+        absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
   }
   if (synthetic.num_classes() < 2) {
-    return ConfigFieldError("data_config.synthetic.num_classes",
-                            absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
+    return ConfigFieldError(
+        "data_config.synthetic.num_classes",
+        absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
   }
   if (!(synthetic.noise() >= 0) || !std::isfinite(synthetic.noise())) {
     return ConfigFieldError("data_config.synthetic.noise",
@@ -281,21 +285,25 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
   }
   const TrainConfig& run = config.run_config();
   if (run.epochs() < 1) {
-    return ConfigFieldError("run_config.epochs",
-                            absl::StrCat("must be >= 1 (got ", run.epochs(), ")"));
+    return ConfigFieldError(
+        "run_config.epochs",
+        absl::StrCat("must be >= 1 (got ", run.epochs(), ")"));
   }
   if (run.batch_size() < 1) {
-    return ConfigFieldError("run_config.batch_size",
-                            absl::StrCat("must be >= 1 (got ", run.batch_size(), ")"));
+    return ConfigFieldError(
+        "run_config.batch_size",
+        absl::StrCat("must be >= 1 (got ", run.batch_size(), ")"));
   }
   if (run.max_steps() < 0) {
-    return ConfigFieldError("run_config.max_steps",
-                            absl::StrCat("must be >= 0, 0 meaning no limit (got ",
-                                         run.max_steps(), ")"));
+    return ConfigFieldError(
+        "run_config.max_steps",
+        absl::StrCat("must be >= 0, 0 meaning no limit (got ", run.max_steps(),
+                     ")"));
   }
   if (run.log_every_steps() < 0) {
-    return ConfigFieldError("run_config.log_every_steps",
-                            absl::StrCat("must be >= 0 (got ", run.log_every_steps(), ")"));
+    return ConfigFieldError(
+        "run_config.log_every_steps",
+        absl::StrCat("must be >= 0 (got ", run.log_every_steps(), ")"));
   }
   return absl::OkStatus();
 }

@@ -5,9 +5,9 @@
 #ifndef OUROBOROS_DATA_H_
 #define OUROBOROS_DATA_H_
 
-#include <cstdint>
-
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 #include "absl/status/statusor.h"
 #include "ouroboros/config.pb.h"

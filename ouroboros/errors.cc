@@ -25,8 +25,8 @@ absl::Status CallTorch(absl::string_view what_was_running,
     return absl::OkStatus();
   } catch (const c10::Error& e) {
     // what_without_backtrace() keeps the message and drops the C++ frames.
-    return absl::InternalError(absl::StrCat(what_was_running, ": LibTorch: ",
-                                            e.what_without_backtrace()));
+    return absl::InternalError(absl::StrCat(
+        what_was_running, ": LibTorch: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(what_was_running, ": ", e.what()));
   }

@@ -7,12 +7,12 @@
 #ifndef OUROBOROS_INTERFACES_H_
 #define OUROBOROS_INTERFACES_H_
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 #include "absl/status/status.h"
 #include "ouroboros/config.pb.h"

@@ -23,7 +23,8 @@ class JsonReader {
     Value value;
     if (absl::Status s = ReadValue(&value, 0); !s.ok()) return s;
     SkipSpace();
-    if (pos_ != text_.size()) return Error("unexpected text after the JSON value");
+    if (pos_ != text_.size())
+      return Error("unexpected text after the JSON value");
     return value;
   }
 
@@ -43,8 +44,9 @@ class JsonReader {
   }
 
   void SkipSpace() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
+            text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -58,7 +60,8 @@ class JsonReader {
   absl::Status ReadValue(Value* out, int depth) {
     if (depth > kMaxDepth) return Error("nested too deeply");
     SkipSpace();
-    if (pos_ >= text_.size()) return Error("unexpected end of file, expected a value");
+    if (pos_ >= text_.size())
+      return Error("unexpected end of file, expected a value");
     char c = text_[pos_];
     if (c == '{') return ReadObject(out, depth);
     if (c == '[') return ReadArray(out, depth);
@@ -81,7 +84,8 @@ class JsonReader {
       return absl::OkStatus();
     }
     if (c == '-' || (c >= '0' && c <= '9')) return ReadNumber(out);
-    return Error(absl::StrFormat("unexpected character '%c', expected a value", c));
+    return Error(
+        absl::StrFormat("unexpected character '%c', expected a value", c));
   }
 
   absl::Status ReadNumber(Value* out) {
@@ -98,12 +102,15 @@ class JsonReader {
     if (digits() == 0) return Error("malformed number");
     if (pos_ < text_.size() && text_[pos_] == '.') {
       ++pos_;
-      if (digits() == 0) return Error("malformed number: digits expected after '.'");
+      if (digits() == 0)
+        return Error("malformed number: digits expected after '.'");
     }
     if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
       ++pos_;
-      if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
-      if (digits() == 0) return Error("malformed number: digits expected in exponent");
+      if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-'))
+        ++pos_;
+      if (digits() == 0)
+        return Error("malformed number: digits expected in exponent");
     }
     std::string number(text_.substr(start, pos_ - start));
     double v = std::strtod(number.c_str(), nullptr);
@@ -131,14 +138,30 @@ class JsonReader {
       if (pos_ >= text_.size()) break;
       char e = text_[pos_++];
       switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
+        case '"':
+          out->push_back('"');
+          break;
+        case '\\':
+          out->push_back('\\');
+          break;
+        case '/':
+          out->push_back('/');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
         case 'u': {
           if (absl::Status s = ReadUnicodeEscape(out); !s.ok()) return s;
           break;
@@ -157,10 +180,14 @@ class JsonReader {
     for (int i = 0; i < 4; ++i) {
       char h = text_[pos_++];
       *code <<= 4;
-      if (h >= '0' && h <= '9') *code |= h - '0';
-      else if (h >= 'a' && h <= 'f') *code |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') *code |= h - 'A' + 10;
-      else return Error("invalid hex digit in \\u escape");
+      if (h >= '0' && h <= '9')
+        *code |= h - '0';
+      else if (h >= 'a' && h <= 'f')
+        *code |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F')
+        *code |= h - 'A' + 10;
+      else
+        return Error("invalid hex digit in \\u escape");
     }
     return absl::OkStatus();
   }
@@ -203,7 +230,8 @@ class JsonReader {
     }
     while (true) {
       SkipSpace();
-      if (pos_ >= text_.size()) return Error("unexpected end of file inside an object");
+      if (pos_ >= text_.size())
+        return Error("unexpected end of file inside an object");
       if (text_[pos_] != '"') {
         return Error(text_[pos_] == '}' ? "trailing comma before '}'"
                                         : "expected a quoted key");
@@ -220,7 +248,8 @@ class JsonReader {
         return Error(absl::StrCat("expected ':' after key '", key, "'"));
       }
       ++pos_;
-      if (absl::Status s = ReadValue(&(*fields)[key], depth + 1); !s.ok()) return s;
+      if (absl::Status s = ReadValue(&(*fields)[key], depth + 1); !s.ok())
+        return s;
       SkipSpace();
       if (pos_ < text_.size() && text_[pos_] == ',') {
         ++pos_;
@@ -244,8 +273,10 @@ class JsonReader {
     }
     while (true) {
       SkipSpace();
-      if (pos_ < text_.size() && text_[pos_] == ']') return Error("trailing comma before ']'");
-      if (absl::Status s = ReadValue(list->add_values(), depth + 1); !s.ok()) return s;
+      if (pos_ < text_.size() && text_[pos_] == ']')
+        return Error("trailing comma before ']'");
+      if (absl::Status s = ReadValue(list->add_values(), depth + 1); !s.ok())
+        return s;
       SkipSpace();
       if (pos_ < text_.size() && text_[pos_] == ',') {
         ++pos_;
@@ -267,11 +298,21 @@ void AppendEscaped(const std::string& s, std::string* out) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append(absl::StrFormat("\\u%04x", c));
@@ -314,7 +355,7 @@ void Format(const Value& value, int indent, std::string* out) {
       bool scalars = true;
       for (const Value& v : values) {
         scalars &= v.kind_case() != Value::kStructValue &&
-                    v.kind_case() != Value::kListValue;
+                   v.kind_case() != Value::kListValue;
       }
       out->append("[");
       for (int i = 0; i < values.size(); ++i) {

@@ -1,4 +1,6 @@
 // ouroboros main: loads the plugins, resolves the config and runs a pipeline.
+#include <ATen/Parallel.h>
+#include <ATen/Utils.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -10,9 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <ATen/Utils.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/internal/program_name.h"
@@ -178,7 +177,8 @@ void PrintPluginList(const PluginRegistry& registry,
                      const std::vector<PluginLoadReport>& reports) {
   std::vector<RegisteredPlugin> rows = registry.List();
   size_t name_width = 4;
-  for (const auto& row : rows) name_width = std::max(name_width, row.name.size());
+  for (const auto& row : rows)
+    name_width = std::max(name_width, row.name.size());
   std::cout << absl::StrFormat("%-9s  %-*s  %s\n", "KIND", name_width, "NAME",
                                "DESCRIPTION  [FILE]");
   for (const auto& row : rows) {
@@ -229,7 +229,8 @@ absl::Status Run(int argc, char** argv) {
     return absl::InvalidArgumentError("--threads must be >= 0");
   }
   if (threads == 0) {
-    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   at::set_num_threads(threads);
 
@@ -275,14 +276,16 @@ absl::Status Run(int argc, char** argv) {
           models.empty() ? "(none loaded)" : absl::StrJoin(models, ", ")));
     }
     absl::StatusOr<const ModelEntry*> entry = registry.FindModel(model_name);
-    if (!entry.ok()) return WithContext(entry.status(), "--model=" + model_name);
+    if (!entry.ok())
+      return WithContext(entry.status(), "--model=" + model_name);
     if ((*entry)->default_config_json.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "model '", model_name, "' has no default config; give --config"));
     }
-    config_source = absl::StrCat("<default config of model '", model_name, "'>");
-    config = ParseRunConfig((*entry)->default_config_json, config_source,
-                            overrides);
+    config_source =
+        absl::StrCat("<default config of model '", model_name, "'>");
+    config =
+        ParseRunConfig((*entry)->default_config_json, config_source, overrides);
   }
   if (!config.ok()) return config.status();
 
@@ -330,15 +333,15 @@ absl::Status Run(int argc, char** argv) {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> run_dir =
-      CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
-                   UserPath(absl::GetFlag(FLAGS_runs_root)), config->run_name());
+  absl::StatusOr<std::string> run_dir = CreateRunDir(
+      UserPath(absl::GetFlag(FLAGS_run_dir)),
+      UserPath(absl::GetFlag(FLAGS_runs_root)), config->run_name());
   if (!run_dir.ok()) return run_dir.status();
   absl::StatusOr<std::unique_ptr<RunLogFile>> log =
       RunLogFile::Open(*run_dir + "/log.txt");
   if (!log.ok()) return log.status();
-  if (absl::Status s =
-          WriteFileAtomically(*run_dir + "/config.json", RunConfigToJson(*config));
+  if (absl::Status s = WriteFileAtomically(*run_dir + "/config.json",
+                                           RunConfigToJson(*config));
       !s.ok()) {
     return s;
   }

@@ -73,10 +73,10 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
 
 #define OUROBOROS_INTERNAL_CONCAT2(a, b) a##b
 #define OUROBOROS_INTERNAL_CONCAT(a, b) OUROBOROS_INTERNAL_CONCAT2(a, b)
-#define OUROBOROS_INTERNAL_REGISTER(EntryType, ...)                         \
-  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT( \
-      ouroboros_registrar_, __LINE__)(                                      \
-      [](::ouroboros::PluginRegistry& registry, const std::string& source) { \
+#define OUROBOROS_INTERNAL_REGISTER(EntryType, ...)                            \
+  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(    \
+      ouroboros_registrar_, __LINE__)(                                         \
+      [](::ouroboros::PluginRegistry& registry, const std::string& source) {   \
         return registry.Register(::ouroboros::EntryType{__VA_ARGS__, source}); \
       })
 
@@ -84,15 +84,15 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
 // ConfigValidator or nullptr.
 #define OUROBOROS_REGISTER_MODEL(name, description, factory, default_config, \
                                  validator)                                  \
-  OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,         \
+  OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,        \
                               default_config, validator)
 // name, one-line description, OptimizerFactory, ConfigValidator or nullptr.
 #define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory, validator) \
-  OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory,    \
+  OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory,   \
                               validator)
 // name, one-line description, PipelineFactory, ConfigValidator or nullptr.
 #define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator) \
-  OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,    \
+  OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,   \
                               validator)
 
 #endif  // OUROBOROS_PLUGIN_API_H_

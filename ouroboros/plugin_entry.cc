@@ -18,8 +18,8 @@ absl::Status RegisterQueued(ouroboros::PluginRegistry& registry,
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default")))
-const ouroboros::PluginInfo* ouroboros_plugin_info() {
+extern "C" __attribute__((visibility("default"))) const ouroboros::PluginInfo*
+ouroboros_plugin_info() {
   static const ouroboros::PluginInfo info = {ouroboros::kPluginAbiVersion,
                                              &RegisterQueued};
   return &info;

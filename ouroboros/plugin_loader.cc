@@ -24,7 +24,8 @@ absl::Status PluginLoader::LoadFile(const std::string& path) {
                      reason != nullptr ? reason : "dlopen failed"));
   }
   using InfoFn = const PluginInfo* (*)();
-  auto info_fn = reinterpret_cast<InfoFn>(dlsym(handle, "ouroboros_plugin_info"));
+  auto info_fn =
+      reinterpret_cast<InfoFn>(dlsym(handle, "ouroboros_plugin_info"));
   if (info_fn == nullptr) {
     dlclose(handle);
     return absl::FailedPreconditionError(absl::StrCat(
@@ -49,9 +50,9 @@ absl::Status PluginLoader::LoadFile(const std::string& path) {
   if (!status.ok()) {
     // Its entries were rolled back; keep the handle (its code may have run
     // static initializers that hold pointers into it).
-    return absl::Status(status.code(),
-                        absl::StrCat(path, ": plugin refused: ",
-                                     status.message()));
+    return absl::Status(
+        status.code(),
+        absl::StrCat(path, ": plugin refused: ", status.message()));
   }
   return absl::OkStatus();
 }

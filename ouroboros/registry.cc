@@ -53,10 +53,9 @@ absl::Status PluginRegistry::Add(PluginKind kind, Table<Entry>& table,
         "a ", PluginKindName(kind), " from ", entry.source, " has no name"));
   }
   if (!entry.factory) {
-    return absl::InvalidArgumentError(absl::StrCat(PluginKindName(kind), " '",
-                                                   entry.name, "' from ",
-                                                   entry.source,
-                                                   " has no factory"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(PluginKindName(kind), " '", entry.name, "' from ",
+                     entry.source, " has no factory"));
   }
   auto it = table.entries.find(entry.name);
   if (it != table.entries.end()) {
@@ -77,8 +76,8 @@ absl::StatusOr<const Entry*> PluginRegistry::Find(
   std::vector<std::string> known = KeysOf(table.entries);
   return absl::NotFoundError(absl::StrCat(
       "unknown ", PluginKindName(kind), " '", name, "'; known ",
-      PluginKindName(kind), "s: ",
-      known.empty() ? "(none loaded)" : absl::StrJoin(known, ", ")));
+      PluginKindName(kind),
+      "s: ", known.empty() ? "(none loaded)" : absl::StrJoin(known, ", ")));
 }
 
 absl::Status PluginRegistry::Register(ModelEntry entry) {

@@ -6,8 +6,8 @@
 // loader registers their entries once the plugin's ABI version checks out.
 //
 //   absl::StatusOr<const ModelEntry*> mlp = registry.FindModel("mlp");
-//   if (!mlp.ok()) return mlp.status();  // "unknown model 'x'; known: mlp, ..."
-//   auto model = (*mlp)->factory(context);
+//   if (!mlp.ok()) return mlp.status();  // "unknown model 'x'; known: mlp,
+//   ..." auto model = (*mlp)->factory(context);
 #ifndef OUROBOROS_REGISTRY_H_
 #define OUROBOROS_REGISTRY_H_
 

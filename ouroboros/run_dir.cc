@@ -74,8 +74,8 @@ absl::Status WriteFileAtomically(const std::string& path,
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return absl::UnavailableError(
-        absl::StrCat(path, ": cannot rename into place: ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat(
+        path, ": cannot rename into place: ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -84,8 +84,9 @@ class RunLogFile::Sink : public google::LogSink {
  public:
   explicit Sink(std::ofstream out) : out_(std::move(out)) {}
   void send(google::LogSeverity severity, const char* full_filename,
-            const char* base_filename, int line, const google::LogMessageTime& time,
-            const char* message, size_t message_len) override {
+            const char* base_filename, int line,
+            const google::LogMessageTime& time, const char* message,
+            size_t message_len) override {
     Write(ToString(severity, base_filename, line, time, message, message_len));
   }
 

@@ -38,9 +38,9 @@ absl::Status PositiveIfSet(bool has, double value, absl::string_view field) {
 absl::StatusOr<std::tuple<double, double>> Betas(const AdamParams& params) {
   if (params.betas().empty()) return std::make_tuple(0.9, 0.999);
   if (params.betas_size() != 2) {
-    return ConfigFieldError("optim_config.params.betas",
-                            absl::StrCat("needs exactly 2 values (got ",
-                                         params.betas_size(), ")"));
+    return ConfigFieldError(
+        "optim_config.params.betas",
+        absl::StrCat("needs exactly 2 values (got ", params.betas_size(), ")"));
   }
   for (double b : params.betas()) {
     if (!(b >= 0 && b < 1)) {
@@ -140,12 +140,10 @@ struct Plugin {
       return WithContext(options.status(), context.config_source);
     }
     std::unique_ptr<torch::optim::Optimizer> optimizer;
-    absl::Status status =
-        CallTorch(absl::StrCat("creating optimizer ", context.config->name()),
-                  [&] {
-                    optimizer =
-                        std::make_unique<Optim>(context.parameters, *options);
-                  });
+    absl::Status status = CallTorch(
+        absl::StrCat("creating optimizer ", context.config->name()), [&] {
+          optimizer = std::make_unique<Optim>(context.parameters, *options);
+        });
     if (!status.ok()) return status;
     return optimizer;
   }
@@ -155,10 +153,10 @@ struct Plugin {
 };
 
 using Sgd = Plugin<torch::optim::SGD, SgdOptions>;
-using Adam = Plugin<torch::optim::Adam,
-                    AdamLikeOptions<torch::optim::AdamOptions>>;
-using AdamW = Plugin<torch::optim::AdamW,
-                     AdamLikeOptions<torch::optim::AdamWOptions>>;
+using Adam =
+    Plugin<torch::optim::Adam, AdamLikeOptions<torch::optim::AdamOptions>>;
+using AdamW =
+    Plugin<torch::optim::AdamW, AdamLikeOptions<torch::optim::AdamWOptions>>;
 using AdamaxPlugin = Plugin<Adamax, AdamLikeOptions<AdamaxOptions>>;
 using Adagrad = Plugin<torch::optim::Adagrad, AdagradOptions>;
 using Rmsprop = Plugin<torch::optim::RMSprop, RmspropOptions>;

@@ -55,7 +55,8 @@ absl::StatusOr<std::vector<EpochResult>> Train(const PipelineContext& context) {
     return WithContext(s, context.config_source);
   }
   torch::manual_seed(config.seed());
-  absl::StatusOr<Dataset> data = LoadDataset(config.data_config(), config.seed());
+  absl::StatusOr<Dataset> data =
+      LoadDataset(config.data_config(), config.seed());
   if (!data.ok()) return WithContext(data.status(), context.config_source);
 
   absl::StatusOr<const ModelEntry*> model_entry =
@@ -81,8 +82,8 @@ absl::StatusOr<std::vector<EpochResult>> Train(const PipelineContext& context) {
   std::vector<EpochResult> results;
   int64_t step = 0;
   absl::Status status = CallTorch("training", [&] {
-    at::Generator shuffle_gen = at::make_generator<at::CPUGeneratorImpl>(
-        config.seed() ^ 0x5eed5eedULL);
+    at::Generator shuffle_gen =
+        at::make_generator<at::CPUGeneratorImpl>(config.seed() ^ 0x5eed5eedULL);
     for (int epoch = 1; epoch <= run.epochs(); ++epoch) {
       (*model)->module().train();
       at::Tensor order = at::randperm(n, shuffle_gen);
@@ -90,16 +91,17 @@ absl::StatusOr<std::vector<EpochResult>> Train(const PipelineContext& context) {
       int64_t batches = 0;
       for (int64_t start = 0; start < n; start += run.batch_size()) {
         if (run.max_steps() > 0 && step >= run.max_steps()) break;
-        at::Tensor idx =
-            order.slice(0, start, std::min<int64_t>(start + run.batch_size(), n));
-        at::Tensor logits = (*model)->Forward(data->inputs.index_select(0, idx));
+        at::Tensor idx = order.slice(
+            0, start, std::min<int64_t>(start + run.batch_size(), n));
+        at::Tensor logits =
+            (*model)->Forward(data->inputs.index_select(0, idx));
         at::Tensor loss = torch::nn::functional::cross_entropy(
             logits, data->targets.index_select(0, idx));
         double loss_value = loss.item<double>();
         if (!std::isfinite(loss_value)) {
-          throw std::runtime_error(absl::StrCat(
-              "loss became ", loss_value, " at step ", step + 1,
-              " (epoch ", epoch, "); lower optim_config.lr?"));
+          throw std::runtime_error(
+              absl::StrCat("loss became ", loss_value, " at step ", step + 1,
+                           " (epoch ", epoch, "); lower optim_config.lr?"));
         }
         (*optimizer)->zero_grad();
         loss.backward();
@@ -108,8 +110,8 @@ absl::StatusOr<std::vector<EpochResult>> Train(const PipelineContext& context) {
         loss_sum += loss_value;
         ++batches;
         if (run.log_every_steps() > 0 && step % run.log_every_steps() == 0) {
-          LOG(INFO) << absl::StrFormat("epoch %d step %d loss %.4f", epoch, step,
-                                       loss_value);
+          LOG(INFO) << absl::StrFormat("epoch %d step %d loss %.4f", epoch,
+                                       step, loss_value);
         }
       }
       EpochResult result;
