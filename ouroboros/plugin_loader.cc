@@ -39,10 +39,11 @@ absl::Status PluginLoader::LoadFile(const std::string& path) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, ": ouroboros_plugin_info() returned null"));
   }
-  if (info->abi_version != kPluginAbiVersion) {
+  const uint32_t abi_version = info->abi_version;  // info dies with dlclose
+  if (abi_version != kPluginAbiVersion) {
     dlclose(handle);
     return absl::FailedPreconditionError(absl::StrCat(
-        path, ": plugin ABI version ", info->abi_version,
+        path, ": plugin ABI version ", abi_version,
         " does not match this Ouroboros build (ABI ", kPluginAbiVersion,
         "); rebuild the plugin against the current ouroboros/ headers"));
   }
