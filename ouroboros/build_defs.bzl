@@ -63,6 +63,9 @@ def ouroboros_plugin(name, srcs, proto = None, default_config = None, deps = [],
             "//ouroboros:plugin_entry",
         ],
         alwayslink = 1,
+        # Always static, also in tests: the queued registrations and the
+        # entry point that reads them must end up in the same binary.
+        linkstatic = 1,
         visibility = ["//visibility:public"],
     )
     native.cc_binary(

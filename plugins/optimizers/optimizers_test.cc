@@ -1,0 +1,123 @@
+#include <ATen/ATen.h>
+#include <torch/optim/optimizer.h>
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "ouroboros/config.h"
+#include "ouroboros/plugin_api.h"
+#include "plugins/optimizers/adamax.h"
+
+namespace ouroboros::optimizers {
+namespace {
+
+// The optimizers of this plugin, linked into the test binary.
+PluginRegistry& Registry() {
+  static PluginRegistry* registry = [] {
+    auto* r = new PluginRegistry;
+    absl::Status s = ouroboros_plugin_info()->register_all(*r, "linked");
+    EXPECT_TRUE(s.ok()) << s;
+    return r;
+  }();
+  return *registry;
+}
+
+OptimConfig Config(const std::string& name, double lr,
+                   const std::string& params_json = "{}") {
+  absl::StatusOr<RunConfig> config = ParseRunConfig(
+      R"({"data_config": {"dataset": "synthetic", "synthetic":
+          {"num_samples": 1, "num_features": 1, "num_classes": 2}},
+        "run_config": {"epochs": 1, "batch_size": 1},
+        "optim_config": {"name": ")" +
+          name + "\", \"lr\": " + std::to_string(lr) +
+          ", \"params\": " + params_json + "}}",
+      "test.json");
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config->optim_config();
+}
+
+class EveryOptimizerTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EveryOptimizerTest, MinimizesAQuadratic) {
+  at::Tensor x = at::full({3}, 2.0).set_requires_grad(true);
+  OptimConfig config = Config(GetParam(), 0.05);
+  absl::StatusOr<const OptimizerEntry*> entry =
+      Registry().FindOptimizer(GetParam());
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  auto optimizer = (*entry)->factory({{x}, &config, "test.json"});
+  ASSERT_TRUE(optimizer.ok()) << optimizer.status();
+  double first = 0, last = 0;
+  for (int step = 0; step < 50; ++step) {
+    (*optimizer)->zero_grad();
+    at::Tensor loss = (x * x).sum();
+    if (step == 0) first = loss.item<double>();
+    last = loss.item<double>();
+    loss.backward();
+    (*optimizer)->step();
+  }
+  EXPECT_LT(last, 0.5 * first) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EveryOptimizerTest,
+                         ::testing::Values("sgd", "adam", "adamw", "adamax",
+                                           "adagrad", "rmsprop"));
+
+TEST(AdamaxTest, MatchesTheUpdateRuleByHand) {
+  // Two steps on f(x) = x^2 from x = 1 with lr 0.1, betas (0.9, 0.999),
+  // eps 1e-8, the rule of torch.optim.Adamax.
+  at::Tensor x = at::full({1}, 1.0, at::kDouble).set_requires_grad(true);
+  Adamax optimizer({x}, AdamaxOptions(0.1));
+  double m = 0, u = 0, expected = 1.0;
+  for (int t = 1; t <= 2; ++t) {
+    optimizer.zero_grad();
+    (x * x).sum().backward();
+    optimizer.step();
+    double g = 2 * expected;
+    m = 0.9 * m + 0.1 * g;
+    u = std::max(0.999 * u, std::abs(g) + 1e-8);
+    expected -= 0.1 / (1 - std::pow(0.9, t)) * m / u;
+    EXPECT_NEAR(x.item<double>(), expected, 1e-12) << "step " << t;
+  }
+}
+
+struct BadParams {
+  const char* name;
+  const char* params;
+  const char* error;
+};
+
+class OptimizerConfigErrorTest : public ::testing::TestWithParam<BadParams> {};
+
+TEST_P(OptimizerConfigErrorTest, ValidatorNamesFieldAndReason) {
+  RunConfig run;
+  *run.mutable_optim_config() = Config(GetParam().name, 0.1, GetParam().params);
+  const OptimizerEntry* entry = *Registry().FindOptimizer(GetParam().name);
+  EXPECT_EQ(std::string(entry->validate_config(run).message()),
+            GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, OptimizerConfigErrorTest,
+    ::testing::Values(
+        BadParams{"adam", R"({"betas": [0.9]})",
+                  "optim_config.params.betas: needs exactly 2 values (got 1)"},
+        BadParams{"adamw", R"({"betas": [0.9, 1.5]})",
+                  "optim_config.params.betas: each must be in [0, 1) (got "
+                  "1.5)"},
+        BadParams{"adamax", R"({"amsgrad": true})",
+                  "optim_config.params.amsgrad: adamax has no amsgrad variant"},
+        BadParams{"sgd", R"({"nesterov": true})",
+                  "optim_config.params.nesterov: needs momentum > 0 and "
+                  "dampening = 0"},
+        BadParams{"sgd", R"({"momentum": -1})",
+                  "optim_config.params.momentum: must be >= 0 (got -1)"},
+        BadParams{"rmsprop", R"({"alpha": 0})",
+                  "optim_config.params.alpha: must be > 0 (got 0)"},
+        BadParams{"adagrad", R"({"eps": -1})",
+                  "optim_config.params.eps: must be > 0 (got -1)"},
+        BadParams{"adam", R"({"beta1": 0.9})",
+                  "optim_config.params.beta1: unknown field (not in the "
+                  "schema)"}));
+
+}  // namespace
+}  // namespace ouroboros::optimizers
