@@ -15,13 +15,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
-#include "tools/cpp/runfiles/runfiles.h"
+#include "tests/test_util.h"
 
 namespace ouroboros {
 namespace {
 
 namespace fs = std::filesystem;
-using ::bazel::tools::cpp::runfiles::Runfiles;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -35,30 +34,20 @@ std::string Quote(const std::string& s) {
   return "'" + absl::StrReplaceAll(s, {{"'", "'\\''"}}) + "'";
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using testing::ReadFile;
 
-class MainTest : public ::testing::Test {
+class MainTest : public testing::BuiltFilesTest {
  protected:
   void SetUp() override {
-    std::string error;
-    runfiles_.reset(Runfiles::CreateForTest(&error));
-    ASSERT_NE(runfiles_, nullptr) << error;
-    main_ = runfiles_->Rlocation("ouroboros/ouroboros/main");
-    tmp_ = fs::path(getenv("TEST_TMPDIR")) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(tmp_);
-    fs::create_directories(tmp_);
+    BuiltFilesTest::SetUp();
+    main_ = Built("ouroboros/main");
+    tmp_ = scratch();
   }
 
   Result Run(const std::vector<std::string>& args,
              const std::string& env = "") {
     std::string command = "cd " + Quote(tmp_.string()) + " && env";
-    for (const auto& [key, value] : runfiles_->EnvVars()) {
+    for (const auto& [key, value] : runfiles().EnvVars()) {
       command += " " + key + "=" + Quote(value);
     }
     command += " " + env + " " + Quote(main_);
@@ -74,11 +63,6 @@ class MainTest : public ::testing::Test {
     return result;
   }
 
-  std::string Built(const std::string& path) {
-    return runfiles_->Rlocation("ouroboros/" + path);
-  }
-
-  std::unique_ptr<Runfiles> runfiles_;
   std::string main_;
   fs::path tmp_;
 };

@@ -12,41 +12,24 @@
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/registry.h"
-#include "tools/cpp/runfiles/runfiles.h"
+#include "tests/test_util.h"
 
 namespace ouroboros {
 namespace {
 
 namespace fs = std::filesystem;
-using ::bazel::tools::cpp::runfiles::Runfiles;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class PluginLoaderTest : public ::testing::Test {
+class PluginLoaderTest : public testing::BuiltFilesTest {
  protected:
-  void SetUp() override {
-    std::string error;
-    runfiles_.reset(Runfiles::CreateForTest(&error));
-    ASSERT_NE(runfiles_, nullptr) << error;
-    dir_ = fs::path(getenv("TEST_TMPDIR")) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-
-  std::string Built(const std::string& path) {
-    return runfiles_->Rlocation("ouroboros/" + path);
-  }
-
   // Copies a built plugin into this test's own directory.
   std::string CopyIn(const std::string& path, const std::string& name) {
-    fs::path to = dir_ / name;
+    fs::path to = scratch() / name;
     fs::copy_file(Built(path), to, fs::copy_options::overwrite_existing);
     return to.string();
   }
 
-  std::unique_ptr<Runfiles> runfiles_;
-  fs::path dir_;
   PluginRegistry registry_;
   PluginLoader loader_{&registry_};
 };
@@ -109,7 +92,7 @@ TEST_F(PluginLoaderTest, RefusesASharedObjectWithoutTheEntryPoint) {
 }
 
 TEST_F(PluginLoaderTest, RefusesAFileThatIsNotASharedObject) {
-  std::string path = (dir_ / "garbage.so").string();
+  std::string path = (scratch() / "garbage.so").string();
   std::ofstream(path) << "this is not ELF";
   absl::Status status = loader_.LoadFile(path);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
@@ -126,25 +109,25 @@ TEST_F(PluginLoaderTest, DuplicateNameRefusesThePluginWhole) {
   EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(status.message(),
             dup + ": plugin refused: model 'test_model' from " + dup +
-                " is already registered by " + (dir_ / "a.so").string());
+                " is already registered by " + (scratch() / "a.so").string());
   EXPECT_THAT(registry_.Names(PluginKind::kModel), ElementsAre("test_model"));
 }
 
 TEST_F(PluginLoaderTest, DirectoryScanLoadsTheGoodAndReportsTheBad) {
-  fs::create_directories(dir_ / "sub");
+  fs::create_directories(scratch() / "sub");
   CopyIn("tests/testdata/libgood_plugin.so", "sub/good.so");
   CopyIn("tests/testdata/libbad_abi_plugin.so", "bad_abi.so");
   CopyIn("tests/testdata/libno_entry.so", "no_entry.so");
-  std::ofstream(dir_ / "readme.txt") << "ignored: not a .so";
-  std::vector<PluginLoadReport> reports =
-      loader_.LoadDirectories({dir_.string(), (dir_ / "missing").string()});
+  std::ofstream(scratch() / "readme.txt") << "ignored: not a .so";
+  std::vector<PluginLoadReport> reports = loader_.LoadDirectories(
+      {scratch().string(), (scratch() / "missing").string()});
   ASSERT_EQ(reports.size(), 4u);
-  EXPECT_EQ(reports[0].path, (dir_ / "bad_abi.so").string());
+  EXPECT_EQ(reports[0].path, (scratch() / "bad_abi.so").string());
   EXPECT_THAT(reports[0].status.message(), HasSubstr("ABI version 999"));
-  EXPECT_EQ(reports[1].path, (dir_ / "no_entry.so").string());
+  EXPECT_EQ(reports[1].path, (scratch() / "no_entry.so").string());
   EXPECT_THAT(reports[1].status.message(),
               HasSubstr("not an Ouroboros plugin"));
-  EXPECT_EQ(reports[2].path, (dir_ / "sub/good.so").string());
+  EXPECT_EQ(reports[2].path, (scratch() / "sub/good.so").string());
   EXPECT_TRUE(reports[2].status.ok());
   EXPECT_EQ(reports[3].status.code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(registry_.FindModel("test_model").ok());

@@ -1,0 +1,43 @@
+// Test helpers: files Bazel built (runfiles) and a scratch directory per test.
+//
+//   class MyTest : public ouroboros::testing::BuiltFilesTest {};
+//   TEST_F(MyTest, X) {
+//     std::string so = Built("plugins/mlp/libouroboros_mlp.so");
+//     std::ofstream(scratch() / "in.json") << "{}";
+//   }
+#ifndef TESTS_TEST_UTIL_H_
+#define TESTS_TEST_UTIL_H_
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tools/cpp/runfiles/runfiles.h"
+
+namespace ouroboros::testing {
+
+class BuiltFilesTest : public ::testing::Test {
+ protected:
+  // Opens the runfiles and makes an empty scratch directory named after the
+  // running test under $TEST_TMPDIR.
+  void SetUp() override;
+
+  // The absolute path of a file built or shipped by Bazel, given by its path
+  // in the workspace ("ouroboros/main", "configs/mlp.json").
+  std::string Built(const std::string& workspace_path) const;
+
+  const std::filesystem::path& scratch() const { return scratch_; }
+  bazel::tools::cpp::runfiles::Runfiles& runfiles() const { return *runfiles_; }
+
+ private:
+  std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles_;
+  std::filesystem::path scratch_;
+};
+
+// The whole file, or "" if it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
+
+}  // namespace ouroboros::testing
+
+#endif  // TESTS_TEST_UTIL_H_
