@@ -182,6 +182,203 @@ bool IsSafeName(absl::string_view name) {
   return true;
 }
 
+absl::Status FractionIn(double value, double low, double high,
+                        bool high_inclusive, absl::string_view field) {
+  bool ok = value >= low && (high_inclusive ? value <= high : value < high);
+  if (ok) return absl::OkStatus();
+  return ConfigFieldError(
+      field, absl::StrCat("must be in [", low, ", ", high,
+                          high_inclusive ? "]" : ")", " (got ", value, ")"));
+}
+
+absl::Status ValidateDataConfig(const DataConfig& data) {
+  const std::string& name = data.dataset();
+  if (name != "synthetic" && name != "fashion_mnist" &&
+      name != "mnist_digits" && name != "idx") {
+    return ConfigFieldError(
+        "data_config.dataset",
+        absl::StrCat(name.empty()
+                         ? "missing"
+                         : absl::StrCat("unknown dataset '", name, "'"),
+                     "; known datasets: synthetic, fashion_mnist, "
+                     "mnist_digits, idx"));
+  }
+  if (name == "synthetic") {
+    const SyntheticData& synthetic = data.synthetic();
+    if (synthetic.num_samples() < 1) {
+      return ConfigFieldError(
+          "data_config.synthetic.num_samples",
+          absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
+    }
+    if (synthetic.num_features() < 1) {
+      return ConfigFieldError(
+          "data_config.synthetic.num_features",
+          absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
+    }
+    if (synthetic.num_classes() < 2) {
+      return ConfigFieldError(
+          "data_config.synthetic.num_classes",
+          absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
+    }
+    if (!(synthetic.noise() >= 0) || !std::isfinite(synthetic.noise())) {
+      return ConfigFieldError("data_config.synthetic.noise",
+                              absl::StrCat("must be a finite number >= 0 (got ",
+                                           synthetic.noise(), ")"));
+    }
+  }
+  if (name == "idx") {
+    const IdxFiles& f = data.idx_files();
+    for (auto [file, field] : {std::pair<const std::string&, const char*>{
+                                   f.train_images(), "train_images"},
+                               {f.train_labels(), "train_labels"},
+                               {f.test_images(), "test_images"},
+                               {f.test_labels(), "test_labels"}}) {
+      if (file.empty()) {
+        return ConfigFieldError(
+            absl::StrCat("data_config.idx_files.", field),
+            "missing: the idx dataset needs all four files");
+      }
+    }
+  }
+  if (absl::Status s =
+          FractionIn(data.data_subset(), 0, 1, true, "data_config.data_subset");
+      !s.ok()) {
+    return s;
+  }
+  const SplitConfig& split = data.split();
+  if (!split.method().empty() && split.method() != "holdout" &&
+      split.method() != "kfold") {
+    return ConfigFieldError("data_config.split.method",
+                            absl::StrCat("unknown split '", split.method(),
+                                         "'; known: holdout, kfold"));
+  }
+  if (absl::Status s = FractionIn(split.val_fraction(), 0, 1, false,
+                                  "data_config.split.val_fraction");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = FractionIn(split.test_fraction(), 0, 1, false,
+                                  "data_config.split.test_fraction");
+      !s.ok()) {
+    return s;
+  }
+  if (split.method() == "kfold") {
+    if (split.folds() < 2) {
+      return ConfigFieldError(
+          "data_config.split.folds",
+          absl::StrCat("kfold needs folds >= 2 (got ", split.folds(), ")"));
+    }
+    if (split.fold() < 0 || split.fold() >= split.folds()) {
+      return ConfigFieldError("data_config.split.fold",
+                              absl::StrCat("must be in [0, ", split.folds() - 1,
+                                           "] (got ", split.fold(), ")"));
+    }
+  }
+  if (data.prefetch_batches() < 0) {
+    return ConfigFieldError(
+        "data_config.prefetch_batches",
+        absl::StrCat("must be >= 0 (got ", data.prefetch_batches(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
+  const std::string& name = s.name();
+  if (name.empty() || name == "none" || name == "linear_warmup") {
+  } else if (name == "step") {
+    if (s.step_size() < 1) {
+      return ConfigFieldError(
+          "optim_config.scheduler.step_size",
+          absl::StrCat("must be >= 1 epoch (got ", s.step_size(), ")"));
+    }
+  } else if (name == "multistep") {
+    if (s.milestones().empty()) {
+      return ConfigFieldError("optim_config.scheduler.milestones",
+                              "multistep needs at least one milestone epoch");
+    }
+    for (int i = 1; i < s.milestones_size(); ++i) {
+      if (s.milestones(i) <= s.milestones(i - 1)) {
+        return ConfigFieldError("optim_config.scheduler.milestones",
+                                "must be strictly increasing");
+      }
+    }
+  } else if (name == "cosine_warm_restarts") {
+    if (s.t_0() < 1) {
+      return ConfigFieldError(
+          "optim_config.scheduler.t_0",
+          absl::StrCat("must be >= 1 epoch (got ", s.t_0(), ")"));
+    }
+    if (s.t_mult() < 0) {
+      return ConfigFieldError(
+          "optim_config.scheduler.t_mult",
+          absl::StrCat("must be >= 1, or 0 for 1 (got ", s.t_mult(), ")"));
+    }
+    if (!(s.eta_min() >= 0 && s.eta_min() <= lr)) {
+      return ConfigFieldError(
+          "optim_config.scheduler.eta_min",
+          absl::StrCat("must be in [0, optim_config.lr] (got ", s.eta_min(),
+                       ")"));
+    }
+  } else if (name == "cyclic") {
+    if (!(s.max_lr() > lr) || !std::isfinite(s.max_lr())) {
+      return ConfigFieldError(
+          "optim_config.scheduler.max_lr",
+          absl::StrCat("must be > optim_config.lr (got ", s.max_lr(), ")"));
+    }
+    if (s.step_size_up() < 1) {
+      return ConfigFieldError(
+          "optim_config.scheduler.step_size_up",
+          absl::StrCat("must be >= 1 step (got ", s.step_size_up(), ")"));
+    }
+  } else {
+    return ConfigFieldError(
+        "optim_config.scheduler.name",
+        absl::StrCat("unknown scheduler '", name,
+                     "'; known: none, step, multistep, cosine_warm_restarts, "
+                     "cyclic, linear_warmup"));
+  }
+  if ((name == "step" || name == "multistep") && !(s.gamma() > 0)) {
+    return ConfigFieldError("optim_config.scheduler.gamma",
+                            absl::StrCat("must be > 0 (got ", s.gamma(), ")"));
+  }
+  if (s.warmup_steps() < 0 ||
+      (name == "linear_warmup" && s.warmup_steps() < 1)) {
+    return ConfigFieldError(
+        "optim_config.scheduler.warmup_steps",
+        absl::StrCat("must be >= ", name == "linear_warmup" ? 1 : 0, " (got ",
+                     s.warmup_steps(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateScore(const ScoreConfig& score) {
+  auto known = [](const std::string& m) {
+    return m == "loss" || m == "accuracy" || m == "precision" ||
+           m == "recall" || m == "f1" || m == "auroc";
+  };
+  for (int i = 0; i < score.metrics_size(); ++i) {
+    if (!known(score.metrics(i))) {
+      return ConfigFieldError(
+          absl::StrCat("score_config.metrics[", i, "]"),
+          absl::StrCat(
+              "unknown metric '", score.metrics(i),
+              "'; known: loss, accuracy, precision, recall, f1, auroc"));
+    }
+  }
+  if (!score.monitor().empty() && !known(score.monitor())) {
+    return ConfigFieldError(
+        "score_config.monitor",
+        absl::StrCat("unknown metric '", score.monitor(),
+                     "'; known: loss, accuracy, precision, recall, f1, auroc"));
+  }
+  if (!score.mode().empty() && score.mode() != "max" && score.mode() != "min") {
+    return ConfigFieldError(
+        "score_config.mode",
+        absl::StrCat("must be max or min (got '", score.mode(), "')"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RunConfig> ParseRunConfig(
@@ -242,35 +439,8 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
                                  "' must be a plain directory name (letters, "
                                  "digits, '_', '-', '.')"));
   }
-  const DataConfig& data = config.data_config();
-  if (data.dataset() != "synthetic") {
-    return ConfigFieldError(
-        "data_config.dataset",
-        data.dataset().empty()
-            ? "missing; known datasets: synthetic"
-            : absl::StrCat("unknown dataset '", data.dataset(),
-                           "'; known datasets: synthetic"));
-  }
-  const SyntheticData& synthetic = data.synthetic();
-  if (synthetic.num_samples() < 1) {
-    return ConfigFieldError(
-        "data_config.synthetic.num_samples",
-        absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
-  }
-  if (synthetic.num_features() < 1) {
-    return ConfigFieldError(
-        "data_config.synthetic.num_features",
-        absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
-  }
-  if (synthetic.num_classes() < 2) {
-    return ConfigFieldError(
-        "data_config.synthetic.num_classes",
-        absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
-  }
-  if (!(synthetic.noise() >= 0) || !std::isfinite(synthetic.noise())) {
-    return ConfigFieldError("data_config.synthetic.noise",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         synthetic.noise(), ")"));
+  if (absl::Status s = ValidateDataConfig(config.data_config()); !s.ok()) {
+    return s;
   }
   const OptimConfig& optim = config.optim_config();
   if (!(optim.lr() > 0) || !std::isfinite(optim.lr())) {
@@ -282,6 +452,20 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
     return ConfigFieldError("optim_config.weight_decay",
                             absl::StrCat("must be a finite number >= 0 (got ",
                                          optim.weight_decay(), ")"));
+  }
+  if (!(optim.grad_clip_norm() >= 0) ||
+      !std::isfinite(optim.grad_clip_norm())) {
+    return ConfigFieldError("optim_config.grad_clip_norm",
+                            absl::StrCat("must be a finite number >= 0, 0 "
+                                         "meaning off (got ",
+                                         optim.grad_clip_norm(), ")"));
+  }
+  if (absl::Status s = ValidateScheduler(optim.scheduler(), optim.lr());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateScore(config.score_config()); !s.ok()) {
+    return s;
   }
   const TrainConfig& run = config.run_config();
   if (run.epochs() < 1) {

@@ -148,7 +148,8 @@ INSTANTIATE_TEST_SUITE_P(
             "UnknownDataset",
             GoodWith("\"dataset\": \"synthetic\"", "\"dataset\": \"imagenet\""),
             "bad.json: data_config.dataset: unknown dataset 'imagenet'; "
-            "known datasets: synthetic"},
+            "known datasets: synthetic, fashion_mnist, "
+            "mnist_digits, idx"},
         Malformed{"OneClass",
                   GoodWith("\"num_classes\": 3", "\"num_classes\": 1"),
                   "bad.json: data_config.synthetic.num_classes: must be >= 2 "

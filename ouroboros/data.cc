@@ -3,10 +3,86 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/idx.h"
 
 namespace ouroboros {
+namespace {
+
+// Independent streams derived from the run's seed.
+constexpr uint64_t kSplitStream = 0x73706c6974ULL;  // "split"
+constexpr uint64_t kEpochStream = 0x65706f6368ULL;  // "epoch"
+
+at::Generator GeneratorFor(uint64_t seed, uint64_t stream, uint64_t index) {
+  // splitmix64 of the three, so nearby seeds give unrelated streams.
+  uint64_t z = seed * 0x9E3779B97F4A7C15ULL ^ stream ^ (index << 32 | index);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return at::make_generator<at::CPUGeneratorImpl>(z ^ (z >> 31));
+}
+
+Dataset Select(const Dataset& data, const at::Tensor& index) {
+  Dataset out;
+  out.inputs = data.inputs.index_select(0, index);
+  out.targets = data.targets.index_select(0, index);
+  out.spec = data.spec;
+  return out;
+}
+
+struct Source {
+  Dataset pool;
+  std::optional<Dataset> test;
+};
+
+absl::StatusOr<Source> ReadSource(const DataConfig& config, uint64_t seed) {
+  const std::string& name = config.dataset();
+  if (name == "synthetic") {
+    absl::StatusOr<Dataset> data =
+        MakeSyntheticDataset(config.synthetic(), seed);
+    if (!data.ok()) return data.status();
+    return Source{*std::move(data), std::nullopt};
+  }
+  if (name == "mnist_digits") {
+    std::string dir = config.path().empty() ? kMnistDigitsDir : config.path();
+    absl::StatusOr<Dataset> data = ReadMnistDigits(dir);
+    if (!data.ok()) return data.status();
+    return Source{*std::move(data), std::nullopt};
+  }
+  std::string dir = config.path();
+  IdxFiles files = config.idx_files();
+  if (name == "fashion_mnist") {
+    if (dir.empty()) dir = kFashionMnistDir;
+    files.set_train_images("train-images-idx3-ubyte.gz");
+    files.set_train_labels("train-labels-idx1-ubyte.gz");
+    files.set_test_images("t10k-images-idx3-ubyte.gz");
+    files.set_test_labels("t10k-labels-idx1-ubyte.gz");
+    if (!std::filesystem::exists(dir + "/" + files.train_images())) {
+      return absl::NotFoundError(absl::StrCat(
+          dir, "/", files.train_images(),
+          ": Fashion-MNIST not found; it comes with the Debian package "
+          "dataset-fashion-mnist: run tools/bootstrap"));
+    }
+  }
+  auto in_dir = [&dir](const std::string& file) {
+    return dir.empty() ? file : dir + "/" + file;
+  };
+  absl::StatusOr<Dataset> train = ReadIdxImagesAndLabels(
+      in_dir(files.train_images()), in_dir(files.train_labels()));
+  if (!train.ok()) return train.status();
+  absl::StatusOr<Dataset> test = ReadIdxImagesAndLabels(
+      in_dir(files.test_images()), in_dir(files.test_labels()));
+  if (!test.ok()) return test.status();
+  // Both halves must agree on the classes.
+  int64_t classes = std::max(train->spec.num_classes, test->spec.num_classes);
+  train->spec.num_classes = test->spec.num_classes = classes;
+  return Source{*std::move(train), *std::move(test)};
+}
+
+}  // namespace
 
 absl::StatusOr<Dataset> MakeSyntheticDataset(const SyntheticData& config,
                                              uint64_t seed) {
@@ -27,13 +103,108 @@ absl::StatusOr<Dataset> MakeSyntheticDataset(const SyntheticData& config,
   return data;
 }
 
-absl::StatusOr<Dataset> LoadDataset(const DataConfig& config, uint64_t seed) {
-  if (config.dataset() == "synthetic") {
-    return MakeSyntheticDataset(config.synthetic(), seed);
+absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
+                                          uint64_t seed) {
+  absl::StatusOr<Source> source = ReadSource(config, seed);
+  if (!source.ok()) return source.status();
+  DataSplits splits;
+  absl::Status status = CallTorch("splitting the data", [&] {
+    at::Generator gen = GeneratorFor(seed, kSplitStream, 0);
+    Dataset pool = std::move(source->pool);
+    if (source->test.has_value()) {
+      splits.test = std::move(*source->test);
+    } else {
+      double fraction = config.split().test_fraction() > 0
+                            ? config.split().test_fraction()
+                            : 0.2;
+      at::Tensor perm = at::randperm(pool.size(), gen);
+      int64_t n_test = std::llround(fraction * pool.size());
+      splits.test = Select(pool, perm.slice(0, 0, n_test));
+      pool = Select(pool, perm.slice(0, n_test));
+    }
+    if (config.data_subset() > 0 && config.data_subset() < 1) {
+      at::Tensor perm = at::randperm(pool.size(), gen);
+      int64_t keep = std::max<int64_t>(
+          1, std::llround(config.data_subset() * pool.size()));
+      pool = Select(pool, std::get<0>(perm.slice(0, 0, keep).sort()));
+    }
+    at::Tensor perm = at::randperm(pool.size(), gen);
+    const int64_t n = pool.size();
+    int64_t val_begin = 0, val_end = 0;
+    if (config.split().method() == "kfold") {
+      const int64_t folds = config.split().folds();
+      val_begin = n * config.split().fold() / folds;
+      val_end = n * (config.split().fold() + 1) / folds;
+    } else {
+      val_end = std::llround(config.split().val_fraction() * n);
+    }
+    splits.val = Select(pool, perm.slice(0, val_begin, val_end));
+    splits.train = Select(
+        pool, at::cat({perm.slice(0, 0, val_begin), perm.slice(0, val_end)}));
+    splits.spec = pool.spec;
+  });
+  if (!status.ok()) return status;
+  return splits;
+}
+
+at::Tensor EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
+  at::Generator gen = GeneratorFor(seed, kEpochStream, epoch);
+  return at::randperm(n, gen);
+}
+
+BatchLoader::BatchLoader(const Dataset& data, int64_t batch_size,
+                         at::Tensor order, int64_t first_batch, int prefetch)
+    : data_(data),
+      batch_size_(batch_size),
+      order_(std::move(order)),
+      num_batches_((order_.size(0) + batch_size - 1) / batch_size),
+      next_(first_batch),
+      prefetch_(prefetch) {
+  if (prefetch_ > 0 && next_ < num_batches_) {
+    producer_ = std::thread([this, first = next_] { Produce(first); });
   }
-  return ConfigFieldError(
-      "data_config.dataset",
-      absl::StrCat("unknown dataset '", config.dataset(), "'"));
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  if (producer_.joinable()) producer_.join();
+}
+
+Batch BatchLoader::Make(int64_t index) const {
+  at::Tensor idx =
+      order_.slice(0, index * batch_size_,
+                   std::min((index + 1) * batch_size_, order_.size(0)));
+  return Batch{data_.inputs.index_select(0, idx),
+               data_.targets.index_select(0, idx)};
+}
+
+void BatchLoader::Produce(int64_t first) {
+  for (int64_t index = first; index < num_batches_; ++index) {
+    Batch batch = Make(index);
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [this] {
+      return stop_ || static_cast<int>(ready_.size()) < prefetch_;
+    });
+    if (stop_) return;
+    ready_.push_back(std::move(batch));
+    changed_.notify_all();
+  }
+}
+
+std::optional<Batch> BatchLoader::Next() {
+  if (next_ >= num_batches_) return std::nullopt;
+  ++next_;
+  if (prefetch_ == 0) return Make(next_ - 1);
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait(lock, [this] { return !ready_.empty(); });
+  Batch batch = std::move(ready_.front());
+  ready_.pop_front();
+  changed_.notify_all();
+  return batch;
 }
 
 }  // namespace ouroboros

@@ -40,6 +40,7 @@ int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kDataLoss:  // a corrupt data or checkpoint file
       return 2;
     default:
       return 1;

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,13 +39,24 @@ struct DataSpec {
 };
 
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)
-// to logits (batch x num_classes).
+// to outputs, by default logits (batch x num_classes).
 class Model {
  public:
   virtual ~Model() = default;
-  // The torch module that owns every parameter (for optimizers and saving).
+  // The torch module that owns every parameter and buffer (for optimizers,
+  // checkpoints and saving).
   virtual torch::nn::Module& module() = 0;
   virtual at::Tensor Forward(const at::Tensor& inputs) = 0;
+  // The training loss of a batch from Forward's outputs. Default: mean
+  // cross-entropy (log-softmax + NLL) of logits against class indices.
+  virtual at::Tensor Loss(const at::Tensor& outputs, const at::Tensor& targets);
+  // Called by the Trainer after every training epoch (0-based `epoch`), e.g.
+  // for a quine's regeneration. Scalars put in `metrics` are logged (console,
+  // log.txt, TensorBoard as "model/<name>").
+  virtual absl::Status OnEpochEnd(int64_t epoch,
+                                  std::map<std::string, double>* metrics) {
+    return absl::OkStatus();
+  }
 };
 
 struct ModelContext {
@@ -74,6 +86,8 @@ struct PipelineContext {
   std::string run_dir;
   const PluginRegistry* registry = nullptr;
   int num_threads = 1;
+  // A checkpoint file to continue from (--resume), or empty.
+  std::string resume_from;
 };
 
 }  // namespace ouroboros

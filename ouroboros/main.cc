@@ -27,6 +27,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "glog/logging.h"
+#include "ouroboros/checkpoint.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_loader.h"
@@ -55,6 +56,11 @@ ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt,
 ABSL_FLAG(std::string, run_dir, "",
           "Directory for this run's outputs (must be empty or new). Default: "
           "<runs_root>/<run_name>/<timestamp>.");
+ABSL_FLAG(std::string, resume, "",
+          "Continue a stopped run: its run directory (newest checkpoint) or a "
+          "checkpoint file. Reads the config saved beside the checkpoint "
+          "(--set still applies) and keeps writing into the same run "
+          "directory.");
 ABSL_FLAG(std::string, runs_root, "saves",
           "Where run directories are created when --run_dir is not given.");
 ABSL_FLAG(std::vector<std::string>, plugin_dir, {},
@@ -83,6 +89,7 @@ Examples:
   bazel run //ouroboros:main -- --model=mlp
   bazel run //ouroboros:main -- --config=configs/mlp.json --set=optim_config.lr=0.01
   bazel run //ouroboros:main -- --model=mlp --print_config > my.json
+  bazel run //ouroboros:main -- --resume=saves/mlp_fashion/20261125-101500
 
 Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name),
 1 the run itself failed.)";
@@ -256,6 +263,26 @@ absl::Status Run(int argc, char** argv) {
   // The config: the file given, or the model's embedded default.
   std::string model_name = absl::GetFlag(FLAGS_model);
   std::string config_path = absl::GetFlag(FLAGS_config);
+  std::string resume_checkpoint;
+  std::string resume_run_dir;
+  if (!absl::GetFlag(FLAGS_resume).empty()) {
+    if (!absl::GetFlag(FLAGS_run_dir).empty()) {
+      return absl::InvalidArgumentError(
+          "--resume continues in the run's own directory; drop --run_dir");
+    }
+    absl::StatusOr<std::string> checkpoint =
+        FindCheckpoint(UserPath(absl::GetFlag(FLAGS_resume)));
+    if (!checkpoint.ok()) {
+      return WithContext(checkpoint.status(), "--resume");
+    }
+    resume_checkpoint = *checkpoint;
+    std::filesystem::path checkpoint_dir =
+        std::filesystem::path(resume_checkpoint).parent_path();
+    resume_run_dir = checkpoint_dir.parent_path().string();
+    if (config_path.empty()) {
+      config_path = (checkpoint_dir / "config.json").string();
+    }
+  }
   absl::StatusOr<RunConfig> config;
   std::string config_source;
   if (!config_path.empty()) {
@@ -333,9 +360,12 @@ absl::Status Run(int argc, char** argv) {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::string> run_dir = CreateRunDir(
-      UserPath(absl::GetFlag(FLAGS_run_dir)),
-      UserPath(absl::GetFlag(FLAGS_runs_root)), config->run_name());
+  absl::StatusOr<std::string> run_dir =
+      !resume_run_dir.empty()
+          ? absl::StatusOr<std::string>(resume_run_dir)
+          : CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
+                         UserPath(absl::GetFlag(FLAGS_runs_root)),
+                         config->run_name());
   if (!run_dir.ok()) return run_dir.status();
   absl::StatusOr<std::unique_ptr<RunLogFile>> log =
       RunLogFile::Open(*run_dir + "/log.txt");
@@ -345,7 +375,9 @@ absl::Status Run(int argc, char** argv) {
       !s.ok()) {
     return s;
   }
-  LOG(INFO) << "run directory: " << *run_dir;
+  LOG(INFO) << (resume_checkpoint.empty() ? "run directory: "
+                                          : "resuming in run directory: ")
+            << *run_dir;
   LOG(INFO) << "model=" << config->model()
             << " optimizer=" << config->optim_config().name()
             << " pipeline=" << config->pipeline() << " seed=" << config->seed()
@@ -357,6 +389,7 @@ absl::Status Run(int argc, char** argv) {
   context.run_dir = *run_dir;
   context.registry = &registry;
   context.num_threads = threads;
+  context.resume_from = resume_checkpoint;
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       pipeline_entry->factory(context);
   if (!pipeline.ok()) return pipeline.status();

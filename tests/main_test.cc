@@ -41,6 +41,7 @@ class MainTest : public testing::BuiltFilesTest {
   void SetUp() override {
     BuiltFilesTest::SetUp();
     main_ = Built("ouroboros/main");
+    tiny_ = Built("tests/testdata/tiny_mlp.json");
     tmp_ = scratch();
   }
 
@@ -64,43 +65,100 @@ class MainTest : public testing::BuiltFilesTest {
   }
 
   std::string main_;
+  std::string tiny_;  // a small synthetic run: 24 steps in 2 epochs
   fs::path tmp_;
 };
 
-TEST_F(MainTest, TrainsTheMlpForAFewStepsAndWritesTheRunDirectory) {
-  Result r = Run({"--model=mlp", "--run_dir=run", "--seed=5", "--threads=1",
-                  "--set=run_config.epochs=2",
-                  "--set=data_config.synthetic.num_samples=256"});
+TEST_F(MainTest, TrainsAndWritesACompleteRunDirectory) {
+  Result r =
+      Run({"--config=" + tiny_, "--run_dir=run", "--threads=1", "--seed=6"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("epoch 1: train loss"));
-  EXPECT_THAT(r.output, HasSubstr("finished: 2 epochs, 8 steps"));
-  std::string log = ReadFile(tmp_ / "run/log.txt");
-  EXPECT_THAT(log, HasSubstr("epoch 2: train loss"));
+  EXPECT_THAT(r.output, HasSubstr("epoch 1/2: step 12"));
+  EXPECT_THAT(r.output, HasSubstr("finished: 2 epochs, 24 steps"));
+  const fs::path run = tmp_ / "run";
+  std::string log = ReadFile(run / "log.txt");
+  EXPECT_THAT(log, HasSubstr("epoch 2/2: step 24"));
+  EXPECT_THAT(log, HasSubstr("test: accuracy"));
   absl::StatusOr<RunConfig> saved =
-      LoadRunConfigFile((tmp_ / "run/config.json").string());
+      LoadRunConfigFile((run / "config.json").string());
   ASSERT_TRUE(saved.ok()) << saved.status();
-  EXPECT_EQ(saved->seed(), 5u);
+  EXPECT_EQ(saved->seed(), 6u);
   EXPECT_EQ(saved->model(), "mlp");
-  EXPECT_EQ(saved->run_config().epochs(), 2);
-  EXPECT_EQ(saved->data_config().synthetic().num_samples(), 256);
+  EXPECT_TRUE(
+      LoadRunConfigFile((run / "checkpoints/config.json").string()).ok());
+  for (const char* file :
+       {"checkpoints/step-000000007.ckpt", "checkpoints/step-000000014.ckpt",
+        "checkpoints/step-000000021.ckpt", "checkpoints/step-000000024.ckpt",
+        "checkpoints/step-000000024.weights.pt", "checkpoints/best.ckpt",
+        "metrics.json"}) {
+    EXPECT_TRUE(fs::exists(run / file)) << file;
+  }
+  int event_files = 0;
+  for (const auto& entry : fs::directory_iterator(run / "tensorboard")) {
+    event_files +=
+        entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  }
+  EXPECT_EQ(event_files, 1);
+  std::string metrics = ReadFile(run / "metrics.json");
+  EXPECT_THAT(metrics, HasSubstr("\"steps\": 24"));
+  EXPECT_THAT(metrics, HasSubstr("\"auroc\""));
 }
 
 TEST_F(MainTest, SavedConfigRepeatsTheRunExactly) {
-  std::vector<std::string> common = {
-      "--threads=1", "--set=data_config.synthetic.num_samples=128",
-      "--set=run_config.epochs=1"};
-  std::vector<std::string> first = common;
-  first.insert(first.end(), {"--model=mlp", "--run_dir=a"});
-  Result a = Run(first);
+  Result a = Run({"--config=" + tiny_, "--run_dir=a", "--threads=1"});
   ASSERT_EQ(a.exit_code, 0) << a.output;
   Result b = Run({"--config=a/config.json", "--run_dir=b", "--threads=1"});
   ASSERT_EQ(b.exit_code, 0) << b.output;
-  auto final_line = [](const std::string& text) {
-    size_t at = text.find("finished:");
-    return text.substr(at, text.find('\n', at) - at);
-  };
-  EXPECT_EQ(final_line(ReadFile(tmp_ / "a/log.txt")),
-            final_line(ReadFile(tmp_ / "b/log.txt")));
+  std::string metrics_a = ReadFile(tmp_ / "a/metrics.json");
+  std::string metrics_b = ReadFile(tmp_ / "b/metrics.json");
+  EXPECT_EQ(metrics_a.substr(0, metrics_a.find("final_checkpoint")),
+            metrics_b.substr(0, metrics_b.find("final_checkpoint")));
+  EXPECT_EQ(ReadFile(tmp_ / "a/checkpoints/step-000000024.weights.pt"),
+            ReadFile(tmp_ / "b/checkpoints/step-000000024.weights.pt"));
+}
+
+TEST_F(MainTest, KilledRunResumesToBitIdenticalWeights) {
+  Result whole = Run({"--config=" + tiny_, "--run_dir=whole", "--threads=1"});
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  // SIGKILL right after step 10, in the middle of the first epoch; the last
+  // checkpoint is step 7.
+  Result killed = Run({"--config=" + tiny_, "--run_dir=cut", "--threads=1"},
+                      "OUROBOROS_FAULT_KILL_AT_STEP=10");
+  ASSERT_NE(killed.exit_code, 0) << killed.output;
+  EXPECT_FALSE(fs::exists(tmp_ / "cut/metrics.json"));
+  EXPECT_FALSE(fs::exists(tmp_ / "cut/checkpoints/step-000000014.ckpt"));
+  Result resumed = Run({"--resume=cut", "--threads=1"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("0 epochs and 7 batches done, step 7"));
+  std::string expected =
+      ReadFile(tmp_ / "whole/checkpoints/step-000000024.weights.pt");
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(ReadFile(tmp_ / "cut/checkpoints/step-000000024.weights.pt"),
+            expected);
+  std::string metrics_whole = ReadFile(tmp_ / "whole/metrics.json");
+  std::string metrics_cut = ReadFile(tmp_ / "cut/metrics.json");
+  EXPECT_EQ(metrics_whole.substr(0, metrics_whole.find("final_checkpoint")),
+            metrics_cut.substr(0, metrics_cut.find("final_checkpoint")));
+  EXPECT_THAT(ReadFile(tmp_ / "cut/log.txt"),
+              HasSubstr("resuming in run directory"));
+}
+
+TEST_F(MainTest, CorruptCheckpointIsRefusedByName) {
+  Result first = Run({"--config=" + tiny_, "--run_dir=run", "--threads=1",
+                      "--set=run_config.epochs=1"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  fs::path ckpt = tmp_ / "run/checkpoints/step-000000012.ckpt";
+  std::string bytes = ReadFile(ckpt);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes[bytes.size() - 50] ^= 1;
+  std::ofstream(ckpt, std::ios::binary) << bytes;
+  Result r = Run({"--resume=run", "--threads=1"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("step-000000012.ckpt: checkpoint is "
+                                  "corrupted (checksum mismatch)"));
+  Result none = Run({"--resume=nowhere"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.output, HasSubstr("error: --resume: "));
 }
 
 TEST_F(MainTest, ListsThePluginsWithTheirFiles) {
@@ -138,9 +196,8 @@ TEST_F(MainTest, PluginPathAddsPluginsAndBrokenOnesDoNotStopTheOthers) {
   EXPECT_THAT(r.stdout_only,
               HasSubstr("libbad_abi_plugin.so: plugin ABI version 999"));
 
-  Result run = Run({"--model=mlp", "--run_dir=run", "--threads=1",
-                    "--set=run_config.epochs=1",
-                    "--set=data_config.synthetic.num_samples=64"},
+  Result run = Run({"--config=" + tiny_, "--run_dir=run", "--threads=1",
+                    "--set=run_config.epochs=1"},
                    env);
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("plugin ABI version 999"));
@@ -211,13 +268,12 @@ TEST_F(MainTest, PrintConfigShowsTheResolvedConfig) {
 }
 
 TEST_F(MainTest, DivergingRunFailsWithExitOneAndKeepsTheLog) {
-  Result r = Run({"--model=mlp", "--run_dir=run", "--threads=1",
-                  "--optimizer=sgd", "--set=optim_config.lr=1e30",
-                  "--set=data_config.synthetic.num_samples=256"});
+  Result r = Run({"--config=" + tiny_, "--run_dir=run", "--threads=1",
+                  "--optimizer=sgd", "--set=optim_config.lr=1e30"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("error: training: loss became"));
-  EXPECT_THAT(ReadFile(tmp_ / "run/log.txt"),
-              HasSubstr("error: training: loss became"));
+  EXPECT_THAT(r.output, HasSubstr("error: loss became"));
+  EXPECT_THAT(r.output, HasSubstr("The last good checkpoint: "));
+  EXPECT_THAT(ReadFile(tmp_ / "run/log.txt"), HasSubstr("error: loss became"));
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ TEST_F(PluginLoaderTest, RefusesAnotherAbiVersionWithoutRunningIt) {
   EXPECT_EQ(status.message(),
             path +
                 ": plugin ABI version 999 does not match this Ouroboros "
-                "build (ABI 1); rebuild the plugin against the current "
+                "build (ABI 2); rebuild the plugin against the current "
                 "ouroboros/ headers");
   EXPECT_TRUE(registry_.List().empty());
 }

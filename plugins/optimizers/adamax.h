@@ -6,6 +6,7 @@
 #define PLUGINS_OPTIMIZERS_ADAMAX_H_
 
 #include <torch/optim/optimizer.h>
+#include <torch/optim/serialize.h>
 
 #include <tuple>
 #include <vector>
@@ -21,8 +22,12 @@ struct AdamaxOptions
   TORCH_ARG(double, eps) = 1e-8;
   TORCH_ARG(double, weight_decay) = 0;
 
+  // TORCH_ARG leaves the access at private.
+ public:
   double get_lr() const override { return lr(); }
   void set_lr(const double lr) override { this->lr(lr); }
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 struct AdamaxParamState
@@ -30,12 +35,19 @@ struct AdamaxParamState
   TORCH_ARG(int64_t, step) = 0;
   TORCH_ARG(torch::Tensor, exp_avg);
   TORCH_ARG(torch::Tensor, exp_inf);
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 class Adamax : public torch::optim::Optimizer {
  public:
   Adamax(std::vector<torch::Tensor> params, AdamaxOptions defaults = {});
   torch::Tensor step(LossClosure closure = nullptr) override;
+  // For checkpoints (the base Optimizer saves nothing).
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 };
 
 }  // namespace ouroboros::optimizers

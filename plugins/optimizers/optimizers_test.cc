@@ -1,5 +1,6 @@
 #include <ATen/ATen.h>
 #include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
 
 #include <cmath>
 
@@ -118,6 +119,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadParams{"adam", R"({"beta1": 0.9})",
                   "optim_config.params.beta1: unknown field (not in the "
                   "schema)"}));
+
+}  // namespace
+}  // namespace ouroboros::optimizers
+
+namespace ouroboros::optimizers {
+namespace {
+
+TEST(AdamaxTest, SavedStateContinuesExactly) {
+  auto run = [](Adamax& optimizer, at::Tensor& x, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      optimizer.zero_grad();
+      (x * x * x).sum().backward();
+      optimizer.step();
+    }
+  };
+  at::Tensor x = at::full({3}, 0.5, at::kDouble).set_requires_grad(true);
+  Adamax optimizer({x}, AdamaxOptions(0.1));
+  run(optimizer, x, 3);
+  torch::serialize::OutputArchive out;
+  optimizer.save(out);
+  std::string bytes;
+  out.save_to([&bytes](const void* data, size_t size) -> size_t {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  at::Tensor y = x.detach().clone().set_requires_grad(true);
+  run(optimizer, x, 2);
+
+  Adamax restored({y}, AdamaxOptions(0.1));
+  torch::serialize::InputArchive in;
+  in.load_from(bytes.data(), bytes.size());
+  restored.load(in);
+  run(restored, y, 2);
+  EXPECT_TRUE(at::equal(x, y));
+}
 
 }  // namespace
 }  // namespace ouroboros::optimizers

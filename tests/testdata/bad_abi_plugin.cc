@@ -14,7 +14,6 @@ absl::Status MustNotBeCalled(ouroboros::PluginRegistry&, const std::string&) {
 
 extern "C" __attribute__((visibility("default"))) const ouroboros::PluginInfo*
 ouroboros_plugin_info() {
-  static const ouroboros::PluginInfo info = {ouroboros::kPluginAbiVersion + 998,
-                                             &MustNotBeCalled};
+  static const ouroboros::PluginInfo info = {999, &MustNotBeCalled};
   return &info;
 }

@@ -1,0 +1,77 @@
+// Checkpoints: everything needed to continue a run exactly where it stopped.
+//
+//   CheckpointState state{position, best_metric, has_best};
+//   SaveCheckpoint(dir + "/step-000000500.ckpt", model.module(), *optimizer,
+//                  state);
+//   absl::StatusOr<CheckpointState> resumed =
+//       LoadCheckpoint(path, model.module(), *optimizer);
+//
+// A checkpoint holds the module's parameters and buffers, the optimizer's
+// state, the training position, the best metric so far and LibTorch's global
+// RNG state (dropout), in a LibTorch archive wrapped in a small header with a
+// CRC32C, and is written to a temporary file and renamed: a crash never
+// leaves a partial checkpoint, and a corrupted one is refused by name.
+//
+// The weights alone also go to a `.weights.pt` file that Python reads:
+//   import torch; w = torch.load("step-000000500.weights.pt")
+//   model.load_state_dict(w)   # a dict of name -> tensor
+#ifndef OUROBOROS_CHECKPOINT_H_
+#define OUROBOROS_CHECKPOINT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace torch {
+namespace nn {
+class Module;
+}  // namespace nn
+namespace optim {
+class Optimizer;
+}  // namespace optim
+}  // namespace torch
+
+namespace ouroboros {
+
+struct TrainingPosition {
+  int64_t epoch = 0;           // epochs completed
+  int64_t batch_in_epoch = 0;  // batches of the next epoch already done
+  int64_t step = 0;            // optimizer steps taken in total
+};
+
+struct CheckpointState {
+  TrainingPosition position;
+  double best_metric = 0;
+  bool has_best = false;
+};
+
+absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
+                            const torch::optim::Optimizer& optimizer,
+                            const CheckpointState& state);
+
+// Restores module, optimizer and the global RNG; returns the position.
+// DataLoss for a corrupted or foreign file, FailedPrecondition when the
+// checkpoint does not fit the model (another architecture).
+absl::StatusOr<CheckpointState> LoadCheckpoint(
+    const std::string& path, torch::nn::Module& module,
+    torch::optim::Optimizer& optimizer);
+
+// name -> tensor (parameters and buffers), readable by Python's torch.load.
+absl::Status SaveWeightsForPython(const std::string& path,
+                                  torch::nn::Module& module);
+
+// The checkpoint to resume from: `path` itself if it is a file, else the
+// newest step-*.ckpt under <path>/checkpoints. NotFound if there is none.
+absl::StatusOr<std::string> FindCheckpoint(const std::string& path);
+
+// "step-000000500.ckpt".
+std::string CheckpointFileName(int64_t step);
+
+// Deletes all but the newest `keep` step-*.ckpt (and their .weights.pt).
+void PruneCheckpoints(const std::string& dir, int keep);
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_CHECKPOINT_H_

@@ -1,0 +1,169 @@
+#include "ouroboros/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/adam.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ouroboros {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+struct Net {
+  explicit Net(int64_t in = 3) {
+    linear = module.register_module("fc", torch::nn::Linear(in, 2));
+  }
+  torch::nn::Module module;
+  torch::nn::Linear linear{nullptr};
+};
+
+void TrainSteps(Net& net, torch::optim::Optimizer& optimizer, int steps) {
+  for (int i = 0; i < steps; ++i) {
+    optimizer.zero_grad();
+    net.linear->forward(at::ones({4, net.linear->options.in_features()}))
+        .pow(2)
+        .sum()
+        .backward();
+    optimizer.step();
+  }
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(getenv("TEST_TMPDIR")) /
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  std::string Path(const std::string& name) { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
+  at::manual_seed(1);
+  Net net;
+  torch::optim::Adam adam(net.module.parameters(), 0.1);
+  TrainSteps(net, adam, 3);
+  CheckpointState state{{2, 5, 17}, 0.75, true};
+  ASSERT_TRUE(SaveCheckpoint(Path("a.ckpt"), net.module, adam, state).ok());
+  at::Tensor next_random = at::rand({5});
+  // The uninterrupted continuation.
+  TrainSteps(net, adam, 2);
+  at::Tensor expected = net.linear->weight.clone();
+
+  at::manual_seed(99);
+  Net fresh;
+  torch::optim::Adam fresh_adam(fresh.module.parameters(), 0.1);
+  absl::StatusOr<CheckpointState> loaded =
+      LoadCheckpoint(Path("a.ckpt"), fresh.module, fresh_adam);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->position.epoch, 2);
+  EXPECT_EQ(loaded->position.batch_in_epoch, 5);
+  EXPECT_EQ(loaded->position.step, 17);
+  EXPECT_DOUBLE_EQ(loaded->best_metric, 0.75);
+  EXPECT_TRUE(loaded->has_best);
+  EXPECT_TRUE(at::equal(at::rand({5}), next_random));
+  TrainSteps(fresh, fresh_adam, 2);  // needs Adam's moments to match
+  EXPECT_TRUE(at::equal(fresh.linear->weight, expected));
+}
+
+TEST_F(CheckpointTest, RefusesACorruptedFile) {
+  Net net;
+  torch::optim::Adam adam(net.module.parameters(), 0.1);
+  ASSERT_TRUE(SaveCheckpoint(Path("c.ckpt"), net.module, adam, {}).ok());
+  std::string bytes;
+  {
+    std::ifstream in(Path("c.ckpt"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 0x40;
+  std::ofstream(Path("c.ckpt"), std::ios::binary) << bytes;
+  absl::StatusOr<CheckpointState> loaded =
+      LoadCheckpoint(Path("c.ckpt"), net.module, adam);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(loaded.status().message(),
+            Path("c.ckpt") +
+                ": checkpoint is corrupted (checksum mismatch); "
+                "resume from an earlier one");
+  std::ofstream(Path("c.ckpt"), std::ios::binary) << bytes.substr(0, 100);
+  EXPECT_THAT(
+      std::string(
+          LoadCheckpoint(Path("c.ckpt"), net.module, adam).status().message()),
+      HasSubstr("truncated"));
+  std::ofstream(Path("x.ckpt")) << "not a checkpoint at all, no no no";
+  EXPECT_THAT(
+      std::string(
+          LoadCheckpoint(Path("x.ckpt"), net.module, adam).status().message()),
+      HasSubstr("not an Ouroboros checkpoint"));
+}
+
+TEST_F(CheckpointTest, RefusesAnotherArchitecture) {
+  Net net(3);
+  torch::optim::Adam adam(net.module.parameters(), 0.1);
+  ASSERT_TRUE(SaveCheckpoint(Path("a.ckpt"), net.module, adam, {}).ok());
+  Net other(5);
+  torch::optim::Adam other_adam(other.module.parameters(), 0.1);
+  absl::StatusOr<CheckpointState> loaded =
+      LoadCheckpoint(Path("a.ckpt"), other.module, other_adam);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(loaded.status().message()),
+              HasSubstr("written by another model or config"));
+}
+
+TEST_F(CheckpointTest, FindsTheNewestAndPrunesOld) {
+  fs::create_directories(dir_ / "checkpoints");
+  for (int step : {5, 100, 20}) {
+    std::ofstream(dir_ / "checkpoints" / CheckpointFileName(step)) << "x";
+    std::ofstream(dir_ / "checkpoints" /
+                  (CheckpointFileName(step).substr(0, 14) + ".weights.pt"))
+        << "x";
+  }
+  EXPECT_EQ(CheckpointFileName(100), "step-000000100.ckpt");
+  absl::StatusOr<std::string> newest = FindCheckpoint(dir_.string());
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(*newest, (dir_ / "checkpoints/step-000000100.ckpt").string());
+  EXPECT_EQ(*FindCheckpoint(Path("checkpoints/step-000000005.ckpt")),
+            Path("checkpoints/step-000000005.ckpt"));
+  PruneCheckpoints((dir_ / "checkpoints").string(), 2);
+  EXPECT_FALSE(fs::exists(dir_ / "checkpoints/step-000000005.ckpt"));
+  EXPECT_FALSE(fs::exists(dir_ / "checkpoints/step-000000005.weights.pt"));
+  EXPECT_TRUE(fs::exists(dir_ / "checkpoints/step-000000020.ckpt"));
+  EXPECT_EQ(FindCheckpoint(Path("nothing")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CheckpointTest, PythonTorchLoadsTheWeights) {
+  at::manual_seed(3);
+  Net net;
+  ASSERT_TRUE(SaveWeightsForPython(Path("w.pt"), net.module).ok());
+  const double expected = net.linear->weight.sum().item<double>();
+  std::string script = Path("check.py");
+  std::ofstream(script)
+      << "import sys, torch\n"
+      << "w = torch.load(sys.argv[1])\n"
+      << "assert isinstance(w, dict), type(w)\n"
+      << "assert sorted(w) == ['fc.bias', 'fc.weight'], sorted(w)\n"
+      << "assert tuple(w['fc.weight'].shape) == (2, 3)\n"
+      << "print(repr(float(w['fc.weight'].sum())))\n";
+  std::string out = Path("out.txt");
+  int rc = std::system(("/usr/bin/python3 " + script + " " + Path("w.pt") +
+                        " > " + out + " 2>&1")
+                           .c_str());
+  std::ifstream in(out);
+  std::string printed((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_EQ(rc, 0) << printed;
+  EXPECT_NEAR(std::stod(printed), expected, 1e-6);
+}
+
+}  // namespace
+}  // namespace ouroboros

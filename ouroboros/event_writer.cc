@@ -1,0 +1,168 @@
+#include "ouroboros/event_writer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "ouroboros/tfevent.pb.h"
+
+namespace ouroboros {
+namespace {
+
+constexpr uint32_t kCastagnoliReversed = 0x82F63B78;
+constexpr int kHistogramBuckets = 30;
+
+std::array<uint32_t, 256> MakeCrcTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc >> 1) ^ ((crc & 1) ? kCastagnoliReversed : 0);
+    }
+    table[i] = crc;
+  }
+  return table;
+}
+
+double WallTime() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void AppendLittleEndian(uint64_t value, int bytes, std::string* out) {
+  for (int i = 0; i < bytes; ++i) {
+    out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+  }
+}
+
+}  // namespace
+
+uint32_t Crc32c(absl::string_view data) {
+  static const std::array<uint32_t, 256> table = MakeCrcTable();
+  uint32_t crc = 0xFFFFFFFF;
+  for (unsigned char byte : data) {
+    crc = table[(crc ^ byte) & 0xff] ^ (crc >> 8);
+  }
+  return crc ^ 0xFFFFFFFF;
+}
+
+uint32_t MaskedCrc32c(absl::string_view data) {
+  uint32_t crc = Crc32c(data);
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
+
+absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(
+    const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat(
+        dir, ": cannot create TensorBoard directory: ", ec.message()));
+  }
+  char host[256] = "localhost";
+  gethostname(host, sizeof(host) - 1);
+  // A counter keeps two writers of one process (one second apart or not)
+  // from sharing a file.
+  static std::atomic<int> counter{0};
+  std::string path = absl::StrCat(dir, "/events.out.tfevents.",
+                                  static_cast<int64_t>(WallTime()), ".", host,
+                                  ".", getpid(), ".", counter++);
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  if (file == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        path, ": cannot create event file (", std::strerror(errno), ")"));
+  }
+  std::unique_ptr<EventWriter> writer(new EventWriter(path, file));
+  tfevent::Event event;
+  event.set_wall_time(WallTime());
+  event.set_file_version("brain.Event:2");
+  if (absl::Status s = writer->WriteRecord(event.SerializeAsString());
+      !s.ok()) {
+    return s;
+  }
+  return writer;
+}
+
+EventWriter::~EventWriter() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+absl::Status EventWriter::WriteRecord(const std::string& data) {
+  std::string record;
+  std::string length;
+  AppendLittleEndian(data.size(), 8, &length);
+  record += length;
+  AppendLittleEndian(MaskedCrc32c(length), 4, &record);
+  record += data;
+  AppendLittleEndian(MaskedCrc32c(data), 4, &record);
+  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() ||
+      std::fflush(file_) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(path_, ": cannot write (", std::strerror(errno), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EventWriter::AddScalar(const std::string& tag, int64_t step,
+                                    double value) {
+  tfevent::Event event;
+  event.set_wall_time(WallTime());
+  event.set_step(step);
+  tfevent::Summary::Value* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  v->set_simple_value(static_cast<float>(value));
+  return WriteRecord(event.SerializeAsString());
+}
+
+absl::Status EventWriter::AddHistogram(const std::string& tag, int64_t step,
+                                       const std::vector<float>& values) {
+  if (values.empty()) return absl::OkStatus();
+  tfevent::Event event;
+  event.set_wall_time(WallTime());
+  event.set_step(step);
+  tfevent::Summary::Value* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  tfevent::HistogramProto* h = v->mutable_histo();
+  auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  const double min = *lo, max = *hi;
+  double sum = 0, sum_squares = 0;
+  for (float x : values) {
+    sum += x;
+    sum_squares += static_cast<double>(x) * x;
+  }
+  h->set_min(min);
+  h->set_max(max);
+  h->set_num(values.size());
+  h->set_sum(sum);
+  h->set_sum_squares(sum_squares);
+  const int buckets = max > min ? kHistogramBuckets : 1;
+  const double width = (max - min) / buckets;
+  std::vector<double> counts(buckets, 0);
+  for (float x : values) {
+    int b = width > 0 ? static_cast<int>((x - min) / width) : 0;
+    counts[std::min(b, buckets - 1)] += 1;
+  }
+  for (int b = 0; b < buckets; ++b) {
+    h->add_bucket_limit(b + 1 == buckets ? max : min + width * (b + 1));
+    h->add_bucket(counts[b]);
+  }
+  return WriteRecord(event.SerializeAsString());
+}
+
+absl::Status EventWriter::Flush() {
+  if (std::fflush(file_) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(path_, ": cannot flush (", std::strerror(errno), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ouroboros

@@ -1,0 +1,60 @@
+// Writes TensorBoard event files: scalars and histograms per step.
+//
+//   absl::StatusOr<std::unique_ptr<EventWriter>> w =
+//       EventWriter::Create(run_dir + "/tensorboard");
+//   (*w)->AddScalar("train/loss", step, 0.25);
+//   // tensorboard --logdir saves/   shows it
+//
+// The file is a sequence of TFRecords (little-endian u64 length, masked
+// CRC32C of the length, the serialized Event, masked CRC32C of it), the first
+// one carrying file_version "brain.Event:2". Every record is flushed at once,
+// so a killed run loses at most the record being written.
+#ifndef OUROBOROS_EVENT_WRITER_H_
+#define OUROBOROS_EVENT_WRITER_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ouroboros {
+
+// CRC-32C (Castagnoli), as TFRecord and our checkpoints use it.
+uint32_t Crc32c(absl::string_view data);
+// TFRecord's masked form: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+uint32_t MaskedCrc32c(absl::string_view data);
+
+class EventWriter {
+ public:
+  // Creates `dir` if needed and a new
+  // events.out.tfevents.<seconds>.<host>.<pid>.<n> file in it.
+  static absl::StatusOr<std::unique_ptr<EventWriter>> Create(
+      const std::string& dir);
+  ~EventWriter();
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+
+  absl::Status AddScalar(const std::string& tag, int64_t step, double value);
+  // 30 equal-width buckets between the smallest and the largest value.
+  absl::Status AddHistogram(const std::string& tag, int64_t step,
+                            const std::vector<float>& values);
+  absl::Status Flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  EventWriter(std::string path, std::FILE* file)
+      : path_(std::move(path)), file_(file) {}
+  absl::Status WriteRecord(const std::string& serialized_event);
+
+  std::string path_;
+  std::FILE* file_;
+};
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_EVENT_WRITER_H_

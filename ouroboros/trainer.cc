@@ -1,0 +1,383 @@
+#include "ouroboros/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/optimizer.h>
+#include <torch/utils.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/event_writer.h"
+#include "ouroboros/json.h"
+#include "ouroboros/progress.h"
+#include "ouroboros/registry.h"
+#include "ouroboros/run_dir.h"
+#include "ouroboros/schedule.h"
+
+namespace ouroboros {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Fault injection for the resume tests: the process SIGKILLs itself right
+// after this optimizer step (no cleanup, like a real crash).
+int64_t KillAtStep() {
+  const char* value = std::getenv("OUROBOROS_FAULT_KILL_AT_STEP");
+  return value != nullptr ? std::atoll(value) : -1;
+}
+
+std::vector<std::string> MetricNames(const ScoreConfig& score) {
+  if (score.metrics().empty()) return {"loss", "accuracy"};
+  return {score.metrics().begin(), score.metrics().end()};
+}
+
+bool MonitorMaximizes(const ScoreConfig& score) {
+  if (!score.mode().empty()) return score.mode() == "max";
+  return score.monitor() != "loss";
+}
+
+std::string FormatMetrics(const std::map<std::string, double>& metrics) {
+  std::vector<std::string> parts;
+  for (const auto& [name, value] : metrics) {
+    parts.push_back(absl::StrFormat("%s %.4f", name, value));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+}  // namespace
+
+Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
+Trainer::~Trainer() = default;
+
+absl::StatusOr<DataSplits> Trainer::LoadData() {
+  return LoadDataSplits(config().data_config(), config().seed());
+}
+
+absl::StatusOr<std::unique_ptr<Model>> Trainer::BuildModel(
+    const DataSpec& spec) {
+  absl::StatusOr<const ModelEntry*> entry =
+      context_.registry->FindModel(config().model());
+  if (!entry.ok()) return entry.status();
+  ModelContext model_context{context_.config, context_.config_source, spec};
+  return (*entry)->factory(model_context);
+}
+
+absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>
+Trainer::BuildOptimizer(Model& model) {
+  absl::StatusOr<const OptimizerEntry*> entry =
+      context_.registry->FindOptimizer(config().optim_config().name());
+  if (!entry.ok()) return entry.status();
+  OptimizerContext optimizer_context{model.module().parameters(),
+                                     &config().optim_config(),
+                                     context_.config_source};
+  return (*entry)->factory(optimizer_context);
+}
+
+absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
+  double loss_value = 0;
+  absl::Status status = CallTorch("training step", [&] {
+    at::Tensor outputs = model_->Forward(batch.inputs);
+    at::Tensor loss = model_->Loss(outputs, batch.targets);
+    loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) return;  // reported by the caller
+    optimizer_->zero_grad();
+    loss.backward();
+    if (config().optim_config().grad_clip_norm() > 0) {
+      torch::nn::utils::clip_grad_norm_(
+          model_->module().parameters(),
+          config().optim_config().grad_clip_norm());
+    }
+    optimizer_->step();
+  });
+  if (!status.ok()) return status;
+  return loss_value;
+}
+
+absl::StatusOr<std::map<std::string, double>> Trainer::Evaluate(
+    const Dataset& data) {
+  std::map<std::string, double> result;
+  absl::Status status = CallTorch("evaluation", [&] {
+    torch::NoGradGuard no_grad;
+    model_->module().eval();
+    const int64_t chunk =
+        std::max<int64_t>(1024, config().run_config().batch_size());
+    std::vector<at::Tensor> logits;
+    for (int64_t start = 0; start < data.size(); start += chunk) {
+      logits.push_back(
+          model_->Forward(data.inputs.slice(0, start, start + chunk)));
+    }
+    model_->module().train();
+    ClassificationMetrics m =
+        ComputeClassificationMetrics(at::cat(logits), data.targets);
+    for (const std::string& name : MetricNames(config().score_config())) {
+      result[name] = m.Get(name);
+    }
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::Status Trainer::OnEpochEnd(int64_t epoch,
+                                 std::map<std::string, double>* metrics) {
+  return model_->OnEpochEnd(epoch, metrics);
+}
+
+void Trainer::LogScalar(const std::string& tag, double value) {
+  if (events_ == nullptr) return;
+  absl::Status status = events_->AddScalar(tag, state_.position.step, value);
+  if (!status.ok()) LOG(WARNING) << "TensorBoard: " << status.message();
+}
+
+void Trainer::LogHistograms() {
+  for (const auto& item : model_->module().named_parameters()) {
+    at::Tensor flat =
+        item.value().detach().flatten().to(at::kFloat).contiguous();
+    std::vector<float> values(flat.data_ptr<float>(),
+                              flat.data_ptr<float>() + flat.numel());
+    absl::Status status = events_->AddHistogram("weights/" + item.key(),
+                                                state_.position.step, values);
+    if (!status.ok()) LOG(WARNING) << "TensorBoard: " << status.message();
+  }
+}
+
+absl::Status Trainer::Setup() {
+  torch::manual_seed(config().seed());
+  absl::StatusOr<DataSplits> data = LoadData();
+  if (!data.ok()) return data.status();
+  data_ = *std::move(data);
+  LOG(INFO) << absl::StrFormat(
+      "data: %s, %d train / %d validation / %d test samples, %d classes",
+      config().data_config().dataset(), data_.train.size(), data_.val.size(),
+      data_.test.size(), data_.spec.num_classes);
+  if (data_.train.size() == 0) {
+    return absl::InvalidArgumentError("the training split is empty");
+  }
+  absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(data_.spec);
+  if (!model.ok()) return model.status();
+  model_ = *std::move(model);
+  int64_t parameters = 0;
+  for (const at::Tensor& p : model_->module().parameters()) {
+    parameters += p.numel();
+  }
+  LOG(INFO) << "model " << config().model() << ": " << parameters
+            << " parameters";
+  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
+      BuildOptimizer(*model_);
+  if (!optimizer.ok()) return optimizer.status();
+  optimizer_ = *std::move(optimizer);
+
+  checkpoint_dir_ = context_.run_dir + "/checkpoints";
+  std::error_code ec;
+  fs::create_directories(checkpoint_dir_, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat(checkpoint_dir_, ": cannot create: ", ec.message()));
+  }
+  if (absl::Status s = WriteFileAtomically(checkpoint_dir_ + "/config.json",
+                                           RunConfigToJson(config()));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<EventWriter>> events =
+      EventWriter::Create(context_.run_dir + "/tensorboard");
+  if (!events.ok()) return events.status();
+  events_ = *std::move(events);
+
+  if (!context_.resume_from.empty()) {
+    absl::StatusOr<CheckpointState> state =
+        LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
+    if (!state.ok()) return state.status();
+    state_ = *state;
+    last_checkpoint_ = context_.resume_from;
+    LOG(INFO) << absl::StrFormat(
+        "resumed from %s: %d epochs and %d batches done, step %d",
+        context_.resume_from, state_.position.epoch,
+        state_.position.batch_in_epoch, state_.position.step);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SaveStepCheckpoint() {
+  const std::string name = CheckpointFileName(state_.position.step);
+  const std::string path = checkpoint_dir_ + "/" + name;
+  if (absl::Status s =
+          SaveCheckpoint(path, model_->module(), *optimizer_, state_);
+      !s.ok()) {
+    return s;
+  }
+  std::string weights = path.substr(0, path.size() - 5) + ".weights.pt";
+  if (absl::Status s = SaveWeightsForPython(weights, model_->module());
+      !s.ok()) {
+    return s;
+  }
+  last_checkpoint_ = path;
+  PruneCheckpoints(checkpoint_dir_, config().run_config().keep_checkpoints());
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
+  google::protobuf::Value root;
+  auto* fields = root.mutable_struct_value()->mutable_fields();
+  (*fields)["epochs"].set_number_value(result.position.epoch);
+  (*fields)["steps"].set_number_value(result.position.step);
+  (*fields)["last_train_loss"].set_number_value(result.last_train_loss);
+  for (const auto& [section, metrics] :
+       {std::pair<const char*, const std::map<std::string, double>*>{
+            "val", &result.val},
+        {"test", &result.test}}) {
+    auto* out = (*fields)[section].mutable_struct_value()->mutable_fields();
+    for (const auto& [name, value] : *metrics) {
+      if (std::isfinite(value)) (*out)[name].set_number_value(value);
+    }
+  }
+  (*fields)["final_checkpoint"].set_string_value(result.final_checkpoint);
+  return WriteFileAtomically(context_.run_dir + "/metrics.json",
+                             FormatJson(root));
+}
+
+absl::StatusOr<TrainResult> Trainer::Run() {
+  if (absl::Status s = Setup(); !s.ok()) return s;
+  const TrainConfig& run = config().run_config();
+  const OptimConfig& optim = config().optim_config();
+  const int64_t n = data_.train.size();
+  const int64_t steps_per_epoch = (n + run.batch_size() - 1) / run.batch_size();
+  const int64_t kill_at_step = KillAtStep();
+  const ScoreConfig& score = config().score_config();
+  TrainResult result;
+  TrainingPosition& position = state_.position;
+  bool stop = false;
+
+  for (int64_t epoch = position.epoch; epoch < run.epochs() && !stop; ++epoch) {
+    BatchLoader loader(
+        data_.train, run.batch_size(), EpochOrder(n, config().seed(), epoch),
+        position.batch_in_epoch, config().data_config().prefetch_batches());
+    ProgressBar bar(absl::StrFormat("epoch %d/%d", epoch + 1, run.epochs()),
+                    loader.num_batches(), position.batch_in_epoch);
+    model_->module().train();
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    while (std::optional<Batch> batch = loader.Next()) {
+      if (run.max_steps() > 0 && position.step >= run.max_steps()) {
+        stop = true;
+        break;
+      }
+      const double lr = ScheduledLearningRate(optim.scheduler(), optim.lr(),
+                                              position.step, steps_per_epoch);
+      for (auto& group : optimizer_->param_groups()) {
+        group.options().set_lr(lr);
+      }
+      absl::StatusOr<double> loss = TrainStep(*batch);
+      if (!loss.ok()) return loss.status();
+      if (!std::isfinite(*loss)) {
+        return absl::InternalError(absl::StrFormat(
+            "loss became %f at step %d (epoch %d); lower optim_config.lr or "
+            "set optim_config.grad_clip_norm. The last good checkpoint: %s",
+            *loss, position.step + 1, epoch + 1,
+            last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_));
+      }
+      ++position.step;
+      ++position.batch_in_epoch;
+      loss_sum += *loss;
+      ++loss_count;
+      result.last_train_loss = *loss;
+      bar.Update(position.batch_in_epoch,
+                 absl::StrFormat("loss %.4f lr %.3g", *loss, lr));
+      if (run.log_every_steps() > 0 &&
+          position.step % run.log_every_steps() == 0) {
+        LogScalar("train/loss", *loss);
+        LogScalar("train/lr", lr);
+      }
+      if (run.checkpoint_every_steps() > 0 &&
+          position.step % run.checkpoint_every_steps() == 0) {
+        if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+      }
+      if (position.step == kill_at_step) std::raise(SIGKILL);
+    }
+    bar.Finish();
+    if (stop && position.batch_in_epoch < loader.num_batches()) break;
+
+    // The epoch is complete.
+    position.epoch = epoch + 1;
+    position.batch_in_epoch = 0;
+    std::map<std::string, double> model_metrics;
+    if (absl::Status s = OnEpochEnd(epoch, &model_metrics); !s.ok()) return s;
+    std::string line = absl::StrFormat(
+        "epoch %d/%d: step %d, train loss %.4f", epoch + 1, run.epochs(),
+        position.step, loss_count > 0 ? loss_sum / loss_count : 0.0);
+    if (loss_count > 0) LogScalar("epoch/train_loss", loss_sum / loss_count);
+    for (const auto& [name, value] : model_metrics) {
+      LogScalar("model/" + name, value);
+    }
+    if (!model_metrics.empty())
+      line += "; model: " + FormatMetrics(model_metrics);
+    const Dataset& monitored = data_.val.size() > 0 ? data_.val : data_.test;
+    const char* monitored_name = data_.val.size() > 0 ? "val" : "test";
+    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(monitored);
+    if (!metrics.ok()) return metrics.status();
+    for (const auto& [name, value] : *metrics) {
+      LogScalar(absl::StrCat(monitored_name, "/", name), value);
+    }
+    if (data_.val.size() > 0) result.val = *metrics;
+    LOG(INFO) << line << "; " << monitored_name << ": "
+              << FormatMetrics(*metrics);
+    if (!score.monitor().empty()) {
+      double value = (*metrics)[score.monitor()];
+      bool better = !state_.has_best ||
+                    (MonitorMaximizes(score) ? value > state_.best_metric
+                                             : value < state_.best_metric);
+      if (better && std::isfinite(value)) {
+        state_.best_metric = value;
+        state_.has_best = true;
+        if (absl::Status s =
+                SaveCheckpoint(checkpoint_dir_ + "/best.ckpt", model_->module(),
+                               *optimizer_, state_);
+            !s.ok()) {
+          return s;
+        }
+        LOG(INFO) << absl::StrFormat(
+            "new best %s %s %.4f: checkpoints/best.ckpt", monitored_name,
+            score.monitor(), value);
+      }
+    }
+    if (run.histogram_every_epochs() > 0 &&
+        (epoch + 1) % run.histogram_every_epochs() == 0) {
+      LogHistograms();
+    }
+    if (run.checkpoint_every_epochs() > 0 &&
+        (epoch + 1) % run.checkpoint_every_epochs() == 0 &&
+        last_checkpoint_ !=
+            checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
+      if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+    }
+  }
+
+  // The end: always a checkpoint, then the test set.
+  if (last_checkpoint_ !=
+      checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
+    if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+  }
+  result.final_checkpoint = last_checkpoint_;
+  result.position = position;
+  if (data_.test.size() > 0) {
+    absl::StatusOr<std::map<std::string, double>> test = Evaluate(data_.test);
+    if (!test.ok()) return test.status();
+    result.test = *test;
+    for (const auto& [name, value] : result.test)
+      LogScalar("test/" + name, value);
+    LOG(INFO) << "test: " << FormatMetrics(result.test);
+  }
+  if (events_ != nullptr) (void)events_->Flush();
+  if (absl::Status s = WriteMetricsJson(result); !s.ok()) return s;
+  return result;
+}
+
+}  // namespace ouroboros

@@ -1,0 +1,93 @@
+// The Trainer: one training run, the base every pipeline builds on.
+//
+//   Trainer trainer(pipeline_context);
+//   absl::StatusOr<TrainResult> result = trainer.Run();
+//
+// Run() seeds everything from the config, loads and splits the data, builds
+// the model and optimizer by name, resumes from context.resume_from if set,
+// then trains: learning-rate schedule and gradient clipping per step, a
+// progress bar, the loss in log.txt and TensorBoard, checkpoints at the
+// configured intervals (and always at the end), evaluation with the
+// score_config metrics after every epoch, the best checkpoint, and a final
+// test evaluation written to metrics.json. A NaN or infinite loss stops the
+// run with an error; the last good checkpoint stays.
+//
+// Subclasses change single steps (LoadData, BuildModel, TrainStep, Evaluate,
+// OnEpochEnd) without copying the loop; a model plugin that needs its own
+// loss or per-epoch work overrides Model::Loss / Model::OnEpochEnd instead.
+#ifndef OUROBOROS_TRAINER_H_
+#define OUROBOROS_TRAINER_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ouroboros/checkpoint.h"
+#include "ouroboros/data.h"
+#include "ouroboros/interfaces.h"
+#include "ouroboros/metrics.h"
+
+namespace ouroboros {
+
+class EventWriter;
+
+struct TrainResult {
+  TrainingPosition position;
+  double last_train_loss = 0;
+  std::map<std::string, double> val;   // score_config metrics; empty if no val
+  std::map<std::string, double> test;  // on the test set, at the end
+  std::string final_checkpoint;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(PipelineContext context);
+  virtual ~Trainer();
+
+  absl::StatusOr<TrainResult> Run();
+
+ protected:
+  virtual absl::StatusOr<DataSplits> LoadData();
+  virtual absl::StatusOr<std::unique_ptr<Model>> BuildModel(
+      const DataSpec& spec);
+  virtual absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>
+  BuildOptimizer(Model& model);
+  // Forward, loss, backward, clipping and the optimizer step; returns the
+  // loss before the step.
+  virtual absl::StatusOr<double> TrainStep(const Batch& batch);
+  // The score_config metrics of the model on `data`.
+  virtual absl::StatusOr<std::map<std::string, double>> Evaluate(
+      const Dataset& data);
+  // After each epoch: by default, the model's own OnEpochEnd.
+  virtual absl::Status OnEpochEnd(int64_t epoch,
+                                  std::map<std::string, double>* metrics);
+
+  const RunConfig& config() const { return *context_.config; }
+  const PipelineContext& context() const { return context_; }
+  Model& model() { return *model_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+  // A scalar to TensorBoard under `tag` at the current step.
+  void LogScalar(const std::string& tag, double value);
+
+ private:
+  absl::Status Setup();
+  absl::Status SaveStepCheckpoint();
+  absl::Status WriteMetricsJson(const TrainResult& result);
+  void LogHistograms();
+
+  PipelineContext context_;
+  DataSplits data_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<EventWriter> events_;
+  CheckpointState state_;
+  std::string checkpoint_dir_;
+  std::string last_checkpoint_;
+};
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_TRAINER_H_
