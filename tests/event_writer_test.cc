@@ -1,0 +1,253 @@
+// Reads EventWriter's files back with a reader written here from the
+// TFRecord and protobuf wire-format specs: its own bit-by-bit CRC32C and its
+// own decoder, none of the writer's code or generated classes.
+#include "ouroboros/event_writer.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace ouroboros {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+uint32_t BitwiseCrc32c(const std::string& data) {
+  uint32_t crc = 0xFFFFFFFF;
+  for (unsigned char byte : data) {
+    crc ^= byte;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78 : crc >> 1;
+    }
+  }
+  return ~crc;
+}
+
+uint32_t Masked(uint32_t crc) {
+  return ((crc >> 15) | (crc << 17)) + 0xa282ead8u;
+}
+
+uint64_t LittleEndian(const std::string& s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v |= uint64_t{static_cast<unsigned char>(s[at + i])} << (8 * i);
+  }
+  return v;
+}
+
+// Splits a TFRecord file into its payloads, failing on any bad CRC.
+bool ReadRecords(const std::string& file, std::vector<std::string>* records,
+                 std::string* error) {
+  size_t at = 0;
+  while (at < file.size()) {
+    if (at + 12 > file.size()) {
+      *error = "truncated header";
+      return false;
+    }
+    uint64_t length = LittleEndian(file, at, 8);
+    if (Masked(BitwiseCrc32c(file.substr(at, 8))) !=
+        LittleEndian(file, at + 8, 4)) {
+      *error = "bad length crc";
+      return false;
+    }
+    if (at + 12 + length + 4 > file.size()) {
+      *error = "truncated record";
+      return false;
+    }
+    std::string data = file.substr(at + 12, length);
+    if (Masked(BitwiseCrc32c(data)) !=
+        LittleEndian(file, at + 12 + length, 4)) {
+      *error = "bad data crc";
+      return false;
+    }
+    records->push_back(data);
+    at += 12 + length + 4;
+  }
+  return true;
+}
+
+// A protobuf message decoded to field number -> raw values.
+struct Fields {
+  std::multimap<int, uint64_t> varints;   // wire type 0
+  std::multimap<int, uint64_t> fixed64;   // wire type 1
+  std::multimap<int, std::string> bytes;  // wire type 2
+  std::multimap<int, uint32_t> fixed32;   // wire type 5
+};
+
+uint64_t Varint(const std::string& s, size_t* at) {
+  uint64_t v = 0;
+  for (int shift = 0;; shift += 7) {
+    unsigned char b = s.at((*at)++);
+    v |= uint64_t{b & 0x7fu} << shift;
+    if (!(b & 0x80)) return v;
+  }
+}
+
+Fields Decode(const std::string& s) {
+  Fields f;
+  size_t at = 0;
+  while (at < s.size()) {
+    uint64_t key = Varint(s, &at);
+    int field = static_cast<int>(key >> 3);
+    switch (key & 7) {
+      case 0:
+        f.varints.emplace(field, Varint(s, &at));
+        break;
+      case 1:
+        f.fixed64.emplace(field, LittleEndian(s, at, 8));
+        at += 8;
+        break;
+      case 2: {
+        uint64_t n = Varint(s, &at);
+        f.bytes.emplace(field, s.substr(at, n));
+        at += n;
+        break;
+      }
+      case 5:
+        f.fixed32.emplace(field, static_cast<uint32_t>(LittleEndian(s, at, 4)));
+        at += 4;
+        break;
+      default:
+        ADD_FAILURE() << "unexpected wire type " << (key & 7);
+        return f;
+    }
+  }
+  return f;
+}
+
+double AsDouble(uint64_t bits) {
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+float AsFloat(uint32_t bits) {
+  float x;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+class EventWriterTest : public testing::BuiltFilesTest {
+ protected:
+  std::vector<std::string> Records(const std::string& path) {
+    std::vector<std::string> records;
+    std::string error;
+    EXPECT_TRUE(ReadRecords(testing::ReadFile(path), &records, &error))
+        << error;
+    return records;
+  }
+};
+
+TEST(Crc32cTest, KnownVectors) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(Crc32c(""), 0u);
+  EXPECT_EQ(MaskedCrc32c("123456789"), Masked(0xE3069283u));
+  EXPECT_EQ(BitwiseCrc32c("123456789"), 0xE3069283u);
+}
+
+TEST_F(EventWriterTest, ScalarsReadBackExactly) {
+  std::string path;
+  {
+    auto writer = EventWriter::Create((scratch() / "tb").string());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    path = (*writer)->path();
+    EXPECT_THAT(fs::path(path).filename().string(),
+                ::testing::StartsWith("events.out.tfevents."));
+    ASSERT_TRUE((*writer)->AddScalar("train/loss", 10, 0.5).ok());
+    ASSERT_TRUE((*writer)->AddScalar("train/loss", 20, 0.25).ok());
+    ASSERT_TRUE((*writer)->AddScalar("val/accuracy", 20, 0.875).ok());
+  }
+  std::vector<std::string> records = Records(path);
+  ASSERT_EQ(records.size(), 4u);
+  Fields first = Decode(records[0]);
+  EXPECT_EQ(first.bytes.find(3)->second, "brain.Event:2");
+  EXPECT_GT(AsDouble(first.fixed64.find(1)->second), 1.6e9);  // wall time
+
+  struct Expected {
+    int64_t step;
+    std::string tag;
+    float value;
+  };
+  std::vector<Expected> expected = {{10, "train/loss", 0.5f},
+                                    {20, "train/loss", 0.25f},
+                                    {20, "val/accuracy", 0.875f}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    Fields event = Decode(records[i + 1]);
+    EXPECT_EQ(static_cast<int64_t>(event.varints.find(2)->second),
+              expected[i].step);
+    Fields summary = Decode(event.bytes.find(5)->second);
+    Fields value = Decode(summary.bytes.find(1)->second);
+    EXPECT_EQ(value.bytes.find(1)->second, expected[i].tag);
+    EXPECT_EQ(AsFloat(value.fixed32.find(2)->second), expected[i].value);
+  }
+}
+
+TEST_F(EventWriterTest, HistogramCountsAddUp) {
+  std::string path;
+  {
+    auto writer = EventWriter::Create(scratch().string());
+    ASSERT_TRUE(writer.ok());
+    path = (*writer)->path();
+    std::vector<float> values;
+    for (int i = 0; i < 1000; ++i) values.push_back(i * 0.01f - 3);
+    ASSERT_TRUE((*writer)->AddHistogram("weights/fc", 7, values).ok());
+  }
+  std::vector<std::string> records = Records(path);
+  ASSERT_EQ(records.size(), 2u);
+  Fields event = Decode(records[1]);
+  EXPECT_EQ(event.varints.find(2)->second, 7u);
+  Fields value =
+      Decode(Decode(event.bytes.find(5)->second).bytes.find(1)->second);
+  EXPECT_EQ(value.bytes.find(1)->second, "weights/fc");
+  Fields histo = Decode(value.bytes.find(5)->second);
+  EXPECT_DOUBLE_EQ(AsDouble(histo.fixed64.find(1)->second), -3.0);   // min
+  EXPECT_NEAR(AsDouble(histo.fixed64.find(2)->second), 6.99, 1e-5);  // max
+  EXPECT_DOUBLE_EQ(AsDouble(histo.fixed64.find(3)->second), 1000);   // num
+  // Packed repeated doubles: bucket_limit (6) and bucket (7).
+  std::string limits = histo.bytes.find(6)->second;
+  std::string buckets = histo.bytes.find(7)->second;
+  ASSERT_EQ(limits.size(), buckets.size());
+  double total = 0, previous_limit = -1e300;
+  for (size_t at = 0; at < buckets.size(); at += 8) {
+    total += AsDouble(LittleEndian(buckets, at, 8));
+    double limit = AsDouble(LittleEndian(limits, at, 8));
+    EXPECT_GT(limit, previous_limit);
+    previous_limit = limit;
+  }
+  EXPECT_DOUBLE_EQ(total, 1000);
+}
+
+TEST_F(EventWriterTest, TheReaderNoticesACorruptByte) {
+  std::string path;
+  {
+    auto writer = EventWriter::Create(scratch().string());
+    ASSERT_TRUE(writer.ok());
+    path = (*writer)->path();
+    ASSERT_TRUE((*writer)->AddScalar("x", 1, 1.0).ok());
+  }
+  std::string file = testing::ReadFile(path);
+  file[file.size() - 6] ^= 0x10;
+  std::vector<std::string> records;
+  std::string error;
+  EXPECT_FALSE(ReadRecords(file, &records, &error));
+  EXPECT_EQ(error, "bad data crc");
+}
+
+TEST_F(EventWriterTest, UnwritableDirectoryIsNamed) {
+  std::ofstream(scratch() / "file") << "x";
+  std::string dir = (scratch() / "file" / "tb").string();
+  auto writer = EventWriter::Create(dir);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_THAT(std::string(writer.status().message()), HasSubstr(dir));
+}
+
+}  // namespace
+}  // namespace ouroboros
