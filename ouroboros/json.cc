@@ -339,7 +339,13 @@ void Format(const Value& value, int indent, std::string* out) {
       if (v == std::floor(v) && std::fabs(v) < 1e15) {
         out->append(absl::StrFormat("%.0f", v));
       } else {
-        out->append(absl::StrFormat("%.17g", v));
+        // The shortest of %.15g..%.17g that reads back to the same double.
+        std::string text;
+        for (int digits = 15; digits <= 17; ++digits) {
+          text = absl::StrFormat("%.*g", digits, v);
+          if (std::strtod(text.c_str(), nullptr) == v) break;
+        }
+        out->append(text);
       }
       break;
     }
