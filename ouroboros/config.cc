@@ -400,7 +400,13 @@ absl::StatusOr<RunConfig> ParseRunConfig(
 
   RunConfig config;
   absl::Status status = JsonToMessage(ToJsonString(root), "", &config);
-  if (status.ok()) status = ValidateRunConfig(config);
+  // A config without a model (a composite pipeline's, or one whose model
+  // comes from --model) has its training sections checked once the model is
+  // known: PluginRegistry::CheckConfig.
+  if (status.ok()) {
+    status = config.model().empty() ? ValidateRunName(config)
+                                    : ValidateRunConfig(config);
+  }
   if (status.ok()) return config;
   return AttributeConfigError(status, source, overrides);
 }
@@ -432,13 +438,18 @@ absl::StatusOr<RunConfig> LoadRunConfigFile(
   return ParseRunConfig(buffer.str(), path, overrides);
 }
 
-absl::Status ValidateRunConfig(const RunConfig& config) {
+absl::Status ValidateRunName(const RunConfig& config) {
   if (!config.run_name().empty() && !IsSafeName(config.run_name())) {
     return ConfigFieldError(
         "run_name", absl::StrCat("'", config.run_name(),
                                  "' must be a plain directory name (letters, "
                                  "digits, '_', '-', '.')"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRunConfig(const RunConfig& config) {
+  if (absl::Status s = ValidateRunName(config); !s.ok()) return s;
   if (absl::Status s = ValidateDataConfig(config.data_config()); !s.ok()) {
     return s;
   }

@@ -44,6 +44,8 @@ absl::Status AttributeConfigError(const absl::Status& error,
 
 // Semantic checks of the core sections; "field.path: reason" on failure.
 absl::Status ValidateRunConfig(const RunConfig& config);
+// Only the run name (all a composite pipeline's own config needs).
+absl::Status ValidateRunName(const RunConfig& config);
 
 // Strictly parses a plugin's section into its own message. Errors read
 // "<section_path>.<field>: <reason>".

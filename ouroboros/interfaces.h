@@ -86,7 +86,10 @@ struct PipelineContext {
   std::string run_dir;
   const PluginRegistry* registry = nullptr;
   int num_threads = 1;
-  // A checkpoint file to continue from (--resume), or empty.
+  // True when main was asked to continue the run in run_dir (--resume).
+  bool resuming = false;
+  // The checkpoint file to continue from, or empty (none found: a pipeline
+  // without checkpoints, such as a tune, continues from its own records).
   std::string resume_from;
 };
 

@@ -94,15 +94,6 @@ Examples:
 Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name),
 1 the run itself failed.)";
 
-// Paths given by the user are relative to where they typed the command, not
-// to the runfiles directory `bazel run` starts us in.
-std::string UserPath(const std::string& path) {
-  if (path.empty() || path.front() == '/') return path;
-  const char* cwd = getenv("BUILD_WORKING_DIRECTORY");
-  if (cwd == nullptr || *cwd == '\0') return path;
-  return (std::filesystem::path(cwd) / path).string();
-}
-
 std::string DefaultPluginDir(const char* argv0) {
   std::string error;
   std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles(
@@ -270,17 +261,24 @@ absl::Status Run(int argc, char** argv) {
       return absl::InvalidArgumentError(
           "--resume continues in the run's own directory; drop --run_dir");
     }
-    absl::StatusOr<std::string> checkpoint =
-        FindCheckpoint(UserPath(absl::GetFlag(FLAGS_resume)));
-    if (!checkpoint.ok()) {
+    const std::string resume = UserPath(absl::GetFlag(FLAGS_resume));
+    absl::StatusOr<std::string> checkpoint = FindCheckpoint(resume);
+    std::error_code ec;
+    if (checkpoint.ok()) {
+      resume_checkpoint = *checkpoint;
+      std::filesystem::path checkpoint_dir =
+          std::filesystem::path(resume_checkpoint).parent_path();
+      resume_run_dir = checkpoint_dir.parent_path().string();
+      if (config_path.empty()) {
+        config_path = (checkpoint_dir / "config.json").string();
+      }
+    } else if (std::filesystem::is_regular_file(resume + "/config.json", ec)) {
+      // A run directory without checkpoints: its pipeline decides whether
+      // it can continue (a tune skips its finished trials).
+      resume_run_dir = resume;
+      if (config_path.empty()) config_path = resume + "/config.json";
+    } else {
       return WithContext(checkpoint.status(), "--resume");
-    }
-    resume_checkpoint = *checkpoint;
-    std::filesystem::path checkpoint_dir =
-        std::filesystem::path(resume_checkpoint).parent_path();
-    resume_run_dir = checkpoint_dir.parent_path().string();
-    if (config_path.empty()) {
-      config_path = (checkpoint_dir / "config.json").string();
     }
   }
   absl::StatusOr<RunConfig> config;
@@ -328,13 +326,19 @@ absl::Status Run(int argc, char** argv) {
     config->set_seed(*absl::GetFlag(FLAGS_seed));
   }
   if (config->pipeline().empty()) config->set_pipeline("train");
-  if (config->model().empty()) {
-    return WithContext(ConfigFieldError("model", "missing: give --model"),
-                       config_source);
-  }
   // Unknown names and bad plugin sections fail here, before anything is
   // written.
-  if (absl::Status s = registry.CheckConfig(*config); !s.ok()) {
+  // A config read without a model (it came from --model) has its training
+  // sections checked now; a composite pipeline's config has none.
+  absl::StatusOr<const PipelineEntry*> pipeline_lookup =
+      registry.FindPipeline(config->pipeline());
+  absl::Status config_status = pipeline_lookup.ok() &&
+                                       !(*pipeline_lookup)->composite &&
+                                       !config->model().empty()
+                                   ? ValidateRunConfig(*config)
+                                   : absl::OkStatus();
+  if (config_status.ok()) config_status = registry.CheckConfig(*config);
+  if (absl::Status s = config_status; !s.ok()) {
     // Blame the flag when the name came from one.
     struct FlagField {
       std::string field, flag, value;
@@ -375,8 +379,8 @@ absl::Status Run(int argc, char** argv) {
       !s.ok()) {
     return s;
   }
-  LOG(INFO) << (resume_checkpoint.empty() ? "run directory: "
-                                          : "resuming in run directory: ")
+  LOG(INFO) << (resume_run_dir.empty() ? "run directory: "
+                                       : "resuming in run directory: ")
             << *run_dir;
   LOG(INFO) << "model=" << config->model()
             << " optimizer=" << config->optim_config().name()
@@ -389,6 +393,7 @@ absl::Status Run(int argc, char** argv) {
   context.run_dir = *run_dir;
   context.registry = &registry;
   context.num_threads = threads;
+  context.resuming = !resume_run_dir.empty();
   context.resume_from = resume_checkpoint;
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       pipeline_entry->factory(context);

@@ -34,7 +34,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 2;
+inline constexpr uint32_t kPluginAbiVersion = 3;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.
@@ -94,5 +94,18 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
 #define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator) \
   OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,   \
                               validator)
+
+// The same for a pipeline that runs other configs rather than a model of its
+// own (PipelineEntry::composite).
+#define OUROBOROS_REGISTER_COMPOSITE_PIPELINE(name, description, factory,    \
+                                              validator)                     \
+  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(  \
+      ouroboros_registrar_, __LINE__)(                                       \
+      [](::ouroboros::PluginRegistry& registry, const std::string& source) { \
+        ::ouroboros::PipelineEntry entry{name, description, factory,         \
+                                         validator, source};                 \
+        entry.composite = true;                                              \
+        return registry.Register(std::move(entry));                          \
+      })
 
 #endif  // OUROBOROS_PLUGIN_API_H_

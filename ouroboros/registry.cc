@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "ouroboros/errors.h"
 
 namespace ouroboros {
 namespace {
@@ -134,14 +135,22 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
     return absl::Status(status.code(),
                         absl::StrCat(field, ": ", status.message()));
   };
+  absl::StatusOr<const PipelineEntry*> pipeline =
+      FindPipeline(config.pipeline());
+  if (!pipeline.ok()) return at_field("pipeline", pipeline.status());
+  if ((*pipeline)->composite) {
+    // Its own config only says what to run; the runs check their configs.
+    if (!(*pipeline)->validate_config) return absl::OkStatus();
+    return (*pipeline)->validate_config(config);
+  }
+  if (config.model().empty()) {
+    return ConfigFieldError("model", "missing: give --model");
+  }
   absl::StatusOr<const ModelEntry*> model = FindModel(config.model());
   if (!model.ok()) return at_field("model", model.status());
   absl::StatusOr<const OptimizerEntry*> optimizer =
       FindOptimizer(config.optim_config().name());
   if (!optimizer.ok()) return at_field("optim_config.name", optimizer.status());
-  absl::StatusOr<const PipelineEntry*> pipeline =
-      FindPipeline(config.pipeline());
-  if (!pipeline.ok()) return at_field("pipeline", pipeline.status());
   for (const ConfigValidator* validate :
        {&(*model)->validate_config, &(*optimizer)->validate_config,
         &(*pipeline)->validate_config}) {

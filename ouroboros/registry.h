@@ -66,6 +66,9 @@ struct PipelineEntry {
   PipelineFactory factory;
   ConfigValidator validate_config;
   std::string source;
+  // Runs other configs (e.g. several pipelines side by side): its own config
+  // needs no model, data or training sections, only its pipeline_config.
+  bool composite = false;
 };
 
 // One row of PluginRegistry::List().

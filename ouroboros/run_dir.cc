@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -16,6 +17,13 @@
 
 namespace ouroboros {
 namespace fs = std::filesystem;
+
+std::string UserPath(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  const char* cwd = getenv("BUILD_WORKING_DIRECTORY");
+  if (cwd == nullptr || *cwd == '\0') return path;
+  return (std::filesystem::path(cwd) / path).string();
+}
 
 absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
                                          const std::string& base,

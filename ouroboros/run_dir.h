@@ -14,6 +14,11 @@
 
 namespace ouroboros {
 
+// A path the user typed, made absolute against the directory they typed it
+// in: `bazel run` starts main in its runfiles directory and says where the
+// user was in $BUILD_WORKING_DIRECTORY. Absolute paths stay as they are.
+std::string UserPath(const std::string& path);
+
 // If `explicit_dir` is set, creates it (it may exist but must be empty).
 // Otherwise creates <base>/<run_name>/<YYYYmmdd-HHMMSS>, adding -2, -3, ...
 // when that exists.

@@ -9,11 +9,13 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "google/protobuf/util/json_util.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/event_writer.h"
@@ -53,7 +55,81 @@ std::string FormatMetrics(const std::map<std::string, double>& metrics) {
   return absl::StrJoin(parts, ", ");
 }
 
+// One line of JSON per finished epoch, appended, so that another process (a
+// tune watching its trials, a parallel job drawing its status lines) can
+// follow a run while it goes.
+absl::Status AppendEpochRecord(const std::string& path,
+                               const TrainingPosition& position,
+                               double train_loss, const char* monitored_name,
+                               const std::map<std::string, double>& metrics,
+                               const std::map<std::string, double>& model) {
+  google::protobuf::Struct record;
+  auto& fields = *record.mutable_fields();
+  fields["epoch"].set_number_value(position.epoch);
+  fields["step"].set_number_value(position.step);
+  fields["train_loss"].set_number_value(train_loss);
+  for (const auto& [section, values] :
+       {std::pair<std::string, const std::map<std::string, double>*>{
+            monitored_name, &metrics},
+        {"model", &model}}) {
+    auto& out = *fields[section].mutable_struct_value()->mutable_fields();
+    for (const auto& [name, value] : *values) {
+      if (std::isfinite(value)) out[name].set_number_value(value);
+    }
+  }
+  std::string line;
+  if (!google::protobuf::util::MessageToJsonString(record, &line).ok()) {
+    return absl::InternalError("epoch record: cannot format JSON");
+  }
+  std::ofstream out(path, std::ios::app);
+  out << line << "\n";
+  out.flush();
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
+  }
+  return absl::OkStatus();
+}
+
+std::map<std::string, double> NumberFields(const google::protobuf::Value& v) {
+  std::map<std::string, double> numbers;
+  for (const auto& [name, value] : v.struct_value().fields()) {
+    if (value.has_number_value()) numbers[name] = value.number_value();
+  }
+  return numbers;
+}
+
 }  // namespace
+
+std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
+  std::vector<EpochRecord> records;
+  std::ifstream in(run_dir + "/" + kEpochRecordFile);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline yet: still being written
+    absl::StatusOr<google::protobuf::Value> parsed = ParseJson(line);
+    if (!parsed.ok()) break;
+    const auto& fields = parsed->struct_value().fields();
+    EpochRecord record;
+    auto number = [&](const char* key) {
+      auto it = fields.find(key);
+      return it == fields.end() ? 0.0 : it->second.number_value();
+    };
+    record.epoch = static_cast<int64_t>(number("epoch"));
+    record.step = static_cast<int64_t>(number("step"));
+    record.train_loss = number("train_loss");
+    for (const char* set : {"val", "test"}) {
+      auto it = fields.find(set);
+      if (it == fields.end()) continue;
+      record.evaluated_on = set;
+      record.metrics = NumberFields(it->second);
+    }
+    if (auto it = fields.find("model"); it != fields.end()) {
+      record.model = NumberFields(it->second);
+    }
+    records.push_back(std::move(record));
+  }
+  return records;
+}
 
 Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
 Trainer::~Trainer() = default;
@@ -192,6 +268,11 @@ absl::Status Trainer::Setup() {
   if (!events.ok()) return events.status();
   events_ = *std::move(events);
 
+  if (context_.resuming && context_.resume_from.empty()) {
+    // main found no checkpoint to resume from (the run stopped before its
+    // first one): say so, by the run directory.
+    return FindCheckpoint(context_.run_dir).status();
+  }
   if (!context_.resume_from.empty()) {
     absl::StatusOr<CheckpointState> state =
         LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
@@ -329,6 +410,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if (data_.val.size() > 0) result.val = *metrics;
     LOG(INFO) << line << "; " << monitored_name << ": "
               << FormatMetrics(*metrics);
+    if (absl::Status s = AppendEpochRecord(
+            context_.run_dir + "/" + kEpochRecordFile, position,
+            loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
+            *metrics, model_metrics);
+        !s.ok()) {
+      LOG(WARNING) << s.message();
+    }
     if (!score.monitor().empty()) {
       double value = (*metrics)[score.monitor()];
       bool better = !state_.has_best ||

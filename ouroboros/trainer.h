@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -32,6 +33,24 @@
 namespace ouroboros {
 
 class EventWriter;
+
+// In the run directory: one JSON object per finished epoch, e.g.
+// {"epoch":3,"step":1266,"train_loss":0.41,"val":{"accuracy":0.86},"model":{}}
+// ("val", or "test" when there is no validation set).
+inline constexpr char kEpochRecordFile[] = "epochs.jsonl";
+
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based: epochs finished
+  int64_t step = 0;
+  double train_loss = 0;
+  std::string evaluated_on;               // "val" or "test"
+  std::map<std::string, double> metrics;  // score_config metrics there
+  std::map<std::string, double> model;    // the model's own (Model::OnEpochEnd)
+};
+
+// The records of `run_dir` so far (none if the file is not there yet); a
+// last line still being written is left out.
+std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
 
 struct TrainResult {
   TrainingPosition position;

@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
+#include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
 #include "tests/test_util.h"
 
@@ -77,7 +79,9 @@ TEST_F(PluginLoaderTest, RefusesAnotherAbiVersionWithoutRunningIt) {
   EXPECT_EQ(status.message(),
             path +
                 ": plugin ABI version 999 does not match this Ouroboros "
-                "build (ABI 2); rebuild the plugin against the current "
+                "build (ABI " +
+                std::to_string(kPluginAbiVersion) +
+                "); rebuild the plugin against the current "
                 "ouroboros/ headers");
   EXPECT_TRUE(registry_.List().empty());
 }

@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -26,6 +28,39 @@ void BuiltFilesTest::SetUp() {
 
 std::string BuiltFilesTest::Built(const std::string& workspace_path) const {
   return runfiles_->Rlocation("ouroboros/" + workspace_path);
+}
+
+BuiltFilesTest::ProcessResult BuiltFilesTest::RunProgram(
+    const std::string& program, const std::vector<std::string>& args,
+    const std::string& env) const {
+  std::string command = "cd " + ShellQuote(scratch_.string()) + " && env";
+  for (const auto& [key, value] : runfiles_->EnvVars()) {
+    command += " " + key + "=" + ShellQuote(value);
+  }
+  command += " " + env + " " + ShellQuote(program);
+  for (const std::string& arg : args) command += " " + ShellQuote(arg);
+  const std::string out_file = (scratch_ / "stdout.txt").string();
+  const std::string err_file = (scratch_ / "stderr.txt").string();
+  const int status = std::system(
+      (command + " >" + ShellQuote(out_file) + " 2>" + ShellQuote(err_file))
+          .c_str());
+  ProcessResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.stdout_only = ReadFile(out_file);
+  result.output = result.stdout_only + ReadFile(err_file);
+  return result;
+}
+
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
 }
 
 std::string ReadFile(const fs::path& path) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tools/cpp/runfiles/runfiles.h"
@@ -18,6 +19,13 @@
 namespace ouroboros::testing {
 
 class BuiltFilesTest : public ::testing::Test {
+ public:
+  struct ProcessResult {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr together
+    std::string stdout_only;
+  };
+
  protected:
   // Opens the runfiles and makes an empty scratch directory named after the
   // running test under $TEST_TMPDIR.
@@ -28,12 +36,21 @@ class BuiltFilesTest : public ::testing::Test {
   std::string Built(const std::string& workspace_path) const;
 
   const std::filesystem::path& scratch() const { return scratch_; }
+
+  // Runs `program` with `args` in scratch(), with the runfiles environment
+  // and the extra `env` ("NAME=value NAME2=value2"), and waits for it.
+  ProcessResult RunProgram(const std::string& program,
+                           const std::vector<std::string>& args,
+                           const std::string& env = "") const;
   bazel::tools::cpp::runfiles::Runfiles& runfiles() const { return *runfiles_; }
 
  private:
   std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles_;
   std::filesystem::path scratch_;
 };
+
+// A shell word: 'text' with embedded quotes escaped.
+std::string ShellQuote(const std::string& text);
 
 // The whole file, or "" if it cannot be read.
 std::string ReadFile(const std::filesystem::path& path);

@@ -1,0 +1,492 @@
+// Pipeline `tune`: a search over config fields, each trial a child process
+// of main in its own run directory, then a full run with the best values.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "glog/logging.h"
+#include "ouroboros/child_process.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/json.h"
+#include "ouroboros/plugin_api.h"
+#include "ouroboros/progress.h"
+#include "ouroboros/registry.h"
+#include "ouroboros/run_dir.h"
+#include "ouroboros/trainer.h"
+#include "plugins/tune/search.h"
+
+namespace ouroboros::tune {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// What the tune knows of one trial.
+struct TrialRecord {
+  Trial trial;
+  std::string name;  // trial-003
+  ChildJobStatus status;
+  std::vector<double> history;  // the metric after each finished epoch
+  int64_t epochs = 0;           // its config's run_config.epochs
+  bool done = false;            // known from before a resume
+};
+
+double LastMetric(const TrialRecord& record) {
+  return record.history.empty() ? std::nan("") : record.history.back();
+}
+
+// The metric after each epoch of a trial (NaN where it was not finite).
+std::vector<double> ReadMetricHistory(const std::string& run_dir,
+                                      const std::string& metric) {
+  std::vector<double> history;
+  for (const EpochRecord& record : ReadEpochRecords(run_dir)) {
+    auto it = record.metrics.find(metric);
+    history.push_back(it == record.metrics.end() ? std::nan("") : it->second);
+  }
+  return history;
+}
+
+class TunePipeline : public Pipeline {
+ public:
+  TunePipeline(PipelineContext context, TunePipelineConfig tune,
+               std::vector<Trial> trials)
+      : context_(std::move(context)), tune_(std::move(tune)) {
+    for (Trial& trial : trials) {
+      TrialRecord record;
+      record.name = absl::StrFormat("trial-%03d", trial.index);
+      record.trial = std::move(trial);
+      records_.push_back(std::move(record));
+    }
+  }
+
+  absl::Status Run() override {
+    const std::string trials_dir = context_.run_dir + "/trials";
+    std::error_code ec;
+    fs::create_directories(trials_dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(trials_dir, ": cannot create: ", ec.message()));
+    }
+    if (context_.resuming) {
+      if (absl::Status s = RestoreRecords(); !s.ok()) return s;
+    }
+    absl::StatusOr<std::string> self = SelfExecutable();
+    if (!self.ok()) return self.status();
+    const int cores =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int concurrent =
+        tune_.max_concurrent() > 0 ? tune_.max_concurrent() : cores;
+    const int threads = tune_.trial_threads() > 0
+                            ? tune_.trial_threads()
+                            : std::max(1, cores / concurrent);
+    LOG(INFO) << absl::StrFormat(
+        "tune: %s search, %d trials, %d at once with %d threads each; %s %s; "
+        "early stopping: %s",
+        tune_.search(), records_.size(), concurrent, threads, tune_.mode(),
+        tune_.metric(), tune_.early_stopping().method());
+
+    ChildPool pool(concurrent);
+    const std::vector<std::string> plugin_flags =
+        PluginDirFlags(*context_.registry);
+    for (TrialRecord& record : records_) {
+      const std::string config_path = trials_dir + "/" + record.name + ".json";
+      const std::string run_dir = trials_dir + "/" + record.name;
+      std::vector<std::string> argv = {*self, "--config=" + config_path,
+                                       "--run_dir=" + run_dir,
+                                       absl::StrCat("--threads=", threads)};
+      argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
+      const int index = pool.Add(
+          {record.name, argv, run_dir + ".out", tune_.trial_timeout_seconds()});
+      if (record.done) {
+        pool.Skip(index, record.status);
+        continue;
+      }
+      fs::remove_all(run_dir, ec);  // a trial cut short by a killed tune
+      absl::StatusOr<RunConfig> trial_config = TrialConfig(record.trial);
+      if (!trial_config.ok()) return trial_config.status();
+      record.epochs = trial_config->run_config().epochs();
+      if (absl::Status s =
+              WriteFileAtomically(config_path, RunConfigToJson(*trial_config));
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (context_.resuming) {
+      LOG(INFO) << absl::StrFormat(
+          "resuming: %d of %d trials already done",
+          std::count_if(records_.begin(), records_.end(),
+                        [](const TrialRecord& r) { return r.done; }),
+          records_.size());
+    }
+
+    ProgressBar bar("trials", pool.size(), 0);
+    std::vector<ChildState> reported(pool.size(), ChildState::kQueued);
+    pool.Run([&](ChildPool& p) { Watch(p, trials_dir, &bar, &reported); });
+    bar.Finish();
+    if (absl::Status s = WriteResults(); !s.ok()) return s;
+    PrintTable();
+
+    const TrialRecord* best = Best();
+    if (best == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("every trial failed; see ", trials_dir, "/trial-*.out"));
+    }
+    LOG(INFO) << absl::StrFormat("best: %s, %s %.4f with %s", best->name,
+                                 tune_.metric(), LastMetric(*best),
+                                 absl::StrJoin(best->trial.overrides, " "));
+    absl::StatusOr<RunConfig> best_config = TrialConfig(best->trial);
+    if (!best_config.ok()) return best_config.status();
+    best_config->mutable_run_config()->set_epochs(
+        context_.config->run_config().epochs());
+    if (absl::Status s =
+            WriteFileAtomically(context_.run_dir + "/best_config.json",
+                                RunConfigToJson(*best_config));
+        !s.ok()) {
+      return s;
+    }
+    LOG(INFO) << "best config: " << context_.run_dir << "/best_config.json";
+    if (tune_.skip_final_run()) return absl::OkStatus();
+    return FinalRun(*best_config);
+  }
+
+ private:
+  // The base config with the trial's values, run by trial_pipeline for
+  // trial_epochs, and measuring the tuned metric.
+  absl::StatusOr<RunConfig> TrialConfig(const Trial& trial) const {
+    RunConfig base = *context_.config;
+    base.set_pipeline(tune_.trial_pipeline());
+    base.clear_pipeline_config();
+    base.set_run_name(absl::StrCat(base.run_name(), "_trial"));
+    if (tune_.trial_epochs() > 0) {
+      base.mutable_run_config()->set_epochs(tune_.trial_epochs());
+    }
+    ScoreConfig& score = *base.mutable_score_config();
+    if (score.metrics().empty()) {
+      score.add_metrics("loss");
+      score.add_metrics("accuracy");
+    }
+    if (std::find(score.metrics().begin(), score.metrics().end(),
+                  tune_.metric()) == score.metrics().end()) {
+      score.add_metrics(tune_.metric());
+    }
+    absl::StatusOr<RunConfig> config = ParseRunConfig(
+        RunConfigToJson(base), context_.config_source, trial.overrides);
+    if (config.ok()) {
+      if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
+        config = s;
+      }
+    }
+    if (!config.ok()) {
+      return WithContext(
+          config.status(),
+          absl::StrCat(context_.config_source, ": pipeline_config.space gives ",
+                       "trial ", trial.index, " (",
+                       absl::StrJoin(trial.overrides, " "), ")"));
+    }
+    return config;
+  }
+
+  void Watch(ChildPool& pool, const std::string& trials_dir, ProgressBar* bar,
+             std::vector<ChildState>* reported) {
+    bool changed = false;
+    for (int i = 0; i < pool.size(); ++i) {
+      TrialRecord& record = records_[i];
+      const ChildJobStatus& status = pool.status(i);
+      if (record.done) continue;
+      if (status.state != ChildState::kQueued) {
+        std::vector<double> history =
+            ReadMetricHistory(trials_dir + "/" + record.name, tune_.metric());
+        if (history.size() > record.history.size()) {
+          record.history = std::move(history);
+          // A trial past its last epoch is only evaluating: never stopped.
+          const bool training =
+              static_cast<int64_t>(record.history.size()) < record.epochs;
+          if (status.state == ChildState::kRunning && training &&
+              ShouldStop(i)) {
+            LOG(INFO) << absl::StrFormat(
+                "%s: stopped early after epoch %d (%s %.4f, rule: %s)",
+                record.name, record.history.size(), tune_.metric(),
+                LastMetric(record), tune_.early_stopping().method());
+            pool.Stop(i);
+          }
+        }
+      }
+      if (status.state != (*reported)[i]) {
+        (*reported)[i] = status.state;
+        record.status = status;
+        changed = true;
+        if (status.state != ChildState::kRunning &&
+            status.state != ChildState::kQueued) {
+          LOG(INFO) << absl::StrFormat(
+              "%s %s after %.1f s: %s %.4f (%s)", record.name,
+              ChildStateName(status.state), status.seconds, tune_.metric(),
+              LastMetric(record), absl::StrJoin(record.trial.overrides, " "));
+        }
+      }
+    }
+    if (!changed) return;
+    (void)WriteResults();
+    const int ended = pool.size() - pool.CountIn(ChildState::kQueued) -
+                      pool.CountIn(ChildState::kRunning);
+    const TrialRecord* best = Best();
+    bar->Update(
+        ended,
+        absl::StrFormat(
+            "%d running, %d failed%s", pool.CountIn(ChildState::kRunning),
+            pool.CountIn(ChildState::kFailed) +
+                pool.CountIn(ChildState::kTimedOut),
+            best == nullptr
+                ? ""
+                : absl::StrFormat(", best %s %.4f (%s)", tune_.metric(),
+                                  LastMetric(*best), best->name)));
+  }
+
+  bool ShouldStop(int index) const {
+    std::vector<std::vector<double>> others;
+    for (int j = 0; j < static_cast<int>(records_.size()); ++j) {
+      if (j != index && !records_[j].history.empty()) {
+        others.push_back(records_[j].history);
+      }
+    }
+    const EarlyStopping& rule = tune_.early_stopping();
+    const std::vector<double>& history = records_[index].history;
+    if (rule.method() == "median") {
+      return MedianRuleStops(history, others, rule, tune_.mode());
+    }
+    if (rule.method() == "asha") {
+      return AshaStops(history, others, rule, tune_.mode());
+    }
+    return false;
+  }
+
+  // The best trial that ran to its end, or nullptr.
+  const TrialRecord* Best() const {
+    const TrialRecord* best = nullptr;
+    for (const TrialRecord& record : records_) {
+      if (record.status.state != ChildState::kSucceeded) continue;
+      const double value = LastMetric(record);
+      if (!std::isfinite(value)) continue;
+      if (best == nullptr || Better(value, LastMetric(*best), tune_.mode())) {
+        best = &record;
+      }
+    }
+    return best;
+  }
+
+  // trials.json (read back on resume) and trials.csv.
+  absl::Status WriteResults() const {
+    google::protobuf::Value root;
+    auto& fields = *root.mutable_struct_value()->mutable_fields();
+    fields["metric"].set_string_value(tune_.metric());
+    fields["mode"].set_string_value(tune_.mode());
+    auto* list = fields["trials"].mutable_list_value();
+    std::vector<std::string> csv_rows;
+    const std::vector<std::string> paths = SearchedPaths(tune_);
+    csv_rows.push_back(absl::StrCat("trial,state,", absl::StrJoin(paths, ","),
+                                    ",", tune_.metric(), ",epochs,seconds"));
+    for (const TrialRecord& record : records_) {
+      auto& trial =
+          *list->add_values()->mutable_struct_value()->mutable_fields();
+      trial["name"].set_string_value(record.name);
+      trial["state"].set_string_value(ChildStateName(record.status.state));
+      trial["exit_code"].set_number_value(record.status.exit_code);
+      trial["seconds"].set_number_value(record.status.seconds);
+      auto& params = *trial["params"].mutable_struct_value()->mutable_fields();
+      std::vector<std::string> values;
+      for (const auto& [path, value] : record.trial.params) {
+        params[path].set_string_value(value);
+        values.push_back(absl::StrCat(
+            "\"", absl::StrReplaceAll(value, {{"\"", "\"\""}}), "\""));
+      }
+      auto* history = trial["history"].mutable_list_value();
+      for (double value : record.history) {
+        if (std::isfinite(value)) {
+          history->add_values()->set_number_value(value);
+        } else {
+          history->add_values()->set_null_value({});
+        }
+      }
+      const double metric = LastMetric(record);
+      csv_rows.push_back(absl::StrFormat(
+          "%s,%s,%s,%s,%d,%.1f", record.name,
+          ChildStateName(record.status.state), absl::StrJoin(values, ","),
+          std::isfinite(metric) ? absl::StrFormat("%.6g", metric) : "",
+          record.history.size(), record.status.seconds));
+    }
+    if (absl::Status s = WriteFileAtomically(context_.run_dir + "/trials.json",
+                                             FormatJson(root));
+        !s.ok()) {
+      return s;
+    }
+    return WriteFileAtomically(context_.run_dir + "/trials.csv",
+                               absl::StrJoin(csv_rows, "\n") + "\n");
+  }
+
+  absl::Status RestoreRecords() {
+    const std::string path = context_.run_dir + "/trials.json";
+    if (!fs::exists(path)) return absl::OkStatus();  // killed before any trial
+    absl::StatusOr<google::protobuf::Value> root = ParseJson(ReadText(path));
+    if (!root.ok()) return WithContext(root.status(), path);
+    const auto& trials =
+        root->struct_value().fields().at("trials").list_value().values();
+    for (const google::protobuf::Value& value : trials) {
+      const auto& fields = value.struct_value().fields();
+      const std::string name = fields.at("name").string_value();
+      auto record =
+          std::find_if(records_.begin(), records_.end(),
+                       [&](const TrialRecord& r) { return r.name == name; });
+      if (record == records_.end()) continue;
+      for (const auto& [param, param_value] :
+           fields.at("params").struct_value().fields()) {
+        auto mine = record->trial.params.find(param);
+        if (mine == record->trial.params.end() ||
+            mine->second != param_value.string_value()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              path, ": ", name, " had ", param, "=", param_value.string_value(),
+              "; the config's search changed since, so this tune cannot be "
+              "resumed (start a new one)"));
+        }
+      }
+      const std::string state = fields.at("state").string_value();
+      for (ChildState s : {ChildState::kSucceeded, ChildState::kFailed,
+                           ChildState::kTimedOut, ChildState::kStopped}) {
+        if (state == ChildStateName(s)) {
+          record->done = true;
+          record->status.state = s;
+        }
+      }
+      if (!record->done) continue;
+      record->status.exit_code =
+          static_cast<int>(fields.at("exit_code").number_value());
+      record->status.seconds = fields.at("seconds").number_value();
+      for (const auto& v : fields.at("history").list_value().values()) {
+        record->history.push_back(v.has_number_value() ? v.number_value()
+                                                       : std::nan(""));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void PrintTable() const {
+    const std::vector<std::string> paths = SearchedPaths(tune_);
+    std::string table = absl::StrFormat("%-10s %-10s", "trial", "state");
+    for (const std::string& path : paths) {
+      table += absl::StrFormat(" %-22s", path);
+    }
+    table +=
+        absl::StrFormat(" %10s %6s %8s\n", tune_.metric(), "epochs", "seconds");
+    for (const TrialRecord& record : records_) {
+      table += absl::StrFormat("%-10s %-10s", record.name,
+                               ChildStateName(record.status.state));
+      for (const std::string& path : paths) {
+        table += absl::StrFormat(" %-22s", record.trial.params.at(path));
+      }
+      const double metric = LastMetric(record);
+      table += absl::StrFormat(
+          " %10s %6d %8.1f\n",
+          std::isfinite(metric) ? absl::StrFormat("%.4f", metric) : "-",
+          record.history.size(), record.status.seconds);
+    }
+    LOG(INFO) << "trials (also in trials.csv, trials.json):\n" << table;
+  }
+
+  absl::Status FinalRun(const RunConfig& best_config) {
+    const std::string final_dir = context_.run_dir + "/final";
+    std::error_code ec;
+    if (fs::exists(final_dir + "/metrics.json")) {
+      LOG(INFO) << "the final run already finished: " << final_dir;
+      return absl::OkStatus();
+    }
+    fs::remove_all(final_dir, ec);
+    fs::create_directories(final_dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(final_dir, ": cannot create: ", ec.message()));
+    }
+    if (absl::Status s = WriteFileAtomically(final_dir + "/config.json",
+                                             RunConfigToJson(best_config));
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<const PipelineEntry*> entry =
+        context_.registry->FindPipeline(best_config.pipeline());
+    if (!entry.ok()) return entry.status();
+    PipelineContext final_context = context_;
+    final_context.config = &best_config;
+    final_context.config_source = context_.run_dir + "/best_config.json";
+    final_context.run_dir = final_dir;
+    final_context.resuming = false;
+    final_context.resume_from.clear();
+    LOG(INFO) << "final run with the best parameters: " << final_dir;
+    absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+        (*entry)->factory(final_context);
+    if (!pipeline.ok()) return pipeline.status();
+    return (*pipeline)->Run();
+  }
+
+  PipelineContext context_;
+  TunePipelineConfig tune_;
+  std::vector<TrialRecord> records_;
+};
+
+// Before the run directory exists: the search itself, and every trial's
+// values against the core schema (plugin sections are checked by the
+// registry when the trials are written).
+absl::Status ValidateTuneConfig(const RunConfig& config) {
+  absl::StatusOr<TunePipelineConfig> tune = ParseTuneConfig(config);
+  if (!tune.ok()) return tune.status();
+  absl::StatusOr<std::vector<Trial>> trials = MakeTrials(*tune, config.seed());
+  if (!trials.ok()) return trials.status();
+  const std::string base = RunConfigToJson(config);
+  for (const Trial& trial : *trials) {
+    absl::StatusOr<RunConfig> trial_config =
+        ParseRunConfig(base, "", trial.overrides);
+    if (!trial_config.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pipeline_config.space: trial ", trial.index, " (",
+                       absl::StrJoin(trial.overrides, " "),
+                       "): ", trial_config.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> MakeTunePipeline(
+    const PipelineContext& context) {
+  absl::StatusOr<TunePipelineConfig> tune = ParseTuneConfig(*context.config);
+  if (!tune.ok()) return WithContext(tune.status(), context.config_source);
+  absl::StatusOr<std::vector<Trial>> trials =
+      MakeTrials(*tune, context.config->seed());
+  if (!trials.ok()) return WithContext(trials.status(), context.config_source);
+  if (trials->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context.config_source, ": the search gives no trials"));
+  }
+  auto pipeline = std::make_unique<TunePipeline>(context, *std::move(tune),
+                                                 *std::move(trials));
+  return pipeline;
+}
+
+}  // namespace
+
+OUROBOROS_REGISTER_PIPELINE(
+    "tune",
+    "Search config fields (grid/random, median/ASHA early stopping), each "
+    "trial its own process; then a full run with the best values",
+    MakeTunePipeline, ValidateTuneConfig);
+
+}  // namespace ouroboros::tune
