@@ -468,4 +468,17 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   return result;
 }
 
+TrainerPipeline::TrainerPipeline(std::unique_ptr<Trainer> trainer)
+    : trainer_(std::move(trainer)) {}
+
+absl::Status TrainerPipeline::Run() {
+  absl::StatusOr<TrainResult> result = trainer_->Run();
+  if (!result.ok()) return result.status();
+  LOG(INFO) << absl::StrFormat(
+      "finished: %d epochs, %d steps, last train loss %.4f; checkpoint %s",
+      result->position.epoch, result->position.step, result->last_train_loss,
+      result->final_checkpoint);
+  return absl::OkStatus();
+}
+
 }  // namespace ouroboros

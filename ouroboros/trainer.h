@@ -107,6 +107,20 @@ class Trainer {
   std::string last_checkpoint_;
 };
 
+// A Pipeline that runs one Trainer (or a subclass of it) and logs the
+// summary line: the `train` pipeline, and any family's own training
+// pipeline, e.g. in a plugin's pipeline factory:
+//   return std::make_unique<TrainerPipeline>(
+//       std::make_unique<QuineTrainer>(context));
+class TrainerPipeline : public Pipeline {
+ public:
+  explicit TrainerPipeline(std::unique_ptr<Trainer> trainer);
+  absl::Status Run() override;
+
+ private:
+  std::unique_ptr<Trainer> trainer_;
+};
+
 }  // namespace ouroboros
 
 #endif  // OUROBOROS_TRAINER_H_

@@ -7,8 +7,6 @@
 #include <torch/nn/module.h>
 #include <torch/optim/adam.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "benchmark/benchmark.h"
@@ -62,22 +60,3 @@ BENCHMARK(BM_MlpTrainStep)
 
 }  // namespace
 }  // namespace ouroboros::mlp
-
-int main(int argc, char** argv) {
-  // --threads=N (ours), the rest goes to Google Benchmark.
-  int threads = 2;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::atoi(argv[i] + 10);
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
-  at::set_num_threads(threads);
-  int rest_argc = static_cast<int>(rest.size());
-  benchmark::Initialize(&rest_argc, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
