@@ -18,17 +18,44 @@
 
 namespace ouroboros {
 
+const char* const kDistributedEnvironment[6] = {
+    "RANK",        "WORLD_SIZE",  "LOCAL_RANK",
+    "MASTER_ADDR", "MASTER_PORT", "OUROBOROS_FAULT_KILL_RANK"};
+
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
-    const std::vector<std::string>& argv, const std::string& output_path) {
+    const std::vector<std::string>& argv, const std::string& output_path,
+    const std::vector<std::string>& environment) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to run");
   // Everything the child needs is prepared before fork(): after it, in a
   // process with threads, only async-signal-safe calls are allowed.
   std::vector<char*> args;
-  for (const std::string& arg : argv)
+  for (const std::string& arg : argv) {
     args.push_back(const_cast<char*>(arg.c_str()));
+  }
   args.push_back(nullptr);
-  const int output =
-      open(output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::vector<std::string> env_strings;
+  for (char** var = environ; *var != nullptr; ++var) {
+    const std::string entry = *var;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool changed = false;
+    for (const std::string& change : environment) {
+      changed |= change.substr(0, change.find('=')) == name;
+    }
+    if (!changed) env_strings.push_back(entry);
+  }
+  for (const std::string& change : environment) {
+    if (change.find('=') != std::string::npos) env_strings.push_back(change);
+  }
+  std::vector<char*> env;
+  for (const std::string& entry : env_strings) {
+    env.push_back(const_cast<char*>(entry.c_str()));
+  }
+  env.push_back(nullptr);
+  const int output = output_path.empty()
+                         ? dup(STDOUT_FILENO)
+                         : open(output_path.c_str(),
+                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int error_output = output_path.empty() ? dup(STDERR_FILENO) : output;
   if (output < 0) {
     return absl::UnavailableError(absl::StrCat(output_path, ": cannot create (",
                                                std::strerror(errno), ")"));
@@ -48,13 +75,14 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     if (getppid() != parent) _exit(127);  // the parent died before prctl
     if (null_input >= 0) dup2(null_input, STDIN_FILENO);
     dup2(output, STDOUT_FILENO);
-    dup2(output, STDERR_FILENO);
-    execv(args[0], args.data());
+    dup2(error_output, STDERR_FILENO);
+    execve(args[0], args.data(), env.data());
     const char message[] = "exec failed\n";
     (void)!write(STDERR_FILENO, message, sizeof(message) - 1);
     _exit(127);
   }
   close(output);
+  if (error_output != output) close(error_output);
   if (null_input >= 0) close(null_input);
   return std::unique_ptr<ChildProcess>(new ChildProcess(pid));
 }
@@ -154,8 +182,8 @@ void ChildPool::StartQueued() {
        ++i) {
     ChildJobStatus& status = statuses_[i];
     if (status.state != ChildState::kQueued) continue;
-    absl::StatusOr<std::unique_ptr<ChildProcess>> process =
-        ChildProcess::Start(jobs_[i].argv, jobs_[i].output_path);
+    absl::StatusOr<std::unique_ptr<ChildProcess>> process = ChildProcess::Start(
+        jobs_[i].argv, jobs_[i].output_path, jobs_[i].environment);
     if (!process.ok()) {
       status.state = ChildState::kFailed;
       status.error = std::string(process.status().message());

@@ -28,12 +28,18 @@ namespace ouroboros {
 
 class PluginRegistry;
 
-// One running program. Its stdout and stderr go to `output_path`; its stdin
-// is /dev/null.
+// The variables torchrun sets: a child that is not a rank of this job must
+// not inherit them (a tune inside a distributed run starts plain trials).
+extern const char* const kDistributedEnvironment[6];
+
+// One running program. Its stdout and stderr go to `output_path` (empty:
+// this process's own); its stdin is /dev/null. `environment` changes this
+// process's environment for the child: "NAME=value" sets, "NAME" unsets.
 class ChildProcess {
  public:
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(
-      const std::vector<std::string>& argv, const std::string& output_path);
+      const std::vector<std::string>& argv, const std::string& output_path,
+      const std::vector<std::string>& environment = {});
   // Kills (SIGKILL) and reaps the child if it is still running.
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
@@ -75,7 +81,8 @@ struct ChildJob {
   std::string name;
   std::vector<std::string> argv;
   std::string output_path;
-  double timeout_seconds = 0;  // 0: none
+  double timeout_seconds = 0;            // 0: none
+  std::vector<std::string> environment;  // as for ChildProcess::Start
 };
 
 struct ChildJobStatus {

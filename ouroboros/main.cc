@@ -1,11 +1,17 @@
 // ouroboros main: loads the plugins, resolves the config and runs a pipeline.
 #include <ATen/Parallel.h>
 #include <ATen/Utils.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -28,7 +34,9 @@
 #include "absl/strings/strip.h"
 #include "glog/logging.h"
 #include "ouroboros/checkpoint.h"
+#include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
+#include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
@@ -73,6 +81,11 @@ ABSL_FLAG(bool, list_plugins, false,
 ABSL_FLAG(bool, print_config, false,
           "Print the resolved config (after --set and the other overrides) "
           "and exit without running.");
+ABSL_FLAG(int, nproc, 1,
+          "Data-parallel training with this many ranks on this machine, each "
+          "its own process (as torchrun --nproc_per_node): main starts them "
+          "with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. On several "
+          "hosts, run main on each with those variables set instead.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads for LibTorch/OpenBLAS (0: one per core).");
 
@@ -169,6 +182,102 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
     }
   }
   return absl::OkStatus();
+}
+
+// A TCP port that was free a moment ago on 127.0.0.1, for the rendezvous.
+absl::StatusOr<int> FreeLocalPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::UnavailableError("cannot open a socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  const bool ok =
+      bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  close(fd);
+  if (!ok) return absl::UnavailableError("cannot find a free local port");
+  return ntohs(address.sin_port);
+}
+
+// main --nproc=N: runs this same command as N ranks on this machine, in
+// `run_dir` (already created, empty) or continuing `resume`. The job fails as
+// soon as one rank fails; the others are stopped if they do not end by
+// themselves (they fail too, once a collective finds the rank gone).
+absl::Status LaunchRanks(int argc, char** argv, int nproc,
+                         const std::string& run_dir) {
+  absl::StatusOr<std::string> self = SelfExecutable();
+  if (!self.ok()) return self.status();
+  absl::StatusOr<int> port = FreeLocalPort();
+  if (!port.ok()) return port.status();
+  std::vector<std::string> args = {*self};
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (absl::StartsWith(arg, "--nproc=") || absl::StartsWith(arg, "-nproc=")) {
+      continue;
+    }
+    if (arg == "--nproc" || arg == "-nproc") {
+      ++i;
+      continue;
+    }
+    if (absl::StartsWith(arg, "--run_dir") ||
+        absl::StartsWith(arg, "-run_dir")) {
+      if (arg.find('=') == absl::string_view::npos) ++i;
+      continue;
+    }
+    args.push_back(std::string(arg));
+  }
+  if (!run_dir.empty()) args.push_back("--run_dir=" + run_dir);
+  LOG(INFO) << absl::StrFormat(
+      "starting %d ranks (rendezvous 127.0.0.1:%d); rank 0 writes %s", nproc,
+      *port, run_dir.empty() ? "into the resumed run" : run_dir);
+  std::vector<std::unique_ptr<ChildProcess>> ranks;
+  for (int rank = 0; rank < nproc; ++rank) {
+    absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
+        args, "",
+        {absl::StrCat("RANK=", rank), absl::StrCat("LOCAL_RANK=", rank),
+         absl::StrCat("WORLD_SIZE=", nproc), "MASTER_ADDR=127.0.0.1",
+         absl::StrCat("MASTER_PORT=", *port)});
+    if (!child.ok()) return child.status();
+    ranks.push_back(*std::move(child));
+  }
+  std::string first_failure;
+  int failure_exit_code = 0;
+  auto failed_at = std::chrono::steady_clock::time_point::max();
+  while (true) {
+    bool all_ended = true;
+    for (int rank = 0; rank < nproc; ++rank) {
+      ChildProcess& child = *ranks[rank];
+      if (!child.Poll()) {
+        all_ended = false;
+        continue;
+      }
+      if (first_failure.empty() &&
+          (child.exit_code() != 0 || child.term_signal() != 0)) {
+        failure_exit_code = child.exit_code();
+        first_failure =
+            child.term_signal() != 0
+                ? absl::StrFormat("rank %d was killed by signal %d (%s)", rank,
+                                  child.term_signal(),
+                                  strsignal(child.term_signal()))
+                : absl::StrFormat("rank %d exited with code %d", rank,
+                                  child.exit_code());
+        failed_at = std::chrono::steady_clock::now();
+      }
+    }
+    if (all_ended) break;
+    if (std::chrono::steady_clock::now() - failed_at >
+        std::chrono::seconds(30)) {
+      for (auto& child : ranks) child->Signal(SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (first_failure.empty()) return absl::OkStatus();
+  const std::string message =
+      absl::StrCat(first_failure, "; the distributed job failed");
+  return failure_exit_code == 2 ? absl::InvalidArgumentError(message)
+                                : absl::InternalError(message);
 }
 
 void PrintPluginList(const PluginRegistry& registry,
@@ -364,20 +473,46 @@ absl::Status Run(int argc, char** argv) {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
+  if (!distributed.ok()) return distributed.status();
+  const int nproc = absl::GetFlag(FLAGS_nproc);
+  if (nproc < 1) return absl::InvalidArgumentError("--nproc must be >= 1");
+  if (nproc > 1 && distributed->enabled()) {
+    return absl::InvalidArgumentError(
+        "--nproc starts the ranks itself; unset WORLD_SIZE (or drop --nproc "
+        "and start every rank yourself)");
+  }
+  // Ranks other than 0 write nothing and log only warnings and errors.
+  const bool writer = !distributed->enabled() || distributed->rank == 0;
+  if (!writer) FLAGS_minloglevel = 1;
   absl::StatusOr<std::string> run_dir =
       !resume_run_dir.empty()
           ? absl::StatusOr<std::string>(resume_run_dir)
-          : CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
-                         UserPath(absl::GetFlag(FLAGS_runs_root)),
-                         config->run_name());
+          : (writer ? CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
+                                   UserPath(absl::GetFlag(FLAGS_runs_root)),
+                                   config->run_name())
+                    : absl::StatusOr<std::string>(
+                          UserPath(absl::GetFlag(FLAGS_run_dir))));
   if (!run_dir.ok()) return run_dir.status();
-  absl::StatusOr<std::unique_ptr<RunLogFile>> log =
-      RunLogFile::Open(*run_dir + "/log.txt");
-  if (!log.ok()) return log.status();
-  if (absl::Status s = WriteFileAtomically(*run_dir + "/config.json",
-                                           RunConfigToJson(*config));
-      !s.ok()) {
-    return s;
+  if (run_dir->empty()) {
+    return absl::InvalidArgumentError(
+        "a rank other than 0 needs --run_dir (the same as rank 0's)");
+  }
+  if (nproc > 1) {
+    return LaunchRanks(argc, argv, nproc,
+                       resume_run_dir.empty() ? *run_dir : "");
+  }
+  std::unique_ptr<RunLogFile> log;
+  if (writer) {
+    absl::StatusOr<std::unique_ptr<RunLogFile>> opened =
+        RunLogFile::Open(*run_dir + "/log.txt");
+    if (!opened.ok()) return opened.status();
+    log = *std::move(opened);
+    if (absl::Status s = WriteFileAtomically(*run_dir + "/config.json",
+                                             RunConfigToJson(*config));
+        !s.ok()) {
+      return s;
+    }
   }
   LOG(INFO) << (resume_run_dir.empty() ? "run directory: "
                                        : "resuming in run directory: ")
@@ -403,7 +538,7 @@ absl::Status Run(int argc, char** argv) {
     LOG(INFO) << "done; outputs in " << *run_dir;
   } else {
     // main prints the error to the console; keep it in the run's log too.
-    (*log)->Append(absl::StrCat("error: ", status.message()));
+    if (log != nullptr) log->Append(absl::StrCat("error: ", status.message()));
   }
   return status;
 }

@@ -17,6 +17,7 @@
 #include "glog/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "ouroboros/config.h"
+#include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/event_writer.h"
 #include "ouroboros/json.h"
@@ -32,8 +33,11 @@ namespace fs = std::filesystem;
 
 // Fault injection for the resume tests: the process SIGKILLs itself right
 // after this optimizer step (no cleanup, like a real crash).
-int64_t KillAtStep() {
+// With OUROBOROS_FAULT_KILL_RANK set, only that rank of a distributed run.
+int64_t KillAtStep(int rank) {
   const char* value = std::getenv("OUROBOROS_FAULT_KILL_AT_STEP");
+  const char* only_rank = std::getenv("OUROBOROS_FAULT_KILL_RANK");
+  if (only_rank != nullptr && std::atoi(only_rank) != rank) return -1;
   return value != nullptr ? std::atoll(value) : -1;
 }
 
@@ -167,6 +171,13 @@ absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
     if (!std::isfinite(loss_value)) return;  // reported by the caller
     optimizer_->zero_grad();
     loss.backward();
+  });
+  if (!status.ok() || !std::isfinite(loss_value)) {
+    if (!status.ok()) return status;
+    return loss_value;
+  }
+  if (absl::Status s = SynchronizeGradients(); !s.ok()) return s;
+  status = CallTorch("optimizer step", [&] {
     if (config().optim_config().grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(
           model_->module().parameters(),
@@ -207,6 +218,15 @@ absl::Status Trainer::OnEpochEnd(int64_t epoch,
   return model_->OnEpochEnd(epoch, metrics);
 }
 
+absl::Status Trainer::SynchronizeGradients() {
+  if (group_ == nullptr) return absl::OkStatus();
+  return group_->AverageGradients(model_->module().parameters());
+}
+
+bool Trainer::writes_outputs() const {
+  return group_ == nullptr || group_->config().rank == 0;
+}
+
 void Trainer::LogScalar(const std::string& tag, double value) {
   if (events_ == nullptr) return;
   absl::Status status = events_->AddScalar(tag, state_.position.step, value);
@@ -214,6 +234,7 @@ void Trainer::LogScalar(const std::string& tag, double value) {
 }
 
 void Trainer::LogHistograms() {
+  if (events_ == nullptr) return;
   for (const auto& item : model_->module().named_parameters()) {
     at::Tensor flat =
         item.value().detach().flatten().to(at::kFloat).contiguous();
@@ -226,6 +247,18 @@ void Trainer::LogHistograms() {
 }
 
 absl::Status Trainer::Setup() {
+  absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
+  if (!distributed.ok()) return distributed.status();
+  if (distributed->enabled()) {
+    absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
+        ProcessGroup::Connect(*distributed);
+    if (!group.ok()) return group.status();
+    group_ = *std::move(group);
+    LOG(INFO) << absl::StrFormat(
+        "distributed: rank %d of %d (Gloo, rendezvous %s:%d)",
+        distributed->rank, distributed->world_size, distributed->master_addr,
+        distributed->master_port);
+  }
   torch::manual_seed(config().seed());
   absl::StatusOr<DataSplits> data = LoadData();
   if (!data.ok()) return data.status();
@@ -251,8 +284,25 @@ absl::Status Trainer::Setup() {
   if (!optimizer.ok()) return optimizer.status();
   optimizer_ = *std::move(optimizer);
 
+  if (group_ != nullptr) {
+    // Same seed, same initial weights; the broadcast makes sure of it.
+    if (absl::Status s =
+            group_->BroadcastFromRankZero(model_->module().parameters());
+        !s.ok()) {
+      return s;
+    }
+  }
   checkpoint_dir_ = context_.run_dir + "/checkpoints";
+  if (!context_.resuming && !writes_outputs()) return absl::OkStatus();
   std::error_code ec;
+  if (!writes_outputs()) {
+    // Other ranks only read: the checkpoint to resume from.
+    absl::StatusOr<CheckpointState> state =
+        LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
+    if (!state.ok()) return state.status();
+    state_ = *state;
+    return absl::OkStatus();
+  }
   fs::create_directories(checkpoint_dir_, ec);
   if (ec) {
     return absl::UnavailableError(
@@ -288,6 +338,7 @@ absl::Status Trainer::Setup() {
 }
 
 absl::Status Trainer::SaveStepCheckpoint() {
+  if (!writes_outputs()) return absl::OkStatus();
   const std::string name = CheckpointFileName(state_.position.step);
   const std::string path = checkpoint_dir_ + "/" + name;
   if (absl::Status s =
@@ -330,17 +381,36 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   const TrainConfig& run = config().run_config();
   const OptimConfig& optim = config().optim_config();
   const int64_t n = data_.train.size();
-  const int64_t steps_per_epoch = (n + run.batch_size() - 1) / run.batch_size();
-  const int64_t kill_at_step = KillAtStep();
+  const int world = group_ != nullptr ? group_->config().world_size : 1;
+  const int rank = group_ != nullptr ? group_->config().rank : 0;
+  const int64_t global_batch = run.batch_size() * world;
+  const int64_t steps_per_epoch =
+      world == 1 ? (n + run.batch_size() - 1) / run.batch_size()
+                 : n / global_batch;
+  if (steps_per_epoch == 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "run_config.batch_size %d x %d ranks is more than the %d training "
+        "samples",
+        run.batch_size(), world, n));
+  }
+  const int64_t kill_at_step = KillAtStep(rank);
   const ScoreConfig& score = config().score_config();
   TrainResult result;
   TrainingPosition& position = state_.position;
   bool stop = false;
 
   for (int64_t epoch = position.epoch; epoch < run.epochs() && !stop; ++epoch) {
-    BatchLoader loader(
-        data_.train, run.batch_size(), EpochOrder(n, config().seed(), epoch),
-        position.batch_in_epoch, config().data_config().prefetch_batches());
+    at::Tensor order = EpochOrder(n, config().seed(), epoch);
+    if (world > 1) {
+      // This rank's slice of every global batch, in the same order.
+      order = order.narrow(0, 0, steps_per_epoch * global_batch)
+                  .view({steps_per_epoch, world, run.batch_size()})
+                  .select(1, rank)
+                  .reshape({-1});
+    }
+    BatchLoader loader(data_.train, run.batch_size(), order,
+                       position.batch_in_epoch,
+                       config().data_config().prefetch_batches());
     ProgressBar bar(absl::StrFormat("epoch %d/%d", epoch + 1, run.epochs()),
                     loader.num_batches(), position.batch_in_epoch);
     model_->module().train();
@@ -410,10 +480,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if (data_.val.size() > 0) result.val = *metrics;
     LOG(INFO) << line << "; " << monitored_name << ": "
               << FormatMetrics(*metrics);
-    if (absl::Status s = AppendEpochRecord(
-            context_.run_dir + "/" + kEpochRecordFile, position,
-            loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
-            *metrics, model_metrics);
+    if (absl::Status s =
+            !writes_outputs()
+                ? absl::OkStatus()
+                : AppendEpochRecord(
+                      context_.run_dir + "/" + kEpochRecordFile, position,
+                      loss_count > 0 ? loss_sum / loss_count : 0.0,
+                      monitored_name, *metrics, model_metrics);
         !s.ok()) {
       LOG(WARNING) << s.message();
     }
@@ -422,7 +495,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       bool better = !state_.has_best ||
                     (MonitorMaximizes(score) ? value > state_.best_metric
                                              : value < state_.best_metric);
-      if (better && std::isfinite(value)) {
+      if (better && std::isfinite(value) && writes_outputs()) {
         state_.best_metric = value;
         state_.has_best = true;
         if (absl::Status s =
@@ -464,6 +537,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     LOG(INFO) << "test: " << FormatMetrics(result.test);
   }
   if (events_ != nullptr) (void)events_->Flush();
+  if (!writes_outputs()) return result;
   if (absl::Status s = WriteMetricsJson(result); !s.ok()) return s;
   return result;
 }

@@ -12,6 +12,12 @@
 // test evaluation written to metrics.json. A NaN or infinite loss stops the
 // run with an error; the last good checkpoint stays.
 //
+// Distributed (WORLD_SIZE > 1 in the environment, as torchrun or main
+// --nproc sets it): every rank trains on its own slice of each global batch
+// of batch_size x world_size samples (a last global batch that cannot be
+// split evenly is dropped), gradients are averaged over the ranks before
+// each optimizer step, every rank evaluates, and rank 0 alone writes.
+//
 // Subclasses change single steps (LoadData, BuildModel, TrainStep, Evaluate,
 // OnEpochEnd) without copying the loop; a model plugin that needs its own
 // loss or per-epoch work overrides Model::Loss / Model::OnEpochEnd instead.
@@ -33,6 +39,7 @@
 namespace ouroboros {
 
 class EventWriter;
+class ProcessGroup;
 
 // In the run directory: one JSON object per finished epoch, e.g.
 // {"epoch":3,"step":1266,"train_loss":0.41,"val":{"accuracy":0.86},"model":{}}
@@ -91,6 +98,13 @@ class Trainer {
   // A scalar to TensorBoard under `tag` at the current step.
   void LogScalar(const std::string& tag, double value);
 
+  // In a distributed run (ouroboros/distributed.h), replaces every gradient
+  // by its mean over the ranks; a no-op otherwise. A TrainStep override
+  // calls it between backward() and the optimizer step.
+  absl::Status SynchronizeGradients();
+  // Rank 0 (or the only process) writes logs, TensorBoard, checkpoints.
+  bool writes_outputs() const;
+
  private:
   absl::Status Setup();
   absl::Status SaveStepCheckpoint();
@@ -102,6 +116,7 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<EventWriter> events_;
+  std::unique_ptr<ProcessGroup> group_;  // null unless distributed
   CheckpointState state_;
   std::string checkpoint_dir_;
   std::string last_checkpoint_;

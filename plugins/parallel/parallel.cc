@@ -214,7 +214,9 @@ class ParallelPipeline : public Pipeline {
                                        absl::StrCat("--threads=", threads)};
       argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
       pool.Add({member.name, argv, dir + "/" + member.name + ".out",
-                parallel_.timeout_seconds()});
+                parallel_.timeout_seconds(),
+                std::vector<std::string>(std::begin(kDistributedEnvironment),
+                                         std::end(kDistributedEnvironment))});
     }
     const bool terminal = isatty(STDERR_FILENO);
     std::vector<std::string> shown(members_.size());

@@ -109,8 +109,11 @@ class TunePipeline : public Pipeline {
                                        "--run_dir=" + run_dir,
                                        absl::StrCat("--threads=", threads)};
       argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
+      // A trial is a plain run even when the tune is one rank of a job.
       const int index = pool.Add(
-          {record.name, argv, run_dir + ".out", tune_.trial_timeout_seconds()});
+          {record.name, argv, run_dir + ".out", tune_.trial_timeout_seconds(),
+           std::vector<std::string>(std::begin(kDistributedEnvironment),
+                                    std::end(kDistributedEnvironment))});
       if (record.done) {
         pool.Skip(index, record.status);
         continue;

@@ -1,0 +1,112 @@
+// Distributed data-parallel training end to end: main --nproc=2 starts two
+// ranks on 127.0.0.1 (c10d TCPStore + Gloo) that must train to the same
+// weights as one process with the doubled batch, and a killed rank must fail
+// the job with a clear message instead of hanging.
+#include <ATen/ATen.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/test_util.h"
+
+namespace ouroboros {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::ReadFile;
+
+// name -> tensor from a .weights.pt file.
+std::map<std::string, at::Tensor> LoadWeights(const fs::path& path) {
+  std::string bytes = ReadFile(path);
+  std::map<std::string, at::Tensor> weights;
+  if (bytes.empty()) return weights;
+  c10::IValue value =
+      torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  for (const auto& entry : value.toGenericDict()) {
+    weights[entry.key().toStringRef()] = entry.value().toTensor();
+  }
+  return weights;
+}
+
+class DistributedTest : public testing::BuiltFilesTest {
+ protected:
+  void SetUp() override {
+    BuiltFilesTest::SetUp();
+    main_ = Built("ouroboros/main");
+    tiny_ = Built("tests/testdata/tiny_mlp.json");
+  }
+  std::string main_;
+  std::string tiny_;  // 192 training samples
+};
+
+TEST_F(DistributedTest, TwoRanksTrainLikeOneWithTheDoubledBatch) {
+  // No dropout: the ranks' random streams differ from the single process's.
+  const std::vector<std::string> common = {"--config=" + tiny_, "--threads=1",
+                                           "--set=model_config.dropout=0"};
+  std::vector<std::string> one = common;
+  one.insert(one.end(), {"--run_dir=one", "--set=run_config.batch_size=32"});
+  ProcessResult single = RunProgram(main_, one);
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  std::vector<std::string> two = common;
+  two.insert(two.end(),
+             {"--run_dir=two", "--set=run_config.batch_size=16", "--nproc=2"});
+  ProcessResult ranks = RunProgram(main_, two);
+  ASSERT_EQ(ranks.exit_code, 0) << ranks.output;
+  EXPECT_THAT(ranks.output, HasSubstr("distributed: rank 0 of 2"));
+  EXPECT_THAT(ranks.output, HasSubstr("epoch 2/2: step 12"));
+
+  // 192 samples / 32 per (global) batch = 6 steps an epoch, 2 epochs.
+  auto a = LoadWeights(scratch() / "one/checkpoints/step-000000012.weights.pt");
+  auto b = LoadWeights(scratch() / "two/checkpoints/step-000000012.weights.pt");
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    const double difference = (tensor - b.at(name)).abs().max().item<double>();
+    EXPECT_LE(difference, 1e-5) << name;
+    // Trained: not the initial weights of either.
+    EXPECT_GT(tensor.abs().sum().item<double>(), 0) << name;
+  }
+  // Rank 0 alone wrote the run directory.
+  EXPECT_TRUE(fs::exists(scratch() / "two/metrics.json"));
+  EXPECT_TRUE(fs::exists(scratch() / "two/log.txt"));
+}
+
+TEST_F(DistributedTest, KilledRankFailsTheJobInsteadOfHanging) {
+  const auto start = std::chrono::steady_clock::now();
+  ProcessResult r =
+      RunProgram(main_,
+                 {"--config=" + tiny_, "--threads=1", "--run_dir=cut",
+                  "--nproc=2", "--set=run_config.batch_size=16"},
+                 "OUROBOROS_FAULT_KILL_AT_STEP=3 OUROBOROS_FAULT_KILL_RANK=1 "
+                 "OUROBOROS_DIST_TIMEOUT=20");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("rank 1 was killed by signal 9"));
+  EXPECT_THAT(r.output, HasSubstr("the distributed job failed"));
+  EXPECT_LT(seconds, 60) << r.output;
+}
+
+TEST_F(DistributedTest, BadDistributedEnvironmentIsBadInput) {
+  ProcessResult r = RunProgram(main_, {"--config=" + tiny_, "--run_dir=x"},
+                               "WORLD_SIZE=2 RANK=5");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("RANK must be set to 0..1"));
+  ProcessResult both =
+      RunProgram(main_, {"--config=" + tiny_, "--run_dir=y", "--nproc=2"},
+                 "WORLD_SIZE=2 RANK=0");
+  EXPECT_EQ(both.exit_code, 2) << both.output;
+  EXPECT_THAT(both.output, HasSubstr("--nproc starts the ranks itself"));
+}
+
+}  // namespace
+}  // namespace ouroboros
