@@ -96,6 +96,30 @@ TEST_F(DistributedTest, KilledRankFailsTheJobInsteadOfHanging) {
   EXPECT_LT(seconds, 60) << r.output;
 }
 
+TEST_F(DistributedTest, KilledJobResumesWithTheSameWorldSize) {
+  const std::vector<std::string> run = {
+      "--config=" + tiny_, "--threads=1", "--nproc=2",
+      "--set=run_config.batch_size=16", "--set=model_config.dropout=0"};
+  std::vector<std::string> whole = run;
+  whole.push_back("--run_dir=whole");
+  ASSERT_EQ(RunProgram(main_, whole).exit_code, 0);
+  // Rank 0 dies after step 9; the last checkpoint is step 7 (every 7 steps).
+  std::vector<std::string> cut = run;
+  cut.push_back("--run_dir=cut");
+  ProcessResult killed = RunProgram(
+      main_, cut, "OUROBOROS_FAULT_KILL_AT_STEP=9 OUROBOROS_FAULT_KILL_RANK=0");
+  ASSERT_EQ(killed.exit_code, 1) << killed.output;
+  ProcessResult resumed =
+      RunProgram(main_, {"--resume=cut", "--nproc=2", "--threads=1"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("1 epochs and 1 batches done, step 7"));
+  const std::string expected =
+      ReadFile(scratch() / "whole/checkpoints/step-000000012.weights.pt");
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(ReadFile(scratch() / "cut/checkpoints/step-000000012.weights.pt"),
+            expected);
+}
+
 TEST_F(DistributedTest, BadDistributedEnvironmentIsBadInput) {
   ProcessResult r = RunProgram(main_, {"--config=" + tiny_, "--run_dir=x"},
                                "WORLD_SIZE=2 RANK=5");
