@@ -228,15 +228,15 @@ void ChildPool::Run(const std::function<void(ChildPool&)>& on_tick,
                     std::chrono::milliseconds tick) {
   while (true) {
     Reap();
+    // Before the end check: a tick may Add() more jobs.
+    if (on_tick) on_tick(*this);
     StartQueued();
     if (CountIn(ChildState::kRunning) == 0 &&
         CountIn(ChildState::kQueued) == 0) {
       break;
     }
-    if (on_tick) on_tick(*this);
     std::this_thread::sleep_for(tick);
   }
-  if (on_tick) on_tick(*this);
 }
 
 absl::StatusOr<std::string> SelfExecutable() {

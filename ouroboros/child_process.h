@@ -104,7 +104,8 @@ class ChildPool {
   // Marks a job done without running it (e.g. completed before a resume).
   void Skip(int index, ChildJobStatus status);
   // Starts and reaps jobs until every one has ended, calling on_tick about
-  // every `tick` while waiting and once at the end.
+  // every `tick` (and last after the final job ended); on_tick may Add()
+  // jobs, which then run too.
   void Run(const std::function<void(ChildPool&)>& on_tick,
            std::chrono::milliseconds tick = std::chrono::milliseconds(200));
   // Ends a running job with SIGTERM (state kStopped); a queued one never

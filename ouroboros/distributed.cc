@@ -187,4 +187,37 @@ absl::Status ProcessGroup::Barrier() {
   return SumInPlace(token);
 }
 
+absl::Status ProcessGroup::StoreSet(const std::string& key,
+                                    const std::string& value) {
+  return CallTorch("store set " + key, [&] {
+    impl_->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+  });
+}
+
+absl::StatusOr<std::string> ProcessGroup::StoreGet(const std::string& key,
+                                                   double timeout_seconds) {
+  std::string value;
+  absl::Status status =
+      CallTorch(absl::StrCat("waiting for '", key, "' in the store (rank ",
+                             config_.rank, ")"),
+                [&] {
+                  impl_->store->wait(
+                      {key}, std::chrono::milliseconds(
+                                 static_cast<int64_t>(timeout_seconds * 1000)));
+                  std::vector<uint8_t> bytes = impl_->store->get(key);
+                  value.assign(bytes.begin(), bytes.end());
+                });
+  if (!status.ok()) return status;
+  return value;
+}
+
+absl::StatusOr<int64_t> ProcessGroup::StoreAdd(const std::string& key,
+                                               int64_t delta) {
+  int64_t value = 0;
+  absl::Status status = CallTorch(
+      "store add " + key, [&] { value = impl_->store->add(key, delta); });
+  if (!status.ok()) return status;
+  return value;
+}
+
 }  // namespace ouroboros

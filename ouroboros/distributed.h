@@ -61,6 +61,16 @@ class ProcessGroup {
   absl::Status SumInPlace(at::Tensor& tensor);
   absl::Status Barrier();
 
+  // The job's key-value store (the rendezvous TCPStore), for coordination
+  // beyond tensors, e.g. handing out tune trials.
+  absl::Status StoreSet(const std::string& key, const std::string& value);
+  // Waits up to `timeout_seconds` for the key to be set.
+  absl::StatusOr<std::string> StoreGet(const std::string& key,
+                                       double timeout_seconds);
+  // Adds `delta` to an integer key (0 if unset) and returns the new value:
+  // an atomic counter across the ranks.
+  absl::StatusOr<int64_t> StoreAdd(const std::string& key, int64_t delta);
+
  private:
   struct Impl;
   ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl);

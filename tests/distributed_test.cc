@@ -7,12 +7,15 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ouroboros/json.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {
@@ -118,6 +121,36 @@ TEST_F(DistributedTest, KilledJobResumesWithTheSameWorldSize) {
   ASSERT_FALSE(expected.empty());
   EXPECT_EQ(ReadFile(scratch() / "cut/checkpoints/step-000000012.weights.pt"),
             expected);
+}
+
+TEST_F(DistributedTest, TuneHandsTrialsToEveryRankThroughTheStore) {
+  const fs::path config = scratch() / "tune.json";
+  std::ofstream(config) << ReadFile(tiny_).substr(0, ReadFile(tiny_).rfind('}'))
+                        << R"(, "pipeline": "tune", "pipeline_config": {
+      "search": "grid", "max_concurrent": 1, "trial_threads": 1,
+      "metric": "accuracy",
+      "space": {"optim_config.lr": {"grid": [0.003, 0.01, 0.02, 0.03]}}}})";
+  ProcessResult r = RunProgram(
+      main_, {"--config=" + config.string(), "--run_dir=tune", "--nproc=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  absl::StatusOr<google::protobuf::Value> trials =
+      ParseJson(ReadFile(scratch() / "tune/trials.json"));
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  std::set<int> ranks;
+  int succeeded = 0;
+  for (const auto& trial :
+       trials->struct_value().fields().at("trials").list_value().values()) {
+    const auto& fields = trial.struct_value().fields();
+    succeeded += fields.at("state").string_value() == "succeeded";
+    ranks.insert(static_cast<int>(fields.at("rank").number_value()));
+    EXPECT_EQ(fields.at("history").list_value().values_size(), 2);
+  }
+  EXPECT_EQ(succeeded, 4);
+  // Both ranks took trials (each trial takes seconds; both start together).
+  EXPECT_EQ(ranks, (std::set<int>{0, 1}));
+  // Rank 0 reported and ran the final run, as one plain process.
+  EXPECT_TRUE(fs::exists(scratch() / "tune/best_config.json"));
+  EXPECT_TRUE(fs::exists(scratch() / "tune/final/metrics.json"));
 }
 
 TEST_F(DistributedTest, BadDistributedEnvironmentIsBadInput) {

@@ -19,6 +19,7 @@
 #include "glog/logging.h"
 #include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
+#include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
@@ -350,6 +351,13 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeParallelPipeline(
         "a parallel job is not resumed as a whole; resume each unfinished "
         "pipeline from its own directory: --resume=",
         context.run_dir, "/pipelines/<name>"));
+  }
+  absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
+  if (!distributed.ok()) return distributed.status();
+  if (distributed->enabled()) {
+    return absl::FailedPreconditionError(
+        "a parallel job runs as one process (every rank would run every "
+        "member); start it without WORLD_SIZE or --nproc");
   }
   absl::StatusOr<ParallelPipelineConfig> parallel =
       ParseParallelConfig(*context.config);

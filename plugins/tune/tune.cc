@@ -14,6 +14,7 @@
 #include "glog/logging.h"
 #include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
+#include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
@@ -42,6 +43,8 @@ struct TrialRecord {
   ChildJobStatus status;
   std::vector<double> history;  // the metric after each finished epoch
   int64_t epochs = 0;           // its config's run_config.epochs
+  int rank = 0;                 // the rank that ran it (distributed tune)
+  RunConfig config;             // what the trial runs
   bool done = false;            // known from before a resume
 };
 
@@ -60,6 +63,60 @@ std::vector<double> ReadMetricHistory(const std::string& run_dir,
   return history;
 }
 
+// One trial in trials.json (and in the store of a distributed tune).
+google::protobuf::Value RecordToJson(const TrialRecord& record) {
+  google::protobuf::Value value;
+  auto& trial = *value.mutable_struct_value()->mutable_fields();
+  trial["name"].set_string_value(record.name);
+  trial["state"].set_string_value(ChildStateName(record.status.state));
+  trial["exit_code"].set_number_value(record.status.exit_code);
+  trial["seconds"].set_number_value(record.status.seconds);
+  trial["rank"].set_number_value(record.rank);
+  auto& params = *trial["params"].mutable_struct_value()->mutable_fields();
+  for (const auto& [path, param] : record.trial.params) {
+    params[path].set_string_value(param);
+  }
+  auto* history = trial["history"].mutable_list_value();
+  for (double metric : record.history) {
+    if (std::isfinite(metric)) {
+      history->add_values()->set_number_value(metric);
+    } else {
+      history->add_values()->set_null_value({});
+    }
+  }
+  return value;
+}
+
+// The outcome RecordToJson wrote: state, exit code, seconds, rank, history.
+// A state that had not ended leaves the record as it was.
+void RecordFromJson(const google::protobuf::Value& value, TrialRecord* record) {
+  const auto& fields = value.struct_value().fields();
+  auto number = [&](const char* key) {
+    auto it = fields.find(key);
+    return it == fields.end() ? 0.0 : it->second.number_value();
+  };
+  auto state = fields.find("state");
+  if (state == fields.end()) return;
+  for (ChildState s : {ChildState::kSucceeded, ChildState::kFailed,
+                       ChildState::kTimedOut, ChildState::kStopped}) {
+    if (state->second.string_value() == ChildStateName(s)) {
+      record->done = true;
+      record->status.state = s;
+    }
+  }
+  if (!record->done) return;
+  record->status.exit_code = static_cast<int>(number("exit_code"));
+  record->status.seconds = number("seconds");
+  record->rank = static_cast<int>(number("rank"));
+  record->history.clear();
+  if (auto history = fields.find("history"); history != fields.end()) {
+    for (const auto& v : history->second.list_value().values()) {
+      record->history.push_back(v.has_number_value() ? v.number_value()
+                                                     : std::nan(""));
+    }
+  }
+}
+
 class TunePipeline : public Pipeline {
  public:
   TunePipeline(PipelineContext context, TunePipelineConfig tune,
@@ -74,6 +131,26 @@ class TunePipeline : public Pipeline {
   }
 
   absl::Status Run() override {
+    // A rank of a distributed job joins it first: the rendezvous completes
+    // only when rank 0 is here too, past main's checks of the run directory,
+    // so no rank writes into it before then.
+    absl::StatusOr<DistributedConfig> distributed =
+        DistributedFromEnvironment();
+    if (!distributed.ok()) return distributed.status();
+    if (distributed->enabled()) {
+      if (context_.resuming) {
+        return absl::FailedPreconditionError(
+            "a tune over several ranks cannot be resumed; resume it as one "
+            "process (without WORLD_SIZE or --nproc)");
+      }
+      absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
+          ProcessGroup::Connect(*distributed);
+      if (!group.ok()) return group.status();
+      group_ = *std::move(group);
+      LOG(WARNING) << absl::StrFormat(
+          "tune: rank %d of %d takes trials from the job's store",
+          distributed->rank, distributed->world_size);
+    }
     const std::string trials_dir = context_.run_dir + "/trials";
     std::error_code ec;
     fs::create_directories(trials_dir, ec);
@@ -99,34 +176,13 @@ class TunePipeline : public Pipeline {
         tune_.search(), records_.size(), concurrent, threads, tune_.mode(),
         tune_.metric(), tune_.early_stopping().method());
 
-    ChildPool pool(concurrent);
-    const std::vector<std::string> plugin_flags =
-        PluginDirFlags(*context_.registry);
+    // Every trial's config is checked before any trial runs.
     for (TrialRecord& record : records_) {
-      const std::string config_path = trials_dir + "/" + record.name + ".json";
-      const std::string run_dir = trials_dir + "/" + record.name;
-      std::vector<std::string> argv = {*self, "--config=" + config_path,
-                                       "--run_dir=" + run_dir,
-                                       absl::StrCat("--threads=", threads)};
-      argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
-      // A trial is a plain run even when the tune is one rank of a job.
-      const int index = pool.Add(
-          {record.name, argv, run_dir + ".out", tune_.trial_timeout_seconds(),
-           std::vector<std::string>(std::begin(kDistributedEnvironment),
-                                    std::end(kDistributedEnvironment))});
-      if (record.done) {
-        pool.Skip(index, record.status);
-        continue;
-      }
-      fs::remove_all(run_dir, ec);  // a trial cut short by a killed tune
+      if (record.done) continue;
       absl::StatusOr<RunConfig> trial_config = TrialConfig(record.trial);
       if (!trial_config.ok()) return trial_config.status();
-      record.epochs = trial_config->run_config().epochs();
-      if (absl::Status s =
-              WriteFileAtomically(config_path, RunConfigToJson(*trial_config));
-          !s.ok()) {
-        return s;
-      }
+      record.config = *std::move(trial_config);
+      record.epochs = record.config.run_config().epochs();
     }
     if (context_.resuming) {
       LOG(INFO) << absl::StrFormat(
@@ -136,10 +192,75 @@ class TunePipeline : public Pipeline {
           records_.size());
     }
 
-    ProgressBar bar("trials", pool.size(), 0);
-    std::vector<ChildState> reported(pool.size(), ChildState::kQueued);
-    pool.Run([&](ChildPool& p) { Watch(p, trials_dir, &bar, &reported); });
+    ChildPool pool(concurrent);
+    const std::vector<std::string> plugin_flags =
+        PluginDirFlags(*context_.registry);
+    // Only the rank that runs a trial touches its files.
+    auto add_job = [&](int record_index) -> absl::Status {
+      TrialRecord& record = records_[record_index];
+      const std::string run_dir = trials_dir + "/" + record.name;
+      fs::remove_all(run_dir, ec);  // a trial cut short by a killed tune
+      if (absl::Status s = WriteFileAtomically(run_dir + ".json",
+                                               RunConfigToJson(record.config));
+          !s.ok()) {
+        return s;
+      }
+      std::vector<std::string> argv = {*self, "--config=" + run_dir + ".json",
+                                       "--run_dir=" + run_dir,
+                                       absl::StrCat("--threads=", threads)};
+      argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
+      record.rank = group_ != nullptr ? group_->config().rank : 0;
+      job_records_.push_back(record_index);
+      // A trial is a plain run even when the tune is one rank of a job.
+      pool.Add({record.name, argv, run_dir + ".out",
+                tune_.trial_timeout_seconds(),
+                std::vector<std::string>(std::begin(kDistributedEnvironment),
+                                         std::end(kDistributedEnvironment))});
+      return absl::OkStatus();
+    };
+    if (group_ == nullptr) {
+      for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
+        if (records_[i].done) continue;
+        if (absl::Status s = add_job(i); !s.ok()) return s;
+      }
+    }
+    bool store_exhausted = false;
+    // Distributed: take the next trial from the store whenever a slot is
+    // free, so faster ranks run more trials.
+    auto claim_trials = [&](ChildPool& p) -> absl::Status {
+      while (group_ != nullptr && !store_exhausted &&
+             p.CountIn(ChildState::kRunning) + p.CountIn(ChildState::kQueued) <
+                 concurrent) {
+        absl::StatusOr<int64_t> next = group_->StoreAdd("tune/next", 1);
+        if (!next.ok()) return next.status();
+        if (*next > static_cast<int64_t>(records_.size())) {
+          store_exhausted = true;
+          break;
+        }
+        if (absl::Status s = add_job(static_cast<int>(*next - 1)); !s.ok()) {
+          return s;
+        }
+      }
+      return absl::OkStatus();
+    };
+
+    ProgressBar bar("trials", static_cast<int64_t>(records_.size()), 0);
+    absl::Status claim_status;
+    pool.Run([&](ChildPool& p) {
+      if (claim_status.ok()) claim_status = claim_trials(p);
+      Watch(p, trials_dir, &bar);
+    });
     bar.Finish();
+    if (!claim_status.ok()) return claim_status;
+    if (group_ != nullptr) {
+      if (group_->config().rank != 0) {
+        LOG(WARNING) << absl::StrFormat(
+            "tune: rank %d ran %d trials; rank 0 reports them",
+            group_->config().rank, pool.size());
+        return absl::OkStatus();
+      }
+      if (absl::Status s = GatherFromOtherRanks(); !s.ok()) return s;
+    }
     if (absl::Status s = WriteResults(); !s.ok()) return s;
     PrintTable();
 
@@ -203,13 +324,13 @@ class TunePipeline : public Pipeline {
     return config;
   }
 
-  void Watch(ChildPool& pool, const std::string& trials_dir, ProgressBar* bar,
-             std::vector<ChildState>* reported) {
+  void Watch(ChildPool& pool, const std::string& trials_dir, ProgressBar* bar) {
     bool changed = false;
-    for (int i = 0; i < pool.size(); ++i) {
+    for (int job = 0; job < pool.size(); ++job) {
+      const int i = job_records_[job];
       TrialRecord& record = records_[i];
-      const ChildJobStatus& status = pool.status(i);
       if (record.done) continue;
+      const ChildJobStatus& status = pool.status(job);
       if (status.state != ChildState::kQueued) {
         std::vector<double> history =
             ReadMetricHistory(trials_dir + "/" + record.name, tune_.metric());
@@ -224,38 +345,63 @@ class TunePipeline : public Pipeline {
                 "%s: stopped early after epoch %d (%s %.4f, rule: %s)",
                 record.name, record.history.size(), tune_.metric(),
                 LastMetric(record), tune_.early_stopping().method());
-            pool.Stop(i);
+            pool.Stop(job);
           }
         }
       }
-      if (status.state != (*reported)[i]) {
-        (*reported)[i] = status.state;
-        record.status = status;
-        changed = true;
-        if (status.state != ChildState::kRunning &&
-            status.state != ChildState::kQueued) {
-          LOG(INFO) << absl::StrFormat(
-              "%s %s after %.1f s: %s %.4f (%s)", record.name,
-              ChildStateName(status.state), status.seconds, tune_.metric(),
-              LastMetric(record), absl::StrJoin(record.trial.overrides, " "));
-        }
+      if (status.state == record.status.state) continue;
+      record.status = status;
+      changed = true;
+      if (status.state == ChildState::kRunning ||
+          status.state == ChildState::kQueued) {
+        continue;
+      }
+      record.done = true;
+      LOG(INFO) << absl::StrFormat(
+          "%s %s after %.1f s: %s %.4f (%s)", record.name,
+          ChildStateName(status.state), status.seconds, tune_.metric(),
+          LastMetric(record), absl::StrJoin(record.trial.overrides, " "));
+      if (group_ != nullptr) {
+        absl::Status published = group_->StoreSet(
+            absl::StrCat("tune/result/", i), FormatJson(RecordToJson(record)));
+        if (!published.ok()) LOG(ERROR) << published.message();
       }
     }
     if (!changed) return;
-    (void)WriteResults();
-    const int ended = pool.size() - pool.CountIn(ChildState::kQueued) -
-                      pool.CountIn(ChildState::kRunning);
+    if (group_ == nullptr) (void)WriteResults();
+    int ended = 0, running = 0, failed = 0;
+    for (const TrialRecord& record : records_) {
+      ended += record.done;
+      running += record.status.state == ChildState::kRunning;
+      failed += record.status.state == ChildState::kFailed ||
+                record.status.state == ChildState::kTimedOut;
+    }
     const TrialRecord* best = Best();
-    bar->Update(
-        ended,
-        absl::StrFormat(
-            "%d running, %d failed%s", pool.CountIn(ChildState::kRunning),
-            pool.CountIn(ChildState::kFailed) +
-                pool.CountIn(ChildState::kTimedOut),
-            best == nullptr
-                ? ""
-                : absl::StrFormat(", best %s %.4f (%s)", tune_.metric(),
-                                  LastMetric(*best), best->name)));
+    bar->Update(ended,
+                absl::StrFormat(
+                    "%d running, %d failed%s", running, failed,
+                    best == nullptr
+                        ? ""
+                        : absl::StrFormat(", best %s %.4f (%s)", tune_.metric(),
+                                          LastMetric(*best), best->name)));
+  }
+
+  // Rank 0 of a distributed tune: every trial's outcome, from the store.
+  absl::Status GatherFromOtherRanks() {
+    const double wait_seconds =
+        tune_.trial_timeout_seconds() > 0
+            ? tune_.trial_timeout_seconds() * records_.size() + 600
+            : 7 * 24 * 3600;
+    for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
+      if (records_[i].done) continue;
+      absl::StatusOr<std::string> text =
+          group_->StoreGet(absl::StrCat("tune/result/", i), wait_seconds);
+      if (!text.ok()) return text.status();
+      absl::StatusOr<google::protobuf::Value> value = ParseJson(*text);
+      if (!value.ok()) return value.status();
+      RecordFromJson(*value, &records_[i]);
+    }
+    return absl::OkStatus();
   }
 
   bool ShouldStop(int index) const {
@@ -302,26 +448,11 @@ class TunePipeline : public Pipeline {
     csv_rows.push_back(absl::StrCat("trial,state,", absl::StrJoin(paths, ","),
                                     ",", tune_.metric(), ",epochs,seconds"));
     for (const TrialRecord& record : records_) {
-      auto& trial =
-          *list->add_values()->mutable_struct_value()->mutable_fields();
-      trial["name"].set_string_value(record.name);
-      trial["state"].set_string_value(ChildStateName(record.status.state));
-      trial["exit_code"].set_number_value(record.status.exit_code);
-      trial["seconds"].set_number_value(record.status.seconds);
-      auto& params = *trial["params"].mutable_struct_value()->mutable_fields();
+      *list->add_values() = RecordToJson(record);
       std::vector<std::string> values;
       for (const auto& [path, value] : record.trial.params) {
-        params[path].set_string_value(value);
         values.push_back(absl::StrCat(
             "\"", absl::StrReplaceAll(value, {{"\"", "\"\""}}), "\""));
-      }
-      auto* history = trial["history"].mutable_list_value();
-      for (double value : record.history) {
-        if (std::isfinite(value)) {
-          history->add_values()->set_number_value(value);
-        } else {
-          history->add_values()->set_null_value({});
-        }
       }
       const double metric = LastMetric(record);
       csv_rows.push_back(absl::StrFormat(
@@ -364,22 +495,7 @@ class TunePipeline : public Pipeline {
               "resumed (start a new one)"));
         }
       }
-      const std::string state = fields.at("state").string_value();
-      for (ChildState s : {ChildState::kSucceeded, ChildState::kFailed,
-                           ChildState::kTimedOut, ChildState::kStopped}) {
-        if (state == ChildStateName(s)) {
-          record->done = true;
-          record->status.state = s;
-        }
-      }
-      if (!record->done) continue;
-      record->status.exit_code =
-          static_cast<int>(fields.at("exit_code").number_value());
-      record->status.seconds = fields.at("seconds").number_value();
-      for (const auto& v : fields.at("history").list_value().values()) {
-        record->history.push_back(v.has_number_value() ? v.number_value()
-                                                       : std::nan(""));
-      }
+      RecordFromJson(value, &*record);
     }
     return absl::OkStatus();
   }
@@ -415,6 +531,7 @@ class TunePipeline : public Pipeline {
       return absl::OkStatus();
     }
     fs::remove_all(final_dir, ec);
+    if (group_ != nullptr) return FinalRunAsChild(final_dir);
     fs::create_directories(final_dir, ec);
     if (ec) {
       return absl::UnavailableError(
@@ -441,9 +558,38 @@ class TunePipeline : public Pipeline {
     return (*pipeline)->Run();
   }
 
+  // Rank 0 of a distributed tune: the final run is a plain single-process
+  // run (not a rank of this job), in a child process.
+  absl::Status FinalRunAsChild(const std::string& final_dir) {
+    absl::StatusOr<std::string> self = SelfExecutable();
+    if (!self.ok()) return self.status();
+    std::vector<std::string> argv = {
+        *self, "--config=" + context_.run_dir + "/best_config.json",
+        "--run_dir=" + final_dir,
+        absl::StrCat("--threads=", context_.num_threads)};
+    for (const std::string& flag : PluginDirFlags(*context_.registry)) {
+      argv.push_back(flag);
+    }
+    LOG(INFO) << "final run with the best parameters: " << final_dir;
+    ChildPool pool(1);
+    pool.Add({"final", argv, final_dir + ".out", 0,
+              std::vector<std::string>(std::begin(kDistributedEnvironment),
+                                       std::end(kDistributedEnvironment))});
+    pool.Run(nullptr);
+    if (pool.status(0).state != ChildState::kSucceeded) {
+      return absl::InternalError(absl::StrCat(
+          "the final run failed (", ChildStateName(pool.status(0).state),
+          "); see ", final_dir, ".out"));
+    }
+    LOG(INFO) << "final run done: " << final_dir;
+    return absl::OkStatus();
+  }
+
   PipelineContext context_;
   TunePipelineConfig tune_;
   std::vector<TrialRecord> records_;
+  std::vector<int> job_records_;         // pool job -> records_ index
+  std::unique_ptr<ProcessGroup> group_;  // a distributed tune's job
 };
 
 // Before the run directory exists: the search itself, and every trial's
