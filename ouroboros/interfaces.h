@@ -72,6 +72,50 @@ struct OptimizerContext {
   std::string config_source;
 };
 
+// What a Trainer hook sees at a boundary: the live model and optimizer
+// (a hook may write into both, e.g. replace every weight and reset the
+// optimizer's state for them) and where training stands.
+struct TrainingView {
+  torch::nn::Module* module = nullptr;
+  torch::optim::Optimizer* optimizer = nullptr;
+  int64_t step = 0;   // optimizer steps done
+  int64_t epoch = 0;  // epochs done
+  std::string run_dir;
+};
+
+// Runs inside any Trainer run that names it in the config's `hooks`. Hooks
+// are not checkpointed: one that keeps state across a resume must save it
+// in the run directory itself.
+class TrainerHook {
+ public:
+  virtual ~TrainerHook() = default;
+  // Once the model, optimizer and (on resume) checkpoint are loaded.
+  virtual absl::Status OnTrainBegin(const TrainingView& view) {
+    return absl::OkStatus();
+  }
+  // After every optimizer step (view.step already counts it).
+  virtual absl::Status OnStepEnd(const TrainingView& view) {
+    return absl::OkStatus();
+  }
+  // After every epoch; scalars put in `metrics` are logged like the model's.
+  virtual absl::Status OnEpochEnd(const TrainingView& view,
+                                  std::map<std::string, double>* metrics) {
+    return absl::OkStatus();
+  }
+  // After the last step, before the final test evaluation.
+  virtual absl::Status OnTrainEnd(const TrainingView& view) {
+    return absl::OkStatus();
+  }
+};
+
+struct HookContext {
+  const RunConfig* config = nullptr;
+  std::string config_source;
+  // This hook's entry: config->hooks(index).
+  int index = 0;
+  std::string run_dir;
+};
+
 // A pipeline runs a whole job (train once, tune, run several in parallel).
 class Pipeline {
  public:

@@ -8,6 +8,8 @@
 //                                ValidateSgdConfig);
 //   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain,
 //                               nullptr);
+//   OUROBOROS_REGISTER_HOOK("introspection_jump", "...", MakeJump,
+//                           ValidateJumpConfig);
 //
 // The last argument of each is a ConfigValidator (or nullptr) that checks the
 // plugin's own config section before anything runs.
@@ -34,7 +36,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 3;
+inline constexpr uint32_t kPluginAbiVersion = 4;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.
@@ -94,6 +96,10 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
 #define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator) \
   OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,   \
                               validator)
+
+// name, one-line description, HookFactory, HookConfigValidator or nullptr.
+#define OUROBOROS_REGISTER_HOOK(name, description, factory, validator) \
+  OUROBOROS_INTERNAL_REGISTER(HookEntry, name, description, factory, validator)
 
 // The same for a pipeline that runs other configs rather than a model of its
 // own (PipelineEntry::composite).

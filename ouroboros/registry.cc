@@ -36,6 +36,8 @@ absl::string_view PluginKindName(PluginKind kind) {
       return "optimizer";
     case PluginKind::kPipeline:
       return "pipeline";
+    case PluginKind::kHook:
+      return "hook";
   }
   return "unknown";
 }
@@ -90,6 +92,9 @@ absl::Status PluginRegistry::Register(OptimizerEntry entry) {
 absl::Status PluginRegistry::Register(PipelineEntry entry) {
   return Add(PluginKind::kPipeline, pipelines_, std::move(entry));
 }
+absl::Status PluginRegistry::Register(HookEntry entry) {
+  return Add(PluginKind::kHook, hooks_, std::move(entry));
+}
 
 absl::StatusOr<const ModelEntry*> PluginRegistry::FindModel(
     absl::string_view name) const {
@@ -103,6 +108,10 @@ absl::StatusOr<const PipelineEntry*> PluginRegistry::FindPipeline(
     absl::string_view name) const {
   return Find(PluginKind::kPipeline, pipelines_, name);
 }
+absl::StatusOr<const HookEntry*> PluginRegistry::FindHook(
+    absl::string_view name) const {
+  return Find(PluginKind::kHook, hooks_, name);
+}
 
 std::vector<std::string> PluginRegistry::Names(PluginKind kind) const {
   switch (kind) {
@@ -112,6 +121,8 @@ std::vector<std::string> PluginRegistry::Names(PluginKind kind) const {
       return KeysOf(optimizers_.entries);
     case PluginKind::kPipeline:
       return KeysOf(pipelines_.entries);
+    case PluginKind::kHook:
+      return KeysOf(hooks_.entries);
   }
   return {};
 }
@@ -126,6 +137,7 @@ std::vector<RegisteredPlugin> PluginRegistry::List() const {
   add(PluginKind::kModel, models_.entries);
   add(PluginKind::kOptimizer, optimizers_.entries);
   add(PluginKind::kPipeline, pipelines_.entries);
+  add(PluginKind::kHook, hooks_.entries);
   return rows;
 }
 
@@ -157,6 +169,17 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
     if (!*validate) continue;
     if (absl::Status s = (*validate)(config); !s.ok()) return s;
   }
+  for (int i = 0; i < config.hooks_size(); ++i) {
+    const std::string field = absl::StrCat("hooks[", i, "]");
+    absl::StatusOr<const HookEntry*> hook = FindHook(config.hooks(i).name());
+    if (!hook.ok()) return at_field(field + ".name", hook.status());
+    if (!(*hook)->validate_config) continue;
+    if (absl::Status s = (*hook)->validate_config(config.hooks(i).config(),
+                                                  field + ".config");
+        !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -164,6 +187,7 @@ void PluginRegistry::RemoveSource(absl::string_view source) {
   EraseSource(models_.entries, source);
   EraseSource(optimizers_.entries, source);
   EraseSource(pipelines_.entries, source);
+  EraseSource(hooks_.entries, source);
 }
 
 }  // namespace ouroboros

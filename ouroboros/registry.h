@@ -24,9 +24,9 @@
 
 namespace ouroboros {
 
-enum class PluginKind { kModel, kOptimizer, kPipeline };
+enum class PluginKind { kModel, kOptimizer, kPipeline, kHook };
 
-// "model", "optimizer", "pipeline".
+// "model", "optimizer", "pipeline", "hook".
 absl::string_view PluginKindName(PluginKind kind);
 
 using ModelFactory =
@@ -36,6 +36,8 @@ using OptimizerFactory =
         const OptimizerContext&)>;
 using PipelineFactory = std::function<absl::StatusOr<std::unique_ptr<Pipeline>>(
     const PipelineContext&)>;
+using HookFactory = std::function<absl::StatusOr<std::unique_ptr<TrainerHook>>(
+    const HookContext&)>;
 
 // Checks a plugin's own config section(s) without building anything, so
 // that main can refuse a bad config before it creates the run directory.
@@ -71,6 +73,19 @@ struct PipelineEntry {
   bool composite = false;
 };
 
+// Checks one hook's `config` section; errors read "<section_path>.<field>:
+// reason" (section_path is e.g. "hooks[0].config").
+using HookConfigValidator = std::function<absl::Status(
+    const google::protobuf::Struct& section, absl::string_view section_path)>;
+
+struct HookEntry {
+  std::string name;
+  std::string description;
+  HookFactory factory;
+  HookConfigValidator validate_config;
+  std::string source;
+};
+
 // One row of PluginRegistry::List().
 struct RegisteredPlugin {
   PluginKind kind;
@@ -93,6 +108,7 @@ class PluginRegistry {
   absl::Status Register(ModelEntry entry);
   absl::Status Register(OptimizerEntry entry);
   absl::Status Register(PipelineEntry entry);
+  absl::Status Register(HookEntry entry);
 
   // NotFound listing the known names of that kind.
   absl::StatusOr<const ModelEntry*> FindModel(absl::string_view name) const;
@@ -100,13 +116,14 @@ class PluginRegistry {
       absl::string_view name) const;
   absl::StatusOr<const PipelineEntry*> FindPipeline(
       absl::string_view name) const;
+  absl::StatusOr<const HookEntry*> FindHook(absl::string_view name) const;
 
   std::vector<std::string> Names(PluginKind kind) const;
   // Every entry, ordered by kind then name.
   std::vector<RegisteredPlugin> List() const;
 
-  // Finds config.model(), optim_config.name and config.pipeline() (NotFound
-  // listing the known names) and runs their config validators.
+  // Finds config.model(), optim_config.name, config.pipeline() and every
+  // hook (NotFound listing the known names) and runs their validators.
   absl::Status CheckConfig(const RunConfig& config) const;
 
   // Removes every entry registered from `source` (rolls back a plugin whose
@@ -127,6 +144,7 @@ class PluginRegistry {
   Table<ModelEntry> models_;
   Table<OptimizerEntry> optimizers_;
   Table<PipelineEntry> pipelines_;
+  Table<HookEntry> hooks_;
 };
 
 }  // namespace ouroboros

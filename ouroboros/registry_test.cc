@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -159,6 +160,32 @@ TEST(RegistryTest, CheckConfigRunsThePluginValidators) {
 
 TEST(RegistryTest, GlobalIsOneInstance) {
   EXPECT_EQ(&PluginRegistry::Global(), &PluginRegistry::Global());
+}
+
+TEST(RegistryTest, HooksAreAKindOfTheirOwn) {
+  PluginRegistry registry;
+  auto make =
+      [](const HookContext&) -> absl::StatusOr<std::unique_ptr<TrainerHook>> {
+    return std::make_unique<TrainerHook>();
+  };
+  ASSERT_TRUE(
+      registry.Register(HookEntry{"jump", "d", make, nullptr, "a.so"}).ok());
+  absl::Status again =
+      registry.Register(HookEntry{"jump", "d", make, nullptr, "b.so"});
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.message(),
+            "hook 'jump' from b.so is already registered by a.so");
+  ASSERT_TRUE(registry.Register(ModelNamed("jump", "a.so")).ok());
+  EXPECT_THAT(registry.Names(PluginKind::kHook), ElementsAre("jump"));
+  std::vector<std::string> rows;
+  for (const RegisteredPlugin& row : registry.List()) {
+    rows.push_back(absl::StrCat(PluginKindName(row.kind), ":", row.name));
+  }
+  EXPECT_THAT(rows, ElementsAre("model:jump", "hook:jump"));
+  EXPECT_EQ(registry.FindHook("jum").status().message(),
+            "unknown hook 'jum'; known hooks: jump");
+  registry.RemoveSource("a.so");
+  EXPECT_TRUE(registry.List().empty());
 }
 
 }  // namespace

@@ -376,8 +376,38 @@ absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
                              FormatJson(root));
 }
 
+TrainingView Trainer::View() {
+  return TrainingView{&model_->module(), optimizer_.get(), state_.position.step,
+                      state_.position.epoch, context_.run_dir};
+}
+
+absl::Status Trainer::BuildHooks() {
+  for (int i = 0; i < config().hooks_size(); ++i) {
+    absl::StatusOr<const HookEntry*> entry =
+        context_.registry->FindHook(config().hooks(i).name());
+    if (!entry.ok()) {
+      return absl::Status(
+          entry.status().code(),
+          absl::StrCat("hooks[", i, "].name: ", entry.status().message()));
+    }
+    HookContext hook_context{context_.config, context_.config_source, i,
+                             context_.run_dir};
+    absl::StatusOr<std::unique_ptr<TrainerHook>> hook =
+        (*entry)->factory(hook_context);
+    if (!hook.ok()) return hook.status();
+    hooks_.push_back(*std::move(hook));
+    LOG(INFO) << "hook " << config().hooks(i).name() << " from "
+              << (*entry)->source;
+  }
+  for (const auto& hook : hooks_) {
+    if (absl::Status s = hook->OnTrainBegin(View()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrainResult> Trainer::Run() {
   if (absl::Status s = Setup(); !s.ok()) return s;
+  if (absl::Status s = BuildHooks(); !s.ok()) return s;
   const TrainConfig& run = config().run_config();
   const OptimConfig& optim = config().optim_config();
   const int64_t n = data_.train.size();
@@ -437,6 +467,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       }
       ++position.step;
       ++position.batch_in_epoch;
+      for (const auto& hook : hooks_) {
+        if (absl::Status s = hook->OnStepEnd(View()); !s.ok()) return s;
+      }
       loss_sum += *loss;
       ++loss_count;
       result.last_train_loss = *loss;
@@ -461,6 +494,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     position.batch_in_epoch = 0;
     std::map<std::string, double> model_metrics;
     if (absl::Status s = OnEpochEnd(epoch, &model_metrics); !s.ok()) return s;
+    for (const auto& hook : hooks_) {
+      if (absl::Status s = hook->OnEpochEnd(View(), &model_metrics); !s.ok()) {
+        return s;
+      }
+    }
     std::string line = absl::StrFormat(
         "epoch %d/%d: step %d, train loss %.4f", epoch + 1, run.epochs(),
         position.step, loss_count > 0 ? loss_sum / loss_count : 0.0);
@@ -521,6 +559,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
   }
 
+  for (const auto& hook : hooks_) {
+    if (absl::Status s = hook->OnTrainEnd(View()); !s.ok()) return s;
+  }
   // The end: always a checkpoint, then the test set.
   if (last_checkpoint_ !=
       checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {

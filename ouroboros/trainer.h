@@ -116,7 +116,11 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<EventWriter> events_;
-  std::unique_ptr<ProcessGroup> group_;  // null unless distributed
+  std::unique_ptr<ProcessGroup> group_;              // null unless distributed
+  std::vector<std::unique_ptr<TrainerHook>> hooks_;  // config().hooks()
+
+  TrainingView View();
+  absl::Status BuildHooks();
   CheckpointState state_;
   std::string checkpoint_dir_;
   std::string last_checkpoint_;

@@ -180,6 +180,40 @@ TEST_F(MainTest, PluginPathAddsPluginsAndBrokenOnesDoNotStopTheOthers) {
   EXPECT_THAT(run.output, HasSubstr("plugin ABI version 999"));
 }
 
+TEST_F(MainTest, HooksRunAtTheTrainersBoundariesAndAreValidated) {
+  fs::create_directories(tmp_ / "hooks");
+  fs::copy_file(Built("tests/testdata/libstep_log_hook.so"),
+                tmp_ / "hooks/libstep_log_hook.so");
+  const std::string env = "OUROBOROS_PLUGIN_PATH=" + (tmp_ / "hooks").string();
+  Result r =
+      Run({"--config=" + tiny_, "--run_dir=run", "--threads=1",
+           R"(--set=hooks=[{"name": "step_log", "config": {"every": 5}}])"},
+          env);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // tiny_mlp.json: 12 steps an epoch, 2 epochs.
+  EXPECT_EQ(ReadFile(tmp_ / "run/hook_log.txt"),
+            "begin step=0\nstep 5\nstep 10\nepoch 1\nstep 15\nstep 20\n"
+            "epoch 2\nend step=24\n");
+  EXPECT_THAT(r.output, HasSubstr("sum_sq"));
+
+  Result unknown = Run(
+      {"--config=" + tiny_, "--run_dir=u", R"(--set=hooks=[{"name": "nope"}])"},
+      env);
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.output;
+  EXPECT_THAT(unknown.output,
+              HasSubstr("hooks[0].name: unknown hook 'nope'; known hooks: "
+                        "step_log"));
+  Result bad =
+      Run({"--config=" + tiny_, "--run_dir=b",
+           R"(--set=hooks=[{"name": "step_log", "config": {"every": 0}}])"},
+          env);
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("hooks[0].config.every: must be an "
+                                    "integer >= 1 (got 0)"));
+  EXPECT_FALSE(fs::exists(tmp_ / "u"));
+  EXPECT_FALSE(fs::exists(tmp_ / "b"));
+}
+
 TEST_F(MainTest, UnknownModelExitsTwoWithTheKnownNames) {
   Result r = Run({"--model=srwm_typo"});
   EXPECT_EQ(r.exit_code, 2);
