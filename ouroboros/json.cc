@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -411,6 +413,21 @@ std::string FormatJson(const Value& value) {
   Format(value, 0, &out);
   out.push_back('\n');
   return out;
+}
+
+absl::StatusOr<Value> ReadJsonFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<Value> value = ParseJson(text.str());
+  if (!value.ok()) {
+    return absl::Status(value.status().code(),
+                        absl::StrCat(path, ": ", value.status().message()));
+  }
+  return value;
 }
 
 }  // namespace ouroboros

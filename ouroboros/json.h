@@ -21,6 +21,10 @@ namespace ouroboros {
 
 absl::StatusOr<google::protobuf::Value> ParseJson(absl::string_view text);
 
+// Reads and parses a JSON file: NotFound naming the file if it cannot be
+// read, parse errors prefixed with the path.
+absl::StatusOr<google::protobuf::Value> ReadJsonFile(const std::string& path);
+
 // Pretty-printed, two-space indent, keys in sorted order.
 std::string FormatJson(const google::protobuf::Value& value);
 

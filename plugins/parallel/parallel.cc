@@ -6,10 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -149,17 +147,10 @@ absl::StatusOr<std::vector<Member>> ResolveMembers(
   return members;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // A test metric from the member's metrics.json, or NaN.
 double TestMetric(const std::string& run_dir, const std::string& metric) {
   absl::StatusOr<google::protobuf::Value> metrics =
-      ParseJson(ReadText(run_dir + "/metrics.json"));
+      ReadJsonFile(run_dir + "/metrics.json");
   if (!metrics.ok()) return std::nan("");
   const auto& fields = metrics->struct_value().fields();
   auto test = fields.find("test");

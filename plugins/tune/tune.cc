@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -28,13 +26,6 @@ namespace ouroboros::tune {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // What the tune knows of one trial.
 struct TrialRecord {
@@ -473,8 +464,8 @@ class TunePipeline : public Pipeline {
   absl::Status RestoreRecords() {
     const std::string path = context_.run_dir + "/trials.json";
     if (!fs::exists(path)) return absl::OkStatus();  // killed before any trial
-    absl::StatusOr<google::protobuf::Value> root = ParseJson(ReadText(path));
-    if (!root.ok()) return WithContext(root.status(), path);
+    absl::StatusOr<google::protobuf::Value> root = ReadJsonFile(path);
+    if (!root.ok()) return root.status();
     const auto& trials =
         root->struct_value().fields().at("trials").list_value().values();
     for (const google::protobuf::Value& value : trials) {
