@@ -1,0 +1,378 @@
+#include "plugins/quine/quine.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/module.h>
+#include <torch/utils.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ouroboros/config.h"
+#include "ouroboros/data.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/plugin_api.h"
+#include "plugins/quine/default_config.h"
+
+namespace ouroboros::quine {
+namespace {
+
+constexpr char kVanilla[] = "vanilla";
+constexpr char kAuxiliary[] = "auxiliary";
+constexpr double kDefaultZeroQuineFraction = 1e-3;
+// Keeps the coordinate shuffles apart from the image shuffles of the same
+// seed.
+constexpr uint64_t kCoordinateOrderSeedOffset = 0x51ee;
+
+int64_t FlattenedSize(const std::vector<int64_t>& shape) {
+  int64_t size = 1;
+  for (int64_t d : shape) size *= d;
+  return size;
+}
+
+}  // namespace
+
+bool IsAuxiliary(const QuineConfig& config) {
+  return config.variant() == kAuxiliary;
+}
+
+absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
+  QuineConfig quine;
+  if (absl::Status s =
+          ParseConfigSection(config.model_config(), "model_config", &quine);
+      !s.ok()) {
+    return s;
+  }
+  if (quine.variant().empty()) quine.set_variant(kVanilla);
+  if (quine.variant() != kVanilla && quine.variant() != kAuxiliary) {
+    return ConfigFieldError("model_config.variant",
+                            absl::StrCat("unknown variant '", quine.variant(),
+                                         "'; known: vanilla, auxiliary"));
+  }
+  const bool auxiliary = IsAuxiliary(quine);
+  // Non-negative counts first; then 0 means "the paper's value".
+  for (const auto& [field, value] :
+       {std::pair<const char*, int64_t>{"coordinate_embedding",
+                                        quine.coordinate_embedding()},
+        {"image_embedding", quine.image_embedding()},
+        {"coordinates_per_step", quine.coordinates_per_step()},
+        {"regenerate_every_epochs", quine.regenerate_every_epochs()}}) {
+    if (value < 0) {
+      return ConfigFieldError(absl::StrCat("model_config.", field),
+                              absl::StrCat("must be >= 0 (got ", value, ")"));
+    }
+  }
+  if (quine.coordinate_embedding() == 0) {
+    quine.set_coordinate_embedding(auxiliary ? 50 : 100);
+  }
+  if (quine.hidden_sizes().empty()) {
+    quine.add_hidden_sizes(100);
+    quine.add_hidden_sizes(100);
+  }
+  for (int i = 0; i < quine.hidden_sizes_size(); ++i) {
+    if (quine.hidden_sizes(i) < 1) {
+      return ConfigFieldError(
+          absl::StrCat("model_config.hidden_sizes[", i, "]"),
+          absl::StrCat("must be >= 1 (got ", quine.hidden_sizes(i), ")"));
+    }
+  }
+  if (auxiliary) {
+    if (quine.image_embedding() == 0) quine.set_image_embedding(50);
+    if (!(quine.task_weight() > 0 && std::isfinite(quine.task_weight()))) {
+      return ConfigFieldError(
+          "model_config.task_weight",
+          absl::StrCat("the auxiliary quine needs lambda > 0 in L = L_SR + "
+                       "lambda * L_task (got ",
+                       quine.task_weight(), ")"));
+    }
+  } else {
+    // Settings of the auxiliary variant would silently do nothing here.
+    for (const auto& [field, is_set] :
+         {std::pair<const char*, bool>{"image_embedding",
+                                       quine.image_embedding() != 0},
+          {"task_weight", quine.task_weight() != 0},
+          {"coordinates_per_step", quine.coordinates_per_step() != 0},
+          {"task_only", quine.task_only()}}) {
+      if (is_set) {
+        return ConfigFieldError(
+            absl::StrCat("model_config.", field),
+            "only for variant 'auxiliary' (the vanilla quine's training set "
+            "is its coordinates, run_config.batch_size per step)");
+      }
+    }
+  }
+  if (!(quine.coordinate_projection_std() >= 0 &&
+        std::isfinite(quine.coordinate_projection_std()))) {
+    return ConfigFieldError(
+        "model_config.coordinate_projection_std",
+        absl::StrCat("must be a finite number >= 0 (got ",
+                     quine.coordinate_projection_std(), ")"));
+  }
+  if (quine.zero_quine_fraction() == 0) {
+    quine.set_zero_quine_fraction(kDefaultZeroQuineFraction);
+  }
+  if (!(quine.zero_quine_fraction() > 0 && quine.zero_quine_fraction() < 1)) {
+    return ConfigFieldError("model_config.zero_quine_fraction",
+                            absl::StrCat("must be in [0, 1) (got ",
+                                         quine.zero_quine_fraction(), ")"));
+  }
+  return quine;
+}
+
+// The self-replication loss and regeneration need the quine's own training
+// step.
+absl::Status PipelineError(const RunConfig& config) {
+  return ConfigFieldError(
+      "pipeline",
+      absl::StrCat("the quine model trains with pipeline '", kQuinePipeline,
+                   "' (got '", config.pipeline(), "')"));
+}
+
+absl::Status ValidateQuineConfig(const RunConfig& config) {
+  if (absl::Status s = ParseQuineConfig(config).status(); !s.ok()) return s;
+  // The generic training pipeline would train the task head alone. Pipelines
+  // that run others (tune, parallel) pass; MakeQuine checks the one that
+  // finally builds the model.
+  if (config.pipeline() == "train" || config.pipeline().empty()) {
+    return PipelineError(config);
+  }
+  return absl::OkStatus();
+}
+
+QuineLayout MakeQuineLayout(const QuineConfig& config, int64_t num_classes) {
+  QuineLayout layout;
+  auto add = [&layout](int64_t rows, int64_t cols) {
+    QuineLayout::Matrix matrix{rows, cols, layout.num_parameters};
+    layout.num_parameters += rows * cols;
+    return matrix;
+  };
+  int64_t width = config.coordinate_embedding() + config.image_embedding();
+  for (int32_t hidden : config.hidden_sizes()) {
+    layout.hidden.push_back(add(hidden, width));
+    width = hidden;
+  }
+  layout.weight_head = add(1, width);
+  if (IsAuxiliary(config)) layout.class_head = add(num_classes, width);
+  return layout;
+}
+
+struct QuineModel::Modules {
+  torch::nn::Module module;
+  at::Tensor theta;
+  // Fixed random projections: buffers, so checkpoints carry them, but never
+  // parameters (they are not part of what the quine predicts).
+  at::Tensor coordinate_projection;  // num_parameters x coordinate_embedding
+  at::Tensor image_projection;       // image features x image_embedding
+};
+
+QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
+                       uint64_t seed)
+    : config_(config),
+      layout_(MakeQuineLayout(config, data.num_classes)),
+      modules_(std::make_unique<Modules>()),
+      seed_(seed) {
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor theta = at::empty({layout_.num_parameters});
+  std::vector<QuineLayout::Matrix> matrices = layout_.hidden;
+  matrices.push_back(layout_.weight_head);
+  if (auxiliary()) matrices.push_back(layout_.class_head);
+  for (const QuineLayout::Matrix& m : matrices) {
+    // LeCun normal, the initialization SELU's self-normalization assumes.
+    theta.narrow(0, m.offset, m.rows * m.cols)
+        .copy_(at::randn({m.rows * m.cols}, generator) /
+               std::sqrt(static_cast<double>(m.cols)));
+  }
+  modules_->theta = modules_->module.register_parameter("theta", theta);
+  const double projection_std =
+      config.coordinate_projection_std() > 0
+          ? config.coordinate_projection_std()
+          : 1 / std::sqrt(static_cast<double>(layout_.num_parameters));
+  modules_->coordinate_projection = modules_->module.register_buffer(
+      "coordinate_projection",
+      at::randn({layout_.num_parameters, config.coordinate_embedding()},
+                generator) *
+          projection_std);
+  if (auxiliary()) {
+    const int64_t features = FlattenedSize(data.input_shape);
+    modules_->image_projection = modules_->module.register_buffer(
+        "image_projection",
+        at::randn({features, config.image_embedding()}, generator) /
+            std::sqrt(static_cast<double>(features)));
+  }
+  torch::NoGradGuard no_grad;
+  initial_weight_sq_ = modules_->theta.pow(2).sum().item<double>();
+}
+
+QuineModel::~QuineModel() = default;
+
+torch::nn::Module& QuineModel::module() { return modules_->module; }
+
+const at::Tensor& QuineModel::weights() const { return modules_->theta; }
+
+const at::Tensor& QuineModel::coordinate_projection() const {
+  return modules_->coordinate_projection;
+}
+
+at::Tensor QuineModel::View(const QuineLayout::Matrix& matrix) const {
+  return modules_->theta.narrow(0, matrix.offset, matrix.rows * matrix.cols)
+      .view({matrix.rows, matrix.cols});
+}
+
+at::Tensor QuineModel::Body(const at::Tensor& input, int64_t first_column,
+                            const QuineLayout::Matrix& head) {
+  // The input fills only its own columns of the first layer (coordinate or
+  // image half); the other half is zero, so its columns are skipped.
+  at::Tensor h = at::linear(
+      input, View(layout_.hidden[0]).narrow(1, first_column, input.size(1)));
+  // Without autograd (evaluation, regeneration) SELU can overwrite its input.
+  const bool in_place = !at::GradMode::is_enabled();
+  for (size_t i = 0;; ++i) {
+    h = in_place ? at::selu_(h) : at::selu(h);
+    if (i + 1 == layout_.hidden.size()) break;
+    h = at::linear(h, View(layout_.hidden[i + 1]));
+  }
+  return at::linear(h, View(head));
+}
+
+at::Tensor QuineModel::Forward(const at::Tensor& inputs) {
+  if (!auxiliary()) return PredictWeights(inputs.flatten().to(at::kLong));
+  at::Tensor embedded =
+      at::matmul(inputs.flatten(1).to(at::kFloat), modules_->image_projection);
+  return Body(embedded, config_.coordinate_embedding(), layout_.class_head);
+}
+
+at::Tensor QuineModel::Loss(const at::Tensor& outputs,
+                            const at::Tensor& targets) {
+  if (!auxiliary()) return ReplicationError(outputs, targets);
+  at::Tensor task = Model::Loss(outputs, targets);
+  if (config_.task_only()) return task;
+  return SelfReplicationLoss(NextCoordinates()) + config_.task_weight() * task;
+}
+
+at::Tensor QuineModel::NextCoordinates() {
+  const int64_t n = num_parameters();
+  const int64_t k = config_.coordinates_per_step();
+  if (k == 0 || k >= n) {
+    if (!coordinate_order_.defined()) coordinate_order_ = at::arange(n);
+    return coordinate_order_;
+  }
+  if (!coordinate_order_.defined() || coordinate_cursor_ + k > n) {
+    coordinate_order_ =
+        EpochOrder(n, seed_ + kCoordinateOrderSeedOffset, coordinate_pass_++);
+    coordinate_cursor_ = 0;
+  }
+  at::Tensor batch =
+      coordinate_order_.slice(0, coordinate_cursor_, coordinate_cursor_ + k);
+  coordinate_cursor_ += k;
+  return batch;
+}
+
+at::Tensor QuineModel::PredictWeights(const at::Tensor& coordinates) {
+  // Row c of the projection is what the one-hot vector e_c would select.
+  return PredictFromEmbedding(
+      modules_->coordinate_projection.index_select(0, coordinates));
+}
+
+at::Tensor QuineModel::PredictFromEmbedding(const at::Tensor& embedded) {
+  return Body(embedded, 0, layout_.weight_head).squeeze(1);
+}
+
+at::Tensor QuineModel::SelfReplicationLoss(const at::Tensor& coordinates) {
+  return ReplicationError(PredictWeights(coordinates), coordinates);
+}
+
+at::Tensor QuineModel::ReplicationError(const at::Tensor& predictions,
+                                        const at::Tensor& coordinates) {
+  at::Tensor targets = modules_->theta.detach().index_select(0, coordinates);
+  return (predictions - targets).pow(2).sum();
+}
+
+at::Tensor QuineModel::PredictAllWeights() {
+  // One batch of all rows: a few large matrix products. (Blocks of 1,024
+  // rows were no faster on one thread and far slower on two threads of a
+  // loaded machine, where every extra parallel region waits for a
+  // descheduled thread.)
+  TORCH_CHECK(!at::GradMode::is_enabled(), "PredictAllWeights is no-grad only");
+  return PredictFromEmbedding(modules_->coordinate_projection);
+}
+
+ReplicationStats QuineModel::Stats() {
+  torch::NoGradGuard no_grad;
+  ReplicationStats stats;
+  const at::Tensor& theta = modules_->theta;
+  stats.sr_loss = (PredictAllWeights() - theta).pow(2).sum().item<double>();
+  stats.weight_sq = theta.pow(2).sum().item<double>();
+  stats.rho = stats.sr_loss / stats.weight_sq;
+  return stats;
+}
+
+void QuineModel::Regenerate() {
+  torch::NoGradGuard no_grad;
+  // All predictions come from the old theta before any of it is overwritten.
+  modules_->theta.copy_(PredictAllWeights());
+}
+
+bool QuineModel::RegeneratesAfter(int64_t epoch) const {
+  const int64_t every = config_.regenerate_every_epochs();
+  return every > 0 && (epoch + 1) % every == 0;
+}
+
+absl::Status QuineModel::OnEpochEnd(int64_t epoch,
+                                    std::map<std::string, double>* metrics) {
+  double weight_sq = 0;
+  absl::Status status = CallTorch("quine epoch end", [&] {
+    ReplicationStats stats = Stats();
+    (*metrics)["sr_loss"] = stats.sr_loss;
+    (*metrics)["rho"] = stats.rho;
+    (*metrics)["weight_sq"] = stats.weight_sq;
+    weight_sq = stats.weight_sq;
+    if (RegeneratesAfter(epoch)) {
+      Regenerate();
+      torch::NoGradGuard no_grad;
+      weight_sq = modules_->theta.pow(2).sum().item<double>();
+      (*metrics)["regenerated_weight_sq"] = weight_sq;
+    }
+  });
+  if (!status.ok()) return status;
+  const double floor = config_.zero_quine_fraction() * initial_weight_sq_;
+  if (!config_.allow_zero_quine() && !(weight_sq >= floor)) {
+    return absl::AbortedError(absl::StrFormat(
+        "the quine collapsed to the trivial zero quine after epoch %d: "
+        "sum(theta^2) = %g < %g (model_config.zero_quine_fraction %g of its "
+        "initial %g), so L_SR is small only because the weights vanished. "
+        "Set model_config.allow_zero_quine=true to let a run end this way",
+        epoch + 1, weight_sq, floor, config_.zero_quine_fraction(),
+        initial_weight_sq_));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context) {
+  absl::StatusOr<QuineConfig> config = ParseQuineConfig(*context.config);
+  if (!config.ok()) return WithContext(config.status(), context.config_source);
+  if (context.config->pipeline() != kQuinePipeline) {
+    return WithContext(PipelineError(*context.config), context.config_source);
+  }
+  if (IsAuxiliary(*config) &&
+      (context.data.num_classes < 2 || context.data.input_shape.empty())) {
+    return absl::InvalidArgumentError(
+        "quine: the auxiliary variant needs a dataset with images and at "
+        "least 2 classes");
+  }
+  std::unique_ptr<Model> model;
+  absl::Status status = CallTorch("building the quine", [&] {
+    model = std::make_unique<QuineModel>(*config, context.data,
+                                         context.config->seed());
+  });
+  if (!status.ok()) return status;
+  return model;
+}
+
+OUROBOROS_REGISTER_MODEL("quine",
+                         "Neural network quine (vanilla or auxiliary) that "
+                         "predicts and regenerates its own weights",
+                         MakeQuine, kDefaultConfigJson, ValidateQuineConfig);
+
+}  // namespace ouroboros::quine

@@ -1,0 +1,148 @@
+// Neural network quines (Chang & Lipson 2018), registered as model `quine`:
+// a network that learns to output its own weights.
+//
+// Vanilla: coordinate c -> row c of a fixed random projection -> bias-free
+// SELU layers -> the predicted value of parameter c. Auxiliary: an image
+// enters through its own fixed projection beside the coordinate's, and a
+// class head on the last hidden layer classifies it.
+//
+// model_config: {"variant": "vanilla", "coordinate_embedding": 100,
+//                "hidden_sizes": [100, 100], "regenerate_every_epochs": 1}
+//
+// All parameters live in ONE flat tensor theta (the layers are views of it),
+// so coordinate c is simply theta[c], the self-replication target is an
+// index_select and regeneration is one copy_ into the live parameter.
+#ifndef PLUGINS_QUINE_QUINE_H_
+#define PLUGINS_QUINE_QUINE_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ouroboros/interfaces.h"
+#include "plugins/quine/quine.pb.h"
+
+namespace ouroboros::quine {
+
+inline constexpr char kQuinePipeline[] = "quine_train";
+
+// Parses and validates model_config ("model_config.<field>: reason"), with
+// the defaults filled in.
+absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config);
+
+bool IsAuxiliary(const QuineConfig& config);
+
+// Where each weight matrix sits in theta, input side first.
+struct QuineLayout {
+  struct Matrix {
+    int64_t rows = 0;  // output features
+    int64_t cols = 0;  // input features
+    int64_t offset = 0;
+  };
+  std::vector<Matrix> hidden;  // the SELU layers
+  Matrix weight_head;          // last hidden -> 1 (the predicted weight)
+  Matrix class_head;           // last hidden -> classes (auxiliary; else 0x0)
+  int64_t num_parameters = 0;
+};
+
+// `num_classes` only matters for the auxiliary variant.
+QuineLayout MakeQuineLayout(const QuineConfig& config, int64_t num_classes);
+
+// The three numbers the paper watches.
+struct ReplicationStats {
+  double sr_loss = 0;    // L_SR = sum_c (f(c) - theta_c)^2 over all c
+  double weight_sq = 0;  // sum(theta^2)
+  double rho = 0;        // L_SR / sum(theta^2)
+};
+
+class QuineModel : public Model {
+ public:
+  // `data` gives the image size and classes (auxiliary only); `seed` draws
+  // the fixed projections and the initial weights.
+  QuineModel(const QuineConfig& config, const DataSpec& data, uint64_t seed);
+  ~QuineModel() override;
+
+  torch::nn::Module& module() override;
+  // Auxiliary: class logits of the images (batch x image shape; the
+  // coordinate half of the input is zero). Vanilla: the predicted weights
+  // f(c) of a batch of coordinates (batch x 1, as float: the quine_train
+  // pipeline's coordinate dataset).
+  at::Tensor Forward(const at::Tensor& inputs) override;
+  // The training loss of one step, from Forward's outputs. Vanilla: L_SR of
+  // the coordinates in `targets`. Auxiliary: L_SR of the next
+  // coordinates_per_step coordinates (0: all) + task_weight * L_task, or
+  // L_task alone with task_only. Each call moves on to the next coordinates,
+  // so call it once per training step.
+  at::Tensor Loss(const at::Tensor& outputs,
+                  const at::Tensor& targets) override;
+  // Pre-regeneration statistics into `metrics`, regeneration when due, then
+  // the zero-quine guard (Aborted: exit code 1).
+  absl::Status OnEpochEnd(int64_t epoch,
+                          std::map<std::string, double>* metrics) override;
+
+  // f_theta(c) for int64 coordinates (the image half of the input is zero).
+  at::Tensor PredictWeights(const at::Tensor& coordinates);
+  // f_theta for coordinates given by their projections (rows of
+  // coordinate_projection(), batch x coordinate_embedding).
+  at::Tensor PredictFromEmbedding(const at::Tensor& embedded);
+  // sum over `coordinates` of (f(c) - theta_c)^2; the targets theta_c are
+  // detached, so gradients reach theta only through f.
+  at::Tensor SelfReplicationLoss(const at::Tensor& coordinates);
+  // L_SR, sum(theta^2) and rho over all coordinates, without gradients.
+  ReplicationStats Stats();
+  // theta <- f_theta(C) for all coordinates at once, written into the live
+  // parameter (same tensor, so optimizers and views keep pointing at it).
+  void Regenerate();
+  // True if the epoch-end hook of 0-based `epoch` regenerates.
+  bool RegeneratesAfter(int64_t epoch) const;
+
+  // The flat parameter vector theta.
+  const at::Tensor& weights() const;
+  // The fixed projection of the coordinates, num_parameters x embedding.
+  const at::Tensor& coordinate_projection() const;
+  int64_t num_parameters() const { return layout_.num_parameters; }
+  const QuineLayout& layout() const { return layout_; }
+  const QuineConfig& config() const { return config_; }
+  bool auxiliary() const { return IsAuxiliary(config_); }
+  // sum(theta^2) right after initialization (the zero-quine guard's scale).
+  double initial_weight_sq() const { return initial_weight_sq_; }
+
+ private:
+  // The shared body: the SELU layers, then `head`, giving (batch x head
+  // rows). `input` is one half of the first layer's input (coordinate or
+  // image embedding), starting at column `first_column`; the other half is 0.
+  at::Tensor Body(const at::Tensor& input, int64_t first_column,
+                  const QuineLayout::Matrix& head);
+  // f_theta(C) for every coordinate, without gradients.
+  at::Tensor PredictAllWeights();
+  // sum_c (predictions_c - theta_c)^2 with theta_c detached.
+  at::Tensor ReplicationError(const at::Tensor& predictions,
+                              const at::Tensor& coordinates);
+  at::Tensor View(const QuineLayout::Matrix& matrix) const;
+  // The auxiliary quine's next L_SR coordinates: all of them, or the next
+  // coordinates_per_step of a shuffled order (reshuffled when used up).
+  at::Tensor NextCoordinates();
+
+  QuineConfig config_;
+  QuineLayout layout_;
+  struct Modules;
+  std::unique_ptr<Modules> modules_;
+  double initial_weight_sq_ = 0;
+  uint64_t seed_;
+  at::Tensor coordinate_order_;
+  int64_t coordinate_cursor_ = 0;
+  int64_t coordinate_pass_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);
+
+absl::Status ValidateQuineConfig(const RunConfig& config);
+
+}  // namespace ouroboros::quine
+
+#endif  // PLUGINS_QUINE_QUINE_H_

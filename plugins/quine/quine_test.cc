@@ -1,0 +1,371 @@
+#include "plugins/quine/quine.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "ouroboros/config.h"
+#include "ouroboros/registry.h"
+#include "plugins/quine/default_config.h"
+#include "plugins/quine/quine_trainer.h"
+
+namespace ouroboros::quine {
+namespace {
+
+RunConfig ConfigWith(
+    const std::string& model_config_json,
+    const std::string& run_config_json = R"({"epochs": 1, "batch_size": 3})") {
+  std::string json = R"({"model": "quine", "pipeline": "quine_train",
+    "seed": 7,
+    "data_config": {"dataset": "synthetic", "synthetic":
+      {"num_samples": 64, "num_features": 5, "num_classes": 3}},
+    "optim_config": {"name": "adam", "lr": 0.01},
+    "run_config": )" +
+                     run_config_json + R"(, "model_config": )" +
+                     model_config_json + "}";
+  absl::StatusOr<RunConfig> config = ParseRunConfig(json, "test.json");
+  EXPECT_TRUE(config.ok()) << config.status();
+  return *config;
+}
+
+std::unique_ptr<QuineModel> MakeModel(const RunConfig& config,
+                                      const DataSpec& data = DataSpec{{5}, 3}) {
+  absl::StatusOr<QuineConfig> parsed = ParseQuineConfig(config);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return std::make_unique<QuineModel>(*parsed, data, config.seed());
+}
+
+at::Tensor Buffer(QuineModel& model, const std::string& name) {
+  return model.module().named_buffers()[name];
+}
+
+double Selu(double x) {
+  constexpr double kAlpha = 1.6732632423543772848170429916717;
+  constexpr double kScale = 1.0507009873554804934193349852946;
+  return kScale * (x > 0 ? x : kAlpha * (std::exp(x) - 1));
+}
+
+// A 6-parameter quine with every number chosen by hand: a 2x2 SELU layer
+// (theta[0..3]) and a 1x2 weight head (theta[4..5]) over a 6x2 projection.
+class TinyQuineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_ = ConfigWith(R"({"coordinate_embedding": 2, "hidden_sizes": [2]})");
+    model_ = MakeModel(config_);
+    ASSERT_EQ(model_->num_parameters(), 6);
+    torch::NoGradGuard no_grad;
+    model_->weights().copy_(
+        at::tensor(std::vector<float>(theta_.begin(), theta_.end())));
+    Buffer(*model_, "coordinate_projection")
+        .copy_(at::tensor(
+                   std::vector<float>(projection_.begin(), projection_.end()))
+                   .view({6, 2}));
+  }
+
+  // f(c) = head . selu(W1 P[c]), in doubles.
+  double Predict(int c) const {
+    double sum = 0;
+    for (int row = 0; row < 2; ++row) {
+      double pre = theta_[row * 2] * projection_[c * 2] +
+                   theta_[row * 2 + 1] * projection_[c * 2 + 1];
+      sum += theta_[4 + row] * Selu(pre);
+    }
+    return sum;
+  }
+  double Hidden(int c, int row) const {
+    return Selu(theta_[row * 2] * projection_[c * 2] +
+                theta_[row * 2 + 1] * projection_[c * 2 + 1]);
+  }
+
+  std::vector<double> theta_ = {0.5, -1.0, 2.0, 0.25, 0.75, -0.5};
+  std::vector<double> projection_ = {1.0, 0.0,  0.0, 1.0,  -1.0,  2.0,
+                                     0.5, -0.5, 3.0, -2.0, -0.25, 0.1};
+  RunConfig config_;
+  std::unique_ptr<QuineModel> model_;
+};
+
+TEST_F(TinyQuineTest, SelfReplicationLossEqualsTheHandComputedSum) {
+  const std::vector<int64_t> coordinates = {0, 3, 5};
+  double expected = 0;
+  for (int64_t c : coordinates) {
+    expected += std::pow(Predict(c) - theta_[c], 2);
+  }
+  at::Tensor loss = model_->SelfReplicationLoss(at::tensor(coordinates));
+  EXPECT_NEAR(loss.item<double>(), expected, 1e-5 * expected);
+  // The training step's view: Forward on the coordinate dataset's float
+  // inputs, then Loss against the coordinates.
+  at::Tensor as_inputs = at::tensor(coordinates).to(at::kFloat).unsqueeze(1);
+  EXPECT_NEAR(model_->Loss(model_->Forward(as_inputs), at::tensor(coordinates))
+                  .item<double>(),
+              expected, 1e-5 * expected);
+
+  double all = 0, weight_sq = 0;
+  for (int c = 0; c < 6; ++c) {
+    all += std::pow(Predict(c) - theta_[c], 2);
+    weight_sq += theta_[c] * theta_[c];
+  }
+  ReplicationStats stats = model_->Stats();
+  EXPECT_NEAR(stats.sr_loss, all, 1e-5 * all);
+  EXPECT_NEAR(stats.weight_sq, weight_sq, 1e-6);
+  EXPECT_NEAR(stats.rho, all / weight_sq, 1e-5 * all / weight_sq);
+}
+
+TEST_F(TinyQuineTest, GradientsDoNotFlowIntoTheTargets) {
+  // With the weight head at zero, f(c) = 0 for every c, and f does not
+  // depend on the first layer. Detached targets theta_c then give the first
+  // layer no gradient at all; attached ones would give it 2 * theta_c.
+  theta_[4] = theta_[5] = 0;
+  {
+    torch::NoGradGuard no_grad;
+    model_->weights().narrow(0, 4, 2).zero_();
+  }
+  const std::vector<int64_t> coordinates = {0, 1, 2, 3, 4, 5};
+  model_->SelfReplicationLoss(at::tensor(coordinates)).backward();
+  at::Tensor grad = model_->weights().grad();
+  ASSERT_TRUE(grad.defined());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(grad[i].item<float>(), 0) << i;
+  // d/d head_row of sum_c (f(c) - theta_c)^2 = sum_c 2 (0 - theta_c) h_row(c).
+  for (int row = 0; row < 2; ++row) {
+    double expected = 0;
+    for (int c = 0; c < 6; ++c) expected += -2 * theta_[c] * Hidden(c, row);
+    EXPECT_NEAR(grad[4 + row].item<double>(), expected, 1e-4) << row;
+  }
+}
+
+TEST_F(TinyQuineTest, RegenerationWritesThePredictionsIntoTheLiveParameter) {
+  std::vector<double> expected(6);
+  for (int c = 0; c < 6; ++c) expected[c] = Predict(c);
+  at::Tensor live = model_->module().parameters()[0];
+  torch::optim::Adam adam(model_->module().parameters(), 0.1);
+  const void* storage = live.data_ptr();
+
+  model_->Regenerate();
+
+  // The same tensor the module and the optimizer hold, now f_theta_old(C).
+  EXPECT_EQ(model_->module().parameters()[0].data_ptr(), storage);
+  EXPECT_TRUE(adam.param_groups()[0].params()[0].is_same(live));
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_NEAR(live[c].item<double>(), expected[c], 1e-5) << c;
+  }
+  EXPECT_TRUE(live.requires_grad());
+}
+
+TEST(QuineTest, PaperSizes) {
+  RunConfig vanilla = ConfigWith("{}");
+  EXPECT_EQ(MakeModel(vanilla)->num_parameters(), 20100);
+  RunConfig auxiliary =
+      ConfigWith(R"({"variant": "auxiliary", "task_weight": 0.01})");
+  EXPECT_EQ(MakeModel(auxiliary, DataSpec{{1, 28, 28}, 10})->num_parameters(),
+            21100);
+}
+
+TEST(QuineTest, DefaultConfigIsTheVanillaPaperQuine) {
+  absl::StatusOr<RunConfig> config =
+      ParseRunConfig(kDefaultConfigJson, "default_config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(ValidateQuineConfig(*config).ok());
+  ModelContext context{&*config, "default_config.json", DataSpec{{1}, 0}};
+  absl::StatusOr<std::unique_ptr<Model>> model = MakeQuine(context);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto& quine = dynamic_cast<QuineModel&>(**model);
+  EXPECT_EQ(quine.num_parameters(), 20100);
+  // Only theta is trainable: the projection is a buffer.
+  EXPECT_EQ(quine.module().parameters().size(), 1u);
+}
+
+TEST(QuineTest, AuxiliaryForwardGivesClassLogitsFromTheImageAlone) {
+  RunConfig config = ConfigWith(
+      R"({"variant": "auxiliary", "task_weight": 0.5, "hidden_sizes": [8]})");
+  std::unique_ptr<QuineModel> model = MakeModel(config, DataSpec{{2, 3}, 4});
+  at::Tensor images = at::rand({5, 2, 3});
+  at::Tensor logits = model->Forward(images);
+  EXPECT_EQ(logits.sizes(), (at::IntArrayRef{5, 4}));
+  // Changing the coordinate projection must not change the class logits.
+  {
+    torch::NoGradGuard no_grad;
+    Buffer(*model, "coordinate_projection").normal_();
+  }
+  EXPECT_TRUE(at::allclose(model->Forward(images), logits));
+}
+
+TEST(QuineTest, AuxiliaryStepLossIsReplicationPlusWeightedTask) {
+  RunConfig config = ConfigWith(
+      R"({"variant": "auxiliary", "task_weight": 0.25, "hidden_sizes": [8]})");
+  std::unique_ptr<QuineModel> model = MakeModel(config, DataSpec{{2, 3}, 4});
+  at::Tensor images = at::rand({5, 2, 3});
+  at::Tensor labels = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 1});
+  at::Tensor logits = model->Forward(images);
+  // coordinates_per_step 0: the L_SR term covers every coordinate.
+  const double sr = model->Stats().sr_loss;
+  const double task =
+      at::nll_loss(at::log_softmax(logits, 1), labels).item<double>();
+  EXPECT_NEAR(model->Loss(logits, labels).item<double>(), sr + 0.25 * task,
+              1e-4 * sr);
+}
+
+TEST(QuineTest, ZeroQuineGuardFires) {
+  RunConfig config = ConfigWith(R"({"hidden_sizes": [4]})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  std::map<std::string, double> metrics;
+  ASSERT_TRUE(model->OnEpochEnd(0, &metrics).ok());
+  EXPECT_GT(metrics.at("weight_sq"), 0);
+  {
+    torch::NoGradGuard no_grad;
+    model->weights().mul_(1e-3);  // sum(theta^2) shrinks by 1e-6
+  }
+  absl::Status status = model->OnEpochEnd(1, &metrics);
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(status.message().find("trivial zero quine after epoch 2"),
+            std::string::npos)
+      << status;
+
+  RunConfig allowed =
+      ConfigWith(R"({"hidden_sizes": [4], "allow_zero_quine": true})");
+  std::unique_ptr<QuineModel> tolerant = MakeModel(allowed);
+  {
+    torch::NoGradGuard no_grad;
+    tolerant->weights().zero_();
+  }
+  EXPECT_TRUE(tolerant->OnEpochEnd(0, &metrics).ok());
+  EXPECT_EQ(metrics.at("weight_sq"), 0);
+}
+
+TEST(QuineTest, RegeneratesEveryTEpochs) {
+  std::unique_ptr<QuineModel> every_third = MakeModel(
+      ConfigWith(R"({"hidden_sizes": [4], "regenerate_every_epochs": 3})"));
+  std::vector<bool> due;
+  for (int epoch = 0; epoch < 6; ++epoch) {
+    due.push_back(every_third->RegeneratesAfter(epoch));
+  }
+  EXPECT_EQ(due, (std::vector<bool>{false, false, true, false, false, true}));
+  std::unique_ptr<QuineModel> never =
+      MakeModel(ConfigWith(R"({"hidden_sizes": [4]})"));
+  EXPECT_FALSE(never->RegeneratesAfter(0));
+}
+
+// The quine_train pipeline end to end, with a registry holding the quine and
+// LibTorch's Adam.
+class QuineTrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(
+        registry_
+            .Register(ModelEntry{"quine", "", MakeQuine, kDefaultConfigJson,
+                                 ValidateQuineConfig, "test"})
+            .ok());
+    OptimizerFactory adam = [](const OptimizerContext& context)
+        -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
+      return std::make_unique<torch::optim::Adam>(context.parameters,
+                                                  context.config->lr());
+    };
+    ASSERT_TRUE(
+        registry_.Register(OptimizerEntry{"adam", "", adam, nullptr, "test"})
+            .ok());
+  }
+
+  absl::StatusOr<TrainResult> Train(const RunConfig& config,
+                                    const std::string& name) {
+    PipelineContext context;
+    context.config = &config;
+    context.config_source = "test.json";
+    context.run_dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+    context.registry = &registry_;
+    QuineTrainer trainer(context);
+    return trainer.Run();
+  }
+
+  PluginRegistry registry_;
+};
+
+TEST_F(QuineTrainerTest, ShortVanillaRunLowersTheSelfReplicationLoss) {
+  // Unit-variance projections make the initial predictions far from theta.
+  RunConfig config = ConfigWith(R"({"coordinate_embedding": 8,
+      "hidden_sizes": [8, 8], "coordinate_projection_std": 1})",
+                                R"({"epochs": 3, "batch_size": 10})");
+  const double initial = MakeModel(config)->Stats().sr_loss;
+  absl::StatusOr<TrainResult> result = Train(config, "vanilla");
+  ASSERT_TRUE(result.ok()) << result.status();
+  // 8*8 + 8*8 + 8 = 136 coordinates: 14 steps per epoch.
+  EXPECT_EQ(result->position.step, 3 * 14);
+  EXPECT_LT(result->val.at("sr_loss"), 0.5 * initial);
+  EXPECT_GT(result->val.at("weight_sq"), 0);
+}
+
+TEST_F(QuineTrainerTest, AuxiliaryRunReportsTaskAndReplication) {
+  RunConfig config = ConfigWith(R"({"variant": "auxiliary",
+      "coordinate_embedding": 4, "image_embedding": 4, "hidden_sizes": [8],
+      "task_weight": 1, "coordinates_per_step": 5})",
+                                R"({"epochs": 10, "batch_size": 16})");
+  absl::StatusOr<TrainResult> result = Train(config, "auxiliary");
+  ASSERT_TRUE(result.ok()) << result.status();
+  for (const char* metric : {"accuracy", "loss", "sr_loss", "rho"}) {
+    EXPECT_TRUE(result->test.count(metric)) << metric;
+  }
+  EXPECT_GT(result->test.at("accuracy"), 0.5);  // 3 well separated clusters
+}
+
+struct BadSection {
+  const char* json;
+  const char* error;
+};
+
+class QuineConfigErrorTest : public ::testing::TestWithParam<BadSection> {};
+
+TEST_P(QuineConfigErrorTest, NamesFieldAndReason) {
+  RunConfig config = ConfigWith(GetParam().json);
+  EXPECT_EQ(std::string(ValidateQuineConfig(config).message()),
+            GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, QuineConfigErrorTest,
+    ::testing::Values(
+        BadSection{R"({"variant": "spiral"})",
+                   "model_config.variant: unknown variant 'spiral'; known: "
+                   "vanilla, auxiliary"},
+        BadSection{R"({"hidden_sizes": [4, 0]})",
+                   "model_config.hidden_sizes[1]: must be >= 1 (got 0)"},
+        BadSection{R"({"regenerate_every_epochs": -1})",
+                   "model_config.regenerate_every_epochs: must be >= 0 (got "
+                   "-1)"},
+        BadSection{R"({"variant": "auxiliary"})",
+                   "model_config.task_weight: the auxiliary quine needs "
+                   "lambda > 0 in L = L_SR + lambda * L_task (got 0)"},
+        BadSection{R"({"task_weight": 0.1})",
+                   "model_config.task_weight: only for variant 'auxiliary' "
+                   "(the vanilla quine's training set is its coordinates, "
+                   "run_config.batch_size per step)"},
+        BadSection{R"({"zero_quine_fraction": 1.5})",
+                   "model_config.zero_quine_fraction: must be in [0, 1) (got "
+                   "1.5)"}));
+
+TEST(QuineConfigTest, NeedsItsOwnPipeline) {
+  RunConfig config = ConfigWith("{}");
+  config.set_pipeline("train");
+  EXPECT_EQ(std::string(ValidateQuineConfig(config).message()),
+            "pipeline: the quine model trains with pipeline 'quine_train' "
+            "(got 'train')");
+  // A pipeline that runs others passes; the model is then only built by
+  // quine_train.
+  config.set_pipeline("tune");
+  EXPECT_TRUE(ValidateQuineConfig(config).ok());
+  ModelContext context{&config, "test.json", DataSpec{{1}, 0}};
+  EXPECT_EQ(std::string(MakeQuine(context).status().message()),
+            "test.json: pipeline: the quine model trains with pipeline "
+            "'quine_train' (got 'tune')");
+  config.set_pipeline("quine_train");
+  config.set_model("mlp");
+  EXPECT_EQ(std::string(ValidateQuinePipelineConfig(config).message()),
+            "pipeline: 'quine_train' trains the quine model only (got model "
+            "'mlp')");
+}
+
+}  // namespace
+}  // namespace ouroboros::quine
