@@ -10,14 +10,12 @@ processes on a loaded machine).
 """
 import argparse
 import math
-import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-# The same Fashion-MNIST reader as the mlp benchmark (this directory).
-from bench_mlp_pytorch import DIR, read_idx
+# The same data and timed training loop as the mlp benchmark (this directory).
+from bench_mlp_pytorch import load_fashion_mnist, time_training
 
 
 class MnistConvNet(torch.nn.Module):
@@ -68,34 +66,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    images = torch.from_numpy(
-        read_idx(DIR + "/train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    ).unsqueeze(1)
-    labels = torch.from_numpy(read_idx(DIR + "/train-labels-idx1-ubyte.gz").astype(np.int64))
+    images, labels = load_fashion_mnist()
     model = MnistConvNet(args.kernels == "generated")
-    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
-    n, b = images.shape[0], args.batch_size
-
-    def step(start):
-        x, y = images[start:start + b], labels[start:start + b]
-        adam.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        adam.step()
-
-    for i in range(20):  # warm-up
-        step((i * b) % (n - b))
-    steps, start = 0, 0
-    began, began_cpu = time.perf_counter(), time.process_time()
-    while time.perf_counter() - began < args.seconds:
-        if start + b > n:
-            start = 0
-        step(start)
-        start += b
-        steps += 1
-    elapsed = time.perf_counter() - began
-    cpu = time.process_time() - began_cpu
-    print(f"samples_per_second={steps * b / elapsed:.1f} "
-          f"cpu_samples_per_second={steps * b / cpu:.1f}")
+    wall, cpu = time_training(model, images, labels, args.batch_size, args.seconds)
+    print(f"samples_per_second={wall:.1f} cpu_samples_per_second={cpu:.1f}")
 
 
 if __name__ == "__main__":
