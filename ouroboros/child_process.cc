@@ -18,9 +18,10 @@
 
 namespace ouroboros {
 
-const char* const kDistributedEnvironment[6] = {
-    "RANK",        "WORLD_SIZE",  "LOCAL_RANK",
-    "MASTER_ADDR", "MASTER_PORT", "OUROBOROS_FAULT_KILL_RANK"};
+std::vector<std::string> WithoutDistributedEnvironment() {
+  return {"RANK",        "WORLD_SIZE",  "LOCAL_RANK",
+          "MASTER_ADDR", "MASTER_PORT", "OUROBOROS_FAULT_KILL_RANK"};
+}
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     const std::vector<std::string>& argv, const std::string& output_path,

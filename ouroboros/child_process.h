@@ -28,9 +28,10 @@ namespace ouroboros {
 
 class PluginRegistry;
 
-// The variables torchrun sets: a child that is not a rank of this job must
-// not inherit them (a tune inside a distributed run starts plain trials).
-extern const char* const kDistributedEnvironment[6];
+// An environment change (for ChildProcess::Start, ChildJob) that unsets the
+// variables torchrun sets: a child that is not a rank of this job must not
+// inherit them (a tune inside a distributed run starts plain trials).
+std::vector<std::string> WithoutDistributedEnvironment();
 
 // One running program. Its stdout and stderr go to `output_path` (empty:
 // this process's own); its stdin is /dev/null. `environment` changes this

@@ -232,52 +232,45 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
   LOG(INFO) << absl::StrFormat(
       "starting %d ranks (rendezvous 127.0.0.1:%d); rank 0 writes %s", nproc,
       *port, run_dir.empty() ? "into the resumed run" : run_dir);
-  std::vector<std::unique_ptr<ChildProcess>> ranks;
+  ChildPool pool(nproc);
   for (int rank = 0; rank < nproc; ++rank) {
-    absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
-        args, "",
-        {absl::StrCat("RANK=", rank), absl::StrCat("LOCAL_RANK=", rank),
-         absl::StrCat("WORLD_SIZE=", nproc), "MASTER_ADDR=127.0.0.1",
-         absl::StrCat("MASTER_PORT=", *port)});
-    if (!child.ok()) return child.status();
-    ranks.push_back(*std::move(child));
+    pool.Add({absl::StrCat("rank ", rank),
+              args,
+              /*output_path=*/"",
+              /*timeout_seconds=*/0,
+              {absl::StrCat("RANK=", rank), absl::StrCat("LOCAL_RANK=", rank),
+               absl::StrCat("WORLD_SIZE=", nproc), "MASTER_ADDR=127.0.0.1",
+               absl::StrCat("MASTER_PORT=", *port)}});
   }
-  std::string first_failure;
-  int failure_exit_code = 0;
+  int failed_rank = -1;
   auto failed_at = std::chrono::steady_clock::time_point::max();
-  while (true) {
-    bool all_ended = true;
-    for (int rank = 0; rank < nproc; ++rank) {
-      ChildProcess& child = *ranks[rank];
-      if (!child.Poll()) {
-        all_ended = false;
-        continue;
-      }
-      if (first_failure.empty() &&
-          (child.exit_code() != 0 || child.term_signal() != 0)) {
-        failure_exit_code = child.exit_code();
-        first_failure =
-            child.term_signal() != 0
-                ? absl::StrFormat("rank %d was killed by signal %d (%s)", rank,
-                                  child.term_signal(),
-                                  strsignal(child.term_signal()))
-                : absl::StrFormat("rank %d exited with code %d", rank,
-                                  child.exit_code());
-        failed_at = std::chrono::steady_clock::now();
-      }
-    }
-    if (all_ended) break;
-    if (std::chrono::steady_clock::now() - failed_at >
-        std::chrono::seconds(30)) {
-      for (auto& child : ranks) child->Signal(SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (first_failure.empty()) return absl::OkStatus();
-  const std::string message =
-      absl::StrCat(first_failure, "; the distributed job failed");
-  return failure_exit_code == 2 ? absl::InvalidArgumentError(message)
-                                : absl::InternalError(message);
+  bool stopping = false;
+  pool.Run(
+      [&](ChildPool& p) {
+        for (int rank = 0; rank < p.size() && failed_rank < 0; ++rank) {
+          if (p.status(rank).state == ChildState::kFailed) {
+            failed_rank = rank;
+            failed_at = std::chrono::steady_clock::now();
+          }
+        }
+        if (!stopping && std::chrono::steady_clock::now() - failed_at >
+                             std::chrono::seconds(30)) {
+          stopping = true;
+          for (int rank = 0; rank < p.size(); ++rank) p.Stop(rank);
+        }
+      },
+      std::chrono::milliseconds(50));
+  if (failed_rank < 0) return absl::OkStatus();
+  const ChildJobStatus& failed = pool.status(failed_rank);
+  const std::string message = absl::StrCat(
+      failed.term_signal != 0
+          ? absl::StrFormat("rank %d was killed by signal %d (%s)", failed_rank,
+                            failed.term_signal, strsignal(failed.term_signal))
+          : absl::StrFormat("rank %d exited with code %d", failed_rank,
+                            failed.exit_code),
+      "; the distributed job failed");
+  return failed.exit_code == 2 ? absl::InvalidArgumentError(message)
+                               : absl::InternalError(message);
 }
 
 void PrintPluginList(const PluginRegistry& registry,
@@ -485,14 +478,13 @@ absl::Status Run(int argc, char** argv) {
   // Ranks other than 0 write nothing and log only warnings and errors.
   const bool writer = !distributed->enabled() || distributed->rank == 0;
   if (!writer) FLAGS_minloglevel = 1;
-  absl::StatusOr<std::string> run_dir =
-      !resume_run_dir.empty()
-          ? absl::StatusOr<std::string>(resume_run_dir)
-          : (writer ? CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
-                                   UserPath(absl::GetFlag(FLAGS_runs_root)),
-                                   config->run_name())
-                    : absl::StatusOr<std::string>(
-                          UserPath(absl::GetFlag(FLAGS_run_dir))));
+  absl::StatusOr<std::string> run_dir = resume_run_dir;
+  if (resume_run_dir.empty()) {
+    run_dir = writer ? CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
+                                    UserPath(absl::GetFlag(FLAGS_runs_root)),
+                                    config->run_name())
+                     : UserPath(absl::GetFlag(FLAGS_run_dir));
+  }
   if (!run_dir.ok()) return run_dir.status();
   if (run_dir->empty()) {
     return absl::InvalidArgumentError(

@@ -172,10 +172,8 @@ absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
     optimizer_->zero_grad();
     loss.backward();
   });
-  if (!status.ok() || !std::isfinite(loss_value)) {
-    if (!status.ok()) return status;
-    return loss_value;
-  }
+  if (!status.ok()) return status;
+  if (!std::isfinite(loss_value)) return loss_value;
   if (absl::Status s = SynchronizeGradients(); !s.ok()) return s;
   status = CallTorch("optimizer step", [&] {
     if (config().optim_config().grad_clip_norm() > 0) {
@@ -293,31 +291,12 @@ absl::Status Trainer::Setup() {
     }
   }
   checkpoint_dir_ = context_.run_dir + "/checkpoints";
-  if (!context_.resuming && !writes_outputs()) return absl::OkStatus();
-  std::error_code ec;
-  if (!writes_outputs()) {
-    // Other ranks only read: the checkpoint to resume from.
-    absl::StatusOr<CheckpointState> state =
-        LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
-    if (!state.ok()) return state.status();
-    state_ = *state;
-    return absl::OkStatus();
-  }
-  fs::create_directories(checkpoint_dir_, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat(checkpoint_dir_, ": cannot create: ", ec.message()));
-  }
-  if (absl::Status s = WriteFileAtomically(checkpoint_dir_ + "/config.json",
-                                           RunConfigToJson(config()));
+  // Rank 0 (or the only process) writes; the other ranks only read the
+  // checkpoint they resume from.
+  if (absl::Status s = writes_outputs() ? PrepareOutputs() : absl::OkStatus();
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<std::unique_ptr<EventWriter>> events =
-      EventWriter::Create(context_.run_dir + "/tensorboard");
-  if (!events.ok()) return events.status();
-  events_ = *std::move(events);
-
   if (context_.resuming && context_.resume_from.empty()) {
     // main found no checkpoint to resume from (the run stopped before its
     // first one): say so, by the run directory.
@@ -334,6 +313,25 @@ absl::Status Trainer::Setup() {
         context_.resume_from, state_.position.epoch,
         state_.position.batch_in_epoch, state_.position.step);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::PrepareOutputs() {
+  std::error_code ec;
+  fs::create_directories(checkpoint_dir_, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat(checkpoint_dir_, ": cannot create: ", ec.message()));
+  }
+  if (absl::Status s = WriteFileAtomically(checkpoint_dir_ + "/config.json",
+                                           RunConfigToJson(config()));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<EventWriter>> events =
+      EventWriter::Create(context_.run_dir + "/tensorboard");
+  if (!events.ok()) return events.status();
+  events_ = *std::move(events);
   return absl::OkStatus();
 }
 
@@ -518,15 +516,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if (data_.val.size() > 0) result.val = *metrics;
     LOG(INFO) << line << "; " << monitored_name << ": "
               << FormatMetrics(*metrics);
-    if (absl::Status s =
-            !writes_outputs()
-                ? absl::OkStatus()
-                : AppendEpochRecord(
-                      context_.run_dir + "/" + kEpochRecordFile, position,
-                      loss_count > 0 ? loss_sum / loss_count : 0.0,
-                      monitored_name, *metrics, model_metrics);
-        !s.ok()) {
-      LOG(WARNING) << s.message();
+    if (writes_outputs()) {
+      absl::Status s =
+          AppendEpochRecord(context_.run_dir + "/" + kEpochRecordFile, position,
+                            loss_count > 0 ? loss_sum / loss_count : 0.0,
+                            monitored_name, *metrics, model_metrics);
+      if (!s.ok()) LOG(WARNING) << s.message();
     }
     if (!score.monitor().empty()) {
       double value = (*metrics)[score.monitor()];

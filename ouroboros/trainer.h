@@ -107,6 +107,8 @@ class Trainer {
 
  private:
   absl::Status Setup();
+  // The checkpoint directory, config copy and TensorBoard writer.
+  absl::Status PrepareOutputs();
   absl::Status SaveStepCheckpoint();
   absl::Status WriteMetricsJson(const TrainResult& result);
   void LogHistograms();

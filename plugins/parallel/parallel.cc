@@ -206,9 +206,7 @@ class ParallelPipeline : public Pipeline {
                                        absl::StrCat("--threads=", threads)};
       argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
       pool.Add({member.name, argv, dir + "/" + member.name + ".out",
-                parallel_.timeout_seconds(),
-                std::vector<std::string>(std::begin(kDistributedEnvironment),
-                                         std::end(kDistributedEnvironment))});
+                parallel_.timeout_seconds(), WithoutDistributedEnvironment()});
     }
     const bool terminal = isatty(STDERR_FILENO);
     std::vector<std::string> shown(members_.size());

@@ -205,8 +205,7 @@ class TunePipeline : public Pipeline {
       // A trial is a plain run even when the tune is one rank of a job.
       pool.Add({record.name, argv, run_dir + ".out",
                 tune_.trial_timeout_seconds(),
-                std::vector<std::string>(std::begin(kDistributedEnvironment),
-                                         std::end(kDistributedEnvironment))});
+                WithoutDistributedEnvironment()});
       return absl::OkStatus();
     };
     if (group_ == nullptr) {
@@ -564,8 +563,7 @@ class TunePipeline : public Pipeline {
     LOG(INFO) << "final run with the best parameters: " << final_dir;
     ChildPool pool(1);
     pool.Add({"final", argv, final_dir + ".out", 0,
-              std::vector<std::string>(std::begin(kDistributedEnvironment),
-                                       std::end(kDistributedEnvironment))});
+              WithoutDistributedEnvironment()});
     pool.Run(nullptr);
     if (pool.status(0).state != ChildState::kSucceeded) {
       return absl::InternalError(absl::StrCat(
