@@ -9,6 +9,7 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -36,10 +37,6 @@ TileShape TileShapeOf(const HypernetworkConfig& config) {
   tile.out_channels = config.tile_out_channels();
   tile.kernel_size = config.kernel_size();
   return tile;
-}
-
-bool StartsWith(const std::string& text, const char* prefix) {
-  return text.rfind(prefix, 0) == 0;
 }
 
 }  // namespace
@@ -187,11 +184,11 @@ void HypernetworkModel::CountParameters() {
   counts_ = ParameterCounts{};
   for (const auto& item : module_->named_parameters()) {
     const int64_t n = item.value().numel();
-    if (StartsWith(item.key(), "generator.")) {
+    if (absl::StartsWith(item.key(), "generator.")) {
       counts_.generator += n;
-    } else if (StartsWith(item.key(), "embeddings.")) {
+    } else if (absl::StartsWith(item.key(), "embeddings.")) {
       counts_.embeddings += n;
-    } else if (StartsWith(item.key(), "kernels.")) {
+    } else if (absl::StartsWith(item.key(), "kernels.")) {
       counts_.generated_side += n;
     } else {
       counts_.other += n;

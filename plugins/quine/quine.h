@@ -106,7 +106,6 @@ class QuineModel : public Model {
   // The fixed projection of the coordinates, num_parameters x embedding.
   const at::Tensor& coordinate_projection() const;
   int64_t num_parameters() const { return layout_.num_parameters; }
-  const QuineLayout& layout() const { return layout_; }
   const QuineConfig& config() const { return config_; }
   bool auxiliary() const { return IsAuxiliary(config_); }
   // sum(theta^2) right after initialization (the zero-quine guard's scale).

@@ -39,16 +39,24 @@ absl::StatusOr<DataSplits> QuineTrainer::LoadData() {
   return splits;
 }
 
+namespace {
+
+absl::Status WrongModelError(const std::string& model) {
+  return ConfigFieldError(
+      "pipeline",
+      absl::StrCat("'", kQuinePipeline,
+                   "' trains the quine model only (got model '", model, "')"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Model>> QuineTrainer::BuildModel(
     const DataSpec& spec) {
   absl::StatusOr<std::unique_ptr<Model>> model = Trainer::BuildModel(spec);
   if (!model.ok()) return model.status();
   quine_ = dynamic_cast<QuineModel*>(model->get());
   if (quine_ == nullptr) {
-    return ConfigFieldError(
-        "pipeline", absl::StrCat("'", kQuinePipeline,
-                                 "' trains the quine model only (got model '",
-                                 config().model(), "')"));
+    return WrongModelError(config().model());
   }
   LOG(INFO) << absl::StrFormat(
       "quine: %s, %d parameters, initial sum(theta^2) %.4g",
@@ -97,10 +105,7 @@ absl::Status ValidateQuinePipelineConfig(const RunConfig& config) {
     return s;
   }
   if (config.model() != "quine") {
-    return ConfigFieldError(
-        "pipeline", absl::StrCat("'", kQuinePipeline,
-                                 "' trains the quine model only (got model '",
-                                 config.model(), "')"));
+    return WrongModelError(config.model());
   }
   return absl::OkStatus();
 }
@@ -114,7 +119,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeQuinePipeline(
       std::make_unique<QuineTrainer>(context));
 }
 
-OUROBOROS_REGISTER_PIPELINE("quine_train",
+OUROBOROS_REGISTER_PIPELINE(kQuinePipeline,
                             "Trains a quine: self-replication (+ task) loss, "
                             "regeneration every T epochs",
                             MakeQuinePipeline, ValidateQuinePipelineConfig);

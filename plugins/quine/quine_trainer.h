@@ -12,8 +12,6 @@
 #ifndef PLUGINS_QUINE_QUINE_TRAINER_H_
 #define PLUGINS_QUINE_QUINE_TRAINER_H_
 
-#include <ATen/core/Tensor.h>
-
 #include <map>
 #include <memory>
 #include <string>

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
@@ -188,27 +187,18 @@ absl::StatusOr<DataSplits> FewShotTrainer::LoadData() {
   return splits;
 }
 
+// The batch only says how many episodes; the Trainer's own step (forward,
+// loss, backward, gradient averaging across ranks, clipping, optimizer) runs
+// on freshly sampled ones.
 absl::StatusOr<double> FewShotTrainer::TrainStep(const Batch& batch) {
-  double loss_value = 0;
-  absl::Status status = CallTorch("fewshot training step", [&] {
-    EpisodeBatch episodes =
+  Batch episodes;
+  absl::Status status = CallTorch("sampling training episodes", [&] {
+    EpisodeBatch sampled =
         train_sampler_->Sample(batch.inputs.size(0), train_rng_);
-    at::Tensor outputs =
-        model().Forward(PackEpisodeInputs(episodes, config_.ways()));
-    at::Tensor loss = model().Loss(outputs, episodes.labels);
-    loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value)) return;  // reported by the Trainer
-    optimizer().zero_grad();
-    loss.backward();
-    if (config().optim_config().grad_clip_norm() > 0) {
-      torch::nn::utils::clip_grad_norm_(
-          model().module().parameters(),
-          config().optim_config().grad_clip_norm());
-    }
-    optimizer().step();
+    episodes = {PackEpisodeInputs(sampled, config_.ways()), sampled.labels};
   });
   if (!status.ok()) return status;
-  return loss_value;
+  return Trainer::TrainStep(episodes);
 }
 
 absl::StatusOr<EpisodeScore> FewShotTrainer::ScoreEpisodes(
@@ -290,7 +280,6 @@ class FewshotPipeline : public Pipeline {
  public:
   FewshotPipeline(PipelineContext context, FewshotPipelineConfig config)
       : run_dir_(context.run_dir),
-        model_name_(context.config->model()),
         trainer_(std::move(context), std::move(config)) {}
 
   absl::Status Run() override {
@@ -319,7 +308,6 @@ class FewshotPipeline : public Pipeline {
 
  private:
   std::string run_dir_;
-  std::string model_name_;
   FewShotTrainer trainer_;
 };
 
