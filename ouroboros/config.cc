@@ -500,6 +500,11 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
         "run_config.log_every_steps",
         absl::StrCat("must be >= 0 (got ", run.log_every_steps(), ")"));
   }
+  if (run.eval_every_steps() < 0) {
+    return ConfigFieldError("run_config.eval_every_steps",
+                            absl::StrCat("must be >= 0, 0 meaning never (got ",
+                                         run.eval_every_steps(), ")"));
+  }
   return absl::OkStatus();
 }
 

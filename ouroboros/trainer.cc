@@ -135,6 +135,33 @@ std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
   return records;
 }
 
+std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir) {
+  std::vector<StepEvalRecord> records;
+  std::ifstream in(run_dir + "/" + kStepEvalFile);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline yet: still being written
+    absl::StatusOr<google::protobuf::Value> parsed = ParseJson(line);
+    if (!parsed.ok()) break;
+    const auto& fields = parsed->struct_value().fields();
+    StepEvalRecord record;
+    if (auto it = fields.find("step"); it != fields.end()) {
+      record.step = static_cast<int64_t>(it->second.number_value());
+    }
+    if (auto it = fields.find("epoch"); it != fields.end()) {
+      record.epoch = static_cast<int64_t>(it->second.number_value());
+    }
+    if (auto it = fields.find("val"); it != fields.end()) {
+      record.val = NumberFields(it->second);
+    }
+    if (auto it = fields.find("test"); it != fields.end()) {
+      record.test = NumberFields(it->second);
+    }
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
 Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
 Trainer::~Trainer() = default;
 
@@ -219,6 +246,10 @@ absl::Status Trainer::OnEpochEnd(int64_t epoch,
 absl::Status Trainer::SynchronizeGradients() {
   if (group_ == nullptr) return absl::OkStatus();
   return group_->AverageGradients(model_->module().parameters());
+}
+
+int Trainer::rank() const {
+  return group_ != nullptr ? group_->config().rank : 0;
 }
 
 bool Trainer::writes_outputs() const {
@@ -354,6 +385,41 @@ absl::Status Trainer::SaveStepCheckpoint() {
   return absl::OkStatus();
 }
 
+absl::Status Trainer::EvaluateAtStep() {
+  google::protobuf::Struct record;
+  auto& fields = *record.mutable_fields();
+  fields["step"].set_number_value(state_.position.step);
+  fields["epoch"].set_number_value(state_.position.epoch);
+  std::string line = absl::StrFormat("step %d:", state_.position.step);
+  for (const auto& [name, data] :
+       {std::pair<const char*, const Dataset*>{"val", &data_.val},
+        {"test", &data_.test}}) {
+    if (data->size() == 0) continue;
+    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(*data);
+    if (!metrics.ok()) return metrics.status();
+    auto& out = *fields[name].mutable_struct_value()->mutable_fields();
+    for (const auto& [metric, value] : *metrics) {
+      if (std::isfinite(value)) out[metric].set_number_value(value);
+      LogScalar(absl::StrCat("step_eval/", name, "/", metric), value);
+    }
+    absl::StrAppend(&line, " ", name, ": ", FormatMetrics(*metrics), ";");
+  }
+  VLOG(1) << line;
+  if (!writes_outputs()) return absl::OkStatus();
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(record, &json).ok()) {
+    return absl::InternalError("step evaluation: cannot format JSON");
+  }
+  const std::string path = context_.run_dir + "/" + kStepEvalFile;
+  std::ofstream out(path, std::ios::app);
+  out << json << "\n";
+  out.flush();
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
   google::protobuf::Value root;
   auto* fields = root.mutable_struct_value()->mutable_fields();
@@ -410,7 +476,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   const OptimConfig& optim = config().optim_config();
   const int64_t n = data_.train.size();
   const int world = group_ != nullptr ? group_->config().world_size : 1;
-  const int rank = group_ != nullptr ? group_->config().rank : 0;
+  const int rank = this->rank();
   const int64_t global_batch = run.batch_size() * world;
   const int64_t steps_per_epoch =
       world == 1 ? (n + run.batch_size() - 1) / run.batch_size()
@@ -477,6 +543,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
           position.step % run.log_every_steps() == 0) {
         LogScalar("train/loss", *loss);
         LogScalar("train/lr", lr);
+      }
+      if (run.eval_every_steps() > 0 &&
+          position.step % run.eval_every_steps() == 0) {
+        if (absl::Status s = EvaluateAtStep(); !s.ok()) return s;
       }
       if (run.checkpoint_every_steps() > 0 &&
           position.step % run.checkpoint_every_steps() == 0) {

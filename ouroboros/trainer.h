@@ -59,6 +59,24 @@ struct EpochRecord {
 // last line still being written is left out.
 std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
 
+// In the run directory, with run_config.eval_every_steps = N > 0: one JSON
+// object per N optimizer steps, e.g.
+// {"step":200,"epoch":1,"val":{"accuracy":0.81},"test":{"accuracy":0.80}}
+// (each of "val" and "test" only when that split is not empty). A resumed
+// run repeats the steps after its checkpoint; the last record of a step wins.
+inline constexpr char kStepEvalFile[] = "evals.jsonl";
+
+struct StepEvalRecord {
+  int64_t step = 0;
+  int64_t epoch = 0;  // epochs finished before this step's epoch
+  std::map<std::string, double> val;
+  std::map<std::string, double> test;
+};
+
+// The records of `run_dir` so far, in file order (a last line still being
+// written is left out).
+std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir);
+
 struct TrainResult {
   TrainingPosition position;
   double last_train_loss = 0;
@@ -95,6 +113,12 @@ class Trainer {
   Model& model() { return *model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
+  // Where training stands (restored from the checkpoint on resume):
+  // inside TrainStep, `step` is the number of optimizer steps before it.
+  const TrainingPosition& position() const { return state_.position; }
+  // This process's rank in a distributed run; 0 otherwise.
+  int rank() const;
+
   // A scalar to TensorBoard under `tag` at the current step.
   void LogScalar(const std::string& tag, double value);
 
@@ -110,6 +134,8 @@ class Trainer {
   // The checkpoint directory, config copy and TensorBoard writer.
   absl::Status PrepareOutputs();
   absl::Status SaveStepCheckpoint();
+  // run_config.eval_every_steps: val and test metrics to evals.jsonl.
+  absl::Status EvaluateAtStep();
   absl::Status WriteMetricsJson(const TrainResult& result);
   void LogHistograms();
 

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
+#include "ouroboros/trainer.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {
@@ -201,8 +202,9 @@ TEST_F(MainTest, HooksRunAtTheTrainersBoundariesAndAreValidated) {
       env);
   EXPECT_EQ(unknown.exit_code, 2) << unknown.output;
   EXPECT_THAT(unknown.output,
-              HasSubstr("hooks[0].name: unknown hook 'nope'; known hooks: "
-                        "step_log"));
+              HasSubstr("hooks[0].name: unknown hook 'nope'; known hooks: "));
+  EXPECT_THAT(unknown.output,
+              ::testing::ContainsRegex("known hooks: .*step_log"));
   Result bad =
       Run({"--config=" + tiny_, "--run_dir=b",
            R"(--set=hooks=[{"name": "step_log", "config": {"every": 0}}])"},
@@ -212,6 +214,35 @@ TEST_F(MainTest, HooksRunAtTheTrainersBoundariesAndAreValidated) {
                                     "integer >= 1 (got 0)"));
   EXPECT_FALSE(fs::exists(tmp_ / "u"));
   EXPECT_FALSE(fs::exists(tmp_ / "b"));
+}
+
+TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
+  Result r = Run({"--config=" + tiny_, "--run_dir=run", "--threads=1",
+                  "--set=run_config.eval_every_steps=5"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 24 steps (12 an epoch): evaluations after steps 5, 10, 15 and 20.
+  std::vector<StepEvalRecord> records =
+      ReadStepEvalRecords((tmp_ / "run").string());
+  ASSERT_EQ(records.size(), 4u) << ReadFile(tmp_ / "run/evals.jsonl");
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(records[i].step, 5 * (i + 1));
+    EXPECT_EQ(records[i].epoch, records[i].step > 12 ? 1 : 0);
+    for (const auto* metrics : {&records[i].val, &records[i].test}) {
+      ASSERT_EQ(metrics->count("accuracy"), 1u);
+      EXPECT_GE(metrics->at("accuracy"), 0.0);
+      EXPECT_LE(metrics->at("accuracy"), 1.0);
+      EXPECT_EQ(metrics->count("f1"), 1u);
+    }
+  }
+  // Without the field nothing is evaluated between epochs.
+  Result plain = Run({"--config=" + tiny_, "--run_dir=plain", "--threads=1"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_FALSE(fs::exists(tmp_ / "plain/evals.jsonl"));
+  Result bad = Run({"--config=" + tiny_, "--run_dir=bad",
+                    "--set=run_config.eval_every_steps=-1"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("run_config.eval_every_steps: must be >= "
+                                    "0, 0 meaning never (got -1)"));
 }
 
 TEST_F(MainTest, UnknownModelExitsTwoWithTheKnownNames) {

@@ -1,0 +1,553 @@
+#include "plugins/introspective/demo.h"
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "google/protobuf/util/json_util.h"
+#include "ouroboros/child_process.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/json.h"
+#include "ouroboros/plugin_api.h"
+#include "ouroboros/progress.h"
+#include "ouroboros/registry.h"
+#include "ouroboros/run_dir.h"
+#include "plugins/introspective/hooks.h"
+#include "plugins/introspective/introspection_net.h"
+
+namespace ouroboros::introspective {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kNetworkFile[] = "introspection_net.pt";
+
+// The run config of a RunSpec, with `extra` overrides after the spec's own.
+absl::StatusOr<RunConfig> ResolveRunSpec(const RunSpec& spec,
+                                         const std::string& field,
+                                         std::vector<std::string> extra) {
+  const bool file = !spec.config().empty();
+  if (file == spec.has_inline_config()) {
+    return ConfigFieldError(field, "give exactly one of config, inline_config");
+  }
+  std::vector<std::string> overrides(spec.set().begin(), spec.set().end());
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  absl::StatusOr<RunConfig> config;
+  if (file) {
+    config = LoadRunConfigFile(UserPath(spec.config()), overrides);
+    if (!config.ok()) return WithContext(config.status(), field + ".config");
+  } else {
+    google::protobuf::Value value;
+    *value.mutable_struct_value() = spec.inline_config();
+    config =
+        ParseRunConfig(FormatJson(value), field + ".inline_config", overrides);
+    if (!config.ok()) return config.status();
+  }
+  if (config->pipeline().empty()) config->set_pipeline("train");
+  return config;
+}
+
+std::string MessageJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+// The record run: the spec with the top level's data_config and seed.
+absl::StatusOr<RunConfig> RecordConfig(const RunConfig& top,
+                                       const DemoPipelineConfig& demo) {
+  absl::StatusOr<RunConfig> config =
+      ResolveRunSpec(demo.record(), "pipeline_config.record",
+                     {"data_config=" + MessageJson(top.data_config()),
+                      absl::StrCat("seed=", top.seed())});
+  if (!config.ok()) return config.status();
+  HookConfig* hook = config->add_hooks();
+  hook->set_name(kRecordHook);
+  auto recorder = top.pipeline_config().fields().find("recorder");
+  if (recorder != top.pipeline_config().fields().end()) {
+    *hook->mutable_config() = recorder->second.struct_value();
+  }
+  config->set_run_name(top.run_name() + "_record");
+  return config;
+}
+
+// A target run of one seed, plain or with jumps.
+absl::StatusOr<RunConfig> TargetConfig(const DemoPipelineConfig& demo,
+                                       uint64_t seed, bool jumps,
+                                       const std::string& network) {
+  absl::StatusOr<RunConfig> config = ResolveRunSpec(
+      demo.target(), "pipeline_config.target",
+      {absl::StrCat("seed=", seed),
+       absl::StrCat("run_config.eval_every_steps=", demo.eval_every_steps())});
+  if (!config.ok()) return config.status();
+  ScoreConfig& score = *config->mutable_score_config();
+  if (score.metrics().empty()) {
+    score.add_metrics("loss");
+    score.add_metrics("accuracy");
+  }
+  if (std::find(score.metrics().begin(), score.metrics().end(),
+                demo.metric()) == score.metrics().end()) {
+    score.add_metrics(demo.metric());
+  }
+  if (jumps) {
+    HookConfig* hook = config->add_hooks();
+    hook->set_name(kJumpHook);
+    auto& fields = *hook->mutable_config()->mutable_fields();
+    fields["network"].set_string_value(network);
+    auto* steps = fields["jump_steps"].mutable_list_value();
+    for (int32_t t : demo.jump_steps()) {
+      steps->add_values()->set_number_value(t);
+    }
+    fields["optimizer_state"].set_string_value(demo.optimizer_state());
+  }
+  config->set_run_name(
+      absl::StrCat(config->run_name(), jumps ? "_jumps" : "_plain"));
+  return config;
+}
+
+absl::Status ValidateDemoConfig(const RunConfig& config) {
+  return ParseDemoConfig(config).status();
+}
+
+// A test metric from a finished run's metrics.json, or NaN.
+double FinalTestMetric(const std::string& run_dir, const std::string& metric,
+                       int64_t* steps) {
+  absl::StatusOr<google::protobuf::Value> metrics =
+      ReadJsonFile(run_dir + "/metrics.json");
+  if (!metrics.ok()) return std::nan("");
+  const auto& fields = metrics->struct_value().fields();
+  if (auto it = fields.find("steps"); it != fields.end()) {
+    *steps = static_cast<int64_t>(it->second.number_value());
+  }
+  auto test = fields.find("test");
+  if (test == fields.end()) return std::nan("");
+  const auto& values = test->second.struct_value().fields();
+  auto value = values.find(metric);
+  return value == values.end() ? std::nan("") : value->second.number_value();
+}
+
+struct SeedResult {
+  uint64_t seed = 0;
+  double target = std::nan("");      // the plain run's final test metric
+  double jump_final = std::nan("");  // the jump run's final test metric
+  int64_t plain_steps = -1;          // steps to reach target
+  int64_t jump_steps = -1;           // -1: never
+  int64_t total_steps = 0;           // of the plain run
+};
+
+class DemoPipeline : public Pipeline {
+ public:
+  DemoPipeline(PipelineContext context, DemoPipelineConfig demo)
+      : context_(std::move(context)), demo_(std::move(demo)) {}
+
+  absl::Status Run() override {
+    absl::StatusOr<std::string> self = SelfExecutable();
+    if (!self.ok()) return self.status();
+    self_ = *self;
+    const int cores =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    workers_ = demo_.workers() > 0 ? demo_.workers() : cores;
+    threads_ = demo_.threads_per_run() > 0 ? demo_.threads_per_run()
+                                           : std::max(1, cores / workers_);
+    const std::string network = context_.run_dir + "/" + kNetworkFile;
+    if (absl::Status s = RecordHistories(); !s.ok()) return s;
+    if (absl::Status s = TrainNetwork(network); !s.ok()) return s;
+    return RunTargets(network);
+  }
+
+ private:
+  // Step 1: one run of the record spec with the recorder.
+  absl::Status RecordHistories() {
+    absl::StatusOr<RunConfig> config = RecordConfig(*context_.config, demo_);
+    if (!config.ok())
+      return WithContext(config.status(), context_.config_source);
+    if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
+      return WithContext(s, "pipeline_config.record");
+    }
+    const std::string dir = context_.run_dir + "/record";
+    LOG(INFO) << absl::StrFormat(
+        "[1/3] recording weight histories: model %s on %s, t = %s -> %s",
+        config->model(), config->data_config().dataset(),
+        absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
+    ChildPool pool(1);
+    if (absl::Status s = AddRun(pool, "record", *config, dir, cores());
+        !s.ok()) {
+      return s;
+    }
+    ProgressBar bar("record run (epochs)", config->run_config().epochs());
+    pool.Run([&](ChildPool&) {
+      bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
+    });
+    bar.Finish();
+    if (pool.status(0).state != ChildState::kSucceeded) {
+      return absl::InternalError(absl::StrCat(
+          "the record run failed (", ChildStateName(pool.status(0).state),
+          "); see ", dir, ".out"));
+    }
+    histories_ = dir + "/" + demo_.recorder().output();
+    return absl::OkStatus();
+  }
+
+  // Step 2: I, trained here with the top level's optimizer and run_config.
+  absl::Status TrainNetwork(const std::string& network) {
+    absl::StatusOr<HistoryDataset> dataset = LoadHistoryDataset(histories_);
+    if (!dataset.ok()) return dataset.status();
+    const RunConfig& config = *context_.config;
+    absl::StatusOr<IntrospectionNetConfig> net_config =
+        ParseIntrospectionNetConfig(config);
+    if (!net_config.ok()) return net_config.status();
+    absl::StatusOr<const ModelEntry*> model_entry =
+        context_.registry->FindModel(config.model());
+    if (!model_entry.ok()) return model_entry.status();
+    torch::manual_seed(config.seed());
+    absl::StatusOr<std::unique_ptr<Model>> model =
+        (*model_entry)
+            ->factory(ModelContext{&config, context_.config_source,
+                                   DataSpec{{kHistoryInputs}, 0}});
+    if (!model.ok()) return model.status();
+    IntrospectionNet* net = IntrospectionNetOf(**model);
+    if (net == nullptr) {
+      return ConfigFieldError("model",
+                              "pipeline introspective_demo trains "
+                              "model introspective");
+    }
+    absl::StatusOr<const OptimizerEntry*> optimizer_entry =
+        context_.registry->FindOptimizer(config.optim_config().name());
+    if (!optimizer_entry.ok()) return optimizer_entry.status();
+    absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
+        (*optimizer_entry)
+            ->factory(OptimizerContext{net->module().parameters(),
+                                       &config.optim_config(),
+                                       context_.config_source});
+    if (!optimizer.ok()) return optimizer.status();
+    IntrospectionTrainOptions options;
+    options.epochs = config.run_config().epochs();
+    options.batch_size = config.run_config().batch_size();
+    options.loss = net_config->loss();
+    options.val_fraction = net_config->val_fraction();
+    options.seed = config.seed();
+    LOG(INFO) << absl::StrFormat(
+        "[2/3] training the introspection network (4 -> %d -> 1, %s loss, "
+        "%s) on %d history rows, %d epochs",
+        net->hidden_size(), options.loss, config.optim_config().name(),
+        dataset->size(), options.epochs);
+    ProgressBar bar("introspection network (epochs)", options.epochs);
+    absl::StatusOr<IntrospectionTrainResult> result = TrainIntrospectionNet(
+        *dataset, options, **optimizer, net,
+        [&](int64_t epoch, double loss, double val_error) {
+          bar.Update(epoch + 1,
+                     absl::StrFormat("loss %.4f val %.4f", loss, val_error));
+        });
+    bar.Finish();
+    if (!result.ok()) return result.status();
+    LOG(INFO) << absl::StrFormat(
+        "introspection network: held-out mean |error| of the normalised move "
+        "%.4f (predicting no move %.4f, linear extrapolation %.4f); %d rows, "
+        "%d steps",
+        result->val_error, result->no_move_error, result->linear_error,
+        result->train_rows, result->steps);
+    train_result_ = *result;
+    if (absl::Status s = net->Save(network); !s.ok()) return s;
+    LOG(INFO) << "introspection network: " << network;
+    return absl::OkStatus();
+  }
+
+  // Step 3: the target runs, plain and with jumps, every seed.
+  absl::Status RunTargets(const std::string& network) {
+    const std::string dir = context_.run_dir + "/targets";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat(dir, ": cannot create: ", ec.message()));
+    }
+    ChildPool pool(workers_);
+    std::vector<std::string> dirs;
+    std::vector<int64_t> epochs;
+    int64_t total_epochs = 0;
+    for (uint64_t seed : demo_.seeds()) {
+      for (bool jumps : {false, true}) {
+        absl::StatusOr<RunConfig> config =
+            TargetConfig(demo_, seed, jumps, network);
+        if (!config.ok()) return config.status();
+        if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
+          return WithContext(s, "pipeline_config.target");
+        }
+        if (dirs.empty()) {
+          LOG(INFO) << absl::StrFormat(
+              "[3/3] target runs: model %s on %s, seeds %s, plain and with "
+              "jumps at %s, %d at once -> %s",
+              config->model(), config->data_config().dataset(),
+              absl::StrJoin(demo_.seeds(), ", "),
+              absl::StrJoin(demo_.jump_steps(), ", "), workers_, dir);
+        }
+        const std::string name =
+            absl::StrCat(jumps ? "jump" : "plain", "-seed", seed);
+        dirs.push_back(dir + "/" + name);
+        epochs.push_back(config->run_config().epochs());
+        total_epochs += epochs.back();
+        if (absl::Status s = AddRun(pool, name, *config, dirs.back(), threads_);
+            !s.ok()) {
+          return s;
+        }
+      }
+    }
+    // Progress: the epochs finished by all runs, and the latest test metric
+    // of each running one.
+    ProgressBar bar("target runs (epochs)", total_epochs);
+    pool.Run([&](ChildPool& p) {
+      int64_t done = 0;
+      std::string status;
+      for (int i = 0; i < p.size(); ++i) {
+        done += std::min<int64_t>(ReadEpochRecords(dirs[i]).size(), epochs[i]);
+        std::vector<StepEvalRecord> records = ReadStepEvalRecords(dirs[i]);
+        if (p.status(i).state != ChildState::kRunning || records.empty()) {
+          continue;
+        }
+        auto metric = records.back().test.find(demo_.metric());
+        absl::StrAppendFormat(
+            &status, "%s step %d %s %.3f; ", p.job(i).name, records.back().step,
+            demo_.metric(),
+            metric == records.back().test.end() ? 0.0 : metric->second);
+      }
+      bar.Update(done, status);
+    });
+    bar.Finish();
+    for (int i = 0; i < pool.size(); ++i) {
+      if (pool.status(i).state != ChildState::kSucceeded) {
+        return absl::InternalError(absl::StrCat(
+            "target run ", pool.job(i).name, " failed (",
+            ChildStateName(pool.status(i).state), "); see ", dirs[i], ".out"));
+      }
+    }
+    return Report(dirs);
+  }
+
+  absl::Status Report(const std::vector<std::string>& dirs) {
+    const std::string& metric = demo_.metric();
+    const bool higher = metric != "loss";
+    std::vector<SeedResult> results;
+    for (size_t i = 0; i + 1 < dirs.size(); i += 2) {
+      SeedResult r;
+      r.seed = demo_.seeds(static_cast<int>(i / 2));
+      r.target = FinalTestMetric(dirs[i], metric, &r.total_steps);
+      int64_t jump_total = 0;
+      r.jump_final = FinalTestMetric(dirs[i + 1], metric, &jump_total);
+      r.plain_steps =
+          StepsToTarget(ReadStepEvalRecords(dirs[i]), metric, r.target, higher);
+      // The final evaluation counts when no step evaluation reached it.
+      if (r.plain_steps < 0) r.plain_steps = r.total_steps;
+      r.jump_steps = StepsToTarget(ReadStepEvalRecords(dirs[i + 1]), metric,
+                                   r.target, higher);
+      if (r.jump_steps < 0 && std::isfinite(r.jump_final) &&
+          (higher ? r.jump_final >= r.target : r.jump_final <= r.target)) {
+        r.jump_steps = jump_total;
+      }
+      results.push_back(r);
+    }
+    std::string table = absl::StrFormat(
+        "| seed | plain final test %s (target) | plain steps to target | "
+        "with jumps: steps to target | speed-up | with jumps: final test %s "
+        "|\n|---|---|---|---|---|---|\n",
+        metric, metric);
+    google::protobuf::Value root;
+    auto& fields = *root.mutable_struct_value()->mutable_fields();
+    auto* rows = fields["seeds"].mutable_list_value();
+    double speedup_product = 1;
+    int reached = 0;
+    for (const SeedResult& r : results) {
+      const bool ok = r.jump_steps > 0;
+      const double speedup =
+          ok ? static_cast<double>(r.plain_steps) / r.jump_steps : 0;
+      if (ok) {
+        speedup_product *= speedup;
+        ++reached;
+      }
+      absl::StrAppendFormat(
+          &table, "| %d | %.4f | %d | %s | %s | %.4f |\n", r.seed, r.target,
+          r.plain_steps,
+          ok ? absl::StrCat(r.jump_steps)
+             : absl::StrCat("not reached (", r.total_steps, ")"),
+          ok ? absl::StrFormat("%.2fx", speedup) : "< 1x", r.jump_final);
+      auto& row = *rows->add_values()->mutable_struct_value()->mutable_fields();
+      row["seed"].set_number_value(r.seed);
+      row["target"].set_number_value(r.target);
+      row["plain_steps"].set_number_value(r.plain_steps);
+      row["jump_steps"].set_number_value(r.jump_steps);
+      row["speedup"].set_number_value(speedup);
+      row["jump_final"].set_number_value(r.jump_final);
+    }
+    const double geomean =
+        reached == static_cast<int>(results.size()) && reached > 0
+            ? std::pow(speedup_product, 1.0 / reached)
+            : std::nan("");
+    fields["metric"].set_string_value(metric);
+    fields["speedup_geometric_mean"].set_number_value(
+        std::isfinite(geomean) ? geomean : 0);
+    fields["introspection_val_error"].set_number_value(train_result_.val_error);
+    fields["no_move_val_error"].set_number_value(train_result_.no_move_error);
+    fields["linear_val_error"].set_number_value(train_result_.linear_error);
+    const std::string summary =
+        std::isfinite(geomean)
+            ? absl::StrFormat("speed-up (geometric mean over %d seeds): %.2fx",
+                              reached, geomean)
+            : absl::StrFormat(
+                  "the runs with jumps did not reach the target in %d of %d "
+                  "seeds",
+                  results.size() - reached, results.size());
+    LOG(INFO) << "steps to reach the plain run's final test " << metric
+              << " (evaluated every " << demo_.eval_every_steps()
+              << " steps):\n"
+              << table << summary;
+    if (absl::Status s = WriteFileAtomically(context_.run_dir + "/results.md",
+                                             table + "\n" + summary + "\n");
+        !s.ok()) {
+      return s;
+    }
+    return WriteFileAtomically(context_.run_dir + "/results.json",
+                               FormatJson(root));
+  }
+
+  int cores() const {
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+
+  absl::Status AddRun(ChildPool& pool, const std::string& name,
+                      const RunConfig& config, const std::string& dir,
+                      int threads) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (absl::Status s =
+            WriteFileAtomically(dir + ".json", RunConfigToJson(config));
+        !s.ok()) {
+      return s;
+    }
+    std::vector<std::string> argv = {self_, "--config=" + dir + ".json",
+                                     "--run_dir=" + dir,
+                                     absl::StrCat("--threads=", threads)};
+    for (const std::string& flag : PluginDirFlags(*context_.registry)) {
+      argv.push_back(flag);
+    }
+    pool.Add({name, argv, dir + ".out", 0, WithoutDistributedEnvironment()});
+    return absl::OkStatus();
+  }
+
+  PipelineContext context_;
+  DemoPipelineConfig demo_;
+  std::string self_;
+  int workers_ = 1;
+  int threads_ = 1;
+  std::string histories_;
+  IntrospectionTrainResult train_result_;
+};
+
+}  // namespace
+
+int64_t StepsToTarget(const std::vector<StepEvalRecord>& records,
+                      const std::string& metric, double target,
+                      bool higher_is_better) {
+  for (const StepEvalRecord& record : records) {
+    auto it = record.test.find(metric);
+    if (it == record.test.end()) continue;
+    if (higher_is_better ? it->second >= target : it->second <= target) {
+      return record.step;
+    }
+  }
+  return -1;
+}
+
+absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
+  DemoPipelineConfig demo;
+  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
+                                          "pipeline_config", &demo);
+      !s.ok()) {
+    return s;
+  }
+  if (config.model() != "introspective") {
+    return ConfigFieldError("model",
+                            absl::StrCat("pipeline ", kDemoPipelineName,
+                                         " trains model introspective (got '",
+                                         config.model(), "')"));
+  }
+  // The recorder exactly as the record run's hook will read it.
+  google::protobuf::Struct recorder;
+  auto it = config.pipeline_config().fields().find("recorder");
+  if (it != config.pipeline_config().fields().end()) {
+    recorder = it->second.struct_value();
+  }
+  absl::StatusOr<RecordHookConfig> parsed =
+      ParseRecordHookConfig(recorder, "pipeline_config.recorder");
+  if (!parsed.ok()) return parsed.status();
+  *demo.mutable_recorder() = *parsed;
+  if (absl::Status s =
+          CheckSteps(demo.jump_steps(), "pipeline_config.jump_steps", true);
+      !s.ok()) {
+    return s;
+  }
+  if (demo.optimizer_state().empty()) demo.set_optimizer_state("keep");
+  if (demo.optimizer_state() != "keep" && demo.optimizer_state() != "reset") {
+    return ConfigFieldError("pipeline_config.optimizer_state",
+                            absl::StrCat("unknown '", demo.optimizer_state(),
+                                         "'; known: keep, reset"));
+  }
+  if (demo.seeds().empty()) demo.add_seeds(1);
+  if (demo.eval_every_steps() < 0) {
+    return ConfigFieldError(
+        "pipeline_config.eval_every_steps",
+        absl::StrCat("must be >= 1, or 0 for the default 50 (got ",
+                     demo.eval_every_steps(), ")"));
+  }
+  if (demo.eval_every_steps() == 0) demo.set_eval_every_steps(50);
+  if (demo.metric().empty()) demo.set_metric("accuracy");
+  const std::vector<std::string> metrics = {"loss",   "accuracy", "precision",
+                                            "recall", "f1",       "auroc"};
+  if (std::find(metrics.begin(), metrics.end(), demo.metric()) ==
+      metrics.end()) {
+    return ConfigFieldError(
+        "pipeline_config.metric",
+        absl::StrCat("unknown metric '", demo.metric(),
+                     "'; known: ", absl::StrJoin(metrics, ", ")));
+  }
+  if (demo.workers() < 0 || demo.threads_per_run() < 0) {
+    return ConfigFieldError("pipeline_config",
+                            "workers and threads_per_run must be >= 0");
+  }
+  // Both runs' configs against the core schema (plugin sections are checked
+  // by the registry when the runs start).
+  if (absl::Status s = RecordConfig(config, demo).status(); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = TargetConfig(demo, 1, false, "").status(); !s.ok()) {
+    return s;
+  }
+  return demo;
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> MakeDemoPipeline(
+    const PipelineContext& context) {
+  absl::StatusOr<DemoPipelineConfig> demo = ParseDemoConfig(*context.config);
+  if (!demo.ok()) return WithContext(demo.status(), context.config_source);
+  return std::make_unique<DemoPipeline>(context, *std::move(demo));
+}
+
+OUROBOROS_REGISTER_PIPELINE(
+    kDemoPipelineName,
+    "Introspection demo: record weight histories, train the introspection "
+    "network, then train another model plain and with jumps; steps to the "
+    "plain run's final test accuracy",
+    MakeDemoPipeline, ValidateDemoConfig);
+
+}  // namespace ouroboros::introspective

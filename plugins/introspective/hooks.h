@@ -1,0 +1,115 @@
+// The two Trainer hooks of the introspective plugin; any model plugin runs
+// them when its config lists them, without knowing:
+//
+//   "hooks": [{"name": "introspection_record",
+//              "config": {"t_steps": [100, 200, 400]}}]
+//   "hooks": [{"name": "introspection_jump",
+//              "config": {"network": "saves/.../introspection_net.pt",
+//                         "jump_steps": [200, 400]}}]
+//
+// introspection_record snapshots every weight (one flat float copy per
+// snapshot) at 0, 0.4t, 0.7t, t and 2t of each t and, once the last one is
+// taken, writes the history dataset (weight_history.h) into the run
+// directory. introspection_jump keeps the snapshots its jump steps need and
+// at each jump step t replaces every weight by I's prediction of w(2t), in
+// one batched pass; the optimizer's state is kept or reset
+// (optimizer_state). Neither hook is checkpointed: a resumed run records or
+// jumps only where the history lies after the resume point.
+#ifndef PLUGINS_INTROSPECTIVE_HOOKS_H_
+#define PLUGINS_INTROSPECTIVE_HOOKS_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/struct.pb.h"
+#include "ouroboros/interfaces.h"
+#include "plugins/introspective/introspection_net.h"
+#include "plugins/introspective/introspective.pb.h"
+#include "plugins/introspective/weight_history.h"
+
+namespace ouroboros::introspective {
+
+inline constexpr char kRecordHook[] = "introspection_record";
+inline constexpr char kJumpHook[] = "introspection_jump";
+inline constexpr char kHistoriesFile[] = "introspection_histories.pt";
+// One JSON line per jump, in the run directory.
+inline constexpr char kJumpLogFile[] = "introspection_jumps.jsonl";
+
+// Strict parsing and checks of the hooks' sections; errors read
+// "<section_path>.<field>: reason". Defaults are filled in.
+absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
+    const google::protobuf::Struct& section, absl::string_view section_path);
+absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
+    const google::protobuf::Struct& section, absl::string_view section_path);
+
+// Steps of t_steps / jump_steps: at least one, each >= 5, never repeated,
+// increasing when `increasing`; errors name `field`.
+absl::Status CheckSteps(const google::protobuf::RepeatedField<int32_t>& steps,
+                        const std::string& field, bool increasing);
+
+class RecordHook : public TrainerHook {
+ public:
+  // `output_path`: where the dataset goes; `seed`: of the sampling.
+  RecordHook(RecordHookConfig config, std::string output_path, uint64_t seed);
+
+  absl::Status OnTrainBegin(const TrainingView& view) override;
+  absl::Status OnStepEnd(const TrainingView& view) override;
+  absl::Status OnTrainEnd(const TrainingView& view) override;
+
+  // The snapshots held now, by step.
+  const std::map<int64_t, at::Tensor>& snapshots() const { return snapshots_; }
+  bool written() const { return written_; }
+  double snapshot_seconds() const { return snapshot_seconds_; }
+
+ private:
+  absl::Status Take(const TrainingView& view);
+  absl::Status Write(const TrainingView& view);
+
+  RecordHookConfig config_;
+  std::string output_path_;
+  uint64_t seed_;
+  std::vector<int64_t> t_steps_;  // the t whose history can be complete
+  std::set<int64_t> wanted_;      // steps to snapshot
+  ParameterLayout layout_;
+  std::map<int64_t, at::Tensor> snapshots_;
+  bool written_ = false;
+  double snapshot_seconds_ = 0;
+};
+
+class JumpHook : public TrainerHook {
+ public:
+  JumpHook(JumpHookConfig config, std::unique_ptr<IntrospectionNet> net,
+           std::string run_dir);
+
+  absl::Status OnTrainBegin(const TrainingView& view) override;
+  absl::Status OnStepEnd(const TrainingView& view) override;
+  absl::Status OnEpochEnd(const TrainingView& view,
+                          std::map<std::string, double>* metrics) override;
+
+  int jumps_done() const { return jumps_done_; }
+
+ private:
+  absl::Status Jump(const TrainingView& view, int64_t t);
+
+  JumpHookConfig config_;
+  std::unique_ptr<IntrospectionNet> net_;
+  std::string run_dir_;
+  std::set<int64_t> jumps_;   // still to do
+  std::set<int64_t> wanted_;  // history steps still to snapshot
+  ParameterLayout layout_;
+  std::map<int64_t, at::Tensor> snapshots_;
+  int jumps_done_ = 0;
+};
+
+}  // namespace ouroboros::introspective
+
+#endif  // PLUGINS_INTROSPECTIVE_HOOKS_H_

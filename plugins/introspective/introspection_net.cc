@@ -1,0 +1,349 @@
+#include "plugins/introspective/introspection_net.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize.h>
+#include <torch/utils.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/plugin_api.h"
+#include "ouroboros/run_dir.h"
+#include "plugins/introspective/default_config.h"
+
+namespace ouroboros::introspective {
+namespace {
+
+constexpr char kDemoPipeline[] = "introspective_demo";
+// Weights per block of the prediction kernel: 4 input columns and the
+// output of one block stay in L1.
+constexpr int64_t kBlock = 256;
+
+// out[i] = b2 + sum_j w2[j] relu(b1[j] + sum_k w1[j][k] x_k[i]) for the
+// kN weights of one block; the inner loops over i vectorise.
+template <int64_t kN>
+void PredictBlock(const float* const x[4], int64_t hidden, const float* w1,
+                  const float* b1, const float* w2, float b2, float* out) {
+  float acc[kN];
+  for (int64_t i = 0; i < kN; ++i) acc[i] = b2;
+  for (int64_t j = 0; j < hidden; ++j) {
+    const float a0 = w1[4 * j], a1 = w1[4 * j + 1], a2 = w1[4 * j + 2],
+                a3 = w1[4 * j + 3], bias = b1[j], v = w2[j];
+    for (int64_t i = 0; i < kN; ++i) {
+      const float h =
+          bias + a0 * x[0][i] + a1 * x[1][i] + a2 * x[2][i] + a3 * x[3][i];
+      acc[i] += v * (h > 0.0f ? h : 0.0f);
+    }
+  }
+  for (int64_t i = 0; i < kN; ++i) out[i] = acc[i];
+}
+
+double MeanAbs(const at::Tensor& t) { return t.abs().mean().item<double>(); }
+
+}  // namespace
+
+IntrospectionNet::IntrospectionNet(int64_t hidden_size)
+    : hidden_size_(hidden_size),
+      module_(std::make_shared<torch::nn::Module>("IntrospectionNet")) {
+  // LibTorch's Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  const double bound1 = 1.0 / std::sqrt(static_cast<double>(kHistoryInputs));
+  const double bound2 = 1.0 / std::sqrt(static_cast<double>(hidden_size));
+  auto fc1 =
+      module_->register_module("fc1", std::make_shared<torch::nn::Module>());
+  auto fc2 =
+      module_->register_module("fc2", std::make_shared<torch::nn::Module>());
+  w1_ = fc1->register_parameter(
+      "weight",
+      at::empty({hidden_size, kHistoryInputs}).uniform_(-bound1, bound1));
+  b1_ = fc1->register_parameter(
+      "bias", at::empty({hidden_size}).uniform_(-bound1, bound1));
+  w2_ = fc2->register_parameter(
+      "weight", at::empty({1, hidden_size}).uniform_(-bound2, bound2));
+  b2_ =
+      fc2->register_parameter("bias", at::empty({1}).uniform_(-bound2, bound2));
+}
+
+IntrospectionNet::~IntrospectionNet() = default;
+
+at::Tensor IntrospectionNet::Forward(const at::Tensor& inputs) const {
+  at::Tensor hidden = at::relu(at::addmm(b1_, inputs, w1_.t()));
+  return at::addmm(b2_, hidden, w2_.t()).reshape({-1});
+}
+
+at::Tensor IntrospectionNet::Predict(const at::Tensor& inputs) const {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == kHistoryInputs,
+              "the introspection network reads N x 4 histories, got ",
+              inputs.sizes());
+  // Column-major inputs (ComputeFeatures makes them so) are read in place.
+  const at::Tensor columns = inputs.to(at::kFloat).t().contiguous();
+  const int64_t n = inputs.size(0);
+  at::Tensor out = at::empty({n}, at::kFloat);
+  const at::Tensor w1 = w1_.detach().contiguous();
+  const at::Tensor b1 = b1_.detach().contiguous();
+  const at::Tensor w2 = w2_.detach().contiguous();
+  const float b2 = b2_.item<float>();
+  const float* base = columns.data_ptr<float>();
+  float* result = out.data_ptr<float>();
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  at::parallel_for(0, blocks, 16, [&](int64_t first, int64_t last) {
+    for (int64_t block = first; block < last; ++block) {
+      const int64_t start = block * kBlock;
+      const float* x[4] = {base + start, base + n + start, base + 2 * n + start,
+                           base + 3 * n + start};
+      if (start + kBlock <= n) {
+        PredictBlock<kBlock>(x, hidden_size_, w1.data_ptr<float>(),
+                             b1.data_ptr<float>(), w2.data_ptr<float>(), b2,
+                             result + start);
+        continue;
+      }
+      // The last, partial block: padded with zeros.
+      float padded[4][kBlock] = {};
+      const int64_t count = n - start;
+      for (int k = 0; k < 4; ++k) std::copy(x[k], x[k] + count, padded[k]);
+      const float* px[4] = {padded[0], padded[1], padded[2], padded[3]};
+      float tail[kBlock];
+      PredictBlock<kBlock>(px, hidden_size_, w1.data_ptr<float>(),
+                           b1.data_ptr<float>(), w2.data_ptr<float>(), b2,
+                           tail);
+      std::copy(tail, tail + count, result + start);
+    }
+  });
+  return out;
+}
+
+absl::Status IntrospectionNet::Save(const std::string& path) const {
+  std::vector<char> bytes;
+  absl::Status status = CallTorch("writing " + path, [&] {
+    c10::Dict<std::string, at::Tensor> dict;
+    for (const auto& item : module_->named_parameters()) {
+      dict.insert(item.key(), item.value().detach());
+    }
+    bytes = torch::pickle_save(c10::IValue(dict));
+  });
+  if (!status.ok()) return status;
+  return WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+absl::StatusOr<std::unique_ptr<IntrospectionNet>> IntrospectionNet::Load(
+    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path,
+                     ": cannot read the introspection network (train one with "
+                     "--model=introspective; it writes introspection_net.pt)"));
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  std::unique_ptr<IntrospectionNet> net;
+  absl::Status status = CallTorch("reading " + path, [&] {
+    std::map<std::string, at::Tensor> saved;
+    for (const auto& entry : torch::pickle_load(bytes).toGenericDict()) {
+      saved[entry.key().toStringRef()] = entry.value().toTensor();
+    }
+    TORCH_CHECK(
+        saved.count("fc1.weight") == 1 && saved["fc1.weight"].dim() == 2,
+        "no fc1.weight matrix");
+    net = std::make_unique<IntrospectionNet>(saved["fc1.weight"].size(0));
+    torch::NoGradGuard no_grad;
+    for (auto& item : net->module().named_parameters()) {
+      auto it = saved.find(item.key());
+      TORCH_CHECK(it != saved.end(), "no ", item.key());
+      TORCH_CHECK(it->second.sizes() == item.value().sizes(), item.key(),
+                  " has shape ", it->second.sizes(), ", expected ",
+                  item.value().sizes());
+      item.value().copy_(it->second);
+    }
+  });
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not an introspection network: ", status.message()));
+  }
+  return net;
+}
+
+at::Tensor PredictWeights(const IntrospectionNet& net,
+                          const std::array<at::Tensor, 4>& history,
+                          const ParameterLayout& layout) {
+  HistoryFeatures features = ComputeFeatures(history, layout);
+  return history[3] + features.move_scale * net.Predict(features.inputs);
+}
+
+absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
+    const HistoryDataset& dataset, const IntrospectionTrainOptions& options,
+    torch::optim::Optimizer& optimizer, IntrospectionNet* net,
+    const std::function<void(int64_t, double, double)>& on_epoch) {
+  const int64_t n = dataset.size();
+  const int64_t val_rows = static_cast<int64_t>(options.val_fraction * n);
+  if (n - val_rows < 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the history dataset has ", n,
+                     " rows; too few to train the introspection network"));
+  }
+  IntrospectionTrainResult result;
+  result.train_rows = n - val_rows;
+  result.val_rows = val_rows;
+  absl::Status status = CallTorch("training the introspection network", [&] {
+    at::Generator generator = at::detail::createCPUGenerator(options.seed);
+    at::Tensor order = at::randperm(n, generator, at::kLong);
+    at::Tensor inputs = dataset.inputs.index_select(0, order).to(at::kFloat);
+    at::Tensor targets = dataset.targets.index_select(0, order).to(at::kFloat);
+    at::Tensor train_x = inputs.narrow(0, val_rows, n - val_rows);
+    at::Tensor train_y = targets.narrow(0, val_rows, n - val_rows);
+    at::Tensor val_x = inputs.narrow(0, 0, val_rows);
+    at::Tensor val_y = targets.narrow(0, 0, val_rows);
+    if (val_rows > 0) {
+      result.no_move_error = MeanAbs(val_y);
+      result.linear_error = MeanAbs(val_y + val_x.select(1, 0));
+    }
+    const bool l1 = options.loss != "mse";
+    const int64_t rows = n - val_rows;
+    for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+      at::Tensor perm = at::randperm(rows, generator, at::kLong);
+      double loss_sum = 0;
+      int64_t batches = 0;
+      for (int64_t start = 0; start < rows; start += options.batch_size) {
+        at::Tensor index =
+            perm.narrow(0, start, std::min(options.batch_size, rows - start));
+        at::Tensor diff = net->Forward(train_x.index_select(0, index)) -
+                          train_y.index_select(0, index);
+        at::Tensor loss = l1 ? diff.abs().mean() : diff.pow(2).mean();
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        loss_sum += loss.item<double>();
+        ++batches;
+        ++result.steps;
+      }
+      result.last_train_loss = loss_sum / std::max<int64_t>(batches, 1);
+      if (val_rows > 0) {
+        result.val_error = MeanAbs(net->Predict(val_x) - val_y);
+      }
+      if (on_epoch) on_epoch(epoch, result.last_train_loss, result.val_error);
+    }
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+absl::StatusOr<IntrospectionNetConfig> ParseIntrospectionNetConfig(
+    const RunConfig& config) {
+  IntrospectionNetConfig parsed;
+  if (absl::Status s =
+          ParseConfigSection(config.model_config(), "model_config", &parsed);
+      !s.ok()) {
+    return s;
+  }
+  if (parsed.hidden_size() < 0) {
+    return ConfigFieldError(
+        "model_config.hidden_size",
+        absl::StrCat("must be >= 1, or 0 for the default 40 (got ",
+                     parsed.hidden_size(), ")"));
+  }
+  if (parsed.loss().empty()) parsed.set_loss("l1");
+  if (parsed.loss() != "l1" && parsed.loss() != "mse") {
+    return ConfigFieldError(
+        "model_config.loss",
+        absl::StrCat("unknown loss '", parsed.loss(), "'; known: l1, mse"));
+  }
+  if (!(parsed.val_fraction() >= 0 && parsed.val_fraction() < 1)) {
+    return ConfigFieldError(
+        "model_config.val_fraction",
+        absl::StrCat("must be in [0, 1), 0 for the default 0.1 (got ",
+                     parsed.val_fraction(), ")"));
+  }
+  if (parsed.hidden_size() == 0) parsed.set_hidden_size(40);
+  if (parsed.val_fraction() == 0) parsed.set_val_fraction(0.1);
+  return parsed;
+}
+
+namespace {
+
+// Model `introspective`: I as a Model over weight histories (inputs N x 4,
+// outputs N x 1, loss l1 or mse against the normalised moves). It trains in
+// pipeline introspective_demo, on the rows of a history dataset.
+class IntrospectiveModel : public Model {
+ public:
+  explicit IntrospectiveModel(const IntrospectionNetConfig& config)
+      : net_(config.hidden_size()), l1_(config.loss() == "l1") {}
+  torch::nn::Module& module() override { return net_.module(); }
+  at::Tensor Forward(const at::Tensor& inputs) override {
+    return net_.Forward(inputs.reshape({-1, kHistoryInputs})).unsqueeze(1);
+  }
+  at::Tensor Loss(const at::Tensor& outputs,
+                  const at::Tensor& targets) override {
+    at::Tensor diff = outputs.reshape({-1}) - targets.to(at::kFloat);
+    return l1_ ? diff.abs().mean() : diff.pow(2).mean();
+  }
+  IntrospectionNet& net() { return net_; }
+
+ private:
+  IntrospectionNet net_;
+  bool l1_;
+};
+
+absl::Status ValidateIntrospectiveModel(const RunConfig& config) {
+  if (absl::Status s = ParseIntrospectionNetConfig(config).status(); !s.ok()) {
+    return s;
+  }
+  if (config.pipeline() != kDemoPipeline) {
+    return ConfigFieldError(
+        "pipeline",
+        absl::StrCat("model 'introspective' is the introspection network; it "
+                     "trains on weight histories in pipeline ",
+                     kDemoPipeline, " (got '", config.pipeline(),
+                     "'). To speed up another model, add hook "
+                     "introspection_jump to that model's config"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> MakeIntrospectiveModel(
+    const ModelContext& context) {
+  absl::StatusOr<IntrospectionNetConfig> config =
+      ParseIntrospectionNetConfig(*context.config);
+  if (!config.ok()) return WithContext(config.status(), context.config_source);
+  if (context.data.input_shape != std::vector<int64_t>{kHistoryInputs}) {
+    return WithContext(
+        ConfigFieldError(
+            "data_config",
+            absl::StrCat("model 'introspective' reads weight histories (4 "
+                         "inputs per row), not inputs of shape [",
+                         absl::StrJoin(context.data.input_shape, ", "), "]")),
+        context.config_source);
+  }
+  std::unique_ptr<Model> model;
+  absl::Status status = CallTorch("building the introspection network", [&] {
+    model = std::make_unique<IntrospectiveModel>(*config);
+  });
+  if (!status.ok()) return status;
+  return model;
+}
+
+}  // namespace
+
+IntrospectionNet* IntrospectionNetOf(Model& model) {
+  auto* introspective = dynamic_cast<IntrospectiveModel*>(&model);
+  return introspective == nullptr ? nullptr : &introspective->net();
+}
+
+OUROBOROS_REGISTER_MODEL(
+    "introspective",
+    "Introspection network (Sinha et al. 2017): a per-weight MLP that "
+    "predicts w(2t) from w(0), w(0.4t), w(0.7t), w(t); its default config "
+    "runs the whole demo",
+    MakeIntrospectiveModel, kDefaultConfigJson, ValidateIntrospectiveModel);
+
+}  // namespace ouroboros::introspective

@@ -1,0 +1,427 @@
+#include <ATen/ATen.h>
+#include <c10/util/string_utils.h>
+#include <torch/nn/module.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "plugins/introspective/demo.h"
+#include "plugins/introspective/hooks.h"
+#include "plugins/introspective/introspection_net.h"
+#include "plugins/introspective/weight_history.h"
+
+namespace ouroboros::introspective {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Scratch(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::filesystem::path dir =
+      std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / name;
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// A module with parameters of 3 x 4, 5 and 2 x 2 x 3 weights.
+std::shared_ptr<torch::nn::Module> SmallModule() {
+  auto module = std::make_shared<torch::nn::Module>();
+  module->register_parameter("a", at::randn({3, 4}));
+  module->register_parameter("b", at::randn({5}));
+  module->register_parameter("c", at::randn({2, 2, 3}));
+  return module;
+}
+
+// RMS of flat[begin, end), in double precision.
+double Rms(const at::Tensor& flat, int64_t begin, int64_t end) {
+  at::Tensor slice = flat.narrow(0, begin, end - begin).to(at::kDouble);
+  return std::max(std::sqrt((slice * slice).mean().item<double>()), 1e-12);
+}
+
+// The expected features and target of weight i, computed one weight at a
+// time with scalar arithmetic.
+struct Expected {
+  double x[4];
+  double target;
+  double move_scale;
+};
+
+Expected ExpectedRow(const std::map<int64_t, at::Tensor>& snapshots,
+                     const ParameterLayout& layout, int64_t t, int64_t i) {
+  int64_t begin = 0, tensor = 0;
+  while (begin + layout.sizes[tensor] <= i) begin += layout.sizes[tensor++];
+  const int64_t end = begin + layout.sizes[tensor];
+  const std::array<int64_t, 4> steps = HistorySteps(t);
+  const at::Tensor& wt = snapshots.at(t);
+  const double c_move = Rms(wt - snapshots.at(0), begin, end);
+  const double c_pos = Rms(wt, begin, end);
+  Expected e;
+  for (int k = 0; k < 3; ++k) {
+    e.x[k] = (snapshots.at(steps[k])[i].item<double>() - wt[i].item<double>()) /
+             c_move;
+  }
+  e.x[3] = wt[i].item<double>() / c_pos;
+  e.target =
+      (snapshots.at(2 * t)[i].item<double>() - wt[i].item<double>()) / c_move;
+  e.move_scale = c_move;
+  return e;
+}
+
+TEST(WeightHistoryTest, SnapshotsAreFlatCopiesAndWriteBackInPlace) {
+  torch::manual_seed(1);
+  auto module = SmallModule();
+  ParameterLayout layout = LayoutOf(*module);
+  EXPECT_EQ(layout.total, 12 + 5 + 12);
+  EXPECT_EQ(layout.names, (std::vector<std::string>{"a", "b", "c"}));
+  at::Tensor flat = Snapshot(*module);
+  ASSERT_EQ(flat.numel(), 29);
+  EXPECT_TRUE(at::equal(flat.narrow(0, 12, 5), module->parameters()[1]));
+  EXPECT_EQ(layout.tensor_of[16].item<int64_t>(), 1);
+  EXPECT_EQ(layout.tensor_of[17].item<int64_t>(), 2);
+  // A copy: training on does not change it.
+  const void* storage = module->parameters()[0].data_ptr();
+  at::Tensor changed = flat * 2;
+  ASSERT_TRUE(WriteSnapshot(changed, *module).ok());
+  EXPECT_EQ(module->parameters()[0].data_ptr(), storage);
+  EXPECT_TRUE(at::equal(Snapshot(*module), changed));
+  EXPECT_FALSE(at::equal(Snapshot(*module), flat));
+  EXPECT_FALSE(WriteSnapshot(at::zeros({28}), *module).ok());
+}
+
+TEST(WeightHistoryTest, DatasetIsBuiltExactlyFromTheSnapshots) {
+  torch::manual_seed(2);
+  auto module = SmallModule();
+  ParameterLayout layout = LayoutOf(*module);
+  std::map<int64_t, at::Tensor> snapshots;
+  for (int64_t step : {0, 4, 7, 10, 8, 14, 20, 40}) {
+    snapshots[step] = at::randn({layout.total});
+  }
+  SamplingOptions all;
+  all.samples_per_t = 1000;
+  all.balance_bins = 1;
+  absl::StatusOr<HistoryDataset> dataset =
+      BuildHistoryDataset(snapshots, {10, 20}, layout, all);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  ASSERT_EQ(dataset->size(), 2 * layout.total);
+  for (int64_t r = 0; r < dataset->size(); ++r) {
+    const int64_t t = dataset->t[r].item<int64_t>();
+    const int64_t i = dataset->weight_index[r].item<int64_t>();
+    EXPECT_EQ(t, r < layout.total ? 10 : 20);
+    EXPECT_EQ(i, r % layout.total);
+    Expected e = ExpectedRow(snapshots, layout, t, i);
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_NEAR(dataset->inputs[r][k].item<double>(), e.x[k],
+                  1e-5 * (1 + std::abs(e.x[k])))
+          << "row " << r << " input " << k;
+    }
+    EXPECT_NEAR(dataset->targets[r].item<double>(), e.target,
+                1e-5 * (1 + std::abs(e.target)));
+  }
+  // A balanced sample is a subset of the same rows.
+  SamplingOptions balanced;
+  balanced.samples_per_t = 12;
+  balanced.balance_bins = 3;
+  absl::StatusOr<HistoryDataset> sample =
+      BuildHistoryDataset(snapshots, {10}, layout, balanced);
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  EXPECT_GT(sample->size(), 0);
+  EXPECT_LE(sample->size(), 12);
+  std::set<int64_t> seen;
+  for (int64_t r = 0; r < sample->size(); ++r) {
+    const int64_t i = sample->weight_index[r].item<int64_t>();
+    EXPECT_TRUE(seen.insert(i).second) << "weight " << i << " twice";
+    Expected e = ExpectedRow(snapshots, layout, 10, i);
+    EXPECT_NEAR(sample->targets[r].item<double>(), e.target,
+                1e-5 * (1 + std::abs(e.target)));
+  }
+  // Saved and read back unchanged.
+  const std::string path = Scratch("dataset") + "/h.pt";
+  ASSERT_TRUE(SaveHistoryDataset(*dataset, path).ok());
+  absl::StatusOr<HistoryDataset> read = LoadHistoryDataset(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(at::equal(read->inputs, dataset->inputs));
+  EXPECT_TRUE(at::equal(read->weight_index, dataset->weight_index));
+  // A missing snapshot is named.
+  snapshots.erase(7);
+  absl::Status missing =
+      BuildHistoryDataset(snapshots, {10}, layout, all).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(missing.message(), HasSubstr("no snapshot of step 7"));
+}
+
+TEST(WeightHistoryTest, BalancedSampleTakesAsManyMoversAsStayers) {
+  // 990 weights that barely move, 10 that move a lot.
+  at::Tensor movement = at::full({1000}, 1e-4);
+  movement.narrow(0, 500, 10).fill_(1.0);
+  movement.narrow(0, 0, 990).mul_(at::rand({990}) + 0.5);
+  at::Tensor chosen = BalancedSample(movement, 20, 2, 7);
+  ASSERT_EQ(chosen.numel(), 20);
+  int movers = 0;
+  for (int64_t i = 0; i < chosen.numel(); ++i) {
+    movers += movement[chosen[i].item<int64_t>()].item<double>() > 0.5;
+  }
+  EXPECT_EQ(movers, 10);
+  // Uniform sampling would almost never pick so many of them.
+  at::Tensor uniform = BalancedSample(movement, 20, 1, 7);
+  int uniform_movers = 0;
+  for (int64_t i = 0; i < uniform.numel(); ++i) {
+    uniform_movers += movement[uniform[i].item<int64_t>()].item<double>() > 0.5;
+  }
+  EXPECT_LT(uniform_movers, 5);
+}
+
+TEST(IntrospectionNetTest, BatchedPredictionEqualsAPerWeightLoop) {
+  torch::manual_seed(3);
+  auto module = std::make_shared<torch::nn::Module>();
+  // 4,100 + 37 weights: full blocks, a partial one, several threads' worth.
+  module->register_parameter("w", at::randn({41, 100}));
+  module->register_parameter("b", at::randn({37}));
+  ParameterLayout layout = LayoutOf(*module);
+  std::map<int64_t, at::Tensor> snapshots;
+  std::array<at::Tensor, 4> history;
+  const std::array<int64_t, 4> steps = HistorySteps(20);
+  for (int k = 0; k < 4; ++k) {
+    history[k] = at::randn({layout.total});
+    snapshots[steps[k]] = history[k];
+  }
+  snapshots[40] = history[3];
+  IntrospectionNet net(7);
+  at::Tensor batched = PredictWeights(net, history, layout);
+  ASSERT_EQ(batched.numel(), layout.total);
+  for (int64_t i = 0; i < layout.total; i += 1 + (i % 7)) {
+    Expected e = ExpectedRow(snapshots, layout, 20, i);
+    at::Tensor x = at::tensor({e.x[0], e.x[1], e.x[2], e.x[3]}, at::kFloat)
+                       .reshape({1, 4});
+    const double out = net.Forward(x).item<double>();
+    const double expected = history[3][i].item<double>() + e.move_scale * out;
+    EXPECT_NEAR(batched[i].item<double>(), expected,
+                1e-5 * (1 + std::abs(expected)))
+        << "weight " << i;
+  }
+  // Predict on row-major inputs gives the same as on the column-major ones.
+  HistoryFeatures features = ComputeFeatures(history, layout);
+  EXPECT_TRUE(at::allclose(net.Predict(features.inputs.contiguous()),
+                           net.Forward(features.inputs.contiguous()), 1e-5,
+                           1e-5));
+}
+
+TEST(IntrospectionNetTest, SavesLoadsAndRefusesOtherFiles) {
+  torch::manual_seed(4);
+  IntrospectionNet net(9);
+  const std::string dir = Scratch("net");
+  ASSERT_TRUE(net.Save(dir + "/i.pt").ok());
+  absl::StatusOr<std::unique_ptr<IntrospectionNet>> read =
+      IntrospectionNet::Load(dir + "/i.pt");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ((*read)->hidden_size(), 9);
+  at::Tensor x = at::randn({50, 4});
+  EXPECT_TRUE(at::equal((*read)->Predict(x), net.Predict(x)));
+  std::ofstream(dir + "/junk.pt") << "not a tensor file";
+  absl::Status junk = IntrospectionNet::Load(dir + "/junk.pt").status();
+  EXPECT_EQ(junk.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(junk.message(), HasSubstr("junk.pt: not an introspection"));
+  EXPECT_EQ(IntrospectionNet::Load(dir + "/none.pt").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(IntrospectionNetTest, TrainingLearnsALinearTrend) {
+  // Moves that continue the trend: target = -x0 (w(2t) - w(t) = w(t) - w(0)).
+  torch::manual_seed(5);
+  HistoryDataset dataset;
+  dataset.inputs = at::randn({4000, 4});
+  dataset.targets = -dataset.inputs.select(1, 0).clone();
+  dataset.weight_index = at::arange(4000, at::kLong);
+  dataset.t = at::full({4000}, 10, at::kLong);
+  IntrospectionNet net(16);
+  torch::optim::Adam adam(net.module().parameters(),
+                          torch::optim::AdamOptions(0.01));
+  IntrospectionTrainOptions options;
+  options.epochs = 20;
+  options.batch_size = 128;
+  absl::StatusOr<IntrospectionTrainResult> result =
+      TrainIntrospectionNet(dataset, options, adam, &net);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->val_rows, 400);
+  EXPECT_NEAR(result->linear_error, 0, 1e-6);
+  EXPECT_GT(result->no_move_error, 0.5);
+  EXPECT_LT(result->val_error, 0.1 * result->no_move_error);
+}
+
+// A two-layer net, its optimizer, and one training step on fixed data.
+struct TinyTraining {
+  std::shared_ptr<torch::nn::Module> module =
+      std::make_shared<torch::nn::Module>();
+  at::Tensor w1, w2;
+  at::Tensor x = at::randn({32, 6});
+  at::Tensor y = at::randint(0, 3, {32}, at::kLong);
+  TinyTraining() {
+    w1 = module->register_parameter("w1", at::randn({6, 8}) * 0.3);
+    w2 = module->register_parameter("w2", at::randn({8, 3}) * 0.3);
+  }
+  double Step(torch::optim::Optimizer& optimizer) {
+    at::Tensor loss = at::cross_entropy_loss(at::relu(x.mm(w1)).mm(w2), y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    return loss.item<double>();
+  }
+};
+
+JumpHookConfig JumpConfig(const std::string& state) {
+  JumpHookConfig config;
+  config.set_network("unused");
+  config.add_jump_steps(10);
+  config.set_optimizer_state(state);
+  return config;
+}
+
+TEST(JumpHookTest, JumpWritesIntoTheLiveWeightsAndTrainingGoesOn) {
+  for (const std::string state : {"keep", "reset"}) {
+    SCOPED_TRACE(state);
+    torch::manual_seed(6);
+    TinyTraining training;
+    torch::optim::Adam adam(training.module->parameters(),
+                            torch::optim::AdamOptions(0.01));
+    auto net = std::make_unique<IntrospectionNet>(5);
+    IntrospectionNet* net_view = net.get();
+    JumpHook hook(JumpConfig(state), std::move(net), Scratch("jump_" + state));
+    ParameterLayout layout = LayoutOf(*training.module);
+    std::map<int64_t, at::Tensor> seen;
+    TrainingView view{training.module.get(), &adam, 0, 0, ""};
+    seen[0] = Snapshot(*training.module);
+    ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+    const void* w1_storage = training.w1.data_ptr();
+    for (int64_t step = 1; step <= 14; ++step) {
+      training.Step(adam);
+      view.step = step;
+      seen[step] = Snapshot(*training.module);
+      ASSERT_TRUE(hook.OnStepEnd(view).ok());
+      if (step != 10) {
+        EXPECT_TRUE(at::equal(Snapshot(*training.module), seen[step]));
+        continue;
+      }
+      // Step 10: I's prediction from the weights at 0, 4, 7 and 10.
+      at::Tensor expected = PredictWeights(
+          *net_view, {seen[0], seen[4], seen[7], seen[10]}, layout);
+      EXPECT_TRUE(at::allclose(Snapshot(*training.module), expected));
+      EXPECT_FALSE(at::equal(Snapshot(*training.module), seen[10]));
+      EXPECT_EQ(training.w1.data_ptr(), w1_storage);
+      EXPECT_EQ(hook.jumps_done(), 1);
+      if (state == "keep") {
+        ASSERT_EQ(adam.state().size(), 2u);
+      } else {
+        EXPECT_EQ(adam.state().size(), 0u);
+      }
+    }
+    // The optimizer's state is whole and consistent after the next steps.
+    ASSERT_EQ(adam.state().size(), 2u);
+    for (const at::Tensor& p : training.module->parameters()) {
+      auto& s = static_cast<torch::optim::AdamParamState&>(
+          *adam.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+      EXPECT_EQ(s.exp_avg().sizes(), p.sizes());
+      EXPECT_EQ(s.exp_avg_sq().sizes(), p.sizes());
+      EXPECT_EQ(s.step(), state == "keep" ? 14 : 4);
+      EXPECT_TRUE(at::isfinite(s.exp_avg_sq()).all().item<bool>());
+    }
+    const double loss = training.Step(adam);
+    EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_TRUE(at::isfinite(Snapshot(*training.module)).all().item<bool>());
+  }
+}
+
+TEST(JumpHookTest, SgdMomentumIsResetAndRecreated) {
+  torch::manual_seed(7);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.1).momentum(0.9));
+  JumpHook hook(JumpConfig("reset"), std::make_unique<IntrospectionNet>(4), "");
+  TrainingView view{training.module.get(), &sgd, 0, 0, ""};
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  for (int64_t step = 1; step <= 11; ++step) {
+    const double loss = training.Step(sgd);
+    ASSERT_TRUE(std::isfinite(loss));
+    view.step = step;
+    ASSERT_TRUE(hook.OnStepEnd(view).ok());
+    if (step == 10) {
+      EXPECT_EQ(sgd.state().size(), 0u);
+    }
+  }
+  EXPECT_EQ(sgd.state().size(), 2u);
+  EXPECT_EQ(hook.jumps_done(), 1);
+}
+
+TEST(HookConfigTest, BadSectionsNameTheFieldAndTheReason) {
+  auto section = [](const std::string& json) {
+    google::protobuf::Struct s;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &s).ok());
+    return s;
+  };
+  auto record = [&](const std::string& json) {
+    return ParseRecordHookConfig(section(json), "hooks[0].config").status();
+  };
+  EXPECT_THAT(record("{}").message(),
+              HasSubstr("hooks[0].config.t_steps: list at least one step"));
+  EXPECT_THAT(record(R"({"t_steps": [100, 3]})").message(),
+              HasSubstr("hooks[0].config.t_steps[1]: must be >= 5"));
+  EXPECT_THAT(record(R"({"t_steps": [100], "balance_bins": -1})").message(),
+              HasSubstr("hooks[0].config.balance_bins: must be in [1, 1000]"));
+  EXPECT_THAT(record(R"({"t_steps": [100], "output": "../x.pt"})").message(),
+              HasSubstr("hooks[0].config.output: must be a plain file name"));
+  EXPECT_THAT(record(R"({"t_steps": [100], "typo": 1})").message(),
+              HasSubstr("hooks[0].config.typo"));
+  absl::StatusOr<RecordHookConfig> defaults = ParseRecordHookConfig(
+      section(R"({"t_steps": [100, 50]})"), "hooks[0].config");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->samples_per_t(), 100000);
+  EXPECT_EQ(defaults->balance_bins(), 8);
+  EXPECT_EQ(defaults->output(), kHistoriesFile);
+
+  const std::string net = Scratch("config") + "/i.pt";
+  ASSERT_TRUE(IntrospectionNet(4).Save(net).ok());
+  auto jump = [&](const std::string& json) {
+    return ParseJumpHookConfig(section(json), "hooks[1].config").status();
+  };
+  EXPECT_THAT(jump(R"({"jump_steps": [10]})").message(),
+              HasSubstr("hooks[1].config.network: missing"));
+  EXPECT_THAT(
+      jump(R"({"network": "/no/such.pt", "jump_steps": [10]})").message(),
+      HasSubstr("hooks[1].config.network: /no/such.pt: no such file"));
+  EXPECT_THAT(jump(R"({"network": ")" + net + R"(", "jump_steps": [20, 10]})")
+                  .message(),
+              HasSubstr("hooks[1].config.jump_steps[1]: steps must increase"));
+  EXPECT_THAT(jump(R"({"network": ")" + net +
+                   R"(", "jump_steps": [10], "optimizer_state": "zero"})")
+                  .message(),
+              HasSubstr("hooks[1].config.optimizer_state: unknown 'zero'"));
+  EXPECT_TRUE(
+      jump(R"({"network": ")" + net + R"(", "jump_steps": [10]})").ok());
+}
+
+TEST(DemoTest, StepsToTargetIsTheFirstEvaluationThatReachesIt) {
+  std::vector<StepEvalRecord> records(4);
+  const double accuracy[] = {0.5, 0.7, 0.65, 0.8};
+  for (int i = 0; i < 4; ++i) {
+    records[i].step = 50 * (i + 1);
+    records[i].test["accuracy"] = accuracy[i];
+    records[i].test["loss"] = 1 - accuracy[i];
+  }
+  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.66, true), 100);
+  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.8, true), 200);
+  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.81, true), -1);
+  EXPECT_EQ(StepsToTarget(records, "loss", 0.31, false), 100);
+  EXPECT_EQ(StepsToTarget(records, "f1", 0.1, true), -1);
+}
+
+}  // namespace
+}  // namespace ouroboros::introspective
