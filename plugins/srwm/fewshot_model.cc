@@ -144,7 +144,9 @@ class Block : public torch::nn::Module {
 class FewShotModel : public Model {
  public:
   FewShotModel(const ModelShape& shape, int64_t ways, int64_t image_side)
-      : ways_(ways), image_side_(image_side) {
+      : ways_(ways),
+        image_side_(image_side),
+        label_input_scale_(shape.label_input_scale) {
     const int64_t c = shape.encoder_channels;
     for (int i = 0; i < kEncoderBlocks; ++i) {
       encoder_->push_back(torch::nn::Conv2d(
@@ -154,8 +156,8 @@ class FewShotModel : public Model {
       encoder_->push_back(torch::nn::MaxPool2d(2));
     }
     module_.register_module("encoder", encoder_);
-    input_ = module_.register_module(
-        "input", torch::nn::Linear(2 * c + ways, shape.width));
+    input_ = module_.register_module("input",
+                                     torch::nn::Linear(c + ways, shape.width));
     for (int64_t i = 0; i < shape.layers; ++i) {
       blocks_.push_back(module_.register_module(
           absl::StrCat("block", i), std::make_shared<Block>(shape)));
@@ -176,14 +178,20 @@ class FewShotModel : public Model {
         inputs.narrow(-1, 0, pixels)
             .reshape({batch * steps, 1, image_side_, image_side_});
     at::Tensor features = encoder_->forward(images).reshape({batch, steps, -1});
-    // The label input of step t belongs to the image of step t-1: the
-    // blocks get that image's features next to it, so that a labelled
-    // support pair arrives in one step.
+    // Step t shows image t and the label of step t-1. The sequence layers
+    // read it as two sub-steps with the same input layout [features, label]:
+    // first the labelled pair (image t-1, label t-1), then image t with no
+    // label, whose output is step t's prediction. A support pair and a later
+    // query image of its class thus arrive in the same coordinates.
+    at::Tensor labels = inputs.narrow(-1, pixels, ways_) * label_input_scale_;
     at::Tensor previous_features =
         at::constant_pad_nd(features.narrow(1, 0, steps - 1), {0, 0, 1, 0});
-    at::Tensor h = input_->forward(at::cat(
-        {features, previous_features, inputs.narrow(-1, pixels, ways_)}, -1));
+    at::Tensor pair = at::cat({previous_features, labels}, -1);
+    at::Tensor image = at::cat({features, at::zeros_like(labels)}, -1);
+    at::Tensor h = input_->forward(
+        at::stack({pair, image}, 2).reshape({batch, 2 * steps, -1}));
     for (auto& block : blocks_) h = block->forward(h);
+    h = h.reshape({batch, steps, 2, -1}).select(2, 1);
     return readout_->forward(norm_->forward(h));
   }
 
@@ -195,6 +203,7 @@ class FewShotModel : public Model {
 
  private:
   int64_t ways_, image_side_;
+  double label_input_scale_;
   torch::nn::Module module_;
   torch::nn::Sequential encoder_;
   torch::nn::Linear input_{nullptr}, readout_{nullptr};
@@ -247,6 +256,13 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
       !s.ok()) {
     return s;
   }
+  if (!(srwm.label_input_scale() >= 0) ||
+      !std::isfinite(srwm.label_input_scale())) {
+    return ConfigFieldError(
+        "model_config.label_input_scale",
+        absl::StrCat("must be a finite number > 0, or 0 for the default (got ",
+                     srwm.label_input_scale(), ")"));
+  }
   if (!(srwm.w0_init_std() >= 0) || !std::isfinite(srwm.w0_init_std())) {
     return ConfigFieldError("model_config.w0_init_std",
                             absl::StrCat("must be a finite number >= 0 (got ",
@@ -270,7 +286,7 @@ int64_t CountParameters(const ModelShape& shape, int64_t ways) {
   for (int i = 0; i < kEncoderBlocks; ++i) {
     count += (i == 0 ? 1 : c) * c * 9 + c + 2 * c;  // conv + batch norm
   }
-  count += (2 * c + ways) * w + w;
+  count += (c + ways) * w + w;
   const int64_t block = 2 * (2 * w) + (w * w + w) + (w * ff + ff) +
                         (ff * w + w) + SequenceLayerParameters(shape);
   count += shape.layers * block;
@@ -289,6 +305,9 @@ ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   shape.fused_kernel = config.srwm_kernel() != "naive";
   shape.w0_init_std = config.w0_init_std();
   shape.input_softmax = config.input_softmax();
+  if (config.label_input_scale() > 0) {
+    shape.label_input_scale = config.label_input_scale();
+  }
   const std::string kind =
       config.sequence_model().empty() ? "srwm" : config.sequence_model();
   if (kind == "srwm" || kind == "fake_sr") {

@@ -6,6 +6,9 @@
 //
 // Input: B x T x (pixels + N), as PackEpisodeInputs() makes it (a square
 // image and the previous step's one-hot label); output: B x T x N logits.
+// The blocks run over 2T sub-steps: step t is read as the labelled pair
+// (features of image t-1, label t-1), then (features of image t, no label),
+// whose output is step t's prediction.
 #ifndef PLUGINS_SRWM_FEWSHOT_MODEL_H_
 #define PLUGINS_SRWM_FEWSHOT_MODEL_H_
 
@@ -33,6 +36,7 @@ struct ModelShape {
   bool fused_kernel = true;
   double w0_init_std = 0;  // 0: 1/sqrt(d)
   bool input_softmax = false;
+  double label_input_scale = 4;
 };
 
 // "<section>.<name>: must be >= 1, or 0 for the default (got v)" for the

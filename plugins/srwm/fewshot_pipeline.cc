@@ -167,7 +167,6 @@ absl::StatusOr<DataSplits> FewShotTrainer::LoadData() {
   train_sampler_ = std::make_unique<EpisodeSampler>(
       &split_.train, config_.ways(), config_.shots(),
       config_.queries_per_class());
-  train_rng_.seed(seed);
 
   const int64_t steps = train_sampler_->steps();
   DataSpec spec{{steps, int64_t{side} * side + config_.ways()}, config_.ways()};
@@ -189,12 +188,18 @@ absl::StatusOr<DataSplits> FewShotTrainer::LoadData() {
 
 // The batch only says how many episodes; the Trainer's own step (forward,
 // loss, backward, gradient averaging across ranks, clipping, optimizer) runs
-// on freshly sampled ones.
+// on freshly sampled ones. Each step's episodes come from a generator seeded
+// by (seed, rank, step): a resumed run draws the very episodes the
+// interrupted one would have, and ranks draw different ones.
 absl::StatusOr<double> FewShotTrainer::TrainStep(const Batch& batch) {
+  const uint64_t seed = config().seed(), step = position().step;
+  std::seed_seq step_seed{uint32_t(seed), uint32_t(seed >> 32),
+                          uint32_t(rank()), uint32_t(step),
+                          uint32_t(step >> 32)};
+  std::mt19937_64 rng(step_seed);
   Batch episodes;
   absl::Status status = CallTorch("sampling training episodes", [&] {
-    EpisodeBatch sampled =
-        train_sampler_->Sample(batch.inputs.size(0), train_rng_);
+    EpisodeBatch sampled = train_sampler_->Sample(batch.inputs.size(0), rng);
     episodes = {PackEpisodeInputs(sampled, config_.ways()), sampled.labels};
   });
   if (!status.ok()) return status;

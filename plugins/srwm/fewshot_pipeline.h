@@ -63,7 +63,6 @@ class FewShotTrainer : public Trainer {
   MetaSplit split_;
   std::optional<ClassPool> digits_;
   std::unique_ptr<EpisodeSampler> train_sampler_;
-  std::mt19937_64 train_rng_;
   at::Tensor val_slots_;  // identifies the validation "dataset"
 };
 

@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/registry.h"
@@ -184,7 +187,8 @@ struct FewshotRun {
 // Meta-trains the config `json` with the fewshot Trainer (and a plain Adam
 // standing in for the optimizers plugin), then meta-tests it.
 absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
-                                      const std::string& run_dir) {
+                                      const std::string& run_dir,
+                                      bool resume = false) {
   at::set_num_threads(1);  // tests run side by side
   absl::StatusOr<RunConfig> config = ParseRunConfig(json, "test.json");
   if (!config.ok()) return config.status();
@@ -210,6 +214,7 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
   context.config_source = "test.json";
   context.run_dir = run_dir;
   context.registry = &registry;
+  context.resuming = resume;
   absl::StatusOr<FewshotPipelineConfig> pipeline_config =
       ParseFewshotConfig(*config);
   if (!pipeline_config.ok()) return pipeline_config.status();
@@ -254,6 +259,48 @@ TEST(FewshotPipelineTest, ShortTrainingLearnsFromTheLabelInputs) {
   EXPECT_LT(run->result.last_train_loss, std::log(3.0) - 0.08);
   EXPECT_TRUE(
       std::filesystem::exists(TestDir("short_run") + "/checkpoints/best.ckpt"));
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string ResumeTestConfig(int epochs) {
+  return absl::StrCat(
+      R"({"model": "srwm", "pipeline": "fewshot", "seed": 3,
+    "data_config": {"dataset": "synthetic", "synthetic": {"num_samples": 100,
+                    "num_features": 256, "num_classes": 5, "noise": 0.3}},
+    "optim_config": {"name": "adam", "lr": 0.003},
+    "run_config": {"epochs": )",
+      epochs, R"(, "batch_size": 4, "checkpoint_every_epochs": 1},
+    "model_config": {"hidden_size": 16, "num_heads": 2, "num_layers": 1,
+                     "encoder_channels": 4},
+    "pipeline_config": {"ways": 3, "shots": 1, "queries_per_class": 1,
+                        "train_episodes_per_epoch": 24,
+                        "eval_episodes": 10, "skip_mnist_digits": true}})");
+}
+
+// Each step's episodes depend on the step alone, so a run stopped after one
+// epoch and resumed ends with the very weights of an uninterrupted run.
+TEST(FewshotPipelineTest, ResumedRunDrawsTheSameEpisodes) {
+  absl::StatusOr<FewshotRun> whole =
+      RunFewshot(ResumeTestConfig(2), TestDir("resume_whole"));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  absl::StatusOr<FewshotRun> first =
+      RunFewshot(ResumeTestConfig(1), TestDir("resume_cut"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<FewshotRun> resumed =
+      RunFewshot(ResumeTestConfig(2), TestDir("resume_cut"), /*resume=*/true);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->result.position.step, 12);
+  auto weights = [](const FewshotRun& run) {
+    std::string path = run.result.final_checkpoint;
+    return ReadFile(path.substr(0, path.size() - 5) + ".weights.pt");
+  };
+  ASSERT_FALSE(weights(*whole).empty());
+  EXPECT_EQ(weights(*resumed), weights(*whole));
+  EXPECT_EQ(resumed->result.last_train_loss, whole->result.last_train_loss);
 }
 
 #ifdef SRWM_LEARNING_TEST
