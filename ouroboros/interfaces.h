@@ -81,11 +81,17 @@ struct TrainingView {
   int64_t step = 0;   // optimizer steps done
   int64_t epoch = 0;  // epochs done
   std::string run_dir;
+  // False on every rank but 0 of a distributed run: a hook writes its files
+  // into run_dir only when this is true (every rank may read them).
+  bool writes_outputs = true;
 };
 
 // Runs inside any Trainer run that names it in the config's `hooks`. Hooks
 // are not checkpointed: one that keeps state across a resume must save it
-// in the run directory itself.
+// in the run directory itself. On resume, OnTrainBegin sees the step of the
+// checkpoint, whose OnStepEnd already ran before the kill; the steps after
+// it run again (and the run is bit-identical to an uninterrupted one only if
+// the hook's own state is restored to that step).
 class TrainerHook {
  public:
   virtual ~TrainerHook() = default;

@@ -326,8 +326,11 @@ void AppendEscaped(const std::string& s, std::string* out) {
   out->push_back('"');
 }
 
+// indent < 0: compact, on one line.
 void Format(const Value& value, int indent, std::string* out) {
-  const std::string pad(indent + 2, ' ');
+  const bool compact = indent < 0;
+  const std::string pad(compact ? 0 : indent + 2, ' ');
+  const int inner = compact ? -1 : indent + 2;
   switch (value.kind_case()) {
     case Value::kNullValue:
     case Value::KIND_NOT_SET:
@@ -368,14 +371,15 @@ void Format(const Value& value, int indent, std::string* out) {
       out->append("[");
       for (int i = 0; i < values.size(); ++i) {
         if (i > 0) out->append(",");
-        if (scalars) {
+        if (scalars || compact) {
           if (i > 0) out->append(" ");
         } else {
           out->append("\n" + pad);
         }
-        Format(values[i], indent + 2, out);
+        Format(values[i], inner, out);
       }
-      out->append(scalars ? "]" : "\n" + std::string(indent, ' ') + "]");
+      out->append(scalars || compact ? "]"
+                                     : "\n" + std::string(indent, ' ') + "]");
       break;
     }
     case Value::kStructValue: {
@@ -389,14 +393,18 @@ void Format(const Value& value, int indent, std::string* out) {
       out->append("{");
       bool first = true;
       for (const auto& [k, v] : sorted) {
-        out->append(first ? "\n" : ",\n");
+        if (compact) {
+          out->append(first ? "" : ", ");
+        } else {
+          out->append(first ? "\n" : ",\n");
+        }
         first = false;
         out->append(pad);
         AppendEscaped(k, out);
         out->append(": ");
-        Format(*v, indent + 2, out);
+        Format(*v, inner, out);
       }
-      out->append("\n" + std::string(indent, ' ') + "}");
+      out->append(compact ? "}" : "\n" + std::string(indent, ' ') + "}");
       break;
     }
   }
@@ -428,6 +436,34 @@ absl::StatusOr<Value> ReadJsonFile(const std::string& path) {
                         absl::StrCat(path, ": ", value.status().message()));
   }
   return value;
+}
+
+absl::Status AppendJsonLine(const std::string& path,
+                            const google::protobuf::Struct& record) {
+  Value value;
+  *value.mutable_struct_value() = record;
+  std::string line;
+  Format(value, -1, &line);
+  std::ofstream out(path, std::ios::app);
+  out << line << "\n";
+  out.flush();
+  if (!out) {
+    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<google::protobuf::Struct> ReadJsonLines(const std::string& path) {
+  std::vector<google::protobuf::Struct> records;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // no newline yet: still being written
+    absl::StatusOr<Value> parsed = ParseJson(line);
+    if (!parsed.ok() || !parsed->has_struct_value()) break;
+    records.push_back(std::move(*parsed->mutable_struct_value()));
+  }
+  return records;
 }
 
 }  // namespace ouroboros

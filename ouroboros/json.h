@@ -12,7 +12,9 @@
 #define OUROBOROS_JSON_H_
 
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
@@ -27,6 +29,23 @@ absl::StatusOr<google::protobuf::Value> ReadJsonFile(const std::string& path);
 
 // Pretty-printed, two-space indent, keys in sorted order.
 std::string FormatJson(const google::protobuf::Value& value);
+
+// JSON lines files (one compact object per line, appended while a run goes
+// and read by other processes):
+//
+//   AppendJsonLine(run_dir + "/evals.jsonl", record);  // {"step": 200, ...}
+//   for (const google::protobuf::Struct& r : ReadJsonLines(path)) ...
+//
+// AppendJsonLine writes `record` as one line (keys sorted, numbers as
+// FormatJson writes them: {"epoch": 1, "step": 200}) and flushes;
+// Unavailable naming the file if it cannot.
+absl::Status AppendJsonLine(const std::string& path,
+                            const google::protobuf::Struct& record);
+// The objects of the complete lines of `path`, in file order; none if the
+// file is not there. A last line without its newline (still being written)
+// is left out, and reading stops at the first line that is not a JSON
+// object.
+std::vector<google::protobuf::Struct> ReadJsonLines(const std::string& path);
 
 }  // namespace ouroboros
 

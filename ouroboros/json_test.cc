@@ -1,5 +1,9 @@
 #include "ouroboros/json.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace ouroboros {
@@ -93,6 +97,30 @@ TEST(JsonTest, FormatRoundTrips) {
   absl::StatusOr<Value> again = ParseJson(formatted);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->DebugString(), v->DebugString());
+}
+
+TEST(JsonTest, JsonLinesAppendAndReadBackSkippingAnUnfinishedLine) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path =
+      std::string(tmp != nullptr ? tmp : "/tmp") + "/lines.jsonl";
+  std::remove(path.c_str());
+  EXPECT_TRUE(ReadJsonLines(path).empty());
+  for (int step : {1, 2}) {
+    google::protobuf::Struct record;
+    (*record.mutable_fields())["step"].set_number_value(step);
+    (*record.mutable_fields())["name"].set_string_value("a\"b");
+    ASSERT_TRUE(AppendJsonLine(path, record).ok());
+  }
+  std::ofstream(path, std::ios::app) << "{\"step\": 3";  // being written
+  std::vector<google::protobuf::Struct> lines = ReadJsonLines(path);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1].fields().at("step").number_value(), 2);
+  EXPECT_EQ(lines[0].fields().at("name").string_value(), "a\"b");
+  absl::Status unwritable =
+      AppendJsonLine("/nonexistent/dir/x.jsonl", google::protobuf::Struct());
+  EXPECT_EQ(unwritable.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(std::string(unwritable.message()),
+            "/nonexistent/dir/x.jsonl: cannot append");
 }
 
 }  // namespace

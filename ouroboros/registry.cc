@@ -175,7 +175,7 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
     if (!hook.ok()) return at_field(field + ".name", hook.status());
     if (!(*hook)->validate_config) continue;
     if (absl::Status s = (*hook)->validate_config(config.hooks(i).config(),
-                                                  field + ".config");
+                                                  field + ".config", config);
         !s.ok()) {
       return s;
     }

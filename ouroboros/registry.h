@@ -74,9 +74,11 @@ struct PipelineEntry {
 };
 
 // Checks one hook's `config` section; errors read "<section_path>.<field>:
-// reason" (section_path is e.g. "hooks[0].config").
+// reason" (section_path is e.g. "hooks[0].config"). `config` is the whole
+// run config, for checks against other sections (e.g. the optimizer).
 using HookConfigValidator = std::function<absl::Status(
-    const google::protobuf::Struct& section, absl::string_view section_path)>;
+    const google::protobuf::Struct& section, absl::string_view section_path,
+    const RunConfig& config)>;
 
 struct HookEntry {
   std::string name;

@@ -9,13 +9,11 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
-#include "google/protobuf/util/json_util.h"
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
@@ -81,17 +79,7 @@ absl::Status AppendEpochRecord(const std::string& path,
       if (std::isfinite(value)) out[name].set_number_value(value);
     }
   }
-  std::string line;
-  if (!google::protobuf::util::MessageToJsonString(record, &line).ok()) {
-    return absl::InternalError("epoch record: cannot format JSON");
-  }
-  std::ofstream out(path, std::ios::app);
-  out << line << "\n";
-  out.flush();
-  if (!out) {
-    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
-  }
-  return absl::OkStatus();
+  return AppendJsonLine(path, record);
 }
 
 std::map<std::string, double> NumberFields(const google::protobuf::Value& v) {
@@ -102,25 +90,24 @@ std::map<std::string, double> NumberFields(const google::protobuf::Value& v) {
   return numbers;
 }
 
+double NumberField(
+    const google::protobuf::Map<std::string, google::protobuf::Value>& fields,
+    const char* key) {
+  auto it = fields.find(key);
+  return it == fields.end() ? 0.0 : it->second.number_value();
+}
+
 }  // namespace
 
 std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
   std::vector<EpochRecord> records;
-  std::ifstream in(run_dir + "/" + kEpochRecordFile);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // no newline yet: still being written
-    absl::StatusOr<google::protobuf::Value> parsed = ParseJson(line);
-    if (!parsed.ok()) break;
-    const auto& fields = parsed->struct_value().fields();
+  for (const google::protobuf::Struct& line :
+       ReadJsonLines(run_dir + "/" + kEpochRecordFile)) {
+    const auto& fields = line.fields();
     EpochRecord record;
-    auto number = [&](const char* key) {
-      auto it = fields.find(key);
-      return it == fields.end() ? 0.0 : it->second.number_value();
-    };
-    record.epoch = static_cast<int64_t>(number("epoch"));
-    record.step = static_cast<int64_t>(number("step"));
-    record.train_loss = number("train_loss");
+    record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
+    record.step = static_cast<int64_t>(NumberField(fields, "step"));
+    record.train_loss = NumberField(fields, "train_loss");
     for (const char* set : {"val", "test"}) {
       auto it = fields.find(set);
       if (it == fields.end()) continue;
@@ -136,29 +123,25 @@ std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
 }
 
 std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir) {
-  std::vector<StepEvalRecord> records;
-  std::ifstream in(run_dir + "/" + kStepEvalFile);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (in.eof()) break;  // no newline yet: still being written
-    absl::StatusOr<google::protobuf::Value> parsed = ParseJson(line);
-    if (!parsed.ok()) break;
-    const auto& fields = parsed->struct_value().fields();
+  // By step: a later record of a step (a resumed run repeats the steps after
+  // its checkpoint) replaces the earlier one.
+  std::map<int64_t, StepEvalRecord> by_step;
+  for (const google::protobuf::Struct& line :
+       ReadJsonLines(run_dir + "/" + kStepEvalFile)) {
+    const auto& fields = line.fields();
     StepEvalRecord record;
-    if (auto it = fields.find("step"); it != fields.end()) {
-      record.step = static_cast<int64_t>(it->second.number_value());
-    }
-    if (auto it = fields.find("epoch"); it != fields.end()) {
-      record.epoch = static_cast<int64_t>(it->second.number_value());
-    }
+    record.step = static_cast<int64_t>(NumberField(fields, "step"));
+    record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
     if (auto it = fields.find("val"); it != fields.end()) {
       record.val = NumberFields(it->second);
     }
     if (auto it = fields.find("test"); it != fields.end()) {
       record.test = NumberFields(it->second);
     }
-    records.push_back(std::move(record));
+    by_step[record.step] = std::move(record);
   }
+  std::vector<StepEvalRecord> records;
+  for (auto& [step, record] : by_step) records.push_back(std::move(record));
   return records;
 }
 
@@ -406,18 +389,7 @@ absl::Status Trainer::EvaluateAtStep() {
   }
   VLOG(1) << line;
   if (!writes_outputs()) return absl::OkStatus();
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(record, &json).ok()) {
-    return absl::InternalError("step evaluation: cannot format JSON");
-  }
-  const std::string path = context_.run_dir + "/" + kStepEvalFile;
-  std::ofstream out(path, std::ios::app);
-  out << json << "\n";
-  out.flush();
-  if (!out) {
-    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
-  }
-  return absl::OkStatus();
+  return AppendJsonLine(context_.run_dir + "/" + kStepEvalFile, record);
 }
 
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
@@ -441,8 +413,9 @@ absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
 }
 
 TrainingView Trainer::View() {
-  return TrainingView{&model_->module(), optimizer_.get(), state_.position.step,
-                      state_.position.epoch, context_.run_dir};
+  return TrainingView{&model_->module(),    optimizer_.get(),
+                      state_.position.step, state_.position.epoch,
+                      context_.run_dir,     writes_outputs()};
 }
 
 absl::Status Trainer::BuildHooks() {
@@ -587,11 +560,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     LOG(INFO) << line << "; " << monitored_name << ": "
               << FormatMetrics(*metrics);
     if (writes_outputs()) {
-      absl::Status s =
-          AppendEpochRecord(context_.run_dir + "/" + kEpochRecordFile, position,
-                            loss_count > 0 ? loss_sum / loss_count : 0.0,
-                            monitored_name, *metrics, model_metrics);
-      if (!s.ok()) LOG(WARNING) << s.message();
+      if (absl::Status s = AppendEpochRecord(
+              context_.run_dir + "/" + kEpochRecordFile, position,
+              loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
+              *metrics, model_metrics);
+          !s.ok()) {
+        return s;
+      }
     }
     if (!score.monitor().empty()) {
       double value = (*metrics)[score.monitor()];

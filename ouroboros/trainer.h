@@ -73,8 +73,9 @@ struct StepEvalRecord {
   std::map<std::string, double> test;
 };
 
-// The records of `run_dir` so far, in file order (a last line still being
-// written is left out).
+// The records of `run_dir` so far, one per step (the last record of a step
+// in the file), sorted by step (a last line still being written is left
+// out).
 std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir);
 
 struct TrainResult {

@@ -245,6 +245,35 @@ TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
                                     "0, 0 meaning never (got -1)"));
 }
 
+TEST_F(MainTest, ResumedRunsEvaluationsKeepTheLastRecordOfEachStep) {
+  // Killed after step 10, checkpoint at step 7: the resumed run evaluates
+  // step 10 again (and appends it a second time).
+  Result killed = Run({"--config=" + tiny_, "--run_dir=cut", "--threads=1",
+                       "--set=run_config.eval_every_steps=5"},
+                      "OUROBOROS_FAULT_KILL_AT_STEP=10");
+  ASSERT_NE(killed.exit_code, 0) << killed.output;
+  // Make the first record of step 10 recognisably stale.
+  std::string evals = ReadFile(tmp_ / "cut/evals.jsonl");
+  ASSERT_THAT(evals, HasSubstr("\"step\": 10,"));
+  {
+    std::ofstream out(tmp_ / "cut/evals.jsonl", std::ios::app);
+    out << R"({"step":10,"epoch":0,"test":{"accuracy":-1}})"
+        << "\n";
+    out << R"({"step":3,"epoch":0,"test":{"accuracy":-3}})"
+        << "\n";
+  }
+  Result resumed = Run({"--resume=cut", "--threads=1"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  std::vector<StepEvalRecord> records =
+      ReadStepEvalRecords((tmp_ / "cut").string());
+  // One per step, sorted; step 10 is the resumed run's, not the stale one.
+  ASSERT_EQ(records.size(), 5u) << ReadFile(tmp_ / "cut/evals.jsonl");
+  const int64_t steps[] = {3, 5, 10, 15, 20};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(records[i].step, steps[i]);
+  EXPECT_GE(records[2].test.at("accuracy"), 0.0);
+  EXPECT_EQ(records[0].test.at("accuracy"), -3);
+}
+
 TEST_F(MainTest, UnknownModelExitsTwoWithTheKnownNames) {
   Result r = Run({"--model=srwm_typo"});
   EXPECT_EQ(r.exit_code, 2);

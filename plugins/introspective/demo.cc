@@ -33,6 +33,10 @@ namespace fs = std::filesystem;
 
 constexpr char kNetworkFile[] = "introspection_net.pt";
 
+int Cores() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 // The run config of a RunSpec, with `extra` overrides after the spec's own.
 absl::StatusOr<RunConfig> ResolveRunSpec(const RunSpec& spec,
                                          const std::string& field,
@@ -157,11 +161,9 @@ class DemoPipeline : public Pipeline {
     absl::StatusOr<std::string> self = SelfExecutable();
     if (!self.ok()) return self.status();
     self_ = *self;
-    const int cores =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    workers_ = demo_.workers() > 0 ? demo_.workers() : cores;
+    workers_ = demo_.workers() > 0 ? demo_.workers() : Cores();
     threads_ = demo_.threads_per_run() > 0 ? demo_.threads_per_run()
-                                           : std::max(1, cores / workers_);
+                                           : std::max(1, Cores() / workers_);
     const std::string network = context_.run_dir + "/" + kNetworkFile;
     if (absl::Status s = RecordHistories(); !s.ok()) return s;
     if (absl::Status s = TrainNetwork(network); !s.ok()) return s;
@@ -183,7 +185,7 @@ class DemoPipeline : public Pipeline {
         config->model(), config->data_config().dataset(),
         absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
     ChildPool pool(1);
-    if (absl::Status s = AddRun(pool, "record", *config, dir, cores());
+    if (absl::Status s = AddRun(pool, "record", *config, dir, Cores());
         !s.ok()) {
       return s;
     }
@@ -421,10 +423,6 @@ class DemoPipeline : public Pipeline {
                                FormatJson(root));
   }
 
-  int cores() const {
-    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  }
-
   absl::Status AddRun(ChildPool& pool, const std::string& name,
                       const RunConfig& config, const std::string& dir,
                       int threads) {
@@ -497,13 +495,18 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
       !s.ok()) {
     return s;
   }
-  if (demo.optimizer_state().empty()) demo.set_optimizer_state("keep");
-  if (demo.optimizer_state() != "keep" && demo.optimizer_state() != "reset") {
-    return ConfigFieldError("pipeline_config.optimizer_state",
-                            absl::StrCat("unknown '", demo.optimizer_state(),
-                                         "'; known: keep, reset"));
-  }
   if (demo.seeds().empty()) demo.add_seeds(1);
+  for (int i = 0; i < demo.seeds_size(); ++i) {
+    for (int j = 0; j < i; ++j) {
+      if (demo.seeds(j) == demo.seeds(i)) {
+        return ConfigFieldError(
+            absl::StrCat("pipeline_config.seeds[", i, "]"),
+            absl::StrCat("repeats seed ", demo.seeds(i), " (seeds[", j,
+                         "]); each seed's runs go to targets/plain-seedS and "
+                         "targets/jump-seedS"));
+      }
+    }
+  }
   if (demo.eval_every_steps() < 0) {
     return ConfigFieldError(
         "pipeline_config.eval_every_steps",
@@ -525,12 +528,17 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
     return ConfigFieldError("pipeline_config",
                             "workers and threads_per_run must be >= 0");
   }
-  // Both runs' configs against the core schema (plugin sections are checked
-  // by the registry when the runs start).
+  // Both runs' configs against the core schema (their plugin sections are
+  // checked by the registry in MakeDemoPipeline).
   if (absl::Status s = RecordConfig(config, demo).status(); !s.ok()) {
     return s;
   }
-  if (absl::Status s = TargetConfig(demo, 1, false, "").status(); !s.ok()) {
+  absl::StatusOr<RunConfig> target = TargetConfig(demo, 1, false, "");
+  if (!target.ok()) return target.status();
+  if (absl::Status s = CheckOptimizerState(demo.mutable_optimizer_state(),
+                                           target->optim_config().name(),
+                                           "pipeline_config.optimizer_state");
+      !s.ok()) {
     return s;
   }
   return demo;
@@ -540,6 +548,28 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeDemoPipeline(
     const PipelineContext& context) {
   absl::StatusOr<DemoPipelineConfig> demo = ParseDemoConfig(*context.config);
   if (!demo.ok()) return WithContext(demo.status(), context.config_source);
+  // Every plugin section of the child runs, before anything runs: the
+  // record run's (recorder included) and the target runs' (the jump hook's
+  // network exists only after phase 2; its other fields were checked above).
+  if (context.registry != nullptr) {
+    absl::StatusOr<RunConfig> record = RecordConfig(*context.config, *demo);
+    if (!record.ok())
+      return WithContext(record.status(), context.config_source);
+    if (absl::Status s = context.registry->CheckConfig(*record); !s.ok()) {
+      return WithContext(
+          s, absl::StrCat(context.config_source, ": pipeline_config.record"));
+    }
+    for (uint64_t seed : demo->seeds()) {
+      absl::StatusOr<RunConfig> target = TargetConfig(*demo, seed, false, "");
+      if (!target.ok()) {
+        return WithContext(target.status(), context.config_source);
+      }
+      if (absl::Status s = context.registry->CheckConfig(*target); !s.ok()) {
+        return WithContext(
+            s, absl::StrCat(context.config_source, ": pipeline_config.target"));
+      }
+    }
+  }
   return std::make_unique<DemoPipeline>(context, *std::move(demo));
 }
 

@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,7 @@
 #include "glog/logging.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/run_dir.h"
 
@@ -63,12 +63,69 @@ bool IsPlainFileName(const std::string& name) {
          name.find('/') == std::string::npos;
 }
 
-absl::Status AppendLine(const std::string& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app);
-  out << line << "\n";
-  out.flush();
-  if (!out)
-    return absl::UnavailableError(absl::StrCat(path, ": cannot append"));
+}  // namespace
+
+std::string SnapshotPath(const std::string& run_dir, int64_t step) {
+  return absl::StrFormat("%s/%s/step-%09d.pt", run_dir, kSnapshotDir, step);
+}
+
+absl::Status CheckOptimizerState(std::string* optimizer_state,
+                                 const std::string& optimizer,
+                                 const std::string& field) {
+  if (optimizer_state->empty()) *optimizer_state = "keep";
+  if (*optimizer_state != "keep" && *optimizer_state != "reset") {
+    return ConfigFieldError(field, absl::StrCat("unknown '", *optimizer_state,
+                                                "'; known: keep, reset"));
+  }
+  if (*optimizer_state == "reset" && optimizer == "adagrad") {
+    return ConfigFieldError(
+        field,
+        "reset does not work with optimizer adagrad (LibTorch creates its "
+        "state once, when it is built); use keep");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Snapshots of `steps` (those <= up_to) from the files of `run_dir`, for a
+// resume; DataLoss / NotFound naming a missing or damaged file.
+absl::Status LoadSnapshotFiles(const std::string& run_dir,
+                               const std::set<int64_t>& steps, int64_t up_to,
+                               int64_t numel, const char* hook,
+                               std::map<int64_t, at::Tensor>* snapshots) {
+  for (int64_t step : steps) {
+    if (step > up_to) break;
+    absl::StatusOr<at::Tensor> flat =
+        LoadSnapshotFile(SnapshotPath(run_dir, step), numel);
+    if (!flat.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          hook, ": cannot resume at step ", up_to, ": the snapshot of step ",
+          step, " is needed: ", flat.status().message()));
+    }
+    (*snapshots)[step] = *std::move(flat);
+  }
+  return absl::OkStatus();
+}
+
+void RemoveSnapshotFiles(const std::string& run_dir) {
+  if (run_dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(run_dir + "/" + kSnapshotDir, ec);
+  if (ec) {
+    LOG(WARNING) << run_dir << "/" << kSnapshotDir
+                 << ": cannot remove: " << ec.message();
+  }
+}
+
+absl::Status CreateSnapshotDir(const std::string& run_dir) {
+  std::error_code ec;
+  const std::string dir = run_dir + "/" + kSnapshotDir;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat(dir, ": cannot create: ", ec.message()));
+  }
   return absl::OkStatus();
 }
 
@@ -137,12 +194,10 @@ absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
       !s.ok()) {
     return s;
   }
-  if (config.optimizer_state().empty()) config.set_optimizer_state("keep");
-  if (config.optimizer_state() != "keep" &&
-      config.optimizer_state() != "reset") {
-    return ConfigFieldError(path + ".optimizer_state",
-                            absl::StrCat("unknown '", config.optimizer_state(),
-                                         "'; known: keep, reset"));
+  if (absl::Status s = CheckOptimizerState(config.mutable_optimizer_state(), "",
+                                           path + ".optimizer_state");
+      !s.ok()) {
+    return s;
   }
   return config;
 }
@@ -154,36 +209,73 @@ RecordHook::RecordHook(RecordHookConfig config, std::string output_path,
       seed_(seed) {}
 
 absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
+  // One rank records: the others train the same weights.
+  active_ = view.writes_outputs;
+  if (!active_) return absl::OkStatus();
+  run_dir_ = view.run_dir;
   layout_ = LayoutOf(*view.module);
   for (int64_t t : config_.t_steps()) {
-    if (view.step > 0) {
-      // Resumed: a history that began before the resume point is lost.
-      LOG(WARNING) << absl::StrFormat(
-          "%s: resumed at step %d; the history of t=%d (from step 0) was not "
-          "recorded and is left out",
-          kRecordHook, view.step, t);
-      continue;
-    }
     t_steps_.push_back(t);
     for (int64_t step : HistorySteps(t)) wanted_.insert(step);
     wanted_.insert(2 * t);
   }
-  if (t_steps_.empty()) return absl::OkStatus();
   LOG(INFO) << absl::StrFormat("%s: %d weights, snapshots at steps %s",
                                kRecordHook, layout_.total,
                                absl::StrJoin(wanted_, ", "));
-  return Take(view);
+  if (view.step == 0) {
+    if (!run_dir_.empty()) {
+      if (absl::Status s = CreateSnapshotDir(run_dir_); !s.ok()) return s;
+    }
+    return Take(view);
+  }
+  // Resumed at view.step (whose snapshot, if wanted, was taken before the
+  // checkpoint): the dataset is complete, or its earlier snapshots are on
+  // disk.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(output_path_, ec)) {
+    LOG(INFO) << absl::StrFormat("%s: resumed at step %d; %s is complete",
+                                 kRecordHook, view.step, output_path_);
+    written_ = true;
+    RemoveSnapshotFiles(run_dir_);
+    return absl::OkStatus();
+  }
+  if (run_dir_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(kRecordHook, ": cannot resume at step ", view.step,
+                     " without a run directory holding the snapshots"));
+  }
+  if (absl::Status s =
+          LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
+                            kRecordHook, &snapshots_);
+      !s.ok()) {
+    return s;
+  }
+  std::vector<int64_t> loaded;
+  for (const auto& [step, flat] : snapshots_) loaded.push_back(step);
+  LOG(INFO) << absl::StrFormat(
+      "%s: resumed at step %d with the snapshots of steps %s", kRecordHook,
+      view.step, absl::StrJoin(loaded, ", "));
+  return absl::OkStatus();
 }
 
 absl::Status RecordHook::Take(const TrainingView& view) {
-  if (wanted_.count(view.step) == 0) return absl::OkStatus();
+  if (!active_ || written_ || wanted_.count(view.step) == 0) {
+    return absl::OkStatus();
+  }
   const Clock::time_point start = Clock::now();
   absl::Status status = CallTorch("snapshot of the weights", [&] {
     snapshots_[view.step] = Snapshot(*view.module);
   });
+  const bool last = view.step == *wanted_.rbegin();
+  // Kept on disk for a resume, but for the last one (the dataset is written
+  // right away).
+  if (status.ok() && !last && !run_dir_.empty()) {
+    status = SaveSnapshotFile(snapshots_[view.step],
+                              SnapshotPath(run_dir_, view.step));
+  }
   snapshot_seconds_ += SecondsSince(start);
   if (!status.ok()) return status;
-  if (!written_ && view.step == *wanted_.rbegin()) return Write(view);
+  if (last) return Write(view);
   return absl::OkStatus();
 }
 
@@ -192,7 +284,7 @@ absl::Status RecordHook::OnStepEnd(const TrainingView& view) {
 }
 
 absl::Status RecordHook::OnTrainEnd(const TrainingView& view) {
-  if (written_ || t_steps_.empty()) return absl::OkStatus();
+  if (!active_ || written_) return absl::OkStatus();
   return Write(view);
 }
 
@@ -209,9 +301,13 @@ absl::Status RecordHook::Write(const TrainingView& view) {
   }
   written_ = true;
   if (complete.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
+    // Only known once the run has ended: a failure of the run (exit 1).
+    return absl::AbortedError(absl::StrCat(
         kRecordHook, ": the run ended at step ", view.step,
-        " before 2t of every t in t_steps; lower t_steps or train longer"));
+        " before 2t of every t in t_steps, so nothing was recorded and ",
+        output_path_,
+        " was not written; lower t_steps or train longer (or set "
+        "run_config.max_steps, which is checked before the run)"));
   }
   SamplingOptions sampling;
   sampling.samples_per_t = config_.samples_per_t();
@@ -225,10 +321,11 @@ absl::Status RecordHook::Write(const TrainingView& view) {
   }
   LOG(INFO) << absl::StrFormat(
       "%s: %d rows (t = %s) from %d snapshots of %d weights -> %s; "
-      "snapshots took %.1f ms in all",
+      "snapshots (and their files) took %.1f ms in all",
       kRecordHook, dataset->size(), absl::StrJoin(complete, ", "),
       snapshots_.size(), layout_.total, output_path_, 1000 * snapshot_seconds_);
   snapshots_.clear();
+  RemoveSnapshotFiles(run_dir_);
   return absl::OkStatus();
 }
 
@@ -239,23 +336,20 @@ JumpHook::JumpHook(JumpHookConfig config, std::unique_ptr<IntrospectionNet> net,
       run_dir_(std::move(run_dir)) {}
 
 absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
-  if (config_.optimizer_state() == "reset" &&
-      dynamic_cast<torch::optim::Adagrad*>(view.optimizer) != nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kJumpHook,
-        ": optimizer_state reset does not work with adagrad (its state is "
-        "made once, when it is built); use keep"));
+  std::string state = config_.optimizer_state();
+  const bool adagrad =
+      dynamic_cast<torch::optim::Adagrad*>(view.optimizer) != nullptr;
+  if (absl::Status s =
+          CheckOptimizerState(&state, adagrad ? "adagrad" : "",
+                              "introspection_jump: optimizer_state");
+      !s.ok()) {
+    return s;
   }
   layout_ = LayoutOf(*view.module);
   for (int64_t t : config_.jump_steps()) {
-    if (view.step > 0) {
-      // Resumed: every history begins at step 0, before the resume point.
-      if (t > view.step) {
-        LOG(WARNING) << absl::StrFormat(
-            "%s: resumed at step %d, after the start of the history of the "
-            "jump at %d; that jump is skipped",
-            kJumpHook, view.step, t);
-      }
+    if (t <= view.step) {
+      // Resumed after this jump: the checkpoint holds the weights it wrote.
+      ++jumps_done_;
       continue;
     }
     jumps_.insert(t);
@@ -264,7 +358,19 @@ absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
   LOG(INFO) << absl::StrFormat(
       "%s: %d weights, jumps at steps %s (optimizer state: %s)", kJumpHook,
       layout_.total, absl::StrJoin(jumps_, ", "), config_.optimizer_state());
-  return OnStepEnd(view);
+  if (view.writes_outputs && !run_dir_.empty()) {
+    if (absl::Status s = CreateSnapshotDir(run_dir_); !s.ok()) return s;
+  }
+  if (view.step == 0) return OnStepEnd(view);
+  // Resumed at view.step: the snapshots up to it were taken (after any jump
+  // of their step) before the checkpoint and kept on disk.
+  if (absl::Status s = LoadSnapshotFiles(run_dir_, wanted_, view.step,
+                                         layout_.total, kJumpHook, &snapshots_);
+      !s.ok()) {
+    return s;
+  }
+  wanted_.erase(wanted_.begin(), wanted_.upper_bound(view.step));
+  return absl::OkStatus();
 }
 
 absl::Status JumpHook::OnStepEnd(const TrainingView& view) {
@@ -276,6 +382,10 @@ absl::Status JumpHook::OnStepEnd(const TrainingView& view) {
     absl::Status status = CallTorch("snapshot of the weights", [&] {
       snapshots_[view.step] = Snapshot(*view.module);
     });
+    if (status.ok() && view.writes_outputs && !run_dir_.empty()) {
+      status = SaveSnapshotFile(snapshots_[view.step],
+                                SnapshotPath(run_dir_, view.step));
+    }
     if (!status.ok()) return status;
     wanted_.erase(view.step);
   }
@@ -298,10 +408,11 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
   });
   if (!status.ok()) return status;
   if (!finite) {
-    LOG(WARNING) << absl::StrFormat(
-        "%s at step %d: the network predicted non-finite weights; no jump",
-        kJumpHook, t);
-    return absl::OkStatus();
+    return absl::InternalError(absl::StrFormat(
+        "%s at step %d: the introspection network predicted non-finite "
+        "weights (is %s a trained network?); the weights were left as they "
+        "were",
+        kJumpHook, t, config_.network()));
   }
   if (absl::Status s = WriteSnapshot(after, *view.module); !s.ok()) return s;
   if (config_.optimizer_state() == "reset" && view.optimizer != nullptr) {
@@ -318,7 +429,8 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
       "%s at step %d: %d weights jumped, mean |w(2t)-w(t)| %.3g (mean "
       "|w(t)-w(0)| %.3g) in %.1f ms",
       kJumpHook, t, layout_.total, moved, trend, 1000 * seconds);
-  // Snapshots no later history needs.
+  // Snapshots no later jump needs leave memory (their files stay until the
+  // end: a resume from an earlier checkpoint needs them again).
   for (auto it = snapshots_.begin(); it != snapshots_.end();) {
     bool needed = false;
     for (int64_t later : jumps_) {
@@ -326,12 +438,25 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
     }
     it = needed ? std::next(it) : snapshots_.erase(it);
   }
-  if (run_dir_.empty()) return absl::OkStatus();
-  return AppendLine(
-      run_dir_ + "/" + kJumpLogFile,
-      absl::StrFormat("{\"step\": %d, \"mean_abs_move\": %.6g, "
-                      "\"mean_abs_move_so_far\": %.6g, \"ms\": %.3f}",
-                      t, moved, trend, 1000 * seconds));
+  if (run_dir_.empty() || !view.writes_outputs) return absl::OkStatus();
+  google::protobuf::Struct record;
+  auto& fields = *record.mutable_fields();
+  fields["step"].set_number_value(t);
+  fields["mean_abs_move"].set_number_value(moved);
+  fields["mean_abs_move_so_far"].set_number_value(trend);
+  fields["ms"].set_number_value(1000 * seconds);
+  return AppendJsonLine(run_dir_ + "/" + kJumpLogFile, record);
+}
+
+absl::Status JumpHook::OnTrainEnd(const TrainingView& view) {
+  if (!jumps_.empty()) {
+    LOG(WARNING) << absl::StrFormat(
+        "%s: the run ended at step %d; the jumps at steps %s were never "
+        "reached",
+        kJumpHook, view.step, absl::StrJoin(jumps_, ", "));
+  }
+  if (view.writes_outputs) RemoveSnapshotFiles(run_dir_);
+  return absl::OkStatus();
 }
 
 absl::Status JumpHook::OnEpochEnd(const TrainingView& view,
@@ -343,13 +468,43 @@ absl::Status JumpHook::OnEpochEnd(const TrainingView& view,
 namespace {
 
 absl::Status ValidateRecordHook(const google::protobuf::Struct& section,
-                                absl::string_view path) {
-  return ParseRecordHookConfig(section, path).status();
+                                absl::string_view path,
+                                const RunConfig& config) {
+  absl::StatusOr<RecordHookConfig> parsed =
+      ParseRecordHookConfig(section, path);
+  if (!parsed.ok()) return parsed.status();
+  const int64_t max_steps = config.run_config().max_steps();
+  for (int i = 0; i < parsed->t_steps_size(); ++i) {
+    if (max_steps > 0 && 2 * parsed->t_steps(i) > max_steps) {
+      return ConfigFieldError(
+          absl::StrCat(path, ".t_steps[", i, "]"),
+          absl::StrCat("2t = ", 2 * parsed->t_steps(i),
+                       " is past run_config.max_steps ", max_steps));
+    }
+  }
+  return absl::OkStatus();
 }
 
+// Everything MakeJumpHook will need, before anything runs: the section, the
+// optimizer for optimizer_state, and the network file itself.
 absl::Status ValidateJumpHook(const google::protobuf::Struct& section,
-                              absl::string_view path) {
-  return ParseJumpHookConfig(section, path).status();
+                              absl::string_view path, const RunConfig& config) {
+  absl::StatusOr<JumpHookConfig> parsed = ParseJumpHookConfig(section, path);
+  if (!parsed.ok()) return parsed.status();
+  std::string state = parsed->optimizer_state();
+  if (absl::Status s =
+          CheckOptimizerState(&state, config.optim_config().name(),
+                              absl::StrCat(path, ".optimizer_state"));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<IntrospectionNet>> net =
+      IntrospectionNet::Load(UserPath(parsed->network()));
+  if (!net.ok()) {
+    return ConfigFieldError(absl::StrCat(path, ".network"),
+                            net.status().message());
+  }
+  return absl::OkStatus();
 }
 
 std::string SectionPath(const HookContext& context) {

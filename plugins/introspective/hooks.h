@@ -13,8 +13,11 @@
 // directory. introspection_jump keeps the snapshots its jump steps need and
 // at each jump step t replaces every weight by I's prediction of w(2t), in
 // one batched pass; the optimizer's state is kept or reset
-// (optimizer_state). Neither hook is checkpointed: a resumed run records or
-// jumps only where the history lies after the resume point.
+// (optimizer_state). Both hooks keep the snapshots a resume may still need
+// as files in <run dir>/introspection/ (step-N.pt, written atomically) and
+// reload them in OnTrainBegin, so a killed and resumed run records the same
+// dataset and jumps the same way as an uninterrupted one. In a distributed
+// run only the rank that writes outputs writes files (every rank jumps).
 #ifndef PLUGINS_INTROSPECTIVE_HOOKS_H_
 #define PLUGINS_INTROSPECTIVE_HOOKS_H_
 
@@ -43,6 +46,11 @@ inline constexpr char kJumpHook[] = "introspection_jump";
 inline constexpr char kHistoriesFile[] = "introspection_histories.pt";
 // One JSON line per jump, in the run directory.
 inline constexpr char kJumpLogFile[] = "introspection_jumps.jsonl";
+// The snapshots kept for a resume, in the run directory.
+inline constexpr char kSnapshotDir[] = "introspection";
+
+// <run_dir>/introspection/step-<9 digits>.pt
+std::string SnapshotPath(const std::string& run_dir, int64_t step);
 
 // Strict parsing and checks of the hooks' sections; errors read
 // "<section_path>.<field>: reason". Defaults are filled in.
@@ -56,9 +64,18 @@ absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
 absl::Status CheckSteps(const google::protobuf::RepeatedField<int32_t>& steps,
                         const std::string& field, bool increasing);
 
+// optimizer_state: fills in the default "keep"; refuses anything but keep and
+// reset, and reset with `optimizer` adagrad (whose state LibTorch creates
+// once, in its constructor). Errors name `field`.
+absl::Status CheckOptimizerState(std::string* optimizer_state,
+                                 const std::string& optimizer,
+                                 const std::string& field);
+
 class RecordHook : public TrainerHook {
  public:
-  // `output_path`: where the dataset goes; `seed`: of the sampling.
+  // `output_path`: where the dataset goes; `seed`: of the sampling. The
+  // snapshots a resume needs go to view.run_dir/introspection/ (none if
+  // view.run_dir is empty).
   RecordHook(RecordHookConfig config, std::string output_path, uint64_t seed);
 
   absl::Status OnTrainBegin(const TrainingView& view) override;
@@ -77,6 +94,8 @@ class RecordHook : public TrainerHook {
   RecordHookConfig config_;
   std::string output_path_;
   uint64_t seed_;
+  bool active_ = true;            // false on a rank that writes no outputs
+  std::string run_dir_;           // for the snapshot files; empty: none
   std::vector<int64_t> t_steps_;  // the t whose history can be complete
   std::set<int64_t> wanted_;      // steps to snapshot
   ParameterLayout layout_;
@@ -94,6 +113,9 @@ class JumpHook : public TrainerHook {
   absl::Status OnStepEnd(const TrainingView& view) override;
   absl::Status OnEpochEnd(const TrainingView& view,
                           std::map<std::string, double>* metrics) override;
+  // Warns about jump steps the run never reached; removes the snapshot
+  // files.
+  absl::Status OnTrainEnd(const TrainingView& view) override;
 
   int jumps_done() const { return jumps_done_; }
 

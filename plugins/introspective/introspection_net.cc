@@ -15,6 +15,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
@@ -164,6 +165,8 @@ absl::StatusOr<std::unique_ptr<IntrospectionNet>> IntrospectionNet::Load(
       TORCH_CHECK(it->second.sizes() == item.value().sizes(), item.key(),
                   " has shape ", it->second.sizes(), ", expected ",
                   item.value().sizes());
+      TORCH_CHECK(at::isfinite(it->second).all().item<bool>(), item.key(),
+                  " is not finite");
       item.value().copy_(it->second);
     }
   });
@@ -188,13 +191,15 @@ absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
   const int64_t n = dataset.size();
   const int64_t val_rows = static_cast<int64_t>(options.val_fraction * n);
   if (n - val_rows < 1) {
-    return absl::FailedPreconditionError(
+    // Found after the record run: a failure of the run (exit 1).
+    return absl::InternalError(
         absl::StrCat("the history dataset has ", n,
                      " rows; too few to train the introspection network"));
   }
   IntrospectionTrainResult result;
   result.train_rows = n - val_rows;
   result.val_rows = val_rows;
+  absl::Status diverged;
   absl::Status status = CallTorch("training the introspection network", [&] {
     at::Generator generator = at::detail::createCPUGenerator(options.seed);
     at::Tensor order = at::randperm(n, generator, at::kLong);
@@ -208,7 +213,6 @@ absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
       result.no_move_error = MeanAbs(val_y);
       result.linear_error = MeanAbs(val_y + val_x.select(1, 0));
     }
-    const bool l1 = options.loss != "mse";
     const int64_t rows = n - val_rows;
     for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
       at::Tensor perm = at::randperm(rows, generator, at::kLong);
@@ -219,7 +223,8 @@ absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
             perm.narrow(0, start, std::min(options.batch_size, rows - start));
         at::Tensor diff = net->Forward(train_x.index_select(0, index)) -
                           train_y.index_select(0, index);
-        at::Tensor loss = l1 ? diff.abs().mean() : diff.pow(2).mean();
+        at::Tensor loss =
+            options.loss == "mse" ? diff.pow(2).mean() : diff.abs().mean();
         optimizer.zero_grad();
         loss.backward();
         optimizer.step();
@@ -231,10 +236,21 @@ absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
       if (val_rows > 0) {
         result.val_error = MeanAbs(net->Predict(val_x) - val_y);
       }
+      if (!std::isfinite(result.last_train_loss) ||
+          !std::isfinite(result.val_error)) {
+        diverged = absl::InternalError(absl::StrFormat(
+            "training the introspection network: the loss became %f (held-out "
+            "error %f) in epoch %d of %d; lower optim_config.lr or check the "
+            "history dataset for non-finite rows",
+            result.last_train_loss, result.val_error, epoch + 1,
+            options.epochs));
+        return;
+      }
       if (on_epoch) on_epoch(epoch, result.last_train_loss, result.val_error);
     }
   });
   if (!status.ok()) return status;
+  if (!diverged.ok()) return diverged;
   return result;
 }
 
@@ -272,26 +288,22 @@ absl::StatusOr<IntrospectionNetConfig> ParseIntrospectionNetConfig(
 namespace {
 
 // Model `introspective`: I as a Model over weight histories (inputs N x 4,
-// outputs N x 1, loss l1 or mse against the normalised moves). It trains in
-// pipeline introspective_demo, on the rows of a history dataset.
+// outputs N x 1). It trains only in pipeline introspective_demo, by
+// TrainIntrospectionNet on the rows of a history dataset (which has the one
+// l1 / mse loss); the validator refuses every other pipeline, so the
+// Trainer's Forward/Loss path never runs it.
 class IntrospectiveModel : public Model {
  public:
   explicit IntrospectiveModel(const IntrospectionNetConfig& config)
-      : net_(config.hidden_size()), l1_(config.loss() == "l1") {}
+      : net_(config.hidden_size()) {}
   torch::nn::Module& module() override { return net_.module(); }
   at::Tensor Forward(const at::Tensor& inputs) override {
     return net_.Forward(inputs.reshape({-1, kHistoryInputs})).unsqueeze(1);
-  }
-  at::Tensor Loss(const at::Tensor& outputs,
-                  const at::Tensor& targets) override {
-    at::Tensor diff = outputs.reshape({-1}) - targets.to(at::kFloat);
-    return l1_ ? diff.abs().mean() : diff.pow(2).mean();
   }
   IntrospectionNet& net() { return net_; }
 
  private:
   IntrospectionNet net_;
-  bool l1_;
 };
 
 absl::Status ValidateIntrospectiveModel(const RunConfig& config) {

@@ -57,13 +57,16 @@ struct Expected {
   double move_scale;
 };
 
-Expected ExpectedRow(const std::map<int64_t, at::Tensor>& snapshots,
-                     const ParameterLayout& layout, int64_t t, int64_t i) {
+// `steps`: the snapshot steps of w(0), w(0.4t), w(0.7t), w(t); `two_t`: of
+// the target.
+Expected ExpectedRowAt(const std::map<int64_t, at::Tensor>& snapshots,
+                       const ParameterLayout& layout,
+                       const std::array<int64_t, 4>& steps, int64_t two_t,
+                       int64_t i) {
   int64_t begin = 0, tensor = 0;
   while (begin + layout.sizes[tensor] <= i) begin += layout.sizes[tensor++];
   const int64_t end = begin + layout.sizes[tensor];
-  const std::array<int64_t, 4> steps = HistorySteps(t);
-  const at::Tensor& wt = snapshots.at(t);
+  const at::Tensor& wt = snapshots.at(steps[3]);
   const double c_move = Rms(wt - snapshots.at(0), begin, end);
   const double c_pos = Rms(wt, begin, end);
   Expected e;
@@ -73,9 +76,14 @@ Expected ExpectedRow(const std::map<int64_t, at::Tensor>& snapshots,
   }
   e.x[3] = wt[i].item<double>() / c_pos;
   e.target =
-      (snapshots.at(2 * t)[i].item<double>() - wt[i].item<double>()) / c_move;
+      (snapshots.at(two_t)[i].item<double>() - wt[i].item<double>()) / c_move;
   e.move_scale = c_move;
   return e;
+}
+
+Expected ExpectedRow(const std::map<int64_t, at::Tensor>& snapshots,
+                     const ParameterLayout& layout, int64_t t, int64_t i) {
+  return ExpectedRowAt(snapshots, layout, HistorySteps(t), 2 * t, i);
 }
 
 TEST(WeightHistoryTest, SnapshotsAreFlatCopiesAndWriteBackInPlace) {
@@ -160,7 +168,25 @@ TEST(WeightHistoryTest, DatasetIsBuiltExactlyFromTheSnapshots) {
   EXPECT_THAT(missing.message(), HasSubstr("no snapshot of step 7"));
 }
 
+TEST(WeightHistoryTest, HistoryStepsRoundHalvesUp) {
+  EXPECT_EQ(HistorySteps(10), (std::array<int64_t, 4>{0, 4, 7, 10}));
+  // 0.4 * 15 = 6, 0.7 * 15 = 10.5 -> 11.
+  EXPECT_EQ(HistorySteps(15), (std::array<int64_t, 4>{0, 6, 11, 15}));
+  EXPECT_EQ(HistorySteps(5), (std::array<int64_t, 4>{0, 2, 4, 5}));
+}
+
+TEST(WeightHistoryTest, BalancedSampleNeverReturnsMoreThanCount) {
+  // Every one of 4 bins holds far more than its share: at most 10 in all
+  // (ceil(10 / 4) per bin would give 12).
+  at::Tensor movement = at::logspace(-6, 0, 1000, 10.0, at::kFloat);
+  for (int64_t count : {10, 11, 12, 13}) {
+    EXPECT_EQ(BalancedSample(movement, count, 4, 3).numel(), count);
+  }
+  EXPECT_EQ(BalancedSample(movement, 7, 8, 3).numel(), 7);
+}
+
 TEST(WeightHistoryTest, BalancedSampleTakesAsManyMoversAsStayers) {
+  torch::manual_seed(8);
   // 990 weights that barely move, 10 that move a lot.
   at::Tensor movement = at::full({1000}, 1e-4);
   movement.narrow(0, 500, 10).fill_(1.0);
@@ -340,6 +366,157 @@ TEST(JumpHookTest, JumpWritesIntoTheLiveWeightsAndTrainingGoesOn) {
   }
 }
 
+TEST(RecordHookTest, RowsComeFromTheSnapshotsOfStepsZeroFourSevenTenTwenty) {
+  torch::manual_seed(11);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.5));
+  const std::string dir = Scratch("record_steps");
+  RecordHookConfig config;
+  config.add_t_steps(10);
+  config.set_samples_per_t(1000);  // more than the 72 weights: every one
+  config.set_balance_bins(1);
+  RecordHook hook(config, dir + "/h.pt", 1);
+  // The test's own snapshot after every step.
+  std::map<int64_t, at::Tensor> own;
+  TrainingView view{training.module.get(), &sgd, 0, 0, dir};
+  own[0] = Snapshot(*training.module);
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  for (int64_t step = 1; step <= 20; ++step) {
+    training.Step(sgd);
+    view.step = step;
+    own[step] = Snapshot(*training.module);
+    ASSERT_TRUE(hook.OnStepEnd(view).ok());
+    EXPECT_EQ(hook.written(), step == 20) << step;
+  }
+  ASSERT_TRUE(hook.OnTrainEnd(view).ok());
+  absl::StatusOr<HistoryDataset> dataset = LoadHistoryDataset(dir + "/h.pt");
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  const ParameterLayout layout = LayoutOf(*training.module);
+  ASSERT_EQ(dataset->size(), layout.total);
+  for (int64_t r = 0; r < dataset->size(); ++r) {
+    const int64_t i = dataset->weight_index[r].item<int64_t>();
+    EXPECT_EQ(dataset->t[r].item<int64_t>(), 10);
+    // Steps written out, not taken from HistorySteps.
+    Expected e = ExpectedRowAt(own, layout, {0, 4, 7, 10}, 20, i);
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_NEAR(dataset->inputs[r][k].item<double>(), e.x[k],
+                  1e-4 * (1 + std::abs(e.x[k])))
+          << "row " << r << " input " << k;
+    }
+    EXPECT_NEAR(dataset->targets[r].item<double>(), e.target,
+                1e-4 * (1 + std::abs(e.target)))
+        << "row " << r;
+  }
+  // The resume files are gone once the dataset is written.
+  EXPECT_FALSE(std::filesystem::exists(dir + "/" + kSnapshotDir));
+}
+
+TEST(RecordHookTest, FailsWhenTheRunEndsBeforeAnyTwoT) {
+  torch::manual_seed(12);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.5));
+  const std::string dir = Scratch("record_short");
+  RecordHookConfig config;
+  config.add_t_steps(10);
+  config.set_samples_per_t(100);
+  config.set_balance_bins(1);
+  RecordHook hook(config, dir + "/h.pt", 1);
+  TrainingView view{training.module.get(), &sgd, 0, 0, dir};
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  for (int64_t step = 1; step <= 12; ++step) {
+    training.Step(sgd);
+    view.step = step;
+    ASSERT_TRUE(hook.OnStepEnd(view).ok());
+  }
+  absl::Status end = hook.OnTrainEnd(view);
+  EXPECT_EQ(end.code(), absl::StatusCode::kAborted);  // exit 1, not 2
+  EXPECT_THAT(end.message(), HasSubstr("nothing was recorded"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/h.pt"));
+}
+
+TEST(HooksTest, OnlyTheRankThatWritesOutputsWritesFiles) {
+  torch::manual_seed(13);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.5));
+  const std::string dir = Scratch("other_rank");
+  RecordHookConfig record_config;
+  record_config.add_t_steps(5);
+  RecordHook record(record_config, dir + "/h.pt", 1);
+  JumpHook jump(JumpConfig("keep"), std::make_unique<IntrospectionNet>(4), dir);
+  TrainingView view{training.module.get(), &sgd, 0, 0, dir};
+  view.writes_outputs = false;
+  ASSERT_TRUE(record.OnTrainBegin(view).ok());
+  ASSERT_TRUE(jump.OnTrainBegin(view).ok());
+  for (int64_t step = 1; step <= 12; ++step) {
+    training.Step(sgd);
+    view.step = step;
+    ASSERT_TRUE(record.OnStepEnd(view).ok());
+    ASSERT_TRUE(jump.OnStepEnd(view).ok());
+    if (step == 7) {
+      EXPECT_FALSE(std::filesystem::exists(dir + "/" + kSnapshotDir));
+    }
+  }
+  ASSERT_TRUE(record.OnTrainEnd(view).ok());
+  ASSERT_TRUE(jump.OnTrainEnd(view).ok());
+  EXPECT_EQ(jump.jumps_done(), 1);  // every rank jumps
+  EXPECT_FALSE(std::filesystem::exists(dir + "/h.pt"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/" + kJumpLogFile));
+}
+
+TEST(JumpHookTest, NonFinitePredictionIsAnError) {
+  torch::manual_seed(14);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.5));
+  auto net = std::make_unique<IntrospectionNet>(4);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : net->module().named_parameters()) {
+      if (item.key() == "fc2.bias") item.value().fill_(NAN);
+    }
+  }
+  JumpHook hook(JumpConfig("keep"), std::move(net), "");
+  TrainingView view{training.module.get(), &sgd, 0, 0, ""};
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  const at::Tensor before_jump_weights = Snapshot(*training.module);
+  absl::Status status;
+  for (int64_t step = 1; step <= 10 && status.ok(); ++step) {
+    training.Step(sgd);
+    view.step = step;
+    status = hook.OnStepEnd(view);
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(status.message(),
+              HasSubstr("at step 10: the introspection network predicted "
+                        "non-finite weights"));
+  EXPECT_TRUE(at::isfinite(Snapshot(*training.module)).all().item<bool>());
+  EXPECT_EQ(hook.jumps_done(), 0);
+}
+
+TEST(IntrospectionNetTest, NonFiniteLossIsAnErrorNamingTheEpoch) {
+  torch::manual_seed(15);
+  HistoryDataset dataset;
+  dataset.inputs = at::randn({200, 4});
+  dataset.targets = at::randn({200});
+  dataset.targets[17] = NAN;
+  dataset.weight_index = at::arange(200, at::kLong);
+  dataset.t = at::full({200}, 10, at::kLong);
+  IntrospectionNet net(4);
+  torch::optim::Adam adam(net.module().parameters(),
+                          torch::optim::AdamOptions(0.01));
+  IntrospectionTrainOptions options;
+  options.epochs = 3;
+  options.batch_size = 50;
+  absl::StatusOr<IntrospectionTrainResult> result =
+      TrainIntrospectionNet(dataset, options, adam, &net);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(result.status().message(), HasSubstr("in epoch 1 of 3"));
+}
+
 TEST(JumpHookTest, SgdMomentumIsResetAndRecreated) {
   torch::manual_seed(7);
   TinyTraining training;
@@ -406,6 +583,12 @@ TEST(HookConfigTest, BadSectionsNameTheFieldAndTheReason) {
               HasSubstr("hooks[1].config.optimizer_state: unknown 'zero'"));
   EXPECT_TRUE(
       jump(R"({"network": ")" + net + R"(", "jump_steps": [10]})").ok());
+  std::string state = "reset";
+  EXPECT_THAT(CheckOptimizerState(&state, "adagrad", "f").message(),
+              HasSubstr("f: reset does not work with optimizer adagrad"));
+  state = "";
+  EXPECT_TRUE(CheckOptimizerState(&state, "adagrad", "f").ok());
+  EXPECT_EQ(state, "keep");
 }
 
 TEST(DemoTest, StepsToTargetIsTheFirstEvaluationThatReachesIt) {

@@ -74,6 +74,36 @@ absl::Status WriteSnapshot(const at::Tensor& flat, torch::nn::Module& module) {
   });
 }
 
+absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path) {
+  std::vector<char> bytes;
+  absl::Status status = CallTorch("writing " + path, [&] {
+    bytes = torch::pickle_save(c10::IValue(flat.contiguous()));
+  });
+  if (!status.ok()) return status;
+  return WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
+                                            int64_t numel) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                          std::istreambuf_iterator<char>());
+  at::Tensor flat;
+  absl::Status status = CallTorch("reading " + path, [&] {
+    flat = torch::pickle_load(bytes).toTensor();
+    TORCH_CHECK(flat.dim() == 1 && flat.scalar_type() == at::kFloat &&
+                    flat.numel() == numel,
+                "expected a flat float tensor of ", numel, " weights, got ",
+                flat.sizes(), " ", flat.scalar_type());
+  });
+  if (!status.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": not a weight snapshot of this model: ", status.message()));
+  }
+  return flat;
+}
+
 std::array<int64_t, 4> HistorySteps(int64_t t) {
   return {0, std::llround(0.4 * static_cast<double>(t)),
           std::llround(0.7 * static_cast<double>(t)), t};
@@ -114,9 +144,9 @@ at::Tensor BalancedSample(const at::Tensor& movement, int64_t count, int bins,
   at::Tensor bin = ((log_move - low) / width).floor_().clamp_(0, bins - 1);
   bin.masked_fill_(movement <= 0, 0);
   bin = bin.to(at::kLong);
-  const int64_t quota = (count + bins - 1) / bins;
   std::vector<at::Tensor> chosen;
   for (int b = 0; b < bins; ++b) {
+    const int64_t quota = count / bins + (b < count % bins ? 1 : 0);
     at::Tensor members = (bin == b).nonzero().reshape({-1});
     const int64_t size = members.numel();
     if (size <= quota) {

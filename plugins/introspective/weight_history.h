@@ -53,7 +53,16 @@ at::Tensor Snapshot(torch::nn::Module& module);
 // recording gradients; the parameters stay the same tensors.
 absl::Status WriteSnapshot(const at::Tensor& flat, torch::nn::Module& module);
 
-// The history steps of t: 0, round(0.4 t), round(0.7 t), t.
+// A snapshot as a file (a torch-pickled float tensor, written atomically),
+// so that a hook can keep its snapshots across a resume. Load refuses
+// (DataLoss naming the file) a file that is not a flat float tensor of
+// `numel` weights; NotFound if there is none.
+absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path);
+absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
+                                            int64_t numel);
+
+// The history steps of t: 0, round(0.4 t), round(0.7 t), t (halves round
+// up: t = 15 gives 0, 6, 11, 15).
 std::array<int64_t, 4> HistorySteps(int64_t t);
 
 struct HistoryFeatures {
@@ -80,11 +89,12 @@ struct SamplingOptions {
   uint64_t seed = 1;
 };
 
-// Indices of `count` (at most) entries of `movement` (>= 0), balanced: the
+// Indices of at most `count` entries of `movement` (>= 0), balanced: the
 // entries are put into `bins` equal-width bins of log10(movement) (between
 // its 0.1 and 99.9 percentiles; entries outside go to the end bins, zeros
-// to the first) and each bin gives at most ceil(count / bins), drawn
-// uniformly without replacement. Sorted ascending.
+// to the first) and bin b gives at most count / bins of them (the first
+// count % bins bins one more), drawn uniformly without replacement. Sorted
+// ascending.
 at::Tensor BalancedSample(const at::Tensor& movement, int64_t count, int bins,
                           uint64_t seed);
 
