@@ -234,8 +234,8 @@ std::string TestDir(const std::string& name) {
 // A short meta-training run (SRWM, synthetic classes): within 150 steps the
 // model learns to use the label inputs (which labels an episode has shown
 // already), so the training loss falls below chance, log 3. Leaving the
-// plateau to match queries to supports takes ~1000 steps: that is
-// FewshotLearningTest below (target fewshot_learning_test, manual).
+// plateau to match queries to supports takes 600-1200 steps on Fashion-MNIST:
+// that is FewshotLearningTest below (target fewshot_learning_test, manual).
 TEST(FewshotPipelineTest, ShortTrainingLearnsFromTheLabelInputs) {
   absl::StatusOr<FewshotRun> run = RunFewshot(
       R"({"model": "srwm", "pipeline": "fewshot", "seed": 2,
@@ -304,9 +304,9 @@ TEST(FewshotPipelineTest, ResumedRunDrawsTheSameEpisodes) {
 }
 
 #ifdef SRWM_LEARNING_TEST
-// 5-way 1-shot on rotated Fashion-MNIST (the default config's DeltaNet, 1000
-// steps, several minutes): meta-test accuracy on held-out classes well above
-// chance (20%), and above chance on the MNIST digits.
+// 5-way 1-shot on rotated Fashion-MNIST (the default config: SRWM, 1200
+// steps, minutes): meta-test accuracy on held-out classes well above chance
+// (20%), and above chance on the MNIST digits.
 TEST(FewshotLearningTest, MetaTestAccuracyIsWellAboveChance) {
   absl::StatusOr<FewshotRun> run =
       RunFewshot(kDefaultConfigJson, TestDir("learning"));
