@@ -52,6 +52,11 @@ SRWM_INLINE void SoftmaxBackward(const Scalar* p, const Scalar* grad_p,
   for (int64_t j = 0; j < n; ++j) grad_in[j] = p[j] * (grad_p[j] - inner);
 }
 
+// Which of the 4 learning rates row i uses: the y, q, k or b sub-matrix.
+SRWM_INLINE int64_t RowGroup(int64_t row, int64_t d) {
+  return row < 3 * d ? row / d : 3;
+}
+
 // Where the trace of one step keeps each part.
 template <typename Scalar>
 struct StepTrace {
@@ -63,54 +68,19 @@ struct StepTrace {
   Scalar* z;
 };
 
-// W is kept by columns (W^T, d columns of r values) while a (b, h) pair
-// runs: every per-step product then runs along a column of r = 3d + 4
-// values, as axpys with no horizontal sums (at d = 16 a row is only two AVX
-// registers, and a row-wise dot product spends as long on its horizontal
-// sum as on its multiplies).
-template <typename Scalar>
-SRWM_INLINE void RowsToColumns(const Scalar* rows, Scalar* columns, int64_t r,
-                               int64_t d) {
-  for (int64_t i = 0; i < r; ++i) {
-    for (int64_t j = 0; j < d; ++j) columns[j * r + i] = rows[i * d + j];
-  }
-}
-
-template <typename Scalar>
-SRWM_INLINE void ColumnsToRows(const Scalar* columns, Scalar* rows, int64_t r,
-                               int64_t d) {
-  for (int64_t i = 0; i < r; ++i) {
-    for (int64_t j = 0; j < d; ++j) rows[i * d + j] = columns[j * r + i];
-  }
-}
-
-// out[i] = s_i v[i], s_i the learning rate of row i's group.
-template <typename Scalar>
-SRWM_INLINE void ScaleByRowRate(const Scalar* beta, const Scalar* v,
-                                Scalar* out, int64_t d) {
-  for (int64_t group = 0; group < 3; ++group) {
-    const Scalar rate = beta[group];
-#pragma omp simd
-    for (int64_t i = group * d; i < (group + 1) * d; ++i) out[i] = rate * v[i];
-  }
-  for (int64_t i = 3 * d; i < 3 * d + 4; ++i) out[i] = beta[3] * v[i];
-}
-
 template <typename Scalar, int kHeadDim>
 SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
-                            const Scalar* w0, Scalar* y, Scalar* w_final,
+                            const Scalar* w0, Scalar* y, Scalar* w,
                             Scalar* trace, int64_t b, int64_t h) {
-  // A compile-time head dim (kHeadDim > 0) lets the loops unroll.
+  // A compile-time head dim (kHeadDim > 0) lets the row loops unroll.
   const int64_t T = shape.steps, H = shape.heads;
   const int64_t d = kHeadDim > 0 ? kHeadDim : shape.head_dim;
   const int64_t r = SrwmRows(d);
   const int64_t trace_size = SrwmTraceSize(d);
-  std::vector<Scalar> w(r * d), o(r), scaled_z(r), u(d);
-  RowsToColumns(w0, w.data(), r, d);
+  std::copy(w0, w0 + r * d, w);
+  std::vector<Scalar> o(r), u(d);
   auto x_at = [&](int64_t t) { return x + ((b * T + t) * H + h) * d; };
-  auto column = [&](int64_t j) { return w.data() + j * r; };
-  const Scalar* x0 = x_at(0);
-  for (int64_t j = 0; j < d; ++j) Axpy(x0[j], column(j), o.data(), r);
+  for (int64_t i = 0; i < r; ++i) o[i] = Dot(w + i * d, x_at(0), d);
   for (int64_t t = 0; t < T; ++t) {
     StepTrace<Scalar> step(trace + t * trace_size, d);
     std::copy(o.begin(), o.begin() + d, y + ((b * T + t) * H + h) * d);
@@ -120,19 +90,17 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
       step.beta[j] = Scalar(1) / (Scalar(1) + std::exp(-o[3 * d + j]));
     }
     for (int64_t j = 0; j < d; ++j) u[j] = step.q[j] - step.k[j];
-    // z = W (q~ - k~), then W += (s (.) z) k~^T column by column, each
-    // updated column already multiplied with the next step's input.
-    std::fill(step.z, step.z + r, Scalar(0));
-    for (int64_t j = 0; j < d; ++j) Axpy(u[j], column(j), step.z, r);
-    ScaleByRowRate(step.beta, step.z, scaled_z.data(), d);
+    // One pass over W per step: each row is read, updated, and already
+    // multiplied with the next step's input.
     const Scalar* x_next = t + 1 < T ? x_at(t + 1) : nullptr;
-    std::fill(o.begin(), o.end(), Scalar(0));
-    for (int64_t j = 0; j < d; ++j) {
-      Axpy(step.k[j], scaled_z.data(), column(j), r);
-      if (x_next != nullptr) Axpy(x_next[j], column(j), o.data(), r);
+    for (int64_t i = 0; i < r; ++i) {
+      Scalar* row = w + i * d;
+      const Scalar z = Dot(row, u.data(), d);
+      step.z[i] = z;
+      Axpy(step.beta[RowGroup(i, d)] * z, step.k, row, d);
+      if (x_next != nullptr) o[i] = Dot(row, x_next, d);
     }
   }
-  ColumnsToRows(w.data(), w_final, r, d);
 }
 
 // Backward of one (b, h). Notation: G = dL/dW_t while going back in time.
@@ -142,53 +110,57 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
 //       G += dL/dz u^T
 //   then dL/do = [dL/dy, softmax'(dL/dq~), softmax'(dL/dk~), sigmoid'(..)]
 //   (B) dL/dx_t = W^T dL/do, G += dL/do x_t^T.
-// W and G are kept by columns. Per step, one pass over the columns does (B)
-// of step t and sums dL/d delta = G k~ of step t-1; a second does the rest
-// of (A) of step t-1.
+// (A) of step t-1 only needs row i of G after (B) of step t, so both run in
+// one pass over the rows.
 template <typename Scalar, int kHeadDim>
 SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
                              const Scalar* w_final, const Scalar* trace,
                              const Scalar* grad_y, Scalar* grad_x,
                              Scalar* grad_w0, int64_t b, int64_t h) {
-  // A compile-time head dim (kHeadDim > 0) lets the loops unroll.
+  // A compile-time head dim (kHeadDim > 0) lets the row loops unroll.
   const int64_t T = shape.steps, H = shape.heads;
   const int64_t d = kHeadDim > 0 ? kHeadDim : shape.head_dim;
   const int64_t r = SrwmRows(d);
   const int64_t trace_size = SrwmTraceSize(d);
-  std::vector<Scalar> w(r * d), g(r * d, Scalar(0));
-  RowsToColumns(w_final, w.data(), r, d);
-  std::vector<Scalar> u(d), grad_u(d), grad_k(d), grad_k_total(d), grad_o(r),
-      grad_delta(r, Scalar(0)), scaled_z(r), grad_z(r);
+  std::vector<Scalar> w(w_final, w_final + r * d);
+  Scalar* g = grad_w0;  // G lives in the output buffer
+  std::fill(g, g + r * d, Scalar(0));
+  std::vector<Scalar> u(d), grad_u(d), grad_k(d), grad_o(r), grad_x_acc(d),
+      grad_k_total(d);
   Scalar grad_beta[4];
   auto step_at = [&](int64_t t) {
     return StepTrace<Scalar>(const_cast<Scalar*>(trace) + t * trace_size, d);
   };
   auto offset_at = [&](int64_t t) { return ((b * T + t) * H + h) * d; };
-  auto w_column = [&](int64_t j) { return w.data() + j * r; };
-  auto g_column = [&](int64_t j) { return g.data() + j * r; };
 
-  // (A) of `step`, given grad_delta = G k~ of that step: leaves W_{t-1} in w
-  // and dL/du, dL/dk~ (its G^T delta part) and dL/dbeta.
-  auto pass_a = [&](const StepTrace<Scalar>& step) {
+  // Pass (A) for one row of step `step`: reads G row i and W_t row i, leaves
+  // W_{t-1} row i and the accumulators.
+  auto pass_a_row = [&](const StepTrace<Scalar>& step, int64_t i) {
+    Scalar* w_row = w.data() + i * d;
+    Scalar* g_row = g + i * d;
+    const int64_t group = RowGroup(i, d);
+    const Scalar s = step.beta[group];
+    const Scalar delta = s * step.z[i];
+    const Scalar grad_delta = Dot(g_row, step.k, d);
+    Axpy(delta, g_row, grad_k.data(), d);
+    Axpy(-delta, step.k, w_row, d);
+    const Scalar grad_z = s * grad_delta;
+    grad_beta[group] += step.z[i] * grad_delta;
+    Axpy(grad_z, w_row, grad_u.data(), d);
+    Axpy(grad_z, u.data(), g_row, d);
+  };
+  auto begin_pass_a = [&](const StepTrace<Scalar>& step) {
+    std::fill(grad_u.begin(), grad_u.end(), Scalar(0));
+    std::fill(grad_k.begin(), grad_k.end(), Scalar(0));
+    std::fill(grad_beta, grad_beta + 4, Scalar(0));
     for (int64_t j = 0; j < d; ++j) u[j] = step.q[j] - step.k[j];
-    ScaleByRowRate(step.beta, step.z, scaled_z.data(), d);
-    ScaleByRowRate(step.beta, grad_delta.data(), grad_z.data(), d);
-    for (int64_t group = 0; group < 4; ++group) {
-      const int64_t first = group * d, last = group < 3 ? first + d : r;
-      grad_beta[group] =
-          Dot(step.z + first, grad_delta.data() + first, last - first);
-    }
-    for (int64_t j = 0; j < d; ++j) {
-      Scalar* w_j = w_column(j);
-      Scalar* g_j = g_column(j);
-      grad_k[j] = Dot(scaled_z.data(), g_j, r);
-      Axpy(-step.k[j], scaled_z.data(), w_j, r);
-      grad_u[j] = Dot(grad_z.data(), w_j, r);
-      Axpy(u[j], grad_z.data(), g_j, r);
-    }
   };
 
-  if (T > 0) pass_a(step_at(T - 1));  // G = 0: only rebuilds W_{T-2}
+  if (T > 0) {
+    StepTrace<Scalar> last = step_at(T - 1);
+    begin_pass_a(last);
+    for (int64_t i = 0; i < r; ++i) pass_a_row(last, i);
+  }
   for (int64_t t = T - 1; t >= 0; --t) {
     StepTrace<Scalar> step = step_at(t);
     // dL/do of step t from the accumulators of its pass (A).
@@ -201,19 +173,18 @@ SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
           grad_beta[j] * step.beta[j] * (Scalar(1) - step.beta[j]);
     }
     const Scalar* x_t = x + offset_at(t);
-    Scalar* grad_x_t = grad_x + offset_at(t);
+    std::fill(grad_x_acc.begin(), grad_x_acc.end(), Scalar(0));
     const bool has_previous = t > 0;
-    const Scalar* previous_k = has_previous ? step_at(t - 1).k : nullptr;
-    std::fill(grad_delta.begin(), grad_delta.end(), Scalar(0));
-    for (int64_t j = 0; j < d; ++j) {
-      Scalar* g_j = g_column(j);
-      grad_x_t[j] = Dot(grad_o.data(), w_column(j), r);  // (B) of step t
-      Axpy(x_t[j], grad_o.data(), g_j, r);
-      if (has_previous) Axpy(previous_k[j], g_j, grad_delta.data(), r);
+    StepTrace<Scalar> previous = step_at(has_previous ? t - 1 : 0);
+    if (has_previous) begin_pass_a(previous);
+    for (int64_t i = 0; i < r; ++i) {
+      Scalar* w_row = w.data() + i * d;
+      Axpy(grad_o[i], w_row, grad_x_acc.data(), d);  // (B) of step t
+      Axpy(grad_o[i], x_t, g + i * d, d);
+      if (has_previous) pass_a_row(previous, i);  // (A) of step t-1
     }
-    if (has_previous) pass_a(step_at(t - 1));  // (A) of step t-1
+    std::copy(grad_x_acc.begin(), grad_x_acc.end(), grad_x + offset_at(t));
   }
-  ColumnsToRows(g.data(), grad_w0, r, d);
 }
 
 // Calls run(std::integral_constant<int, d>) for the common head dims (the
