@@ -235,9 +235,7 @@ int Trainer::rank() const {
   return group_ != nullptr ? group_->config().rank : 0;
 }
 
-bool Trainer::writes_outputs() const {
-  return group_ == nullptr || group_->config().rank == 0;
-}
+bool Trainer::writes_outputs() const { return rank() == 0; }
 
 void Trainer::LogScalar(const std::string& tag, double value) {
   if (events_ == nullptr) return;

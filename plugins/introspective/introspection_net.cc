@@ -10,8 +10,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <iterator>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +18,6 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
-#include "ouroboros/run_dir.h"
 #include "plugins/introspective/default_config.h"
 
 namespace ouroboros::introspective {
@@ -125,33 +122,26 @@ at::Tensor IntrospectionNet::Predict(const at::Tensor& inputs) const {
 }
 
 absl::Status IntrospectionNet::Save(const std::string& path) const {
-  std::vector<char> bytes;
-  absl::Status status = CallTorch("writing " + path, [&] {
-    c10::Dict<std::string, at::Tensor> dict;
-    for (const auto& item : module_->named_parameters()) {
-      dict.insert(item.key(), item.value().detach());
-    }
-    bytes = torch::pickle_save(c10::IValue(dict));
-  });
-  if (!status.ok()) return status;
-  return WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& item : module_->named_parameters()) {
+    dict.insert(item.key(), item.value().detach());
+  }
+  return SavePickled(c10::IValue(dict), path);
 }
 
 absl::StatusOr<std::unique_ptr<IntrospectionNet>> IntrospectionNet::Load(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::vector<char>> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) {
     return absl::NotFoundError(
         absl::StrCat(path,
                      ": cannot read the introspection network (train one with "
                      "--model=introspective; it writes introspection_net.pt)"));
   }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
   std::unique_ptr<IntrospectionNet> net;
   absl::Status status = CallTorch("reading " + path, [&] {
     std::map<std::string, at::Tensor> saved;
-    for (const auto& entry : torch::pickle_load(bytes).toGenericDict()) {
+    for (const auto& entry : torch::pickle_load(*bytes).toGenericDict()) {
       saved[entry.key().toStringRef()] = entry.value().toTensor();
     }
     TORCH_CHECK(

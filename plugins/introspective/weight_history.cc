@@ -74,24 +74,32 @@ absl::Status WriteSnapshot(const at::Tensor& flat, torch::nn::Module& module) {
   });
 }
 
-absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path) {
+absl::Status SavePickled(const c10::IValue& value, const std::string& path) {
   std::vector<char> bytes;
-  absl::Status status = CallTorch("writing " + path, [&] {
-    bytes = torch::pickle_save(c10::IValue(flat.contiguous()));
-  });
+  absl::Status status =
+      CallTorch("writing " + path, [&] { bytes = torch::pickle_save(value); });
   if (!status.ok()) return status;
   return WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
-absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
-                                            int64_t numel) {
+absl::StatusOr<std::vector<char>> ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
+  return std::vector<char>((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+}
+
+absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path) {
+  return SavePickled(c10::IValue(flat.contiguous()), path);
+}
+
+absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
+                                            int64_t numel) {
+  absl::StatusOr<std::vector<char>> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) return bytes.status();
   at::Tensor flat;
   absl::Status status = CallTorch("reading " + path, [&] {
-    flat = torch::pickle_load(bytes).toTensor();
+    flat = torch::pickle_load(*bytes).toTensor();
     TORCH_CHECK(flat.dim() == 1 && flat.scalar_type() == at::kFloat &&
                     flat.numel() == numel,
                 "expected a flat float tensor of ", numel, " weights, got ",
@@ -220,29 +228,20 @@ HistoryDataset ConcatDatasets(const std::vector<HistoryDataset>& parts) {
 
 absl::Status SaveHistoryDataset(const HistoryDataset& dataset,
                                 const std::string& path) {
-  std::vector<char> bytes;
-  absl::Status status = CallTorch("writing " + path, [&] {
-    c10::Dict<std::string, at::Tensor> dict;
-    dict.insert("inputs", dataset.inputs);
-    dict.insert("targets", dataset.targets);
-    dict.insert("weight_index", dataset.weight_index);
-    dict.insert("t", dataset.t);
-    bytes = torch::pickle_save(c10::IValue(dict));
-  });
-  if (!status.ok()) return status;
-  return WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+  c10::Dict<std::string, at::Tensor> dict;
+  dict.insert("inputs", dataset.inputs);
+  dict.insert("targets", dataset.targets);
+  dict.insert("weight_index", dataset.weight_index);
+  dict.insert("t", dataset.t);
+  return SavePickled(c10::IValue(dict), path);
 }
 
 absl::StatusOr<HistoryDataset> LoadHistoryDataset(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
+  absl::StatusOr<std::vector<char>> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) return bytes.status();
   HistoryDataset dataset;
   absl::Status status = CallTorch("reading " + path, [&] {
-    c10::IValue value = torch::pickle_load(bytes);
+    c10::IValue value = torch::pickle_load(*bytes);
     std::map<std::string, at::Tensor> by_name;
     for (const auto& entry : value.toGenericDict()) {
       by_name[entry.key().toStringRef()] = entry.value().toTensor();

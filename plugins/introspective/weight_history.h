@@ -19,6 +19,7 @@
 #define PLUGINS_INTROSPECTIVE_WEIGHT_HISTORY_H_
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include <array>
 #include <cstdint>
@@ -52,6 +53,12 @@ at::Tensor Snapshot(torch::nn::Module& module);
 // Copies a flat vector (as Snapshot makes) into the live parameters, without
 // recording gradients; the parameters stay the same tensors.
 absl::Status WriteSnapshot(const at::Tensor& flat, torch::nn::Module& module);
+
+// `value` torch-pickled (torch.load reads it) into `path`, written
+// atomically: snapshots, history datasets and introspection networks.
+absl::Status SavePickled(const c10::IValue& value, const std::string& path);
+// The bytes of `path`; NotFound naming it if it cannot be read.
+absl::StatusOr<std::vector<char>> ReadFileBytes(const std::string& path);
 
 // A snapshot as a file (a torch-pickled float tensor, written atomically),
 // so that a hook can keep its snapshots across a resume. Load refuses
