@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ouroboros/registry.h"
+#include "ouroboros/stop_signal.h"
 
 namespace ouroboros {
 
@@ -74,6 +75,8 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);  // the parent died before prctl
+    // Signals from the terminal go to the parent alone, which forwards them.
+    setpgid(0, 0);
     if (null_input >= 0) dup2(null_input, STDIN_FILENO);
     dup2(output, STDOUT_FILENO);
     dup2(error_output, STDERR_FILENO);
@@ -134,6 +137,8 @@ const char* ChildStateName(ChildState state) {
       return "timed out";
     case ChildState::kStopped:
       return "stopped";
+    case ChildState::kInterrupted:
+      return "interrupted";
   }
   return "?";
 }
@@ -160,7 +165,8 @@ void ChildPool::Stop(int index) {
   ChildJobStatus& status = statuses_[index];
   if (status.state == ChildState::kQueued) {
     status.state = ChildState::kStopped;
-  } else if (status.state == ChildState::kRunning) {
+  } else if (status.state == ChildState::kRunning && !interrupted_) {
+    // After a forwarded stop signal, another one would kill the child.
     processes_[index]->Signal(SIGTERM);
   }
 }
@@ -179,6 +185,7 @@ int ChildPool::CountIn(ChildState state) const {
 }
 
 void ChildPool::StartQueued() {
+  if (interrupted_) return;
   for (int i = 0; i < size() && CountIn(ChildState::kRunning) < max_concurrent_;
        ++i) {
     ChildJobStatus& status = statuses_[i];
@@ -214,7 +221,10 @@ void ChildPool::Reap() {
     status.exit_code = process.exit_code();
     status.term_signal = process.term_signal();
     status.seconds = process.ElapsedSeconds();
-    if (stop_requested_[i]) {
+    if (interrupted_) {
+      status.state = process.exit_code() == 0 ? ChildState::kSucceeded
+                                              : ChildState::kInterrupted;
+    } else if (stop_requested_[i]) {
       status.state = ChildState::kStopped;
     } else if (process.exit_code() == 0) {
       status.state = ChildState::kSucceeded;
@@ -228,6 +238,18 @@ void ChildPool::Reap() {
 void ChildPool::Run(const std::function<void(ChildPool&)>& on_tick,
                     std::chrono::milliseconds tick) {
   while (true) {
+    if (StopSignal() != 0) {
+      for (int i = 0; i < size(); ++i) {
+        if (statuses_[i].state == ChildState::kQueued) {
+          statuses_[i].state = ChildState::kInterrupted;
+        } else if (statuses_[i].state == ChildState::kRunning &&
+                   !interrupted_) {
+          // Once: a second signal would end the child at once.
+          processes_[i]->Signal(StopSignal());
+        }
+      }
+      interrupted_ = true;
+    }
     Reap();
     // Before the end check: a tick may Add() more jobs.
     if (on_tick) on_tick(*this);

@@ -9,7 +9,10 @@
 //   if (pool.job(0).state == ChildState::kSucceeded) ...
 //
 // Children die with their parent (PR_SET_PDEATHSIG), so a killed tune leaves
-// no orphan trials behind.
+// no orphan trials behind. Each child has a process group of its own, so a
+// Ctrl-C at the terminal reaches only the parent; when the parent receives
+// SIGTERM or SIGINT (stop_signal.h), ChildPool::Run forwards it once to every
+// running child, starts no more, and waits for them to stop cleanly.
 #ifndef OUROBOROS_CHILD_PROCESS_H_
 #define OUROBOROS_CHILD_PROCESS_H_
 
@@ -69,13 +72,16 @@ class ChildProcess {
 enum class ChildState {
   kQueued,
   kRunning,
-  kSucceeded,  // exit code 0
-  kFailed,     // a non-zero exit code, a signal, or it could not start
-  kTimedOut,   // ran past its timeout and was killed
-  kStopped,    // stopped on purpose (ChildPool::Stop), e.g. early stopping
+  kSucceeded,    // exit code 0
+  kFailed,       // a non-zero exit code, a signal, or it could not start
+  kTimedOut,     // ran past its timeout and was killed
+  kStopped,      // stopped on purpose (ChildPool::Stop), e.g. early stopping
+  kInterrupted,  // ended by the stop signal the parent forwarded, or never
+                 // started because of it: resumable, not finished
 };
 
-// "queued", "running", "succeeded", "failed", "timed out", "stopped".
+// "queued", "running", "succeeded", "failed", "timed out", "stopped",
+// "interrupted".
 const char* ChildStateName(ChildState state);
 
 struct ChildJob {
@@ -119,6 +125,9 @@ class ChildPool {
   // Seconds since a running job started (its total once it ended).
   double Seconds(int index) const;
   int CountIn(ChildState state) const;
+  // A stop signal arrived during Run(): the jobs it cut short are
+  // kInterrupted.
+  bool interrupted() const { return interrupted_; }
 
  private:
   void StartQueued();
@@ -129,6 +138,7 @@ class ChildPool {
   std::vector<ChildJobStatus> statuses_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;
   std::vector<bool> stop_requested_;
+  bool interrupted_ = false;
 };
 
 // The running executable (/proc/self/exe), to start main again as a child.

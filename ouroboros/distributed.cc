@@ -1,14 +1,22 @@
 #include "ouroboros/distributed.h"
 
 #include <ATen/ATen.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "ouroboros/errors.h"
 
 namespace ouroboros {
@@ -25,6 +33,31 @@ absl::StatusOr<int> IntFromEnv(const char* name, int fallback, int min) {
                      "': must be an integer >= ", min));
   }
   return value;
+}
+
+// Groups tensors of one dtype, so that each group travels as one flat
+// message.
+std::map<at::ScalarType, std::vector<at::Tensor>> ByDtype(
+    const std::vector<at::Tensor>& tensors) {
+  std::map<at::ScalarType, std::vector<at::Tensor>> groups;
+  for (const at::Tensor& t : tensors) groups[t.scalar_type()].push_back(t);
+  return groups;
+}
+
+at::Tensor Flatten(const std::vector<at::Tensor>& tensors) {
+  std::vector<at::Tensor> parts;
+  parts.reserve(tensors.size());
+  for (const at::Tensor& t : tensors) parts.push_back(t.detach().reshape({-1}));
+  return at::cat(parts);
+}
+
+void Unflatten(const at::Tensor& flat, const std::vector<at::Tensor>& tensors) {
+  int64_t offset = 0;
+  for (const at::Tensor& t : tensors) {
+    const int64_t n = t.numel();
+    t.detach().copy_(flat.narrow(0, offset, n).view_as(t));
+    offset += n;
+  }
 }
 
 }  // namespace
@@ -58,11 +91,68 @@ absl::StatusOr<DistributedConfig> DistributedFromEnvironment() {
   absl::StatusOr<int> timeout = IntFromEnv("OUROBOROS_DIST_TIMEOUT", 120, 1);
   if (!timeout.ok()) return timeout.status();
   config.timeout_seconds = *timeout;
+  absl::StatusOr<int> group_rank = IntFromEnv("GROUP_RANK", 0, 0);
+  if (!group_rank.ok()) return group_rank.status();
+  config.group_rank = *group_rank;
+  absl::StatusOr<int> local_world =
+      IntFromEnv("LOCAL_WORLD_SIZE", config.world_size, 1);
+  if (!local_world.ok()) return local_world.status();
+  config.local_world_size = *local_world;
+  absl::StatusOr<int> restarts = IntFromEnv("TORCHELASTIC_RESTART_COUNT", 0, 0);
+  if (!restarts.ok()) return restarts.status();
+  config.restart_count = *restarts;
+  if (const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE")) {
+    // torchrun writes Python's str(bool).
+    config.use_agent_store = std::string(agent) == "True";
+  }
+  if (const char* names = std::getenv("GLOO_SOCKET_IFNAME"); names && *names) {
+    config.gloo_interfaces = absl::StrSplit(names, ',', absl::SkipEmpty());
+  }
   return config;
 }
 
+absl::StatusOr<std::string> LocalAddressTowards(const std::string& host) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (int error = getaddrinfo(host.c_str(), "9", &hints, &found); error != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot resolve '", host, "': ", gai_strerror(error)));
+  }
+  std::string local;
+  for (addrinfo* a = found; a != nullptr && local.empty(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, SOCK_DGRAM, 0);
+    if (fd < 0) continue;
+    // connect() on a datagram socket only picks the route and the source
+    // address; nothing is sent.
+    sockaddr_storage address = {};
+    socklen_t length = sizeof(address);
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw =
+          address.ss_family == AF_INET
+              ? static_cast<const void*>(
+                    &reinterpret_cast<sockaddr_in*>(&address)->sin_addr)
+              : static_cast<const void*>(
+                    &reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr);
+      if (inet_ntop(address.ss_family, raw, text, sizeof(text)) != nullptr) {
+        local = text;
+      }
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (local.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("no local route reaches '", host, "'"));
+  }
+  return local;
+}
+
 struct ProcessGroup::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   std::chrono::milliseconds timeout;
 
@@ -76,8 +166,11 @@ struct ProcessGroup::Impl {
   }
 };
 
-ProcessGroup::ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl)
-    : config_(std::move(config)), impl_(std::move(impl)) {}
+ProcessGroup::ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl,
+                           std::string device)
+    : config_(std::move(config)),
+      impl_(std::move(impl)),
+      device_(std::move(device)) {}
 
 ProcessGroup::~ProcessGroup() = default;
 
@@ -86,89 +179,152 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(
   auto impl = std::make_unique<Impl>();
   impl->timeout = std::chrono::milliseconds(
       static_cast<int64_t>(config.timeout_seconds * 1000));
-  absl::Status status = CallTorch(
+  auto gloo_options = c10d::ProcessGroupGloo::Options::create(impl->timeout);
+  std::string device;
+  absl::Status status = CallTorch("choosing the Gloo device", [&] {
+    if (!config.gloo_interfaces.empty()) {
+      for (const std::string& name : config.gloo_interfaces) {
+        gloo_options->devices.push_back(
+            c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      }
+      device =
+          absl::StrCat("interface ", absl::StrJoin(config.gloo_interfaces, ","),
+                       " (GLOO_SOCKET_IFNAME)");
+      return;
+    }
+    absl::StatusOr<std::string> local = LocalAddressTowards(config.master_addr);
+    if (local.ok()) {
+      gloo_options->devices.push_back(
+          c10d::ProcessGroupGloo::createDeviceForHostname(*local));
+      device = absl::StrCat(*local, " (the route to MASTER_ADDR ",
+                            config.master_addr, ")");
+      return;
+    }
+    gloo_options->devices.push_back(
+        c10d::ProcessGroupGloo::createDefaultDevice());
+    device =
+        absl::StrCat("Gloo's default device (", local.status().message(), ")");
+  });
+  if (!status.ok()) return status;
+  status = CallTorch(
       absl::StrCat("joining the process group at ", config.master_addr, ":",
                    config.master_port, " as rank ", config.rank, " of ",
-                   config.world_size),
+                   config.world_size, " (Gloo device: ", device, ")"),
       [&] {
         c10d::TCPStoreOptions options;
         options.port = static_cast<uint16_t>(config.master_port);
-        options.isServer = config.rank == 0;
+        // Under torchrun the agent serves the store; a rank that served one
+        // too would fail with "Address already in use".
+        options.isServer = !config.use_agent_store && config.rank == 0;
         options.numWorkers = config.world_size;
-        options.waitWorkers = true;
+        options.waitWorkers = !config.use_agent_store;
         options.timeout = impl->timeout;
-        impl->store =
+        auto tcp =
             c10::make_intrusive<c10d::TCPStore>(config.master_addr, options);
-        auto gloo_options =
-            c10d::ProcessGroupGloo::Options::create(impl->timeout);
-        gloo_options->devices.push_back(
-            c10d::ProcessGroupGloo::createDeviceForHostname(
-                config.master_addr));
+        if (config.use_agent_store) {
+          // The agent's store outlives a restart: keys of the last attempt
+          // must not be read by this one.
+          impl->store = c10::make_intrusive<c10d::PrefixStore>(
+              absl::StrCat("/worker/attempt_", config.restart_count), tcp);
+        } else {
+          impl->store = tcp;
+        }
         impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
             impl->store, config.rank, config.world_size, gloo_options);
       });
   if (!status.ok()) return status;
   return std::unique_ptr<ProcessGroup>(
-      new ProcessGroup(config, std::move(impl)));
+      new ProcessGroup(config, std::move(impl), device));
 }
 
 absl::Status ProcessGroup::BroadcastFromRankZero(
     const std::vector<at::Tensor>& tensors) {
-  for (const at::Tensor& tensor : tensors) {
-    std::vector<at::Tensor> one = {tensor.detach()};
-    c10d::BroadcastOptions options;
-    options.rootRank = 0;
-    c10::intrusive_ptr<c10d::Work> work;
-    absl::Status status = CallTorch(
-        "broadcast", [&] { work = impl_->gloo->broadcast(one, options); });
-    if (!status.ok()) return status;
+  if (tensors.empty()) return absl::OkStatus();
+  std::vector<std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>>>
+      messages;  // (the tensors, their flat message)
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  absl::Status status = CallTorch("broadcast", [&] {
+    for (auto& [dtype, group] : ByDtype(tensors)) {
+      messages.push_back({group, {Flatten(group)}});
+      c10d::BroadcastOptions options;
+      options.rootRank = 0;
+      works.push_back(impl_->gloo->broadcast(messages.back().second, options));
+    }
+  });
+  if (!status.ok()) return status;
+  for (const auto& work : works) {
     if (absl::Status s =
-            impl_->Wait(work, "broadcasting the parameters", config_.rank);
+            impl_->Wait(work, "broadcasting from rank 0", config_.rank);
         !s.ok()) {
       return s;
     }
   }
-  return absl::OkStatus();
+  return CallTorch("broadcast", [&] {
+    for (const auto& [group, flat] : messages) Unflatten(flat[0], group);
+  });
 }
 
 absl::Status ProcessGroup::AverageGradients(
-    const std::vector<at::Tensor>& parameters, int64_t bucket_bytes) {
+    const std::vector<at::Tensor>& parameters, int* stop_votes,
+    int64_t bucket_bytes) {
   std::vector<at::Tensor> grads;
   for (const at::Tensor& p : parameters) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  size_t start = 0;
-  while (start < grads.size()) {
-    size_t end = start;
-    int64_t bytes = 0;
-    do {
-      bytes += grads[end].numel() * grads[end].element_size();
-      ++end;
-    } while (end < grads.size() &&
-             bytes + grads[end].numel() * grads[end].element_size() <=
-                 bucket_bytes);
-    absl::Status status = CallTorch("averaging gradients", [&] {
-      std::vector<at::Tensor> flat_parts;
-      for (size_t i = start; i < end; ++i) {
-        flat_parts.push_back(grads[i].reshape({-1}));
+  // Consecutive gradients of one dtype, up to bucket_bytes each.
+  std::vector<std::vector<at::Tensor>> buckets;
+  int64_t bytes = 0;
+  for (const at::Tensor& g : grads) {
+    const int64_t size = g.numel() * g.element_size();
+    if (buckets.empty() || bytes + size > bucket_bytes ||
+        buckets.back().front().scalar_type() != g.scalar_type()) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(g);
+    bytes += size;
+  }
+  std::vector<std::vector<at::Tensor>> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  absl::Status status = CallTorch("averaging gradients", [&] {
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      at::Tensor flat = Flatten(buckets[b]);
+      if (stop_votes != nullptr && b + 1 == buckets.size()) {
+        flat = at::cat({flat, at::full({1}, *stop_votes, flat.options())});
       }
-      std::vector<at::Tensor> bucket = {at::cat(flat_parts)};
-      auto work = impl_->gloo->allreduce(bucket);
-      work->wait(impl_->timeout);
-      bucket[0].div_(config_.world_size);
-      int64_t offset = 0;
-      for (size_t i = start; i < end; ++i) {
-        const int64_t n = grads[i].numel();
-        grads[i].copy_(bucket[0].narrow(0, offset, n).view_as(grads[i]));
-        offset += n;
+      flats.push_back({flat});
+    }
+    if (stop_votes != nullptr && buckets.empty()) {
+      flats.push_back({at::full({1}, *stop_votes, at::kFloat)});
+    }
+    // Every bucket in flight before the first wait: Gloo works on them
+    // while this thread flattens the next.
+    for (auto& flat : flats) works.push_back(impl_->gloo->allreduce(flat));
+  });
+  for (size_t i = 0; status.ok() && i < works.size(); ++i) {
+    status = CallTorch("averaging gradients",
+                       [&] { works[i]->wait(impl_->timeout); });
+  }
+  if (status.ok()) {
+    status = CallTorch("averaging gradients", [&] {
+      for (size_t b = 0; b < flats.size(); ++b) {
+        at::Tensor flat = flats[b][0];
+        if (stop_votes != nullptr && b + 1 == flats.size()) {
+          *stop_votes = static_cast<int>(
+              std::lround(flat[flat.numel() - 1].item<double>()));
+          flat = flat.narrow(0, 0, flat.numel() - 1);
+        }
+        if (b < buckets.size()) {
+          flat.div_(config_.world_size);
+          Unflatten(flat, buckets[b]);
+        }
       }
     });
-    if (!status.ok()) {
-      return absl::Status(
-          status.code(), absl::StrCat(status.message(), " (rank ", config_.rank,
-                                      "; did another rank stop or die?)"));
-    }
-    start = end;
+  }
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), " (rank ", config_.rank,
+                                     "; did another rank stop or die?)"));
   }
   return absl::OkStatus();
 }

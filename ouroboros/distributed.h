@@ -1,7 +1,17 @@
 // Data-parallel training across processes and hosts on PyTorch's own engine
 // (c10d: a TCPStore rendezvous and the Gloo backend), configured the way
 // torchrun configures PyTorch: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-// MASTER_PORT.
+// MASTER_PORT, and under torchrun also GROUP_RANK, LOCAL_WORLD_SIZE,
+// TORCHELASTIC_RESTART_COUNT and TORCHELASTIC_USE_AGENT_STORE (the agent
+// serves the store; every rank joins it as a client, under the prefix
+// /worker/attempt_<restart count> as PyTorch's own workers do).
+//
+// The Gloo device (the local address the collectives use) is chosen as
+// PyTorch chooses it, except that a host name resolving to the wrong place
+// cannot break it: GLOO_SOCKET_IFNAME (comma-separated interfaces) when set;
+// otherwise the local address whose route reaches MASTER_ADDR (so every host
+// uses its own side of the link that joins it to the master); otherwise
+// Gloo's default device (the host name's address).
 //
 //   absl::StatusOr<DistributedConfig> config = DistributedFromEnvironment();
 //   absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
@@ -35,6 +45,15 @@ struct DistributedConfig {
   int master_port = 29500;
   // Rendezvous and every collective give up after this long.
   double timeout_seconds = 120;
+  // Set by torchrun (defaults: one node of world_size workers, first try).
+  int group_rank = 0;
+  int local_world_size = 1;
+  int restart_count = 0;
+  // TORCHELASTIC_USE_AGENT_STORE=True: the launcher's agent already serves
+  // the TCPStore on MASTER_PORT.
+  bool use_agent_store = false;
+  // GLOO_SOCKET_IFNAME, split at commas.
+  std::vector<std::string> gloo_interfaces;
   bool enabled() const { return world_size > 1; }
 };
 
@@ -43,6 +62,11 @@ struct DistributedConfig {
 // OUROBOROS_DIST_TIMEOUT sets timeout_seconds.
 absl::StatusOr<DistributedConfig> DistributedFromEnvironment();
 
+// The local address of the interface whose route reaches `host` (a name or
+// a numeric address): what this machine's packets to `host` leave from. No
+// packet is sent.
+absl::StatusOr<std::string> LocalAddressTowards(const std::string& host);
+
 class ProcessGroup {
  public:
   static absl::StatusOr<std::unique_ptr<ProcessGroup>> Connect(
@@ -50,12 +74,20 @@ class ProcessGroup {
   ~ProcessGroup();
 
   const DistributedConfig& config() const { return config_; }
-  // Copies rank 0's values into every rank's tensors (in place).
+  // Which Gloo device the group uses and why, e.g. "10.99.0.2 (the route
+  // to MASTER_ADDR 10.99.0.1)".
+  const std::string& device_description() const { return device_; }
+  // Copies rank 0's values into every rank's tensors (in place): one
+  // message per dtype, all in flight at once.
   absl::Status BroadcastFromRankZero(const std::vector<at::Tensor>& tensors);
   // Replaces each parameter's gradient by its mean over the ranks. The
   // gradients travel in flat buckets of at most bucket_bytes (fewer, larger
-  // messages than one per tensor).
+  // messages than one per tensor), all launched before any is waited for.
+  // With `stop_votes`: this rank's vote (0 or 1) goes in and the number of
+  // ranks that voted comes out, riding on the last bucket, so that the ranks
+  // agree on a step to stop at without a message of its own.
   absl::Status AverageGradients(const std::vector<at::Tensor>& parameters,
+                                int* stop_votes = nullptr,
                                 int64_t bucket_bytes = 25 << 20);
   // Sum over the ranks, in place.
   absl::Status SumInPlace(at::Tensor& tensor);
@@ -73,8 +105,10 @@ class ProcessGroup {
 
  private:
   struct Impl;
-  ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl);
+  ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl,
+               std::string device);
   DistributedConfig config_;
+  std::string device_;
   std::unique_ptr<Impl> impl_;
 };
 

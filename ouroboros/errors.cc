@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "absl/strings/str_cat.h"
+#include "ouroboros/stop_signal.h"
 
 namespace ouroboros {
 
@@ -42,6 +43,8 @@ int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kDataLoss:  // a corrupt data or checkpoint file
       return 2;
+    case absl::StatusCode::kCancelled:  // a stop signal (stop_signal.h)
+      return StopExitCode();
     default:
       return 1;
   }

@@ -32,7 +32,8 @@ absl::Status CallTorch(absl::string_view what_was_running,
                        const std::function<void()>& fn);
 
 // Process exit code for a status: 0 ok, 2 for bad input (invalid argument,
-// unknown name, missing or corrupt file), 1 for everything else.
+// unknown name, missing or corrupt file), 128 + the signal for a run stopped
+// by SIGTERM or SIGINT (kCancelled, see stop_signal.h), 1 for everything else.
 int ExitCodeFor(const absl::Status& status);
 
 }  // namespace ouroboros

@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "glog/logging.h"
 #include "ouroboros/checkpoint.h"
@@ -41,6 +42,7 @@
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/stop_signal.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -68,7 +70,10 @@ ABSL_FLAG(std::string, resume, "",
           "Continue a stopped run: its run directory (newest checkpoint) or a "
           "checkpoint file. Reads the config saved beside the checkpoint "
           "(--set still applies) and keeps writing into the same run "
-          "directory.");
+          "directory. --resume=auto with --run_dir=DIR: continue DIR's run "
+          "if DIR holds a checkpoint of the same config, start it in DIR "
+          "otherwise (for launchers that restart workers, e.g. torchrun "
+          "--max_restarts; a different config is refused).");
 ABSL_FLAG(std::string, runs_root, "saves",
           "Where run directories are created when --run_dir is not given.");
 ABSL_FLAG(std::vector<std::string>, plugin_dir, {},
@@ -87,7 +92,8 @@ ABSL_FLAG(int, nproc, 1,
           "with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. On several "
           "hosts, run main on each with those variables set instead.");
 ABSL_FLAG(int, threads, 0,
-          "Intra-op threads for LibTorch/OpenBLAS (0: one per core).");
+          "Intra-op threads for LibTorch/OpenBLAS (0: one per core, shared "
+          "among the ranks on this machine: cores / LOCAL_WORLD_SIZE).");
 
 namespace ouroboros {
 namespace {
@@ -104,8 +110,13 @@ Examples:
   bazel run //ouroboros:main -- --model=mlp --print_config > my.json
   bazel run //ouroboros:main -- --resume=saves/mlp_fashion/20261125-101500
 
+Distributed: set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT on every host
+(or launch with torchrun --no_python); --nproc=N starts N ranks here.
+SIGTERM or SIGINT: the ranks finish the step, rank 0 saves a checkpoint, and
+the run exits 128 + the signal (143, 130); a second signal ends it at once.
+
 Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name),
-1 the run itself failed.)";
+1 the run itself failed, 143/130 stopped by SIGTERM/SIGINT (resumable).)";
 
 std::string DefaultPluginDir(const char* argv0) {
   std::string error;
@@ -204,7 +215,8 @@ absl::StatusOr<int> FreeLocalPort() {
 // main --nproc=N: runs this same command as N ranks on this machine, in
 // `run_dir` (already created, empty) or continuing `resume`. The job fails as
 // soon as one rank fails; the others are stopped if they do not end by
-// themselves (they fail too, once a collective finds the rank gone).
+// themselves (they fail too, once a collective finds the rank gone). A stop
+// signal reaches every rank (ChildPool forwards it); they stop together.
 absl::Status LaunchRanks(int argc, char** argv, int nproc,
                          const std::string& run_dir) {
   absl::StatusOr<std::string> self = SelfExecutable();
@@ -239,8 +251,9 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
               /*output_path=*/"",
               /*timeout_seconds=*/0,
               {absl::StrCat("RANK=", rank), absl::StrCat("LOCAL_RANK=", rank),
-               absl::StrCat("WORLD_SIZE=", nproc), "MASTER_ADDR=127.0.0.1",
-               absl::StrCat("MASTER_PORT=", *port)}});
+               absl::StrCat("WORLD_SIZE=", nproc),
+               absl::StrCat("LOCAL_WORLD_SIZE=", nproc),
+               "MASTER_ADDR=127.0.0.1", absl::StrCat("MASTER_PORT=", *port)}});
   }
   int failed_rank = -1;
   auto failed_at = std::chrono::steady_clock::time_point::max();
@@ -260,6 +273,12 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
         }
       },
       std::chrono::milliseconds(50));
+  if (pool.interrupted()) {
+    return StoppedBySignal(
+        absl::StrCat("every rank stopped; continue with "
+                     "--resume=",
+                     run_dir.empty() ? "<the run dir>" : run_dir));
+  }
   if (failed_rank < 0) return absl::OkStatus();
   const ChildJobStatus& failed = pool.status(failed_rank);
   const std::string message = absl::StrCat(
@@ -271,6 +290,48 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
       "; the distributed job failed");
   return failed.exit_code == 2 ? absl::InvalidArgumentError(message)
                                : absl::InternalError(message);
+}
+
+// --resume=auto found a checkpoint: it must be of the config the command
+// asks for, or the restarted job would silently train something else.
+absl::Status CheckSameConfig(const RunConfig& config,
+                             const std::string& saved_path) {
+  absl::StatusOr<RunConfig> saved = LoadRunConfigFile(saved_path, {});
+  if (!saved.ok()) return WithContext(saved.status(), "--resume=auto");
+  const std::string want = RunConfigToJson(config);
+  const std::string have = RunConfigToJson(*saved);
+  if (want == have) return absl::OkStatus();
+  std::vector<std::string> want_lines = absl::StrSplit(want, '\n');
+  std::vector<std::string> have_lines = absl::StrSplit(have, '\n');
+  size_t i = 0;
+  while (i < want_lines.size() && i < have_lines.size() &&
+         want_lines[i] == have_lines[i]) {
+    ++i;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--resume=auto: ", saved_path,
+      " is another config than this command's (first difference: saved '",
+      i < have_lines.size() ? absl::StripAsciiWhitespace(have_lines[i]) : "",
+      "', asked '",
+      i < want_lines.size() ? absl::StripAsciiWhitespace(want_lines[i]) : "",
+      "'); give a new --run_dir, or --resume=<run dir> to continue with the "
+      "saved config"));
+}
+
+// --resume=auto with no checkpoint yet: start in `dir`, which may hold what
+// an earlier attempt wrote before its first checkpoint, but nothing else.
+absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec)) {
+    return CreateRunDir(dir, "", "");
+  }
+  if (!std::filesystem::exists(dir + "/config.json", ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--run_dir=", dir,
+        ": not empty and not a run directory (no config.json); refusing to "
+        "start a run in it"));
+  }
+  return dir;
 }
 
 void PrintPluginList(const PluginRegistry& registry,
@@ -329,8 +390,13 @@ absl::Status Run(int argc, char** argv) {
     return absl::InvalidArgumentError("--threads must be >= 0");
   }
   if (threads == 0) {
-    threads =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    // Ranks on one machine share its cores.
+    int local_ranks = 1;
+    if (const char* text = getenv("LOCAL_WORLD_SIZE")) {
+      local_ranks = std::max(1, atoi(text));
+    }
+    threads = static_cast<int>(
+        std::max(1u, std::thread::hardware_concurrency() / local_ranks));
   }
   at::set_num_threads(threads);
 
@@ -358,12 +424,28 @@ absl::Status Run(int argc, char** argv) {
   std::string config_path = absl::GetFlag(FLAGS_config);
   std::string resume_checkpoint;
   std::string resume_run_dir;
-  if (!absl::GetFlag(FLAGS_resume).empty()) {
-    if (!absl::GetFlag(FLAGS_run_dir).empty()) {
+  std::string resume = absl::GetFlag(FLAGS_resume);
+  const bool resume_auto = resume == "auto";
+  // --resume=auto: the saved config this run must match, when there is one.
+  std::string auto_saved_config;
+  if (resume_auto) {
+    const std::string dir = UserPath(absl::GetFlag(FLAGS_run_dir));
+    if (dir.empty()) {
       return absl::InvalidArgumentError(
-          "--resume continues in the run's own directory; drop --run_dir");
+          "--resume=auto needs --run_dir=DIR: the directory the run continues "
+          "in, or starts in when it holds no checkpoint yet");
     }
-    const std::string resume = UserPath(absl::GetFlag(FLAGS_resume));
+    resume.clear();
+    if (FindCheckpoint(dir).ok()) {
+      resume = dir;
+      auto_saved_config = dir + "/checkpoints/config.json";
+    }
+  } else if (!resume.empty() && !absl::GetFlag(FLAGS_run_dir).empty()) {
+    return absl::InvalidArgumentError(
+        "--resume continues in the run's own directory; drop --run_dir");
+  }
+  if (!resume.empty()) {
+    resume = UserPath(resume);
     absl::StatusOr<std::string> checkpoint = FindCheckpoint(resume);
     std::error_code ec;
     if (checkpoint.ok()) {
@@ -371,7 +453,7 @@ absl::Status Run(int argc, char** argv) {
       std::filesystem::path checkpoint_dir =
           std::filesystem::path(resume_checkpoint).parent_path();
       resume_run_dir = checkpoint_dir.parent_path().string();
-      if (config_path.empty()) {
+      if (config_path.empty() && (!resume_auto || model_name.empty())) {
         config_path = (checkpoint_dir / "config.json").string();
       }
     } else if (std::filesystem::is_regular_file(resume + "/config.json", ec)) {
@@ -428,6 +510,11 @@ absl::Status Run(int argc, char** argv) {
     config->set_seed(*absl::GetFlag(FLAGS_seed));
   }
   if (config->pipeline().empty()) config->set_pipeline("train");
+  if (!auto_saved_config.empty()) {
+    if (absl::Status s = CheckSameConfig(*config, auto_saved_config); !s.ok()) {
+      return s;
+    }
+  }
   // Unknown names and bad plugin sections fail here, before anything is
   // written.
   // A config read without a model (it came from --model) has its training
@@ -480,19 +567,39 @@ absl::Status Run(int argc, char** argv) {
   if (!writer) FLAGS_minloglevel = 1;
   absl::StatusOr<std::string> run_dir = resume_run_dir;
   if (resume_run_dir.empty()) {
-    run_dir = writer ? CreateRunDir(UserPath(absl::GetFlag(FLAGS_run_dir)),
-                                    UserPath(absl::GetFlag(FLAGS_runs_root)),
-                                    config->run_name())
-                     : UserPath(absl::GetFlag(FLAGS_run_dir));
+    const std::string explicit_dir = UserPath(absl::GetFlag(FLAGS_run_dir));
+    if (!writer) {
+      run_dir = explicit_dir;
+    } else if (resume_auto) {
+      run_dir = RestartRunDir(explicit_dir);
+    } else {
+      run_dir =
+          CreateRunDir(explicit_dir, UserPath(absl::GetFlag(FLAGS_runs_root)),
+                       config->run_name());
+    }
   }
   if (!run_dir.ok()) return run_dir.status();
   if (run_dir->empty()) {
     return absl::InvalidArgumentError(
         "a rank other than 0 needs --run_dir (the same as rank 0's)");
   }
+  if (distributed->enabled()) {
+    LOG(INFO) << absl::StrFormat(
+        "rank %d of %d (local rank %d of %d on node %d)%s", distributed->rank,
+        distributed->world_size, distributed->local_rank,
+        distributed->local_world_size, distributed->group_rank,
+        distributed->restart_count > 0
+            ? absl::StrFormat("; torchrun restart %d: %s",
+                              distributed->restart_count,
+                              resume_run_dir.empty()
+                                  ? "no checkpoint yet, starting over"
+                                  : "continuing from " + resume_checkpoint)
+            : "");
+  }
   if (nproc > 1) {
+    // The ranks decide --resume=auto again, and find the same answer.
     return LaunchRanks(argc, argv, nproc,
-                       resume_run_dir.empty() ? *run_dir : "");
+                       resume_run_dir.empty() || resume_auto ? *run_dir : "");
   }
   std::unique_ptr<RunLogFile> log;
   if (writer) {
@@ -542,7 +649,13 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(ouroboros::kUsage);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
+  ouroboros::InstallStopSignalHandlers();
   absl::Status status = ouroboros::Run(argc, argv);
-  if (!status.ok()) std::cerr << "error: " << status.message() << std::endl;
+  if (absl::IsCancelled(status)) {
+    // Not an error: the run did what a stop signal asks.
+    std::cerr << status.message() << std::endl;
+  } else if (!status.ok()) {
+    std::cerr << "error: " << status.message() << std::endl;
+  }
   return ouroboros::ExitCodeFor(status);
 }

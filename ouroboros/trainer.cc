@@ -23,6 +23,7 @@
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
 #include "ouroboros/schedule.h"
+#include "ouroboros/stop_signal.h"
 
 namespace ouroboros {
 namespace {
@@ -228,7 +229,49 @@ absl::Status Trainer::OnEpochEnd(int64_t epoch,
 
 absl::Status Trainer::SynchronizeGradients() {
   if (group_ == nullptr) return absl::OkStatus();
-  return group_->AverageGradients(model_->module().parameters());
+  // The stop vote rides on the gradients: no message of its own per step.
+  int votes = StopSignal() != 0 ? 1 : 0;
+  if (absl::Status s =
+          group_->AverageGradients(model_->module().parameters(), &votes);
+      !s.ok()) {
+    return s;
+  }
+  stop_votes_ = votes;
+  stop_votes_exchanged_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Trainer::AgreeToStop() {
+  if (group_ == nullptr) return StopSignal() != 0;
+  if (!stop_votes_exchanged_) {
+    // A TrainStep that did not call SynchronizeGradients: vote alone.
+    at::Tensor votes = at::full({1}, StopSignal() != 0 ? 1.0 : 0.0);
+    if (absl::Status s = group_->SumInPlace(votes); !s.ok()) return s;
+    stop_votes_ = static_cast<int>(std::lround(votes.item<double>()));
+  }
+  stop_votes_exchanged_ = false;
+  // A rank stopping for another rank's signal ends as that rank does.
+  if (stop_votes_ > 0 && StopSignal() == 0) RequestStop(SIGTERM);
+  return stop_votes_ > 0;
+}
+
+absl::Status Trainer::StopForSignal(int64_t batches_in_epoch) {
+  const TrainingPosition& position = state_.position;
+  const std::string where = absl::StrFormat(
+      "after step %d (epoch %d, batch %d of %d)", position.step,
+      position.epoch + 1, position.batch_in_epoch, batches_in_epoch);
+  if (!writes_outputs()) {
+    return StoppedBySignal(
+        absl::StrCat(where, "; rank 0 saves the checkpoint"));
+  }
+  if (last_checkpoint_ !=
+      checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
+    if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+  }
+  if (events_ != nullptr) (void)events_->Flush();
+  return StoppedBySignal(
+      absl::StrCat(where, "; checkpoint ", last_checkpoint_,
+                   "; continue with --resume=", context_.run_dir));
 }
 
 int Trainer::rank() const {
@@ -265,9 +308,14 @@ absl::Status Trainer::Setup() {
     if (!group.ok()) return group.status();
     group_ = *std::move(group);
     LOG(INFO) << absl::StrFormat(
-        "distributed: rank %d of %d (Gloo, rendezvous %s:%d)",
-        distributed->rank, distributed->world_size, distributed->master_addr,
-        distributed->master_port);
+        "distributed: rank %d of %d (Gloo on %s, rendezvous %s:%d%s)",
+        distributed->rank, distributed->world_size,
+        group_->device_description(), distributed->master_addr,
+        distributed->master_port,
+        distributed->use_agent_store
+            ? absl::StrFormat("; torchrun agent's store, restart %d",
+                              distributed->restart_count)
+            : "");
   }
   torch::manual_seed(config().seed());
   absl::StatusOr<DataSplits> data = LoadData();
@@ -296,9 +344,11 @@ absl::Status Trainer::Setup() {
 
   if (group_ != nullptr) {
     // Same seed, same initial weights; the broadcast makes sure of it.
-    if (absl::Status s =
-            group_->BroadcastFromRankZero(model_->module().parameters());
-        !s.ok()) {
+    std::vector<at::Tensor> state = model_->module().parameters();
+    for (const at::Tensor& buffer : model_->module().buffers()) {
+      state.push_back(buffer);
+    }
+    if (absl::Status s = group_->BroadcastFromRankZero(state); !s.ok()) {
       return s;
     }
   }
@@ -459,6 +509,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         run.batch_size(), world, n));
   }
   const int64_t kill_at_step = KillAtStep(rank);
+  std::vector<at::Tensor> buffers;
+  if (group_ != nullptr) buffers = model_->module().buffers();
   const ScoreConfig& score = config().score_config();
   TrainResult result;
   TrainingPosition& position = state_.position;
@@ -490,6 +542,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
                                               position.step, steps_per_epoch);
       for (auto& group : optimizer_->param_groups()) {
         group.options().set_lr(lr);
+      }
+      if (!buffers.empty()) {
+        // As DDP does by default: every rank's forward sees rank 0's
+        // buffers (BatchNorm running statistics).
+        if (absl::Status s = group_->BroadcastFromRankZero(buffers); !s.ok()) {
+          return s;
+        }
       }
       absl::StatusOr<double> loss = TrainStep(*batch);
       if (!loss.ok()) return loss.status();
@@ -524,6 +583,9 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
       }
       if (position.step == kill_at_step) std::raise(SIGKILL);
+      absl::StatusOr<bool> stopping = AgreeToStop();
+      if (!stopping.ok()) return stopping.status();
+      if (*stopping) return StopForSignal(loader.num_batches());
     }
     bar.Finish();
     if (stop && position.batch_in_epoch < loader.num_batches()) break;

@@ -16,7 +16,13 @@
 // --nproc sets it): every rank trains on its own slice of each global batch
 // of batch_size x world_size samples (a last global batch that cannot be
 // split evenly is dropped), gradients are averaged over the ranks before
-// each optimizer step, every rank evaluates, and rank 0 alone writes.
+// each optimizer step, buffers (BatchNorm statistics) are rank 0's before
+// each step, every rank evaluates, and rank 0 alone writes.
+//
+// SIGTERM or SIGINT (stop_signal.h): the step in progress finishes, the
+// ranks agree on that step, rank 0 saves a checkpoint there, and Run()
+// returns kCancelled saying where it stopped; --resume goes on from there
+// and ends bit-identical to a run never stopped.
 //
 // Subclasses change single steps (LoadData, BuildModel, TrainStep, Evaluate,
 // OnEpochEnd) without copying the loop; a model plugin that needs its own
@@ -132,6 +138,12 @@ class Trainer {
 
  private:
   absl::Status Setup();
+  // After every step: whether this rank, or in a distributed run any rank,
+  // received a stop signal (stop_signal.h); every rank gets the same answer.
+  absl::StatusOr<bool> AgreeToStop();
+  // Saves a checkpoint at the step just finished (rank 0) and returns the
+  // kCancelled status that ends the run.
+  absl::Status StopForSignal(int64_t batches_in_epoch);
   // The checkpoint directory, config copy and TensorBoard writer.
   absl::Status PrepareOutputs();
   absl::Status SaveStepCheckpoint();
@@ -151,6 +163,9 @@ class Trainer {
   TrainingView View();
   absl::Status BuildHooks();
   CheckpointState state_;
+  // This step's stop votes, when SynchronizeGradients carried them.
+  int stop_votes_ = 0;
+  bool stop_votes_exchanged_ = false;
   std::string checkpoint_dir_;
   std::string last_checkpoint_;
 };

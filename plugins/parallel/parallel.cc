@@ -23,6 +23,7 @@
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/stop_signal.h"
 #include "ouroboros/trainer.h"
 #include "plugins/parallel/parallel.pb.h"
 
@@ -313,6 +314,22 @@ class ParallelPipeline : public Pipeline {
                                              FormatJson(summary));
         !s.ok()) {
       return s;
+    }
+    if (pool.interrupted()) {
+      std::vector<std::string> unfinished;
+      for (int i = 0; i < pool.size(); ++i) {
+        if (pool.status(i).state != ChildState::kInterrupted) continue;
+        unfinished.push_back(
+            FindCheckpoint(RunDirOf(members_[i])).ok()
+                ? absl::StrCat("--resume=", RunDirOf(members_[i]))
+                : absl::StrCat(members_[i].name,
+                               " (not started: --config=", context_.run_dir,
+                               "/", members_[i].name, ".json)"));
+      }
+      return StoppedBySignal(absl::StrCat("parallel: ", unfinished.size(),
+                                          " of ", pool.size(),
+                                          " pipelines stopped; continue each: ",
+                                          absl::StrJoin(unfinished, ", ")));
     }
     if (!failed.empty()) {
       return absl::InternalError(

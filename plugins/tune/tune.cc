@@ -19,6 +19,7 @@
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/stop_signal.h"
 #include "ouroboros/trainer.h"
 #include "plugins/tune/search.h"
 
@@ -190,15 +191,22 @@ class TunePipeline : public Pipeline {
     auto add_job = [&](int record_index) -> absl::Status {
       TrialRecord& record = records_[record_index];
       const std::string run_dir = trials_dir + "/" + record.name;
-      fs::remove_all(run_dir, ec);  // a trial cut short by a killed tune
-      if (absl::Status s = WriteFileAtomically(run_dir + ".json",
-                                               RunConfigToJson(record.config));
-          !s.ok()) {
-        return s;
-      }
-      std::vector<std::string> argv = {*self, "--config=" + run_dir + ".json",
-                                       "--run_dir=" + run_dir,
+      std::vector<std::string> argv = {*self,
                                        absl::StrCat("--threads=", threads)};
+      if (context_.resuming && FindCheckpoint(run_dir).ok()) {
+        // Cut short by a stopped or killed tune: it goes on from its newest
+        // checkpoint and ends as if never stopped.
+        argv.push_back("--resume=" + run_dir);
+      } else {
+        fs::remove_all(run_dir, ec);  // cut short before its first checkpoint
+        if (absl::Status s = WriteFileAtomically(
+                run_dir + ".json", RunConfigToJson(record.config));
+            !s.ok()) {
+          return s;
+        }
+        argv.push_back("--config=" + run_dir + ".json");
+        argv.push_back("--run_dir=" + run_dir);
+      }
       argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
       record.rank = group_ != nullptr ? group_->config().rank : 0;
       job_records_.push_back(record_index);
@@ -242,6 +250,15 @@ class TunePipeline : public Pipeline {
     });
     bar.Finish();
     if (!claim_status.ok()) return claim_status;
+    if (pool.interrupted()) {
+      if (group_ == nullptr) (void)WriteResults();
+      return StoppedBySignal(absl::StrFormat(
+          "tune: %d of %d trials done, the others stopped at a checkpoint; "
+          "continue with --resume=%s",
+          std::count_if(records_.begin(), records_.end(),
+                        [](const TrialRecord& r) { return r.done; }),
+          records_.size(), context_.run_dir));
+    }
     if (group_ != nullptr) {
       if (group_->config().rank != 0) {
         LOG(WARNING) << absl::StrFormat(
@@ -343,8 +360,9 @@ class TunePipeline : public Pipeline {
       record.status = status;
       changed = true;
       if (status.state == ChildState::kRunning ||
-          status.state == ChildState::kQueued) {
-        continue;
+          status.state == ChildState::kQueued ||
+          status.state == ChildState::kInterrupted) {
+        continue;  // an interrupted trial goes on when the tune is resumed
       }
       record.done = true;
       LOG(INFO) << absl::StrFormat(
@@ -520,6 +538,10 @@ class TunePipeline : public Pipeline {
       LOG(INFO) << "the final run already finished: " << final_dir;
       return absl::OkStatus();
     }
+    absl::StatusOr<std::string> checkpoint = FindCheckpoint(final_dir);
+    if (group_ == nullptr && checkpoint.ok()) {
+      return RunFinal(best_config, final_dir, *checkpoint);
+    }
     fs::remove_all(final_dir, ec);
     if (group_ != nullptr) return FinalRunAsChild(final_dir);
     fs::create_directories(final_dir, ec);
@@ -532,6 +554,13 @@ class TunePipeline : public Pipeline {
         !s.ok()) {
       return s;
     }
+    return RunFinal(best_config, final_dir, "");
+  }
+
+  // In this process; continuing from `checkpoint` when it is not empty.
+  absl::Status RunFinal(const RunConfig& best_config,
+                        const std::string& final_dir,
+                        const std::string& checkpoint) {
     absl::StatusOr<const PipelineEntry*> entry =
         context_.registry->FindPipeline(best_config.pipeline());
     if (!entry.ok()) return entry.status();
@@ -539,9 +568,11 @@ class TunePipeline : public Pipeline {
     final_context.config = &best_config;
     final_context.config_source = context_.run_dir + "/best_config.json";
     final_context.run_dir = final_dir;
-    final_context.resuming = false;
-    final_context.resume_from.clear();
-    LOG(INFO) << "final run with the best parameters: " << final_dir;
+    final_context.resuming = !checkpoint.empty();
+    final_context.resume_from = checkpoint;
+    LOG(INFO) << (checkpoint.empty() ? "final run with the best parameters: "
+                                     : "continuing the final run: ")
+              << final_dir;
     absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
         (*entry)->factory(final_context);
     if (!pipeline.ok()) return pipeline.status();
@@ -565,6 +596,11 @@ class TunePipeline : public Pipeline {
     pool.Add({"final", argv, final_dir + ".out", 0,
               WithoutDistributedEnvironment()});
     pool.Run(nullptr);
+    if (pool.interrupted()) {
+      return StoppedBySignal(
+          "the final run was stopped; it restarts when the "
+          "tune is resumed");
+    }
     if (pool.status(0).state != ChildState::kSucceeded) {
       return absl::InternalError(absl::StrCat(
           "the final run failed (", ChildStateName(pool.status(0).state),
