@@ -275,7 +275,7 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
       std::chrono::milliseconds(50));
   if (pool.interrupted()) {
     return StoppedBySignal(
-        absl::StrCat("every rank stopped; continue with "
+        absl::StrCat("(every rank); continue with "
                      "--resume=",
                      run_dir.empty() ? "<the run dir>" : run_dir));
   }

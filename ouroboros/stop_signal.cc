@@ -49,7 +49,7 @@ absl::Status StoppedBySignal(absl::string_view what) {
       signal_number == SIGTERM  ? std::string("SIGTERM")
       : signal_number == SIGINT ? std::string("SIGINT")
                                 : absl::StrCat("signal ", signal_number),
-      ": ", what));
+      " ", what));
 }
 
 int StopExitCode() {

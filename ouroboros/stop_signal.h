@@ -29,7 +29,7 @@ int StopSignal();
 // of a stop in another way).
 void RequestStop(int signal_number);
 
-// kCancelled: "stopped by SIGTERM: <what>".
+// kCancelled: "stopped by SIGTERM <what>", e.g. what = "after step 12".
 absl::Status StoppedBySignal(absl::string_view what);
 
 // 128 + StopSignal() (130 when no signal was recorded).

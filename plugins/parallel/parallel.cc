@@ -326,10 +326,10 @@ class ParallelPipeline : public Pipeline {
                                " (not started: --config=", context_.run_dir,
                                "/", members_[i].name, ".json)"));
       }
-      return StoppedBySignal(absl::StrCat("parallel: ", unfinished.size(),
-                                          " of ", pool.size(),
-                                          " pipelines stopped; continue each: ",
-                                          absl::StrJoin(unfinished, ", ")));
+      return StoppedBySignal(
+          absl::StrCat("during the parallel job: ", unfinished.size(), " of ",
+                       pool.size(), " pipelines stopped; continue each: ",
+                       absl::StrJoin(unfinished, ", ")));
     }
     if (!failed.empty()) {
       return absl::InternalError(

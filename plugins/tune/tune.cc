@@ -253,7 +253,8 @@ class TunePipeline : public Pipeline {
     if (pool.interrupted()) {
       if (group_ == nullptr) (void)WriteResults();
       return StoppedBySignal(absl::StrFormat(
-          "tune: %d of %d trials done, the others stopped at a checkpoint; "
+          "during the tune: %d of %d trials done, the others stopped at a "
+          "checkpoint; "
           "continue with --resume=%s",
           std::count_if(records_.begin(), records_.end(),
                         [](const TrialRecord& r) { return r.done; }),
@@ -598,7 +599,7 @@ class TunePipeline : public Pipeline {
     pool.Run(nullptr);
     if (pool.interrupted()) {
       return StoppedBySignal(
-          "the final run was stopped; it restarts when the "
+          "during the tune's final run; it restarts when the "
           "tune is resumed");
     }
     if (pool.status(0).state != ChildState::kSucceeded) {
