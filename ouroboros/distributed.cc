@@ -44,11 +44,18 @@ std::map<at::ScalarType, std::vector<at::Tensor>> ByDtype(
   return groups;
 }
 
-at::Tensor Flatten(const std::vector<at::Tensor>& tensors) {
-  std::vector<at::Tensor> parts;
-  parts.reserve(tensors.size());
-  for (const at::Tensor& t : tensors) parts.push_back(t.detach().reshape({-1}));
-  return at::cat(parts);
+// One flat tensor of the tensors' values, with `extra` more (uninitialized)
+// elements at its end.
+at::Tensor Flatten(const std::vector<at::Tensor>& tensors, int64_t extra = 0) {
+  int64_t total = extra;
+  for (const at::Tensor& t : tensors) total += t.numel();
+  at::Tensor flat = at::empty({total}, tensors.front().options());
+  int64_t offset = 0;
+  for (const at::Tensor& t : tensors) {
+    flat.narrow(0, offset, t.numel()).copy_(t.detach().reshape({-1}));
+    offset += t.numel();
+  }
+  return flat;
 }
 
 void Unflatten(const at::Tensor& flat, const std::vector<at::Tensor>& tensors) {
@@ -288,10 +295,9 @@ absl::Status ProcessGroup::AverageGradients(
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   absl::Status status = CallTorch("averaging gradients", [&] {
     for (size_t b = 0; b < buckets.size(); ++b) {
-      at::Tensor flat = Flatten(buckets[b]);
-      if (stop_votes != nullptr && b + 1 == buckets.size()) {
-        flat = at::cat({flat, at::full({1}, *stop_votes, flat.options())});
-      }
+      const bool votes_here = stop_votes != nullptr && b + 1 == buckets.size();
+      at::Tensor flat = Flatten(buckets[b], votes_here ? 1 : 0);
+      if (votes_here) flat[flat.numel() - 1].fill_(*stop_votes);
       flats.push_back({flat});
     }
     if (stop_votes != nullptr && buckets.empty()) {

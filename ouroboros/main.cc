@@ -39,6 +39,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/json.h"
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
@@ -334,6 +335,32 @@ absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
   return dir;
 }
 
+// A resumed run whose metrics.json says it reached the config's end (its
+// epochs, or run_config.max_steps): the line to print instead of running.
+std::optional<std::string> FinishedRun(const std::string& run_dir,
+                                       const RunConfig& config) {
+  absl::StatusOr<google::protobuf::Value> metrics =
+      ReadJsonFile(run_dir + "/metrics.json");
+  if (!metrics.ok()) return std::nullopt;
+  const auto& fields = metrics->struct_value().fields();
+  const auto number = [&](const char* key) {
+    auto it = fields.find(key);
+    return it == fields.end() ? 0.0 : it->second.number_value();
+  };
+  const double epochs = number("epochs");
+  const double steps = number("steps");
+  const int64_t max_steps = config.run_config().max_steps();
+  if (epochs < config.run_config().epochs() &&
+      (max_steps <= 0 || steps < max_steps)) {
+    return std::nullopt;
+  }
+  return absl::StrFormat(
+      "%s: the run is finished (%g epochs, %g steps; metrics.json); nothing "
+      "to do. To train further, resume with a larger "
+      "--set=run_config.epochs=N.",
+      run_dir, epochs, steps);
+}
+
 void PrintPluginList(const PluginRegistry& registry,
                      const std::vector<PluginLoadReport>& reports) {
   std::vector<RegisteredPlugin> rows = registry.List();
@@ -596,13 +623,26 @@ absl::Status Run(int argc, char** argv) {
                                   : "continuing from " + resume_checkpoint)
             : "");
   }
+  if (!resume_run_dir.empty() && !pipeline_entry->composite) {
+    if (std::optional<std::string> done = FinishedRun(*run_dir, *config)) {
+      // Nothing to continue: say so and touch nothing (no log line, no
+      // metrics.json rewritten with an empty last loss).
+      std::cout << *done << std::endl;
+      return absl::OkStatus();
+    }
+  }
   if (nproc > 1) {
     // The ranks decide --resume=auto again, and find the same answer.
     return LaunchRanks(argc, argv, nproc,
                        resume_run_dir.empty() || resume_auto ? *run_dir : "");
   }
+  std::unique_ptr<RunDirLock> lock;
   std::unique_ptr<RunLogFile> log;
   if (writer) {
+    absl::StatusOr<std::unique_ptr<RunDirLock>> taken =
+        RunDirLock::Take(*run_dir);
+    if (!taken.ok()) return taken.status();
+    lock = *std::move(taken);
     absl::StatusOr<std::unique_ptr<RunLogFile>> opened =
         RunLogFile::Open(*run_dir + "/log.txt");
     if (!opened.ok()) return opened.status();

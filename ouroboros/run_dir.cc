@@ -1,5 +1,7 @@
 #include "ouroboros/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +15,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "glog/logging.h"
 
 namespace ouroboros {
@@ -87,6 +90,43 @@ absl::Status WriteFileAtomically(const std::string& path,
   }
   return absl::OkStatus();
 }
+
+absl::StatusOr<std::unique_ptr<RunDirLock>> RunDirLock::Take(
+    const std::string& run_dir) {
+  const std::string path = run_dir + "/.lock";
+  // O_CLOEXEC: children (trials, ranks) must not inherit the lock.
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    std::string holder;
+    char text[32] = {};
+    if (pread(fd, text, sizeof(text) - 1, 0) > 0) holder = text;
+    close(fd);
+    holder = std::string(absl::StripAsciiWhitespace(holder));
+    std::string command;
+    std::ifstream cmdline("/proc/" + holder + "/cmdline");
+    std::getline(cmdline, command, '\0');
+    for (std::string arg; std::getline(cmdline, arg, '\0');) {
+      absl::StrAppend(&command, " ", arg);
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        run_dir, ": in use by process ",
+        holder.empty() ? std::string("(unknown)") : holder,
+        command.empty() ? "" : absl::StrCat(" (", command, ")"),
+        "; one process writes a run directory at a time (wait for it, or "
+        "stop it: it checkpoints on SIGTERM)"));
+  }
+  const std::string pid = absl::StrCat(getpid(), "\n");
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    LOG(WARNING) << path << ": cannot record this process's PID";
+  }
+  return std::unique_ptr<RunDirLock>(new RunDirLock(fd));
+}
+
+RunDirLock::~RunDirLock() { close(fd_); }
 
 class RunLogFile::Sink : public google::LogSink {
  public:

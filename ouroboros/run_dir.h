@@ -31,6 +31,27 @@ absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::string& contents);
 
+// One process writes a run directory: an exclusive flock(2) on
+// <dir>/.lock, holding the owner's PID. The kernel drops it when the
+// process ends, however it ends, so a killed run never blocks its own
+// resume.
+//
+//   absl::StatusOr<std::unique_ptr<RunDirLock>> lock = RunDirLock::Take(dir);
+//   // FailedPrecondition (exit 2) while another process holds it, naming
+//   // its PID and command line.
+class RunDirLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunDirLock>> Take(
+      const std::string& run_dir);
+  ~RunDirLock();
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+
+ private:
+  explicit RunDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 // Copies every glog line (INFO and above) into a file while alive.
 class RunLogFile {
  public:

@@ -2,6 +2,8 @@
 // ranks on 127.0.0.1 (c10d TCPStore + Gloo) that must train to the same
 // weights as one process with the doubled batch, and a killed rank must fail
 // the job with a clear message instead of hanging.
+#include "ouroboros/distributed.h"
+
 #include <ATen/ATen.h>
 #include <torch/serialize.h>
 
@@ -163,6 +165,45 @@ TEST_F(DistributedTest, BadDistributedEnvironmentIsBadInput) {
                  "WORLD_SIZE=2 RANK=0");
   EXPECT_EQ(both.exit_code, 2) << both.output;
   EXPECT_THAT(both.output, HasSubstr("--nproc starts the ranks itself"));
+}
+
+TEST(LocalAddressTowardsTest, FindsTheSourceAddressOfTheRoute) {
+  absl::StatusOr<std::string> loopback = LocalAddressTowards("127.0.0.1");
+  ASSERT_TRUE(loopback.ok()) << loopback.status();
+  EXPECT_EQ(*loopback, "127.0.0.1");
+  absl::StatusOr<std::string> nowhere =
+      LocalAddressTowards("no-such-host.invalid");
+  EXPECT_FALSE(nowhere.ok());
+  EXPECT_THAT(std::string(nowhere.status().message()),
+              HasSubstr("no-such-host.invalid"));
+}
+
+TEST(DistributedFromEnvironmentTest, ReadsWhatTorchrunSets) {
+  const std::vector<std::pair<const char*, const char*>> torchrun = {
+      {"RANK", "3"},
+      {"WORLD_SIZE", "4"},
+      {"LOCAL_RANK", "1"},
+      {"GROUP_RANK", "1"},
+      {"LOCAL_WORLD_SIZE", "2"},
+      {"MASTER_ADDR", "10.99.0.1"},
+      {"MASTER_PORT", "29600"},
+      {"TORCHELASTIC_RESTART_COUNT", "2"},
+      {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+      {"GLOO_SOCKET_IFNAME", "eth0,eth1"}};
+  for (const auto& [name, value] : torchrun) setenv(name, value, 1);
+  absl::StatusOr<DistributedConfig> config = DistributedFromEnvironment();
+  for (const auto& [name, value] : torchrun) unsetenv(name);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rank, 3);
+  EXPECT_EQ(config->local_rank, 1);
+  EXPECT_EQ(config->group_rank, 1);
+  EXPECT_EQ(config->local_world_size, 2);
+  EXPECT_EQ(config->master_addr, "10.99.0.1");
+  EXPECT_EQ(config->master_port, 29600);
+  EXPECT_EQ(config->restart_count, 2);
+  EXPECT_TRUE(config->use_agent_store);
+  EXPECT_EQ(config->gloo_interfaces,
+            (std::vector<std::string>{"eth0", "eth1"}));
 }
 
 }  // namespace

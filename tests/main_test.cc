@@ -1,5 +1,8 @@
 // End-to-end: runs the real main binary with the plugins built beside it.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -130,7 +133,8 @@ TEST_F(MainTest, CorruptCheckpointIsRefusedByName) {
   ASSERT_GT(bytes.size(), 100u);
   bytes[bytes.size() - 50] ^= 1;
   std::ofstream(ckpt, std::ios::binary) << bytes;
-  Result r = Run({"--resume=run", "--threads=1"});
+  // (A longer run: the finished one has nothing to load.)
+  Result r = Run({"--resume=run", "--threads=1", "--set=run_config.epochs=2"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("step-000000012.ckpt: checkpoint is "
                                   "corrupted (checksum mismatch)"));
@@ -346,6 +350,68 @@ TEST_F(MainTest, DivergingRunFailsWithExitOneAndKeepsTheLog) {
   EXPECT_THAT(r.output, HasSubstr("error: loss became"));
   EXPECT_THAT(r.output, HasSubstr("The last good checkpoint: "));
   EXPECT_THAT(ReadFile(tmp_ / "run/log.txt"), HasSubstr("error: loss became"));
+}
+
+TEST_F(MainTest, ResumeAutoStartsContinuesAndRefusesAnotherConfig) {
+  Result whole = Run({"--config=" + tiny_, "--run_dir=whole", "--threads=1"});
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const std::vector<std::string> restartable = {
+      "--config=" + tiny_, "--run_dir=auto", "--resume=auto", "--threads=1"};
+  // No checkpoint yet: it starts (and here dies after step 10).
+  Result first = Run(restartable, "OUROBOROS_FAULT_KILL_AT_STEP=10");
+  ASSERT_NE(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("run directory: "));
+  // The same command again continues from the step-7 checkpoint.
+  Result again = Run(restartable);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("0 epochs and 7 batches done, step 7"));
+  EXPECT_EQ(ReadFile(tmp_ / "auto/checkpoints/step-000000024.weights.pt"),
+            ReadFile(tmp_ / "whole/checkpoints/step-000000024.weights.pt"));
+  // Finished: says so and changes nothing.
+  const std::string metrics = ReadFile(tmp_ / "auto/metrics.json");
+  const std::string log = ReadFile(tmp_ / "auto/log.txt");
+  Result done = Run(restartable);
+  EXPECT_EQ(done.exit_code, 0) << done.output;
+  EXPECT_THAT(done.output,
+              HasSubstr("the run is finished (2 epochs, 24 steps"));
+  EXPECT_EQ(ReadFile(tmp_ / "auto/metrics.json"), metrics);
+  EXPECT_EQ(ReadFile(tmp_ / "auto/log.txt"), log);
+  // Another config in the same directory is refused, naming the field.
+  std::vector<std::string> other = restartable;
+  other.push_back("--set=optim_config.lr=0.02");
+  Result refused = Run(other);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_THAT(refused.output, HasSubstr("is another config than this"));
+  EXPECT_THAT(refused.output, HasSubstr("\"lr\": 0.02"));
+  Result no_dir = Run({"--config=" + tiny_, "--resume=auto"});
+  EXPECT_EQ(no_dir.exit_code, 2) << no_dir.output;
+  EXPECT_THAT(no_dir.output, HasSubstr("--resume=auto needs --run_dir"));
+}
+
+TEST_F(MainTest, RunDirectoryHasOneWriterAndADeadOneBlocksNothing) {
+  Result first = Run({"--config=" + tiny_, "--run_dir=busy", "--threads=1"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  // The finished run's process is gone: its lock went with it.
+  ASSERT_TRUE(fs::exists(tmp_ / "busy/.lock"));
+  // Another live process (this test) holds the directory.
+  const int fd = open((tmp_ / "busy/.lock").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string pid = std::to_string(getpid());
+  ASSERT_EQ(ftruncate(fd, 0), 0);
+  ASSERT_EQ(pwrite(fd, pid.data(), pid.size(), 0),
+            static_cast<ssize_t>(pid.size()));
+  const std::string metrics = ReadFile(tmp_ / "busy/metrics.json");
+  Result blocked =
+      Run({"--resume=busy", "--set=run_config.epochs=3", "--threads=1"});
+  EXPECT_EQ(blocked.exit_code, 2) << blocked.output;
+  EXPECT_THAT(blocked.output, HasSubstr("in use by process " + pid));
+  EXPECT_EQ(ReadFile(tmp_ / "busy/metrics.json"), metrics);
+  close(fd);
+  Result extended =
+      Run({"--resume=busy", "--set=run_config.epochs=3", "--threads=1"});
+  EXPECT_EQ(extended.exit_code, 0) << extended.output;
+  EXPECT_THAT(extended.output, HasSubstr("epoch 3/3"));
 }
 
 }  // namespace
