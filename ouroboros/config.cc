@@ -74,6 +74,14 @@ std::pair<std::string, std::string> SplitProtobufError(
       absl::string_view type = rest.substr(for_type + 10);
       reason = absl::StrCat("invalid value ", value, ": expected ",
                             ExpectedKind(type));
+      // --set=model_config.layer_sizes=128,64 arrives as the string
+      // "128,64": show the list syntax.
+      absl::string_view unquoted = value;
+      absl::ConsumePrefix(&unquoted, "\"");
+      absl::ConsumeSuffix(&unquoted, "\"");
+      if (absl::StrContains(unquoted, ',')) {
+        absl::StrAppend(&reason, " (a list is written [", unquoted, "])");
+      }
     }
   } else if (absl::StrContains(rest, "is not repeating, cannot start list")) {
     reason = "expected an object or a single value, not a list";
@@ -522,7 +530,19 @@ std::string RunConfigToJson(const RunConfig& config) {
   (void)google::protobuf::util::MessageToJsonString(config, &json, options);
   // Re-format for stable, readable output (sorted keys, two-space indent).
   absl::StatusOr<Value> value = ParseJson(json);
-  return value.ok() ? FormatJson(*value) : json;
+  if (!value.ok()) return json;
+  // Protobuf writes 64-bit integers as strings ("seed": "1"); a seed that a
+  // double holds exactly is written as the number a user would type.
+  auto& fields = *value->mutable_struct_value()->mutable_fields();
+  if (auto seed = fields.find("seed");
+      seed != fields.end() && seed->second.has_string_value()) {
+    uint64_t number = 0;
+    if (absl::SimpleAtoi(seed->second.string_value(), &number) &&
+        number <= (uint64_t{1} << 53)) {
+      seed->second.set_number_value(static_cast<double>(number));
+    }
+  }
+  return FormatJson(*value);
 }
 
 }  // namespace ouroboros

@@ -656,10 +656,17 @@ absl::Status Run(int argc, char** argv) {
   LOG(INFO) << (resume_run_dir.empty() ? "run directory: "
                                        : "resuming in run directory: ")
             << *run_dir;
-  LOG(INFO) << "model=" << config->model()
-            << " optimizer=" << config->optim_config().name()
-            << " pipeline=" << config->pipeline() << " seed=" << config->seed()
-            << " threads=" << threads << " config=" << config_source;
+  if (pipeline_entry->composite) {
+    // Its members name their own models and optimizers.
+    LOG(INFO) << "pipeline=" << config->pipeline() << " threads=" << threads
+              << " config=" << config_source;
+  } else {
+    LOG(INFO) << "model=" << config->model()
+              << " optimizer=" << config->optim_config().name()
+              << " pipeline=" << config->pipeline()
+              << " seed=" << config->seed() << " threads=" << threads
+              << " config=" << config_source;
+  }
 
   PipelineContext context;
   context.config = &*config;

@@ -690,9 +690,9 @@ absl::Status TrainerPipeline::Run() {
   absl::StatusOr<TrainResult> result = trainer_->Run();
   if (!result.ok()) return result.status();
   LOG(INFO) << absl::StrFormat(
-      "finished: %d epochs, %d steps, last train loss %.4f; checkpoint %s",
-      result->position.epoch, result->position.step, result->last_train_loss,
-      result->final_checkpoint);
+      "finished: %d epoch%s, %d steps, last train loss %.4f; checkpoint %s",
+      result->position.epoch, result->position.epoch == 1 ? "" : "s",
+      result->position.step, result->last_train_loss, result->final_checkpoint);
   return absl::OkStatus();
 }
 
