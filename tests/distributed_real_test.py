@@ -434,7 +434,23 @@ def test_pipelines():
         code, member_out = run([MAIN, "--resume=" + member_dir, "--threads=1"],
                                env=environment())
         check(code == 0, "resuming %s failed:\n%s" % (member_dir, member_out))
-    print("pipelines: tune and parallel forwarded SIGTERM; every child resumed to its end")
+
+    # main --nproc=2: the launcher forwards SIGTERM, the ranks agree on a
+    # step, rank 0 checkpoints, and the resumed job ends bit-identical.
+    ranks = ["--config=" + base, "--nproc=2", "--threads=1"]
+    whole = os.path.join(TMP, "ranks_whole")
+    code, out = run([MAIN] + ranks + ["--run_dir=" + whole], env=environment())
+    check(code == 0, "--nproc=2 failed:\n" + out)
+    cut = os.path.join(TMP, "ranks_cut")
+    code, out = stop_parent([MAIN] + ranks + ["--run_dir=" + cut], [cut],
+                            os.path.join(TMP, "ranks-stop.log"))
+    check(code == 143, "--nproc=2: exit %d after SIGTERM:\n%s" % (code, out))
+    check("stopped by SIGTERM after step" in out, "--nproc=2: no stop line:\n" + out)
+    code, out = run([MAIN, "--resume=" + cut, "--nproc=2", "--threads=1"], env=environment())
+    check(code == 0, "--nproc=2 resume failed:\n" + out)
+    assert_identical(whole, cut)
+    print("pipelines: tune, parallel and --nproc forwarded SIGTERM; every child "
+          "resumed to its end")
 
 
 if __name__ == "__main__":
