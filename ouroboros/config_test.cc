@@ -102,6 +102,10 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"HugeInteger", GoodWith("\"epochs\": 2", "\"epochs\": 1e12"),
                   "bad.json: run_config.epochs: invalid value 1000000000000: "
                   "expected a whole number in 32-bit range"},
+        Malformed{
+            "CommasForAList", GoodWith("\"epochs\": 2", "\"epochs\": \"2,3\""),
+            "bad.json: run_config.epochs: invalid value \"2,3\": expected "
+            "a whole number in 32-bit range (a list is written [2,3])"},
         Malformed{"NegativeSeed", GoodWith("\"seed\": 3", "\"seed\": -3"),
                   "bad.json: seed: invalid value -3: expected a non-negative "
                   "whole number"},

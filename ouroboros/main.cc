@@ -37,6 +37,7 @@
 #include "ouroboros/checkpoint.h"
 #include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
+#include "ouroboros/console_log.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/json.h"
@@ -695,7 +696,7 @@ absl::Status Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(ouroboros::kUsage);
   google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  ouroboros::InstallConsoleLog();
   ouroboros::InstallStopSignalHandlers();
   absl::Status status = ouroboros::Run(argc, argv);
   if (absl::IsCancelled(status)) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "glog/logging.h"
+#include "ouroboros/console_log.h"
 
 namespace ouroboros {
 namespace fs = std::filesystem;
@@ -135,7 +136,8 @@ class RunLogFile::Sink : public google::LogSink {
             const char* base_filename, int line,
             const google::LogMessageTime& time, const char* message,
             size_t message_len) override {
-    Write(ToString(severity, base_filename, line, time, message, message_len));
+    Write(
+        LogFileLine(severity, base_filename, line, time, message, message_len));
   }
 
   void Write(const std::string& line) {

@@ -52,7 +52,8 @@ class RunDirLock {
   int fd_;
 };
 
-// Copies every glog line (INFO and above) into a file while alive.
+// Copies every glog line (INFO and above) into a file while alive, each
+// with its date and time (console_log.h: LogFileLine).
 class RunLogFile {
  public:
   static absl::StatusOr<std::unique_ptr<RunLogFile>> Open(

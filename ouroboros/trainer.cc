@@ -420,7 +420,9 @@ absl::Status Trainer::EvaluateAtStep() {
   google::protobuf::Struct record;
   auto& fields = *record.mutable_fields();
   fields["step"].set_number_value(state_.position.step);
-  fields["epoch"].set_number_value(state_.position.epoch);
+  // 1-based, the epoch the step belongs to: as the console and epochs.jsonl
+  // number them.
+  fields["epoch"].set_number_value(state_.position.epoch + 1);
   std::string line = absl::StrFormat("step %d:", state_.position.step);
   for (const auto& [name, data] :
        {std::pair<const char*, const Dataset*>{"val", &data_.val},

@@ -67,14 +67,14 @@ std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
 
 // In the run directory, with run_config.eval_every_steps = N > 0: one JSON
 // object per N optimizer steps, e.g.
-// {"step":200,"epoch":1,"val":{"accuracy":0.81},"test":{"accuracy":0.80}}
+// {"step":200,"epoch":2,"val":{"accuracy":0.81},"test":{"accuracy":0.80}}
 // (each of "val" and "test" only when that split is not empty). A resumed
 // run repeats the steps after its checkpoint; the last record of a step wins.
 inline constexpr char kStepEvalFile[] = "evals.jsonl";
 
 struct StepEvalRecord {
   int64_t step = 0;
-  int64_t epoch = 0;  // epochs finished before this step's epoch
+  int64_t epoch = 0;  // the step's epoch, 1-based (as on the console)
   std::map<std::string, double> val;
   std::map<std::string, double> test;
 };

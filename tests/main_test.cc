@@ -230,7 +230,7 @@ TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
   ASSERT_EQ(records.size(), 4u) << ReadFile(tmp_ / "run/evals.jsonl");
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(records[i].step, 5 * (i + 1));
-    EXPECT_EQ(records[i].epoch, records[i].step > 12 ? 1 : 0);
+    EXPECT_EQ(records[i].epoch, records[i].step > 12 ? 2 : 1);
     for (const auto* metrics : {&records[i].val, &records[i].test}) {
       ASSERT_EQ(metrics->count("accuracy"), 1u);
       EXPECT_GE(metrics->at("accuracy"), 0.0);
@@ -412,6 +412,19 @@ TEST_F(MainTest, RunDirectoryHasOneWriterAndADeadOneBlocksNothing) {
       Run({"--resume=busy", "--set=run_config.epochs=3", "--threads=1"});
   EXPECT_EQ(extended.exit_code, 0) << extended.output;
   EXPECT_THAT(extended.output, HasSubstr("epoch 3/3"));
+}
+
+TEST_F(MainTest, ListWithoutBracketsGetsTheListSyntax) {
+  Result r = Run({"--model=mlp", "--set=model_config.layer_sizes=128,64",
+                  "--print_config"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("a list is written [128,64]"));
+}
+
+TEST_F(MainTest, SavedConfigWritesTheSeedAsANumber) {
+  Result r = Run({"--config=" + tiny_, "--seed=7", "--print_config"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.stdout_only, HasSubstr("\"seed\": 7"));
 }
 
 }  // namespace
