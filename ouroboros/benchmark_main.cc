@@ -1,12 +1,15 @@
-// main() for Google Benchmark binaries: --threads=N sets LibTorch's
-// intra-op threads (default 2, this project's machines), everything else
-// goes to Google Benchmark (--benchmark_filter, --benchmark_format=csv, ...).
-#include <ATen/Parallel.h>
+// main() for Google Benchmark binaries: --threads=N sets LibTorch's and
+// OpenBLAS's intra-op threads (default 2, this project's machines; both
+// printed first), everything else goes to Google Benchmark
+// (--benchmark_filter, --benchmark_format=csv, ...).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "ouroboros/threads.h"
 
 int main(int argc, char** argv) {
   int threads = 2;
@@ -18,7 +21,9 @@ int main(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  at::set_num_threads(threads);
+  ouroboros::SetThreads(threads);
+  std::fprintf(stderr, "threads: %s\n", ouroboros::DescribeThreads().c_str());
+  benchmark::AddCustomContext("threads", ouroboros::DescribeThreads());
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;

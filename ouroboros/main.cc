@@ -45,6 +45,7 @@
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
 #include "ouroboros/stop_signal.h"
+#include "ouroboros/threads.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -94,8 +95,11 @@ ABSL_FLAG(int, nproc, 1,
           "with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set. On several "
           "hosts, run main on each with those variables set instead.");
 ABSL_FLAG(int, threads, 0,
-          "Intra-op threads for LibTorch/OpenBLAS (0: one per core, shared "
-          "among the ranks on this machine: cores / LOCAL_WORLD_SIZE).");
+          "Intra-op threads for LibTorch (OpenMP) and OpenBLAS. 0: measured "
+          "at start-up: the cores (shared among the ranks on this machine: "
+          "cores / LOCAL_WORLD_SIZE) if a 30 ms probe finds them at least "
+          "1.25x as fast as one thread, else 1 (a busy or non-scaling "
+          "machine).");
 
 namespace ouroboros {
 namespace {
@@ -413,20 +417,9 @@ absl::Status Run(int argc, char** argv) {
         absl::StrCat("unexpected argument '", positional[1], "' (see --help)"));
   }
 
-  int threads = absl::GetFlag(FLAGS_threads);
-  if (threads < 0) {
+  if (absl::GetFlag(FLAGS_threads) < 0) {
     return absl::InvalidArgumentError("--threads must be >= 0");
   }
-  if (threads == 0) {
-    // Ranks on one machine share its cores.
-    int local_ranks = 1;
-    if (const char* text = getenv("LOCAL_WORLD_SIZE")) {
-      local_ranks = std::max(1, atoi(text));
-    }
-    threads = static_cast<int>(
-        std::max(1u, std::thread::hardware_concurrency() / local_ranks));
-  }
-  at::set_num_threads(threads);
 
   PluginRegistry& registry = PluginRegistry::Global();
   PluginLoader loader(&registry);
@@ -637,6 +630,12 @@ absl::Status Run(int argc, char** argv) {
     return LaunchRanks(argc, argv, nproc,
                        resume_run_dir.empty() || resume_auto ? *run_dir : "");
   }
+  // Ranks on one machine share its cores.
+  const ThreadChoice thread_choice =
+      ChooseThreads(absl::GetFlag(FLAGS_threads),
+                    distributed->enabled() ? distributed->local_world_size : 1);
+  const int threads = thread_choice.threads;
+  SetThreads(threads);
   std::unique_ptr<RunDirLock> lock;
   std::unique_ptr<RunLogFile> log;
   if (writer) {
@@ -657,6 +656,8 @@ absl::Status Run(int argc, char** argv) {
   LOG(INFO) << (resume_run_dir.empty() ? "run directory: "
                                        : "resuming in run directory: ")
             << *run_dir;
+  LOG(INFO) << "threads: " << threads << " (" << thread_choice.why << "; "
+            << DescribeThreads() << ")";
   if (pipeline_entry->composite) {
     // Its members name their own models and optimizers.
     LOG(INFO) << "pipeline=" << config->pipeline() << " threads=" << threads

@@ -1,0 +1,46 @@
+// How many intra-op threads a process uses, set everywhere it matters.
+//
+// LibTorch parallelises its own loops with OpenMP, and its matrix products
+// run in OpenBLAS, whose thread pool is separate: at::set_num_threads()
+// alone leaves OpenBLAS on all cores. SetThreads() sets both.
+//
+// The default is measured, not assumed: on the 2-vCPU machines this project
+// runs on, two threads make an OpenMP-heavy run (the SRWM) 1.3x faster when
+// the machine is quiet and up to 1.5x slower next to another busy process,
+// because OpenMP's workers spin at every barrier waiting for a thread that
+// is not scheduled. ChooseThreads() times a short OpenMP loop and a matrix
+// product with one thread and with all the cores (about 30 ms) and takes the
+// cores only if they are clearly faster now.
+//
+//   ThreadChoice choice = ChooseThreads(/*requested=*/0, /*local_ranks=*/1);
+//   SetThreads(choice.threads);
+//   LOG(INFO) << "threads: " << choice.threads << " (" << choice.why << ")";
+#ifndef OUROBOROS_THREADS_H_
+#define OUROBOROS_THREADS_H_
+
+#include <string>
+
+namespace ouroboros {
+
+struct ThreadChoice {
+  int threads = 1;
+  std::string why;  // e.g. "probe: 2 threads 1.71x faster than 1"
+};
+
+// `requested` > 0: that many. 0: the cores this process may use (the
+// machine's, divided among `local_ranks` ranks on it); more than one only if
+// the start-up probe finds them at least kProbeSpeedup times faster than one
+// thread.
+ThreadChoice ChooseThreads(int requested, int local_ranks);
+inline constexpr double kProbeSpeedup = 1.25;
+
+// LibTorch's OpenMP threads and OpenBLAS's.
+void SetThreads(int threads);
+
+// What is in force: "OpenMP 2, OpenBLAS 2" (OpenBLAS: "?" when it is not the
+// BLAS loaded).
+std::string DescribeThreads();
+
+}  // namespace ouroboros
+
+#endif  // OUROBOROS_THREADS_H_
