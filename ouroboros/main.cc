@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -27,6 +29,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -34,6 +37,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "glog/logging.h"
+#include "google/protobuf/stubs/common.h"
 #include "ouroboros/checkpoint.h"
 #include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
@@ -41,6 +45,7 @@
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/json.h"
+#include "ouroboros/plugin_api.h"
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
@@ -121,8 +126,19 @@ Distributed: set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT on every host
 SIGTERM or SIGINT: the ranks finish the step, rank 0 saves a checkpoint, and
 the run exits 128 + the signal (143, 130); a second signal ends it at once.
 
-Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name),
-1 the run itself failed, 143/130 stopped by SIGTERM/SIGINT (resumable).)";
+Environment:
+  OUROBOROS_PLUGIN_PATH   colon-separated directories to load plugins from
+                          (before the ones built with main; --plugin_dir wins)
+  OUROBOROS_DIST_TIMEOUT  seconds the rendezvous and every collective may
+                          take before the run fails (default 120)
+  GLOO_SOCKET_IFNAME      the network interfaces of a distributed run
+  GLOG_v=N, -v=N          verbose lines (with glog's prefix on every line)
+  --log_dir=DIR           glog's log files there too (default: none)
+  --flagfile=FILE         more flags, one per line (--set included)
+
+Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name, a
+run directory in use), 1 the run itself failed, 143/130 stopped by
+SIGTERM/SIGINT (resumable).)";
 
 std::string DefaultPluginDir(const char* argv0) {
   std::string error;
@@ -135,19 +151,74 @@ std::string DefaultPluginDir(const char* argv0) {
 // absl exits with status 1 on a bad flag; bad input must exit 2 with a clear
 // message, so check every flag before absl parses them. Also pulls out the
 // --set flags, which repeat and may contain commas.
+// One command-line word and where it came from ("" or "flagfile F").
+struct Arg {
+  std::string text;
+  std::string origin;
+};
+
+// The arguments with every --flagfile=F replaced by F's flags (absl's
+// syntax: one flag per line, blank lines and lines starting with # skipped),
+// so that they are checked here like the command line's: absl itself would
+// ignore a --set in F, and exit 1 on an unknown flag there.
+absl::Status ExpandFlagfiles(const std::vector<Arg>& in, int depth,
+                             std::vector<Arg>* out) {
+  for (const Arg& arg : in) {
+    absl::string_view text = arg.text;
+    if (!absl::ConsumePrefix(&text, "--flagfile=") &&
+        !absl::ConsumePrefix(&text, "-flagfile=")) {
+      out->push_back(arg);
+      continue;
+    }
+    const std::string path = UserPath(std::string(text));
+    if (depth > 8) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--flagfile=", text, ": flagfiles nest too deep"));
+    }
+    std::ifstream file(path);
+    if (!file) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--flagfile=", text, ": cannot read ", path));
+    }
+    std::vector<Arg> lines;
+    for (std::string line; std::getline(file, line);) {
+      absl::string_view flag = absl::StripAsciiWhitespace(line);
+      if (flag.empty() || flag.front() == '#') continue;
+      lines.push_back({std::string(flag), absl::StrCat("flagfile ", path)});
+    }
+    if (absl::Status s = ExpandFlagfiles(lines, depth + 1, out); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// "" or " (in flagfile F)".
+std::string Where(const Arg& arg) {
+  return arg.origin.empty() ? "" : absl::StrCat(" (in ", arg.origin, ")");
+}
+
 absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
                            std::vector<std::string>* overrides) {
+  // Outlives the parse: `rest` points into it.
+  static std::vector<Arg>* expanded = new std::vector<Arg>;
+  std::vector<Arg> given;
+  for (int i = 1; i < argc; ++i) given.push_back({argv[i], ""});
+  if (absl::Status s = ExpandFlagfiles(given, 0, expanded); !s.ok()) return s;
+  std::vector<Arg>& args = *expanded;
+  const int count = static_cast<int>(args.size());
   rest->push_back(argv[0]);
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
+  for (int i = 0; i < count; ++i) {
+    absl::string_view arg = args[i].text;
     if (arg == "--") {
-      for (; i < argc; ++i) rest->push_back(argv[i]);
+      for (; i < count; ++i) rest->push_back(args[i].text.data());
       break;
     }
     absl::string_view body = arg;
     if (!absl::ConsumePrefix(&body, "--") && !absl::ConsumePrefix(&body, "-")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unexpected argument '", arg, "' (flags start with --; see --help)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "'", Where(args[i]),
+                       " (flags start with --; see --help)"));
     }
     absl::string_view name = body.substr(0, body.find('='));
     bool has_value = body.find('=') != absl::string_view::npos;
@@ -155,18 +226,44 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
         has_value ? std::string(body.substr(body.find('=') + 1)) : "";
     if (name == "set") {
       if (!has_value) {
-        if (i + 1 >= argc) {
+        if (i + 1 >= count) {
           return absl::InvalidArgumentError("--set needs field.path=value");
         }
-        value = argv[++i];
+        value = args[++i].text;
       }
       overrides->push_back(value);
+      continue;
+    }
+    // glog's flags, which absl does not know: -v=N (verbose lines, also
+    // GLOG_v), --minloglevel=N, --log_dir=DIR (also log files there).
+    if (name == "v" || name == "minloglevel" || name == "log_dir") {
+      if (!has_value) {
+        if (i + 1 >= count) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("flag --", name, " needs a value", Where(args[i])));
+        }
+        value = args[++i].text;
+      }
+      int level = 0;
+      if (name == "log_dir") {
+        FLAGS_log_dir = UserPath(value);
+        google::SetLogDestination(google::GLOG_INFO,
+                                  (FLAGS_log_dir + "/main.log.").c_str());
+      } else if (!absl::SimpleAtoi(value, &level) || level < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, "=", value, Where(args[i]),
+                         ": expected a whole number >= 0"));
+      } else if (name == "v") {
+        FLAGS_v = level;
+      } else {
+        FLAGS_minloglevel = level;
+      }
       continue;
     }
     if (name == "help" || name == "helpfull" || name == "helpshort" ||
         name == "helppackage" || name == "helpon" || name == "helpmatch" ||
         name == "version" || name == "only_check_args") {
-      rest->push_back(argv[i]);  // absl's own usage flags
+      rest->push_back(args[i].text.data());  // absl's own usage flags
       continue;
     }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
@@ -177,25 +274,25 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
       if (!negated) flag = nullptr;
     }
     if (flag == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see --help)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown flag --", name, Where(args[i]), " (see --help)"));
     }
-    rest->push_back(argv[i]);
+    rest->push_back(args[i].text.data());
     if (flag->IsOfType<bool>()) {
       if (negated || !has_value) continue;
     } else if (!has_value) {
-      if (i + 1 >= argc) {
+      if (i + 1 >= count) {
         return absl::InvalidArgumentError(
-            absl::StrCat("flag --", name, " needs a value"));
+            absl::StrCat("flag --", name, " needs a value", Where(args[i])));
       }
-      value = argv[++i];
-      rest->push_back(argv[i]);
+      value = args[++i].text;
+      rest->push_back(args[i].text.data());
     }
     std::string error;
     // Help flags are parsed again (and acted on) by absl below.
     if (!flag->ParseFrom(value, &error)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flag --", name, "=", value, ": ", error));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "flag --", name, "=", value, Where(args[i]), ": ", error));
     }
   }
   return absl::OkStatus();
@@ -390,16 +487,34 @@ void PrintPluginList(const PluginRegistry& registry,
 }
 
 absl::Status Run(int argc, char** argv) {
-  // absl's --help exits with status 1; asking for help is not an error.
+  // absl's --help, --helpfull and --version exit with status 1; asking for
+  // help is not an error.
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") break;
-    if (arg == "--help" || arg == "-help" || arg == "-h") {
+    const bool full = arg == "--helpfull" || arg == "-helpfull";
+    if (full || arg == "--help" || arg == "-help" || arg == "-h") {
       absl::flags_internal::SetProgramInvocationName(argv[0]);
+      // --helpfull: every flag linked in (absl's own too), not only main's.
       absl::flags_internal::FlagsHelp(
-          std::cout, "ouroboros/main.",
+          std::cout, full ? "" : "ouroboros/main.",
           absl::flags_internal::HelpFormat::kHumanReadable, kUsage);
       std::cout << std::endl;
+      return absl::OkStatus();
+    }
+    if (arg == "--version" || arg == "-version") {
+      std::cout << absl::StrFormat(
+          "ouroboros main (plugin ABI %d), LibTorch %s, Abseil LTS %d, "
+          "Protobuf %s; built %s with -O2%s\n",
+          kPluginAbiVersion, TORCH_VERSION, ABSL_LTS_RELEASE_VERSION,
+          google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION),
+          __DATE__,
+#ifdef NDEBUG
+          ""
+#else
+          ", assertions on (NDEBUG not defined)"
+#endif
+      );
       return absl::OkStatus();
     }
   }
@@ -635,7 +750,7 @@ absl::Status Run(int argc, char** argv) {
       ChooseThreads(absl::GetFlag(FLAGS_threads),
                     distributed->enabled() ? distributed->local_world_size : 1);
   const int threads = thread_choice.threads;
-  SetThreads(threads);
+  SetThreads(threads, thread_choice.blas_threads);
   std::unique_ptr<RunDirLock> lock;
   std::unique_ptr<RunLogFile> log;
   if (writer) {

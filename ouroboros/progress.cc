@@ -1,10 +1,12 @@
 #include "ouroboros/progress.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "glog/logging.h"
 
@@ -54,12 +56,23 @@ void ProgressBar::Update(int64_t done, const std::string& status) {
     return;
   }
   last_draw_ = now;
-  const int width = 24;
-  int filled = static_cast<int>(width * done / total_);
-  std::string bar(filled, '#');
-  bar += std::string(width - filled, '.');
-  std::fprintf(stderr, "\r\033[K[%s] %s", bar.c_str(),
-               Line(done, status).c_str());
+  // Fit the terminal as it is now (it may have been resized): a line longer
+  // than the terminal wraps, and \r then redraws only its last row.
+  winsize window = {};
+  const int columns =
+      ioctl(STDERR_FILENO, TIOCGWINSZ, &window) == 0 && window.ws_col > 0
+          ? window.ws_col
+          : 100;
+  std::string text = Line(done, status);
+  const int width =
+      std::clamp(columns - static_cast<int>(text.size()) - 4, 0, 24);
+  const int filled = static_cast<int>(width * done / total_);
+  std::string line =
+      width > 0 ? absl::StrCat("[", std::string(filled, '#'),
+                               std::string(width - filled, '.'), "] ", text)
+                : text;
+  if (static_cast<int>(line.size()) >= columns) line.resize(columns - 1);
+  std::fprintf(stderr, "\r\033[K%s", line.c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -26,8 +26,9 @@ absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
                                          const std::string& base,
                                          const std::string& run_name);
 
-// Writes to a temporary file beside `path` and renames it into place, so a
-// reader never sees a half-written file.
+// Writes to a temporary file beside `path`, fsyncs it, renames it into place
+// and fsyncs the directory, so a reader never sees a half-written file, and
+// after a crash or a power cut `path` holds the old or the new contents.
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::string& contents);
 

@@ -49,11 +49,11 @@ double Median(std::vector<double> values) {
 
 }  // namespace
 
-void SetThreads(int threads) {
+void SetThreads(int threads, int blas_threads) {
   at::set_num_threads(threads);
   // The user's OPENBLAS_NUM_THREADS wins (OpenBLAS read it at start-up).
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
-  if (SetCount set = OpenBlasSet()) set(threads);
+  if (SetCount set = OpenBlasSet()) set(blas_threads);
 }
 
 std::string DescribeThreads() {
@@ -63,12 +63,12 @@ std::string DescribeThreads() {
 }
 
 ThreadChoice ChooseThreads(int requested, int local_ranks) {
-  if (requested > 0) return {requested, "--threads"};
+  if (requested > 0) return {requested, requested, "--threads"};
   const int cores =
       std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
                            std::max(1, local_ranks));
   if (cores == 1) {
-    return {1,
+    return {1, 1,
             local_ranks > 1 ? "one core per rank on this machine" : "one core"};
   }
   const at::Tensor x = at::randn({1 << 22});
@@ -97,7 +97,7 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
   }
   const double speedup = Median(speedups);
   const int threads = speedup >= kProbeSpeedup ? cores : 1;
-  return {threads,
+  return {threads, 1,
           absl::StrFormat(
               "start-up probe: %d threads %.2fx as fast as 1%s", cores, speedup,
               threads == 1 ? " (busy or not scaling: 1 thread)" : "")};

@@ -23,19 +23,24 @@
 namespace ouroboros {
 
 struct ThreadChoice {
-  int threads = 1;
-  std::string why;  // e.g. "probe: 2 threads 1.71x faster than 1"
+  int threads = 1;       // OpenMP
+  int blas_threads = 1;  // OpenBLAS
+  std::string why;       // e.g. "start-up probe: 2 threads 1.71x as fast as 1"
 };
 
-// `requested` > 0: that many. 0: the cores this process may use (the
-// machine's, divided among `local_ranks` ranks on it); more than one only if
-// the start-up probe finds them at least kProbeSpeedup times faster than one
-// thread.
+// `requested` > 0: that many, for both pools. 0: for OpenMP the cores this
+// process may use (the machine's, divided among `local_ranks` ranks on it),
+// more than one only if the start-up probe finds them at least
+// kProbeSpeedup times faster than one thread; OpenBLAS one thread, because
+// its pool and OpenMP's contend for the same cores (tools/bench_mlp: the MLP
+// step is 2.6x faster with both pools at 1 than at 2 on 2 vCPUs).
 ThreadChoice ChooseThreads(int requested, int local_ranks);
 inline constexpr double kProbeSpeedup = 1.25;
 
-// LibTorch's OpenMP threads and OpenBLAS's.
-void SetThreads(int threads);
+// LibTorch's OpenMP threads and OpenBLAS's (the user's OPENBLAS_NUM_THREADS
+// wins for the latter).
+void SetThreads(int threads, int blas_threads);
+inline void SetThreads(int threads) { SetThreads(threads, threads); }
 
 // What is in force: "OpenMP 2, OpenBLAS 2" (OpenBLAS: "?" when it is not the
 // BLAS loaded).

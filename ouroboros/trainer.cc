@@ -644,6 +644,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
             !s.ok()) {
           return s;
         }
+        // As beside every step checkpoint: the weights alone, for Python.
+        if (absl::Status s = SaveWeightsForPython(
+                checkpoint_dir_ + "/best.weights.pt", model_->module());
+            !s.ok()) {
+          return s;
+        }
         LOG(INFO) << absl::StrFormat(
             "new best %s %s %.4f: checkpoints/best.ckpt", monitored_name,
             score.monitor(), value);

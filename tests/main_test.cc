@@ -71,7 +71,7 @@ TEST_F(MainTest, TrainsAndWritesACompleteRunDirectory) {
        {"checkpoints/step-000000007.ckpt", "checkpoints/step-000000014.ckpt",
         "checkpoints/step-000000021.ckpt", "checkpoints/step-000000024.ckpt",
         "checkpoints/step-000000024.weights.pt", "checkpoints/best.ckpt",
-        "metrics.json"}) {
+        "checkpoints/best.weights.pt", "metrics.json"}) {
     EXPECT_TRUE(fs::exists(run / file)) << file;
   }
   int event_files = 0;
@@ -425,6 +425,36 @@ TEST_F(MainTest, SavedConfigWritesTheSeedAsANumber) {
   Result r = Run({"--config=" + tiny_, "--seed=7", "--print_config"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.stdout_only, HasSubstr("\"seed\": 7"));
+}
+
+TEST_F(MainTest, HelpfullAndVersionExitZero) {
+  Result full = Run({"--helpfull"});
+  EXPECT_EQ(full.exit_code, 0) << full.output;
+  EXPECT_THAT(full.output, HasSubstr("--threads"));
+  EXPECT_THAT(full.output, HasSubstr("OUROBOROS_DIST_TIMEOUT"));
+  EXPECT_THAT(full.output, HasSubstr("OUROBOROS_PLUGIN_PATH"));
+  Result version = Run({"--version"});
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_THAT(version.output, HasSubstr("LibTorch 1.13"));
+  EXPECT_THAT(version.output, HasSubstr("plugin ABI"));
+}
+
+TEST_F(MainTest, FlagfileFlagsAreCheckedLikeTheCommandLines) {
+  std::ofstream(tmp_ / "flags.txt") << "# a run's flags\n--config=" << tiny_
+                                    << "\n--set=optim_config.lr=0.02\n\n-v=1\n";
+  Result good = Run({"--flagfile=flags.txt", "--print_config"});
+  ASSERT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_THAT(good.stdout_only, HasSubstr("\"lr\": 0.02"));
+  std::ofstream(tmp_ / "bad.txt") << "--config=" << tiny_ << "\n--nosuch=1\n";
+  Result bad = Run({"--flagfile=bad.txt", "--print_config"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("unknown flag --nosuch (in flagfile "));
+  Result missing = Run({"--flagfile=none.txt"});
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("--flagfile=none.txt: cannot read"));
+  Result glog = Run(
+      {"--config=" + tiny_, "--minloglevel=0", "-v", "1", "--print_config"});
+  EXPECT_EQ(glog.exit_code, 0) << glog.output;
 }
 
 }  // namespace
