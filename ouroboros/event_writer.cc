@@ -122,6 +122,17 @@ absl::Status EventWriter::AddScalar(const std::string& tag, int64_t step,
   return WriteRecord(event.SerializeAsString());
 }
 
+absl::Status EventWriter::AddSessionStart(int64_t step,
+                                          const std::string& checkpoint) {
+  tfevent::Event event;
+  event.set_wall_time(WallTime());
+  event.set_step(step);
+  tfevent::SessionLog* log = event.mutable_session_log();
+  log->set_status(tfevent::SessionLog::START);
+  log->set_checkpoint_path(checkpoint);
+  return WriteRecord(event.SerializeAsString());
+}
+
 absl::Status EventWriter::AddHistogram(const std::string& tag, int64_t step,
                                        const std::vector<float>& values) {
   if (values.empty()) return absl::OkStatus();

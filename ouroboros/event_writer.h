@@ -43,6 +43,10 @@ class EventWriter {
   // 30 equal-width buckets between the smallest and the largest value.
   absl::Status AddHistogram(const std::string& tag, int64_t step,
                             const std::vector<float>& values);
+  // A resumed run restarts at `step`: TensorBoard drops the earlier files'
+  // points from `step` on (SessionLog.START), so the steps replayed after the
+  // checkpoint are not drawn twice.
+  absl::Status AddSessionStart(int64_t step, const std::string& checkpoint);
   absl::Status Flush();
   const std::string& path() const { return path_; }
 

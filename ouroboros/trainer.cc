@@ -370,6 +370,13 @@ absl::Status Trainer::Setup() {
     if (!state.ok()) return state.status();
     state_ = *state;
     last_checkpoint_ = context_.resume_from;
+    if (events_ != nullptr) {
+      if (absl::Status s = events_->AddSessionStart(state_.position.step,
+                                                    context_.resume_from);
+          !s.ok()) {
+        LOG(WARNING) << "TensorBoard: " << s.message();
+      }
+    }
     LOG(INFO) << absl::StrFormat(
         "resumed from %s: %d epochs and %d batches done, step %d",
         context_.resume_from, state_.position.epoch,

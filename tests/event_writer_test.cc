@@ -190,6 +190,25 @@ TEST_F(EventWriterTest, ScalarsReadBackExactly) {
   }
 }
 
+TEST_F(EventWriterTest, SessionStartMarksAResumedRun) {
+  std::string path;
+  {
+    auto writer = EventWriter::Create((scratch() / "tb").string());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    path = (*writer)->path();
+    ASSERT_TRUE((*writer)->AddSessionStart(7, "ckpt/step-7.ckpt").ok());
+  }
+  std::vector<std::string> records = Records(path);
+  ASSERT_EQ(records.size(), 2u);
+  Fields event = Decode(records[1]);
+  EXPECT_EQ(event.varints.find(2)->second, 7u);  // step
+  // tensorflow/core/util/event.proto: Event.session_log = 7,
+  // SessionLog.status = 1 (START = 1), checkpoint_path = 2.
+  Fields session = Decode(event.bytes.find(7)->second);
+  EXPECT_EQ(session.varints.find(1)->second, 1u);
+  EXPECT_EQ(session.bytes.find(2)->second, "ckpt/step-7.ckpt");
+}
+
 TEST_F(EventWriterTest, HistogramCountsAddUp) {
   std::string path;
   {
