@@ -493,7 +493,8 @@ absl::Status Run(int argc, char** argv) {
     absl::string_view arg = argv[i];
     if (arg == "--") break;
     const bool full = arg == "--helpfull" || arg == "-helpfull";
-    if (full || arg == "--help" || arg == "-help" || arg == "-h") {
+    if (full || arg == "--help" || arg == "-help" || arg == "-h" ||
+        arg == "--helpshort" || arg == "-helpshort") {
       absl::flags_internal::SetProgramInvocationName(argv[0]);
       // --helpfull: every flag linked in (absl's own too), not only main's.
       absl::flags_internal::FlagsHelp(

@@ -433,6 +433,9 @@ TEST_F(MainTest, HelpfullAndVersionExitZero) {
   EXPECT_THAT(full.output, HasSubstr("--threads"));
   EXPECT_THAT(full.output, HasSubstr("OUROBOROS_DIST_TIMEOUT"));
   EXPECT_THAT(full.output, HasSubstr("OUROBOROS_PLUGIN_PATH"));
+  Result short_help = Run({"--helpshort"});
+  EXPECT_EQ(short_help.exit_code, 0) << short_help.output;
+  EXPECT_THAT(short_help.output, HasSubstr("--model"));
   Result version = Run({"--version"});
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("LibTorch 1.13"));
