@@ -111,6 +111,8 @@ absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
     archive.write("step", c10::IValue(state.position.step));
     archive.write("best_metric", c10::IValue(state.best_metric));
     archive.write("has_best", c10::IValue(state.has_best));
+    archive.write("epochs_without_improvement",
+                  c10::IValue(state.epochs_without_improvement));
     archive.write("rng_state",
                   at::detail::getDefaultCPUGenerator().get_state());
     archive.save_to([&payload](const void* data, size_t size) -> size_t {
@@ -186,6 +188,10 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
     state.best_metric = value.toDouble();
     archive.read("has_best", value);
     state.has_best = value.toBool();
+    // Checkpoints from before early stopping have no counter: 0.
+    if (archive.try_read("epochs_without_improvement", value)) {
+      state.epochs_without_improvement = value.toInt();
+    }
     at::Tensor rng;
     archive.read("rng_state", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();

@@ -45,6 +45,8 @@ struct CheckpointState {
   TrainingPosition position;
   double best_metric = 0;
   bool has_best = false;
+  // Early stopping: epochs in a row without an improvement.
+  int64_t epochs_without_improvement = 0;
 };
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,

@@ -384,6 +384,20 @@ absl::Status ValidateScore(const ScoreConfig& score) {
         "score_config.mode",
         absl::StrCat("must be max or min (got '", score.mode(), "')"));
   }
+  if (score.patience() < 0) {
+    return ConfigFieldError(
+        "score_config.patience",
+        absl::StrCat("must be >= 0 (got ", score.patience(), ")"));
+  }
+  if (score.patience() > 0 && score.monitor().empty()) {
+    return ConfigFieldError("score_config.patience",
+                            "early stopping needs score_config.monitor");
+  }
+  if (score.min_delta() < 0) {
+    return ConfigFieldError(
+        "score_config.min_delta",
+        absl::StrCat("must be >= 0 (got ", score.min_delta(), ")"));
+  }
   return absl::OkStatus();
 }
 

@@ -452,7 +452,18 @@ std::optional<std::string> FinishedRun(const std::string& run_dir,
   const double epochs = number("epochs");
   const double steps = number("steps");
   const int64_t max_steps = config.run_config().max_steps();
-  if (epochs < config.run_config().epochs() &&
+  // Stopped early, and the config asks for no more patience than it had.
+  bool stopped_early = false;
+  if (auto early = fields.find("early_stopping"); early != fields.end()) {
+    const auto& e = early->second.struct_value().fields();
+    auto stopped = e.find("stopped");
+    auto patience = e.find("patience");
+    stopped_early =
+        stopped != e.end() && stopped->second.bool_value() &&
+        patience != e.end() && config.score_config().patience() > 0 &&
+        config.score_config().patience() <= patience->second.number_value();
+  }
+  if (!stopped_early && epochs < config.run_config().epochs() &&
       (max_steps <= 0 || steps < max_steps)) {
     return std::nullopt;
   }

@@ -465,6 +465,16 @@ absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
     }
   }
   (*fields)["final_checkpoint"].set_string_value(result.final_checkpoint);
+  const ScoreConfig& score = config().score_config();
+  if (score.patience() > 0) {
+    auto& early =
+        *(*fields)["early_stopping"].mutable_struct_value()->mutable_fields();
+    early["stopped"].set_bool_value(result.stopped_early);
+    early["monitor"].set_string_value(score.monitor());
+    early["patience"].set_number_value(score.patience());
+    early["min_delta"].set_number_value(score.min_delta());
+    early["best"].set_number_value(result.best_metric);
+  }
   return WriteFileAtomically(context_.run_dir + "/metrics.json",
                              FormatJson(root));
 }
@@ -525,7 +535,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   TrainingPosition& position = state_.position;
   bool stop = false;
 
-  for (int64_t epoch = position.epoch; epoch < run.epochs() && !stop; ++epoch) {
+  const auto patience_ran_out = [&] {
+    return score.patience() > 0 &&
+           state_.epochs_without_improvement >= score.patience();
+  };
+  for (int64_t epoch = position.epoch;
+       epoch < run.epochs() && !stop && !patience_ran_out(); ++epoch) {
     at::Tensor order = EpochOrder(n, config().seed(), epoch);
     if (world > 1) {
       // This rank's slice of every global batch, in the same order.
@@ -642,9 +657,22 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       bool better = !state_.has_best ||
                     (MonitorMaximizes(score) ? value > state_.best_metric
                                              : value < state_.best_metric);
-      if (better && std::isfinite(value) && writes_outputs()) {
+      // Early stopping counts only improvements by more than min_delta.
+      const bool improved =
+          std::isfinite(value) &&
+          (!state_.has_best ||
+           (MonitorMaximizes(score)
+                ? value > state_.best_metric + score.min_delta()
+                : value < state_.best_metric - score.min_delta()));
+      state_.epochs_without_improvement =
+          improved ? 0 : state_.epochs_without_improvement + 1;
+      // Every rank keeps the best value (they evaluate alike), so that all
+      // agree on when to stop early; rank 0 alone saves.
+      if (better && std::isfinite(value)) {
         state_.best_metric = value;
         state_.has_best = true;
+      }
+      if (better && std::isfinite(value) && writes_outputs()) {
         if (absl::Status s =
                 SaveCheckpoint(checkpoint_dir_ + "/best.ckpt", model_->module(),
                                *optimizer_, state_);
@@ -674,6 +702,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
   }
 
+  if (patience_ran_out() && position.epoch < run.epochs()) {
+    result.stopped_early = true;
+    LOG(INFO) << absl::StrFormat(
+        "early stopping after epoch %d: %s did not improve by more than %g "
+        "for %d epochs (best %.4f)",
+        position.epoch, score.monitor(), score.min_delta(),
+        state_.epochs_without_improvement, state_.best_metric);
+  }
+  result.best_metric = state_.best_metric;
   for (const auto& hook : hooks_) {
     if (absl::Status s = hook->OnTrainEnd(View()); !s.ok()) return s;
   }

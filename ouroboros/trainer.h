@@ -90,6 +90,9 @@ struct TrainResult {
   std::map<std::string, double> val;   // score_config metrics; empty if no val
   std::map<std::string, double> test;  // on the test set, at the end
   std::string final_checkpoint;
+  // score_config.patience ran out before run_config.epochs.
+  bool stopped_early = false;
+  double best_metric = 0;  // of score_config.monitor
 };
 
 class Trainer {

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
+#include "ouroboros/json.h"
 #include "ouroboros/trainer.h"
 #include "tests/test_util.h"
 
@@ -458,6 +459,44 @@ TEST_F(MainTest, FlagfileFlagsAreCheckedLikeTheCommandLines) {
   Result glog = Run(
       {"--config=" + tiny_, "--minloglevel=0", "-v", "1", "--print_config"});
   EXPECT_EQ(glog.exit_code, 0) << glog.output;
+}
+
+TEST_F(MainTest, EarlyStoppingEndsTheRunAndIsExactAcrossResume) {
+  // No improvement of more than 1.0 in accuracy is possible: the run stops
+  // after epoch 1 (the best) and 2 more epochs without improvement.
+  const std::vector<std::string> early = {
+      "--config=" + tiny_, "--threads=1", "--set=run_config.epochs=6",
+      "--set=score_config.patience=2", "--set=score_config.min_delta=1.0"};
+  std::vector<std::string> whole = early;
+  whole.push_back("--run_dir=whole");
+  Result r = Run(whole);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("early stopping after epoch 3"));
+  absl::StatusOr<google::protobuf::Value> metrics =
+      ReadJsonFile((tmp_ / "whole/metrics.json").string());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const auto& fields = metrics->struct_value().fields();
+  EXPECT_EQ(fields.at("epochs").number_value(), 3);
+  EXPECT_TRUE(fields.at("early_stopping")
+                  .struct_value()
+                  .fields()
+                  .at("stopped")
+                  .bool_value());
+  // Killed in epoch 3 (step 30 of 36), resumed: the same end.
+  std::vector<std::string> cut = early;
+  cut.push_back("--run_dir=cut");
+  Result killed = Run(cut, "OUROBOROS_FAULT_KILL_AT_STEP=30");
+  ASSERT_NE(killed.exit_code, 0) << killed.output;
+  Result resumed = Run({"--resume=cut", "--threads=1"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const std::string a = ReadFile(tmp_ / "whole/metrics.json");
+  const std::string b = ReadFile(tmp_ / "cut/metrics.json");
+  EXPECT_EQ(a.substr(0, a.find("final_checkpoint")),
+            b.substr(0, b.find("final_checkpoint")));
+  // A run that stopped early is finished.
+  Result again = Run({"--resume=cut", "--threads=1"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr("the run is finished"));
 }
 
 }  // namespace

@@ -36,4 +36,9 @@ net.load_state_dict({k.removeprefix("layers."): v for k, v in weights.items()})
 logits = net(torch.zeros(2, 8))
 assert logits.shape == (2, 3)
 print("python3 torch", torch.__version__, "loaded", len(weights), "tensors")
+# The best checkpoint's weights sit beside best.ckpt, in the same format.
+best = torch.load(sys.argv[1].rsplit("/", 1)[0] + "/best.weights.pt")
+assert type(best) is dict and best.keys() == weights.keys(), best.keys()
+net.load_state_dict({k.removeprefix("layers."): v for k, v in best.items()})
+print("and best.weights.pt")
 PY
