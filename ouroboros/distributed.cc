@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -156,6 +157,22 @@ absl::StatusOr<std::string> LocalAddressTowards(const std::string& host) {
         absl::StrCat("no local route reaches '", host, "'"));
   }
   return local;
+}
+
+absl::StatusOr<int> FreeLocalPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::UnavailableError("cannot open a socket");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  const bool ok =
+      bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  close(fd);
+  if (!ok) return absl::UnavailableError("cannot find a free local port");
+  return ntohs(address.sin_port);
 }
 
 struct ProcessGroup::Impl {

@@ -67,6 +67,10 @@ absl::StatusOr<DistributedConfig> DistributedFromEnvironment();
 // packet is sent.
 absl::StatusOr<std::string> LocalAddressTowards(const std::string& host);
 
+// A TCP port that was free a moment ago on 127.0.0.1: a rendezvous port for
+// ranks started on this machine.
+absl::StatusOr<int> FreeLocalPort();
+
 class ProcessGroup {
  public:
   static absl::StatusOr<std::unique_ptr<ProcessGroup>> Connect(

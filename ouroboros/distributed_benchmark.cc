@@ -54,18 +54,6 @@ std::string Range(const std::vector<double>& values) {
   return absl::StrFormat("%.1f-%.1f", *low * 1e3, *high * 1e3);
 }
 
-int FreeLocalPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Rank 1 sends `bytes` `repeats` times; rank 0 receives and times each copy
 // from its first byte to its last. Returns rank 0's seconds per copy.
 absl::StatusOr<std::vector<double>> TimeTcpCopies(const DistributedConfig& dc,
@@ -199,7 +187,13 @@ int main(int argc, char** argv) {
   pid_t child = -1;
   if (std::getenv("WORLD_SIZE") == nullptr) {
     // Two ranks on this machine; fork before any LibTorch thread exists.
-    const std::string port = std::to_string(ouroboros::FreeLocalPort());
+    absl::StatusOr<int> free_port = ouroboros::FreeLocalPort();
+    if (!free_port.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   free_port.status().ToString().c_str());
+      return 1;
+    }
+    const std::string port = std::to_string(*free_port);
     setenv("WORLD_SIZE", "2", 1);
     setenv("MASTER_ADDR", "127.0.0.1", 1);
     setenv("MASTER_PORT", port.c_str(), 1);

@@ -1,11 +1,8 @@
 // ouroboros main: loads the plugins, resolves the config and runs a pipeline.
 #include <ATen/Parallel.h>
 #include <ATen/Utils.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -296,23 +293,6 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
     }
   }
   return absl::OkStatus();
-}
-
-// A TCP port that was free a moment ago on 127.0.0.1, for the rendezvous.
-absl::StatusOr<int> FreeLocalPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::UnavailableError("cannot open a socket");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  const bool ok =
-      bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  close(fd);
-  if (!ok) return absl::UnavailableError("cannot find a free local port");
-  return ntohs(address.sin_port);
 }
 
 // main --nproc=N: runs this same command as N ranks on this machine, in

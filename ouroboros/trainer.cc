@@ -264,10 +264,7 @@ absl::Status Trainer::StopForSignal(int64_t batches_in_epoch) {
     return StoppedBySignal(
         absl::StrCat(where, "; rank 0 saves the checkpoint"));
   }
-  if (last_checkpoint_ !=
-      checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
-    if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
-  }
+  if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
   if (events_ != nullptr) (void)events_->Flush();
   return StoppedBySignal(
       absl::StrCat(where, "; checkpoint ", last_checkpoint_,
@@ -421,6 +418,14 @@ absl::Status Trainer::SaveStepCheckpoint() {
   last_checkpoint_ = path;
   PruneCheckpoints(checkpoint_dir_, config().run_config().keep_checkpoints());
   return absl::OkStatus();
+}
+
+absl::Status Trainer::SaveStepCheckpointUnlessSaved() {
+  if (last_checkpoint_ ==
+      checkpoint_dir_ + "/" + CheckpointFileName(state_.position.step)) {
+    return absl::OkStatus();
+  }
+  return SaveStepCheckpoint();
 }
 
 absl::Status Trainer::EvaluateAtStep() {
@@ -654,16 +659,16 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     if (!score.monitor().empty()) {
       double value = (*metrics)[score.monitor()];
-      bool better = !state_.has_best ||
-                    (MonitorMaximizes(score) ? value > state_.best_metric
-                                             : value < state_.best_metric);
+      // Whether `value` beats the best so far by more than `margin`.
+      const auto beats_best = [&](double margin) {
+        return !state_.has_best ||
+               (MonitorMaximizes(score) ? value > state_.best_metric + margin
+                                        : value < state_.best_metric - margin);
+      };
+      const bool better = beats_best(0);
       // Early stopping counts only improvements by more than min_delta.
       const bool improved =
-          std::isfinite(value) &&
-          (!state_.has_best ||
-           (MonitorMaximizes(score)
-                ? value > state_.best_metric + score.min_delta()
-                : value < state_.best_metric - score.min_delta()));
+          std::isfinite(value) && beats_best(score.min_delta());
       state_.epochs_without_improvement =
           improved ? 0 : state_.epochs_without_improvement + 1;
       // Every rank keeps the best value (they evaluate alike), so that all
@@ -695,10 +700,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       LogHistograms();
     }
     if (run.checkpoint_every_epochs() > 0 &&
-        (epoch + 1) % run.checkpoint_every_epochs() == 0 &&
-        last_checkpoint_ !=
-            checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
-      if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+        (epoch + 1) % run.checkpoint_every_epochs() == 0) {
+      if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
     }
   }
 
@@ -715,10 +718,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     if (absl::Status s = hook->OnTrainEnd(View()); !s.ok()) return s;
   }
   // The end: always a checkpoint, then the test set.
-  if (last_checkpoint_ !=
-      checkpoint_dir_ + "/" + CheckpointFileName(position.step)) {
-    if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
-  }
+  if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
   result.final_checkpoint = last_checkpoint_;
   result.position = position;
   if (data_.test.size() > 0) {

@@ -150,6 +150,8 @@ class Trainer {
   // The checkpoint directory, config copy and TensorBoard writer.
   absl::Status PrepareOutputs();
   absl::Status SaveStepCheckpoint();
+  // SaveStepCheckpoint() unless the newest checkpoint is of this very step.
+  absl::Status SaveStepCheckpointUnlessSaved();
   // run_config.eval_every_steps: val and test metrics to evals.jsonl.
   absl::Status EvaluateAtStep();
   absl::Status WriteMetricsJson(const TrainResult& result);
