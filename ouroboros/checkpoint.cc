@@ -19,8 +19,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ouroboros/crc32c.h"
 #include "ouroboros/errors.h"
-#include "ouroboros/event_writer.h"
 #include "ouroboros/run_dir.h"
 
 namespace ouroboros {
@@ -91,10 +91,6 @@ void CopyNamedTensors(const c10::IValue& saved, torch::nn::Module& module) {
 }
 
 }  // namespace
-
-std::string CheckpointFileName(int64_t step) {
-  return absl::StrFormat("step-%09d.ckpt", step);
-}
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
                             const torch::optim::Optimizer& optimizer,
@@ -219,7 +215,7 @@ absl::Status SaveWeightsForPython(const std::string& path,
 absl::StatusOr<std::string> FindCheckpoint(const std::string& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return path;
-  fs::path dir = fs::path(path) / "checkpoints";
+  fs::path dir = CheckpointDir(path);
   if (!fs::is_directory(dir, ec)) {
     return absl::NotFoundError(
         absl::StrCat(path,
@@ -229,7 +225,7 @@ absl::StatusOr<std::string> FindCheckpoint(const std::string& path) {
   std::string newest;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, "step-") && absl::EndsWith(name, ".ckpt") &&
+    if (IsStepCheckpointName(name) &&
         name > fs::path(newest).filename().string()) {
       newest = entry.path().string();
     }
@@ -247,15 +243,15 @@ void PruneCheckpoints(const std::string& dir, int keep) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, "step-") && absl::EndsWith(name, ".ckpt")) {
+    if (IsStepCheckpointName(name)) {
       names.push_back(name);
     }
   }
   std::sort(names.begin(), names.end());
   for (size_t i = 0; i + keep < names.size(); ++i) {
-    fs::remove(fs::path(dir) / names[i], ec);
-    std::string stem = names[i].substr(0, names[i].size() - 5);
-    fs::remove(fs::path(dir) / (stem + ".weights.pt"), ec);
+    const std::string checkpoint = (fs::path(dir) / names[i]).string();
+    fs::remove(checkpoint, ec);
+    fs::remove(WeightsPathFor(checkpoint), ec);
   }
 }
 

@@ -23,15 +23,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
-namespace torch {
-namespace nn {
-class Module;
-}  // namespace nn
-namespace optim {
-class Optimizer;
-}  // namespace optim
-}  // namespace torch
+#include "ouroboros/run_layout.h"
+#include "ouroboros/torch_fwd.h"
 
 namespace ouroboros {
 
@@ -67,9 +60,6 @@ absl::Status SaveWeightsForPython(const std::string& path,
 // The checkpoint to resume from: `path` itself if it is a file, else the
 // newest step-*.ckpt under <path>/checkpoints. NotFound if there is none.
 absl::StatusOr<std::string> FindCheckpoint(const std::string& path);
-
-// "step-000000500.ckpt".
-std::string CheckpointFileName(int64_t step);
 
 // Deletes all but the newest `keep` step-*.ckpt (and their .weights.pt).
 void PruneCheckpoints(const std::string& dir, int keep);

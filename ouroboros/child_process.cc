@@ -20,8 +20,7 @@
 namespace ouroboros {
 
 std::vector<std::string> WithoutDistributedEnvironment() {
-  return {"RANK",        "WORLD_SIZE",  "LOCAL_RANK",
-          "MASTER_ADDR", "MASTER_PORT", "OUROBOROS_FAULT_KILL_RANK"};
+  return {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"};
 }
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(

@@ -10,11 +10,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -248,11 +251,8 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
       }
     }
   }
-  if (absl::Status s =
-          FractionIn(data.data_subset(), 0, 1, true, "data_config.data_subset");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      FractionIn(data.data_subset(), 0, 1, true, "data_config.data_subset"));
   const SplitConfig& split = data.split();
   if (!split.method().empty() && split.method() != "holdout" &&
       split.method() != "kfold") {
@@ -260,16 +260,10 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
                             absl::StrCat("unknown split '", split.method(),
                                          "'; known: holdout, kfold"));
   }
-  if (absl::Status s = FractionIn(split.val_fraction(), 0, 1, false,
-                                  "data_config.split.val_fraction");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = FractionIn(split.test_fraction(), 0, 1, false,
-                                  "data_config.split.test_fraction");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(FractionIn(split.val_fraction(), 0, 1, false,
+                             "data_config.split.val_fraction"));
+  RETURN_IF_ERROR(FractionIn(split.test_fraction(), 0, 1, false,
+                             "data_config.split.test_fraction"));
   if (split.method() == "kfold") {
     if (split.folds() < 2) {
       return ConfigFieldError(
@@ -417,7 +411,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(
   for (const std::string& text : overrides) {
     absl::StatusOr<Override> o = ParseOverride(text);
     if (!o.ok()) return o.status();
-    if (absl::Status s = ApplyOverride(*o, &root); !s.ok()) return s;
+    RETURN_IF_ERROR(ApplyOverride(*o, &root));
   }
 
   RunConfig config;
@@ -450,14 +444,15 @@ absl::Status AttributeConfigError(const absl::Status& error,
 
 absl::StatusOr<RunConfig> LoadRunConfigFile(
     const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read config file (",
-                                            std::strerror(errno), ")"));
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    // "<path>: cannot read (<reason>)" says which kind of file it was.
+    std::string message(text.status().message());
+    absl::StrReplaceAll({{": cannot read (", ": cannot read config file ("}},
+                        &message);
+    return absl::Status(text.status().code(), message);
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseRunConfig(buffer.str(), path, overrides);
+  return ParseRunConfig(*text, path, overrides);
 }
 
 absl::Status ValidateRunName(const RunConfig& config) {
@@ -471,10 +466,8 @@ absl::Status ValidateRunName(const RunConfig& config) {
 }
 
 absl::Status ValidateRunConfig(const RunConfig& config) {
-  if (absl::Status s = ValidateRunName(config); !s.ok()) return s;
-  if (absl::Status s = ValidateDataConfig(config.data_config()); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(ValidateRunName(config));
+  RETURN_IF_ERROR(ValidateDataConfig(config.data_config()));
   const OptimConfig& optim = config.optim_config();
   if (!(optim.lr() > 0) || !std::isfinite(optim.lr())) {
     return ConfigFieldError(
@@ -493,13 +486,8 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
                                          "meaning off (got ",
                                          optim.grad_clip_norm(), ")"));
   }
-  if (absl::Status s = ValidateScheduler(optim.scheduler(), optim.lr());
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ValidateScore(config.score_config()); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(ValidateScheduler(optim.scheduler(), optim.lr()));
+  RETURN_IF_ERROR(ValidateScore(config.score_config()));
   const TrainConfig& run = config.run_config();
   if (run.epochs() < 1) {
     return ConfigFieldError(

@@ -24,6 +24,9 @@
 
 namespace ouroboros {
 
+// The pipeline of a config that names none: one Trainer run.
+inline constexpr char kDefaultPipeline[] = "train";
+
 // Parses `json` (read from `source`, used in messages), applies the
 // "field.path=value" `overrides` in order, and validates the result. A value
 // that is valid JSON is used as such ("3", "[64,32]", "\"adam\""); anything
@@ -52,6 +55,19 @@ absl::Status ValidateRunName(const RunConfig& config);
 absl::Status ParseConfigSection(const google::protobuf::Struct& section,
                                 absl::string_view section_path,
                                 google::protobuf::Message* out);
+
+// ParseConfigSection into a new message of type Section:
+//   ASSIGN_OR_RETURN(MlpConfig mlp,
+//                    ParseSection<MlpConfig>(config.model_config(),
+//                                            "model_config"));
+template <typename Section>
+absl::StatusOr<Section> ParseSection(const google::protobuf::Struct& section,
+                                     absl::string_view section_path) {
+  Section parsed;
+  absl::Status status = ParseConfigSection(section, section_path, &parsed);
+  if (!status.ok()) return status;
+  return parsed;
+}
 
 // The resolved config as pretty JSON (every field, defaults included), which
 // ParseRunConfig reads back to the same config.

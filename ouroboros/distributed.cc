@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -277,11 +278,8 @@ absl::Status ProcessGroup::BroadcastFromRankZero(
   });
   if (!status.ok()) return status;
   for (const auto& work : works) {
-    if (absl::Status s =
-            impl_->Wait(work, "broadcasting from rank 0", config_.rank);
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(
+        impl_->Wait(work, "broadcasting from rank 0", config_.rank));
   }
   return CallTorch("broadcast", [&] {
     for (const auto& [group, flat] : messages) Unflatten(flat[0], group);

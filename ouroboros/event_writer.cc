@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -11,25 +10,14 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "ouroboros/crc32c.h"
+#include "ouroboros/status_macros.h"
 #include "ouroboros/tfevent.pb.h"
 
 namespace ouroboros {
 namespace {
 
-constexpr uint32_t kCastagnoliReversed = 0x82F63B78;
 constexpr int kHistogramBuckets = 30;
-
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t crc = i;
-    for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc >> 1) ^ ((crc & 1) ? kCastagnoliReversed : 0);
-    }
-    table[i] = crc;
-  }
-  return table;
-}
 
 double WallTime() {
   return std::chrono::duration<double>(
@@ -44,15 +32,6 @@ void AppendLittleEndian(uint64_t value, int bytes, std::string* out) {
 }
 
 }  // namespace
-
-uint32_t Crc32c(absl::string_view data) {
-  static const std::array<uint32_t, 256> table = MakeCrcTable();
-  uint32_t crc = 0xFFFFFFFF;
-  for (unsigned char byte : data) {
-    crc = table[(crc ^ byte) & 0xff] ^ (crc >> 8);
-  }
-  return crc ^ 0xFFFFFFFF;
-}
 
 uint32_t MaskedCrc32c(absl::string_view data) {
   uint32_t crc = Crc32c(data);
@@ -84,10 +63,7 @@ absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(
   tfevent::Event event;
   event.set_wall_time(WallTime());
   event.set_file_version("brain.Event:2");
-  if (absl::Status s = writer->WriteRecord(event.SerializeAsString());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(writer->WriteRecord(event.SerializeAsString()));
   return writer;
 }
 

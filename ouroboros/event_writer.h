@@ -24,9 +24,8 @@
 
 namespace ouroboros {
 
-// CRC-32C (Castagnoli), as TFRecord and our checkpoints use it.
-uint32_t Crc32c(absl::string_view data);
-// TFRecord's masked form: ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+// TFRecord's masked form of Crc32c (crc32c.h): ((crc >> 15) | (crc << 17)) +
+// 0xa282ead8.
 uint32_t MaskedCrc32c(absl::string_view data);
 
 class EventWriter {

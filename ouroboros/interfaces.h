@@ -17,15 +17,7 @@
 
 #include "absl/status/status.h"
 #include "ouroboros/config.pb.h"
-
-namespace torch {
-namespace nn {
-class Module;
-}  // namespace nn
-namespace optim {
-class Optimizer;
-}  // namespace optim
-}  // namespace torch
+#include "ouroboros/torch_fwd.h"
 
 namespace ouroboros {
 
@@ -117,7 +109,8 @@ class TrainerHook {
 struct HookContext {
   const RunConfig* config = nullptr;
   std::string config_source;
-  // This hook's entry: config->hooks(index).
+  // This hook's entry: config->hooks(index); -1 for a hook that runs in
+  // every run (HookEntry::in_every_run).
   int index = 0;
   std::string run_dir;
 };

@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ouroboros/files.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -23,7 +25,7 @@ class JsonReader {
 
   absl::StatusOr<Value> ReadDocument() {
     Value value;
-    if (absl::Status s = ReadValue(&value, 0); !s.ok()) return s;
+    RETURN_IF_ERROR(ReadValue(&value, 0));
     SkipSpace();
     if (pos_ != text_.size())
       return Error("unexpected text after the JSON value");
@@ -69,7 +71,7 @@ class JsonReader {
     if (c == '[') return ReadArray(out, depth);
     if (c == '"') {
       std::string s;
-      if (absl::Status st = ReadString(&s); !st.ok()) return st;
+      RETURN_IF_ERROR(ReadString(&s));
       out->set_string_value(std::move(s));
       return absl::OkStatus();
     }
@@ -165,7 +167,7 @@ class JsonReader {
           out->push_back('\t');
           break;
         case 'u': {
-          if (absl::Status s = ReadUnicodeEscape(out); !s.ok()) return s;
+          RETURN_IF_ERROR(ReadUnicodeEscape(out));
           break;
         }
         default:
@@ -196,11 +198,11 @@ class JsonReader {
 
   absl::Status ReadUnicodeEscape(std::string* out) {
     unsigned code;
-    if (absl::Status s = ReadHex4(&code); !s.ok()) return s;
+    RETURN_IF_ERROR(ReadHex4(&code));
     if (code >= 0xD800 && code < 0xDC00) {  // surrogate pair
       unsigned low;
       if (!Consume("\\u")) return Error("unpaired surrogate in \\u escape");
-      if (absl::Status s = ReadHex4(&low); !s.ok()) return s;
+      RETURN_IF_ERROR(ReadHex4(&low));
       if (low < 0xDC00 || low > 0xDFFF) return Error("invalid low surrogate");
       code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
     }
@@ -240,7 +242,7 @@ class JsonReader {
       }
       size_t key_pos = pos_;
       std::string key;
-      if (absl::Status s = ReadString(&key); !s.ok()) return s;
+      RETURN_IF_ERROR(ReadString(&key));
       if (fields->count(key) > 0) {
         pos_ = key_pos;
         return Error(absl::StrCat("duplicate key '", key, "'"));
@@ -250,8 +252,7 @@ class JsonReader {
         return Error(absl::StrCat("expected ':' after key '", key, "'"));
       }
       ++pos_;
-      if (absl::Status s = ReadValue(&(*fields)[key], depth + 1); !s.ok())
-        return s;
+      RETURN_IF_ERROR(ReadValue(&(*fields)[key], depth + 1));
       SkipSpace();
       if (pos_ < text_.size() && text_[pos_] == ',') {
         ++pos_;
@@ -277,8 +278,7 @@ class JsonReader {
       SkipSpace();
       if (pos_ < text_.size() && text_[pos_] == ']')
         return Error("trailing comma before ']'");
-      if (absl::Status s = ReadValue(list->add_values(), depth + 1); !s.ok())
-        return s;
+      RETURN_IF_ERROR(ReadValue(list->add_values(), depth + 1));
       SkipSpace();
       if (pos_ < text_.size() && text_[pos_] == ',') {
         ++pos_;
@@ -424,13 +424,9 @@ std::string FormatJson(const Value& value) {
 }
 
 absl::StatusOr<Value> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<Value> value = ParseJson(text.str());
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<Value> value = ParseJson(*text);
   if (!value.ok()) {
     return absl::Status(value.status().code(),
                         absl::StrCat(path, ": ", value.status().message()));

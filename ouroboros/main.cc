@@ -46,6 +46,9 @@
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
+#include "ouroboros/run_spec.h"
+#include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 #include "ouroboros/threads.h"
 #include "tools/cpp/runfiles/runfiles.h"
@@ -183,9 +186,7 @@ absl::Status ExpandFlagfiles(const std::vector<Arg>& in, int depth,
       if (flag.empty() || flag.front() == '#') continue;
       lines.push_back({std::string(flag), absl::StrCat("flagfile ", path)});
     }
-    if (absl::Status s = ExpandFlagfiles(lines, depth + 1, out); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(ExpandFlagfiles(lines, depth + 1, out));
   }
   return absl::OkStatus();
 }
@@ -201,7 +202,7 @@ absl::Status PreParseFlags(int argc, char** argv, std::vector<char*>* rest,
   static std::vector<Arg>* expanded = new std::vector<Arg>;
   std::vector<Arg> given;
   for (int i = 1; i < argc; ++i) given.push_back({argv[i], ""});
-  if (absl::Status s = ExpandFlagfiles(given, 0, expanded); !s.ok()) return s;
+  RETURN_IF_ERROR(ExpandFlagfiles(given, 0, expanded));
   std::vector<Arg>& args = *expanded;
   const int count = static_cast<int>(args.size());
   rest->push_back(argv[0]);
@@ -408,7 +409,7 @@ absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
   if (!std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec)) {
     return CreateRunDir(dir, "", "");
   }
-  if (!std::filesystem::exists(dir + "/config.json", ec)) {
+  if (!std::filesystem::exists(RunFile(dir, kConfigFile), ec)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--run_dir=", dir,
         ": not empty and not a run directory (no config.json); refusing to "
@@ -422,7 +423,7 @@ absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
 std::optional<std::string> FinishedRun(const std::string& run_dir,
                                        const RunConfig& config) {
   absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(run_dir + "/metrics.json");
+      ReadJsonFile(RunFile(run_dir, kMetricsFile));
   if (!metrics.ok()) return std::nullopt;
   const auto& fields = metrics->struct_value().fields();
   const auto number = [&](const char* key) {
@@ -477,9 +478,9 @@ void PrintPluginList(const PluginRegistry& registry,
   }
 }
 
-absl::Status Run(int argc, char** argv) {
-  // absl's --help, --helpfull and --version exit with status 1; asking for
-  // help is not an error.
+// Answers --help, --helpshort, --helpfull and --version (absl would exit 1
+// for them; asking for help is not an error). True when it answered one.
+bool AnswerHelpOrVersion(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") break;
@@ -492,7 +493,7 @@ absl::Status Run(int argc, char** argv) {
           std::cout, full ? "" : "ouroboros/main.",
           absl::flags_internal::HelpFormat::kHumanReadable, kUsage);
       std::cout << std::endl;
-      return absl::OkStatus();
+      return true;
     }
     if (arg == "--version" || arg == "-version") {
       std::cout << absl::StrFormat(
@@ -507,15 +508,18 @@ absl::Status Run(int argc, char** argv) {
           ", assertions on (NDEBUG not defined)"
 #endif
       );
-      return absl::OkStatus();
+      return true;
     }
   }
+  return false;
+}
+
+// Stage 1: the flags, checked before absl parses them (a bad one exits 2).
+// Returns the --set overrides, in order.
+absl::StatusOr<std::vector<std::string>> ParseFlags(int argc, char** argv) {
   std::vector<char*> absl_args;
   std::vector<std::string> overrides;
-  if (absl::Status s = PreParseFlags(argc, argv, &absl_args, &overrides);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(PreParseFlags(argc, argv, &absl_args, &overrides));
   int absl_argc = static_cast<int>(absl_args.size());
   std::vector<char*> positional =
       absl::ParseCommandLine(absl_argc, absl_args.data());
@@ -523,40 +527,47 @@ absl::Status Run(int argc, char** argv) {
     return absl::InvalidArgumentError(
         absl::StrCat("unexpected argument '", positional[1], "' (see --help)"));
   }
-
   if (absl::GetFlag(FLAGS_threads) < 0) {
     return absl::InvalidArgumentError("--threads must be >= 0");
   }
+  if (absl::GetFlag(FLAGS_nproc) < 1) {
+    return absl::InvalidArgumentError("--nproc must be >= 1");
+  }
+  return overrides;
+}
 
-  PluginRegistry& registry = PluginRegistry::Global();
+// Stage 2: every plugin on the search path (--plugin_dir,
+// $OUROBOROS_PLUGIN_PATH, the plugins built with main).
+std::vector<PluginLoadReport> LoadPlugins(PluginRegistry& registry,
+                                          const char* argv0) {
   PluginLoader loader(&registry);
   const char* env_path = getenv("OUROBOROS_PLUGIN_PATH");
   std::vector<std::string> flag_dirs;
   for (const std::string& dir : absl::GetFlag(FLAGS_plugin_dir)) {
     flag_dirs.push_back(UserPath(dir));
   }
-  std::vector<PluginLoadReport> reports = loader.LoadDirectories(
-      PluginSearchPath(flag_dirs, env_path != nullptr ? env_path : "",
-                       DefaultPluginDir(argv[0])));
+  return loader.LoadDirectories(PluginSearchPath(
+      flag_dirs, env_path != nullptr ? env_path : "", DefaultPluginDir(argv0)));
+}
 
-  if (absl::GetFlag(FLAGS_list_plugins)) {
-    PrintPluginList(registry, reports);
-    return absl::OkStatus();
-  }
-  for (const auto& report : reports) {
-    if (!report.status.ok()) LOG(WARNING) << report.status.message();
-  }
+// Stage 3: what --resume (or --resume=auto) continues, and which config
+// file to read.
+struct ResumePlan {
+  std::string checkpoint;   // the checkpoint to continue from, or empty
+  std::string run_dir;      // the run directory continued; empty: a new run
+  std::string config_path;  // the config file to read, or empty (--model's)
+  bool automatic = false;   // --resume=auto
+  // --resume=auto found a checkpoint: the config this command must match.
+  std::string saved_config;
+};
 
-  // The config: the file given, or the model's embedded default.
-  std::string model_name = absl::GetFlag(FLAGS_model);
-  std::string config_path = absl::GetFlag(FLAGS_config);
-  std::string resume_checkpoint;
-  std::string resume_run_dir;
+absl::StatusOr<ResumePlan> PlanResume() {
+  ResumePlan plan;
+  plan.config_path = absl::GetFlag(FLAGS_config);
+  const bool model_flag = !absl::GetFlag(FLAGS_model).empty();
   std::string resume = absl::GetFlag(FLAGS_resume);
-  const bool resume_auto = resume == "auto";
-  // --resume=auto: the saved config this run must match, when there is one.
-  std::string auto_saved_config;
-  if (resume_auto) {
+  plan.automatic = resume == "auto";
+  if (plan.automatic) {
     const std::string dir = UserPath(absl::GetFlag(FLAGS_run_dir));
     if (dir.empty()) {
       return absl::InvalidArgumentError(
@@ -566,166 +577,229 @@ absl::Status Run(int argc, char** argv) {
     resume.clear();
     if (FindCheckpoint(dir).ok()) {
       resume = dir;
-      auto_saved_config = dir + "/checkpoints/config.json";
+      plan.saved_config = CheckpointFile(dir, kConfigFile);
     }
   } else if (!resume.empty() && !absl::GetFlag(FLAGS_run_dir).empty()) {
     return absl::InvalidArgumentError(
         "--resume continues in the run's own directory; drop --run_dir");
   }
-  if (!resume.empty()) {
-    resume = UserPath(resume);
-    absl::StatusOr<std::string> checkpoint = FindCheckpoint(resume);
-    std::error_code ec;
-    if (checkpoint.ok()) {
-      resume_checkpoint = *checkpoint;
-      std::filesystem::path checkpoint_dir =
-          std::filesystem::path(resume_checkpoint).parent_path();
-      resume_run_dir = checkpoint_dir.parent_path().string();
-      if (config_path.empty() && (!resume_auto || model_name.empty())) {
-        config_path = (checkpoint_dir / "config.json").string();
-      }
-    } else if (std::filesystem::is_regular_file(resume + "/config.json", ec)) {
-      // A run directory without checkpoints: its pipeline decides whether
-      // it can continue (a tune skips its finished trials).
-      resume_run_dir = resume;
-      if (config_path.empty()) config_path = resume + "/config.json";
-    } else {
-      return WithContext(checkpoint.status(), "--resume");
+  if (resume.empty()) return plan;
+  resume = UserPath(resume);
+  absl::StatusOr<std::string> checkpoint = FindCheckpoint(resume);
+  std::error_code ec;
+  if (checkpoint.ok()) {
+    plan.checkpoint = *checkpoint;
+    std::filesystem::path checkpoint_dir =
+        std::filesystem::path(plan.checkpoint).parent_path();
+    plan.run_dir = checkpoint_dir.parent_path().string();
+    if (plan.config_path.empty() && (!plan.automatic || !model_flag)) {
+      plan.config_path = (checkpoint_dir / kConfigFile).string();
     }
-  }
-  absl::StatusOr<RunConfig> config;
-  std::string config_source;
-  if (!config_path.empty()) {
-    config_source = config_path;
-    config = LoadRunConfigFile(UserPath(config_path), overrides);
-    // Messages name the file as the user typed it.
-    if (!config.ok() && UserPath(config_path) != config_path) {
-      std::string message(config.status().message());
-      absl::StrReplaceAll({{UserPath(config_path), config_path}}, &message);
-      config = absl::Status(config.status().code(), message);
+  } else if (std::filesystem::is_regular_file(RunFile(resume, kConfigFile),
+                                              ec)) {
+    // A run directory without checkpoints: its pipeline decides whether
+    // it can continue (a tune skips its finished trials).
+    plan.run_dir = resume;
+    if (plan.config_path.empty()) {
+      plan.config_path = RunFile(resume, kConfigFile);
     }
   } else {
-    if (model_name.empty()) {
-      std::vector<std::string> models = registry.Names(PluginKind::kModel);
-      return absl::InvalidArgumentError(absl::StrCat(
-          "give --model=NAME (runs its default config) or --config=FILE; "
-          "known models: ",
-          models.empty() ? "(none loaded)" : absl::StrJoin(models, ", ")));
-    }
-    absl::StatusOr<const ModelEntry*> entry = registry.FindModel(model_name);
-    if (!entry.ok())
-      return WithContext(entry.status(), "--model=" + model_name);
-    if ((*entry)->default_config_json.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model '", model_name, "' has no default config; give --config"));
-    }
-    config_source =
-        absl::StrCat("<default config of model '", model_name, "'>");
-    config =
-        ParseRunConfig((*entry)->default_config_json, config_source, overrides);
+    return WithContext(checkpoint.status(), "--resume");
   }
-  if (!config.ok()) return config.status();
+  return plan;
+}
 
+// A config error caused by a name given as a flag names the flag.
+absl::Status BlameFlag(const absl::Status& error) {
+  struct FlagField {
+    std::string field, flag, value;
+  };
+  const FlagField flag_fields[] = {
+      {"model", "model", absl::GetFlag(FLAGS_model)},
+      {"optim_config.name", "optimizer", absl::GetFlag(FLAGS_optimizer)},
+      {"pipeline", "pipeline", absl::GetFlag(FLAGS_pipeline)}};
+  for (const FlagField& f : flag_fields) {
+    if (!f.value.empty() && absl::StartsWith(error.message(), f.field + ": ")) {
+      return absl::Status(
+          error.code(),
+          absl::StrCat("--", f.flag, "=", f.value, ": ",
+                       error.message().substr(f.field.size() + 2)));
+    }
+  }
+  return error;
+}
+
+// Stage 4: the config (the file, or the model's embedded default), the
+// --set overrides, then the flags, checked against the loaded plugins before
+// anything is written.
+absl::StatusOr<ResolvedRunSpec> ResolveConfig(
+    const ResumePlan& plan, const std::vector<std::string>& overrides,
+    const PluginRegistry& registry) {
+  RunSpecSource source;
+  source.config_file = plan.config_path;
+  if (source.config_file.empty()) source.model = absl::GetFlag(FLAGS_model);
+  ASSIGN_OR_RETURN(ResolvedRunSpec spec,
+                   ResolveRunSpec(source, overrides, &registry));
+  RunConfig& config = spec.config;
   // Flags win over the file.
-  if (!model_name.empty()) config->set_model(model_name);
+  if (!absl::GetFlag(FLAGS_model).empty()) {
+    config.set_model(absl::GetFlag(FLAGS_model));
+  }
   if (!absl::GetFlag(FLAGS_optimizer).empty()) {
-    config->mutable_optim_config()->set_name(absl::GetFlag(FLAGS_optimizer));
+    config.mutable_optim_config()->set_name(absl::GetFlag(FLAGS_optimizer));
   }
   if (!absl::GetFlag(FLAGS_pipeline).empty()) {
-    config->set_pipeline(absl::GetFlag(FLAGS_pipeline));
+    config.set_pipeline(absl::GetFlag(FLAGS_pipeline));
   }
   if (absl::GetFlag(FLAGS_seed).has_value()) {
-    config->set_seed(*absl::GetFlag(FLAGS_seed));
+    config.set_seed(*absl::GetFlag(FLAGS_seed));
   }
-  if (config->pipeline().empty()) config->set_pipeline("train");
-  if (!auto_saved_config.empty()) {
-    if (absl::Status s = CheckSameConfig(*config, auto_saved_config); !s.ok()) {
-      return s;
-    }
+  if (!plan.saved_config.empty()) {
+    RETURN_IF_ERROR(CheckSameConfig(config, plan.saved_config));
   }
-  // Unknown names and bad plugin sections fail here, before anything is
-  // written.
-  // A config read without a model (it came from --model) has its training
-  // sections checked now; a composite pipeline's config has none.
-  absl::StatusOr<const PipelineEntry*> pipeline_lookup =
-      registry.FindPipeline(config->pipeline());
-  absl::Status config_status = pipeline_lookup.ok() &&
-                                       !(*pipeline_lookup)->composite &&
-                                       !config->model().empty()
-                                   ? ValidateRunConfig(*config)
-                                   : absl::OkStatus();
-  if (config_status.ok()) config_status = registry.CheckConfig(*config);
-  if (absl::Status s = config_status; !s.ok()) {
-    // Blame the flag when the name came from one.
-    struct FlagField {
-      std::string field, flag, value;
-    };
-    const FlagField flag_fields[] = {
-        {"model", "model", absl::GetFlag(FLAGS_model)},
-        {"optim_config.name", "optimizer", absl::GetFlag(FLAGS_optimizer)},
-        {"pipeline", "pipeline", absl::GetFlag(FLAGS_pipeline)}};
-    for (const FlagField& f : flag_fields) {
-      if (!f.value.empty() && absl::StartsWith(s.message(), f.field + ": ")) {
-        return absl::Status(
-            s.code(), absl::StrCat("--", f.flag, "=", f.value, ": ",
-                                   s.message().substr(f.field.size() + 2)));
-      }
-    }
-    return AttributeConfigError(s, config_source, overrides);
+  if (absl::Status s = ValidateRunSpec(config, registry); !s.ok()) {
+    absl::Status blamed = BlameFlag(s);
+    return blamed.message() != s.message()
+               ? blamed
+               : AttributeConfigError(s, spec.source, overrides);
   }
-  const PipelineEntry* pipeline_entry =
-      *registry.FindPipeline(config->pipeline());
+  return spec;
+}
 
+// Stage 5: the run directory: the one resumed, a restarted one
+// (--resume=auto without a checkpoint) or a new one. A rank other than 0
+// writes nothing and is told rank 0's directory.
+absl::StatusOr<std::string> PrepareRunDir(const ResumePlan& plan,
+                                          const RunConfig& config,
+                                          bool writer) {
+  if (!plan.run_dir.empty()) return plan.run_dir;
+  const std::string explicit_dir = UserPath(absl::GetFlag(FLAGS_run_dir));
+  absl::StatusOr<std::string> run_dir;
+  if (!writer) {
+    run_dir = explicit_dir;
+  } else if (plan.automatic) {
+    run_dir = RestartRunDir(explicit_dir);
+  } else {
+    run_dir =
+        CreateRunDir(explicit_dir, UserPath(absl::GetFlag(FLAGS_runs_root)),
+                     config.run_name());
+  }
+  if (run_dir.ok() && run_dir->empty()) {
+    return absl::InvalidArgumentError(
+        "a rank other than 0 needs --run_dir (the same as rank 0's)");
+  }
+  return run_dir;
+}
+
+// Stage 6, in this process: threads, the run directory's lock, log.txt and
+// config.json, then the pipeline.
+absl::Status RunPipeline(const ResolvedRunSpec& spec, const ResumePlan& plan,
+                         const std::string& run_dir,
+                         const DistributedConfig& distributed, bool writer,
+                         const PluginRegistry& registry) {
+  const RunConfig& config = spec.config;
+  const PipelineEntry* pipeline_entry =
+      *registry.FindPipeline(config.pipeline());
+  // Ranks on one machine share its cores.
+  const ThreadChoice thread_choice =
+      ChooseThreads(absl::GetFlag(FLAGS_threads),
+                    distributed.enabled() ? distributed.local_world_size : 1);
+  const int threads = thread_choice.threads;
+  SetThreads(threads, thread_choice.blas_threads);
+  std::unique_ptr<RunDirLock> lock;
+  std::unique_ptr<RunLogFile> log;
+  if (writer) {
+    ASSIGN_OR_RETURN(lock, RunDirLock::Take(run_dir));
+    ASSIGN_OR_RETURN(log, RunLogFile::Open(RunFile(run_dir, kLogFile)));
+    RETURN_IF_ERROR(WriteFileAtomically(RunFile(run_dir, kConfigFile),
+                                        RunConfigToJson(config)));
+  }
+  LOG(INFO) << (plan.run_dir.empty() ? "run directory: "
+                                     : "resuming in run directory: ")
+            << run_dir;
+  LOG(INFO) << "threads: " << threads << " (" << thread_choice.why << "; "
+            << DescribeThreads() << ")";
+  if (pipeline_entry->composite) {
+    // Its members name their own models and optimizers.
+    LOG(INFO) << "pipeline=" << config.pipeline() << " threads=" << threads
+              << " config=" << spec.source;
+  } else {
+    LOG(INFO) << "model=" << config.model()
+              << " optimizer=" << config.optim_config().name()
+              << " pipeline=" << config.pipeline() << " seed=" << config.seed()
+              << " threads=" << threads << " config=" << spec.source;
+  }
+
+  PipelineContext context;
+  context.config = &config;
+  context.config_source = spec.source;
+  context.run_dir = run_dir;
+  context.registry = &registry;
+  context.num_threads = threads;
+  context.resuming = !plan.run_dir.empty();
+  context.resume_from = plan.checkpoint;
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      pipeline_entry->factory(context);
+  absl::Status status = pipeline.ok() ? (*pipeline)->Run() : pipeline.status();
+  if (status.ok()) {
+    LOG(INFO) << "done; outputs in " << run_dir;
+  } else if (log != nullptr) {
+    // main prints the error to the console; keep it in the run's log too.
+    log->Append(absl::StrCat("error: ", status.message()));
+  }
+  return status;
+}
+
+absl::Status Run(int argc, char** argv) {
+  if (AnswerHelpOrVersion(argc, argv)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> overrides, ParseFlags(argc, argv));
+
+  PluginRegistry& registry = PluginRegistry::Global();
+  std::vector<PluginLoadReport> reports = LoadPlugins(registry, argv[0]);
+  if (absl::GetFlag(FLAGS_list_plugins)) {
+    PrintPluginList(registry, reports);
+    return absl::OkStatus();
+  }
+  for (const auto& report : reports) {
+    if (!report.status.ok()) LOG(WARNING) << report.status.message();
+  }
+
+  ASSIGN_OR_RETURN(ResumePlan plan, PlanResume());
+  ASSIGN_OR_RETURN(ResolvedRunSpec spec,
+                   ResolveConfig(plan, overrides, registry));
   if (absl::GetFlag(FLAGS_print_config)) {
-    std::cout << RunConfigToJson(*config);
+    std::cout << RunConfigToJson(spec.config);
     return absl::OkStatus();
   }
 
-  absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
-  if (!distributed.ok()) return distributed.status();
+  ASSIGN_OR_RETURN(DistributedConfig distributed, DistributedFromEnvironment());
   const int nproc = absl::GetFlag(FLAGS_nproc);
-  if (nproc < 1) return absl::InvalidArgumentError("--nproc must be >= 1");
-  if (nproc > 1 && distributed->enabled()) {
+  if (nproc > 1 && distributed.enabled()) {
     return absl::InvalidArgumentError(
         "--nproc starts the ranks itself; unset WORLD_SIZE (or drop --nproc "
         "and start every rank yourself)");
   }
   // Ranks other than 0 write nothing and log only warnings and errors.
-  const bool writer = !distributed->enabled() || distributed->rank == 0;
+  const bool writer = !distributed.enabled() || distributed.rank == 0;
   if (!writer) FLAGS_minloglevel = 1;
-  absl::StatusOr<std::string> run_dir = resume_run_dir;
-  if (resume_run_dir.empty()) {
-    const std::string explicit_dir = UserPath(absl::GetFlag(FLAGS_run_dir));
-    if (!writer) {
-      run_dir = explicit_dir;
-    } else if (resume_auto) {
-      run_dir = RestartRunDir(explicit_dir);
-    } else {
-      run_dir =
-          CreateRunDir(explicit_dir, UserPath(absl::GetFlag(FLAGS_runs_root)),
-                       config->run_name());
-    }
-  }
-  if (!run_dir.ok()) return run_dir.status();
-  if (run_dir->empty()) {
-    return absl::InvalidArgumentError(
-        "a rank other than 0 needs --run_dir (the same as rank 0's)");
-  }
-  if (distributed->enabled()) {
+  ASSIGN_OR_RETURN(std::string run_dir,
+                   PrepareRunDir(plan, spec.config, writer));
+  if (distributed.enabled()) {
     LOG(INFO) << absl::StrFormat(
-        "rank %d of %d (local rank %d of %d on node %d)%s", distributed->rank,
-        distributed->world_size, distributed->local_rank,
-        distributed->local_world_size, distributed->group_rank,
-        distributed->restart_count > 0
-            ? absl::StrFormat("; torchrun restart %d: %s",
-                              distributed->restart_count,
-                              resume_run_dir.empty()
-                                  ? "no checkpoint yet, starting over"
-                                  : "continuing from " + resume_checkpoint)
+        "rank %d of %d (local rank %d of %d on node %d)%s", distributed.rank,
+        distributed.world_size, distributed.local_rank,
+        distributed.local_world_size, distributed.group_rank,
+        distributed.restart_count > 0
+            ? absl::StrFormat(
+                  "; torchrun restart %d: %s", distributed.restart_count,
+                  plan.run_dir.empty() ? "no checkpoint yet, starting over"
+                                       : "continuing from " + plan.checkpoint)
             : "");
   }
-  if (!resume_run_dir.empty() && !pipeline_entry->composite) {
-    if (std::optional<std::string> done = FinishedRun(*run_dir, *config)) {
+  const bool composite =
+      (*registry.FindPipeline(spec.config.pipeline()))->composite;
+  if (!plan.run_dir.empty() && !composite) {
+    if (std::optional<std::string> done = FinishedRun(run_dir, spec.config)) {
       // Nothing to continue: say so and touch nothing (no log line, no
       // metrics.json rewritten with an empty last loss).
       std::cout << *done << std::endl;
@@ -735,67 +809,9 @@ absl::Status Run(int argc, char** argv) {
   if (nproc > 1) {
     // The ranks decide --resume=auto again, and find the same answer.
     return LaunchRanks(argc, argv, nproc,
-                       resume_run_dir.empty() || resume_auto ? *run_dir : "");
+                       plan.run_dir.empty() || plan.automatic ? run_dir : "");
   }
-  // Ranks on one machine share its cores.
-  const ThreadChoice thread_choice =
-      ChooseThreads(absl::GetFlag(FLAGS_threads),
-                    distributed->enabled() ? distributed->local_world_size : 1);
-  const int threads = thread_choice.threads;
-  SetThreads(threads, thread_choice.blas_threads);
-  std::unique_ptr<RunDirLock> lock;
-  std::unique_ptr<RunLogFile> log;
-  if (writer) {
-    absl::StatusOr<std::unique_ptr<RunDirLock>> taken =
-        RunDirLock::Take(*run_dir);
-    if (!taken.ok()) return taken.status();
-    lock = *std::move(taken);
-    absl::StatusOr<std::unique_ptr<RunLogFile>> opened =
-        RunLogFile::Open(*run_dir + "/log.txt");
-    if (!opened.ok()) return opened.status();
-    log = *std::move(opened);
-    if (absl::Status s = WriteFileAtomically(*run_dir + "/config.json",
-                                             RunConfigToJson(*config));
-        !s.ok()) {
-      return s;
-    }
-  }
-  LOG(INFO) << (resume_run_dir.empty() ? "run directory: "
-                                       : "resuming in run directory: ")
-            << *run_dir;
-  LOG(INFO) << "threads: " << threads << " (" << thread_choice.why << "; "
-            << DescribeThreads() << ")";
-  if (pipeline_entry->composite) {
-    // Its members name their own models and optimizers.
-    LOG(INFO) << "pipeline=" << config->pipeline() << " threads=" << threads
-              << " config=" << config_source;
-  } else {
-    LOG(INFO) << "model=" << config->model()
-              << " optimizer=" << config->optim_config().name()
-              << " pipeline=" << config->pipeline()
-              << " seed=" << config->seed() << " threads=" << threads
-              << " config=" << config_source;
-  }
-
-  PipelineContext context;
-  context.config = &*config;
-  context.config_source = config_source;
-  context.run_dir = *run_dir;
-  context.registry = &registry;
-  context.num_threads = threads;
-  context.resuming = !resume_run_dir.empty();
-  context.resume_from = resume_checkpoint;
-  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      pipeline_entry->factory(context);
-  if (!pipeline.ok()) return pipeline.status();
-  absl::Status status = (*pipeline)->Run();
-  if (status.ok()) {
-    LOG(INFO) << "done; outputs in " << *run_dir;
-  } else {
-    // main prints the error to the console; keep it in the run's log too.
-    if (log != nullptr) log->Append(absl::StrCat("error: ", status.message()));
-  }
-  return status;
+  return RunPipeline(spec, plan, run_dir, distributed, writer, registry);
 }
 
 }  // namespace

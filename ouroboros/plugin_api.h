@@ -36,7 +36,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 6;
+inline constexpr uint32_t kPluginAbiVersion = 7;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.
@@ -100,6 +100,18 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
 // name, one-line description, HookFactory, HookConfigValidator or nullptr.
 #define OUROBOROS_REGISTER_HOOK(name, description, factory, validator) \
   OUROBOROS_INTERNAL_REGISTER(HookEntry, name, description, factory, validator)
+
+// name, one-line description, HookFactory: a hook that runs in every Trainer
+// run of the process, named in no config (HookEntry::in_every_run).
+#define OUROBOROS_REGISTER_HOOK_FOR_EVERY_RUN(name, description, factory)      \
+  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(    \
+      ouroboros_registrar_,                                                    \
+      __LINE__)([](::ouroboros::PluginRegistry& registry,                      \
+                   const std::string& source) {                                \
+    ::ouroboros::HookEntry entry{name, description, factory, nullptr, source}; \
+    entry.in_every_run = true;                                                 \
+    return registry.Register(std::move(entry));                                \
+  })
 
 // The same for a pipeline that runs other configs rather than a model of its
 // own (PipelineEntry::composite).

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -113,6 +114,14 @@ absl::StatusOr<const HookEntry*> PluginRegistry::FindHook(
   return Find(PluginKind::kHook, hooks_, name);
 }
 
+std::vector<const HookEntry*> PluginRegistry::HooksForEveryRun() const {
+  std::vector<const HookEntry*> every_run;
+  for (const auto& [name, entry] : hooks_.entries) {
+    if (entry.in_every_run) every_run.push_back(&entry);
+  }
+  return every_run;
+}
+
 std::vector<std::string> PluginRegistry::Names(PluginKind kind) const {
   switch (kind) {
     case PluginKind::kModel:
@@ -167,18 +176,15 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
        {&(*model)->validate_config, &(*optimizer)->validate_config,
         &(*pipeline)->validate_config}) {
     if (!*validate) continue;
-    if (absl::Status s = (*validate)(config); !s.ok()) return s;
+    RETURN_IF_ERROR((*validate)(config));
   }
   for (int i = 0; i < config.hooks_size(); ++i) {
     const std::string field = absl::StrCat("hooks[", i, "]");
     absl::StatusOr<const HookEntry*> hook = FindHook(config.hooks(i).name());
     if (!hook.ok()) return at_field(field + ".name", hook.status());
     if (!(*hook)->validate_config) continue;
-    if (absl::Status s = (*hook)->validate_config(config.hooks(i).config(),
-                                                  field + ".config", config);
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR((*hook)->validate_config(config.hooks(i).config(),
+                                             field + ".config", config));
   }
   return absl::OkStatus();
 }

@@ -86,6 +86,11 @@ struct HookEntry {
   HookFactory factory;
   HookConfigValidator validate_config;
   std::string source;
+  // Runs in every Trainer run of a process that loaded it, without being
+  // named in the config (HookContext::index is -1 and there is no section),
+  // after the step's own work (its evaluation and checkpoint). For test
+  // seams such as fault injection (tests/fault_injection), and profilers.
+  bool in_every_run = false;
 };
 
 // One row of PluginRegistry::List().
@@ -119,6 +124,8 @@ class PluginRegistry {
   absl::StatusOr<const PipelineEntry*> FindPipeline(
       absl::string_view name) const;
   absl::StatusOr<const HookEntry*> FindHook(absl::string_view name) const;
+  // The hooks registered with in_every_run, by name.
+  std::vector<const HookEntry*> HooksForEveryRun() const;
 
   std::vector<std::string> Names(PluginKind kind) const;
   // Every entry, ordered by kind then name.

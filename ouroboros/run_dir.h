@@ -2,7 +2,8 @@
 //
 //   absl::StatusOr<std::string> dir = CreateRunDir("", "saves", "mlp_demo");
 //   // saves/mlp_demo/20261125-001502  (a new directory, never reused)
-//   auto log = RunLogFile::Open(*dir + "/log.txt");  // glog lines go there too
+//   auto log = RunLogFile::Open(RunFile(*dir, kLogFile));  // glog lines go
+//   there too
 #ifndef OUROBOROS_RUN_DIR_H_
 #define OUROBOROS_RUN_DIR_H_
 
@@ -11,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ouroboros/files.h"
+#include "ouroboros/run_layout.h"
 
 namespace ouroboros {
 
@@ -25,12 +28,6 @@ std::string UserPath(const std::string& path);
 absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
                                          const std::string& base,
                                          const std::string& run_name);
-
-// Writes to a temporary file beside `path`, fsyncs it, renames it into place
-// and fsyncs the directory, so a reader never sees a half-written file, and
-// after a crash or a power cut `path` holds the old or the new contents.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& contents);
 
 // One process writes a run directory: an exclusive flock(2) on
 // <dir>/.lock, holding the owner's PID. The kernel drops it when the

@@ -22,23 +22,15 @@
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
 #include "ouroboros/schedule.h"
+#include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 
 namespace ouroboros {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Fault injection for the resume tests: the process SIGKILLs itself right
-// after this optimizer step (no cleanup, like a real crash).
-// With OUROBOROS_FAULT_KILL_RANK set, only that rank of a distributed run.
-int64_t KillAtStep(int rank) {
-  const char* value = std::getenv("OUROBOROS_FAULT_KILL_AT_STEP");
-  const char* only_rank = std::getenv("OUROBOROS_FAULT_KILL_RANK");
-  if (only_rank != nullptr && std::atoi(only_rank) != rank) return -1;
-  return value != nullptr ? std::atoll(value) : -1;
-}
 
 std::vector<std::string> MetricNames(const ScoreConfig& score) {
   if (score.metrics().empty()) return {"loss", "accuracy"};
@@ -103,7 +95,7 @@ double NumberField(
 std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
   std::vector<EpochRecord> records;
   for (const google::protobuf::Struct& line :
-       ReadJsonLines(run_dir + "/" + kEpochRecordFile)) {
+       ReadJsonLines(RunFile(run_dir, kEpochRecordFile))) {
     const auto& fields = line.fields();
     EpochRecord record;
     record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
@@ -128,7 +120,7 @@ std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir) {
   // its checkpoint) replaces the earlier one.
   std::map<int64_t, StepEvalRecord> by_step;
   for (const google::protobuf::Struct& line :
-       ReadJsonLines(run_dir + "/" + kStepEvalFile)) {
+       ReadJsonLines(RunFile(run_dir, kStepEvalFile))) {
     const auto& fields = line.fields();
     StepEvalRecord record;
     record.step = static_cast<int64_t>(NumberField(fields, "step"));
@@ -185,7 +177,7 @@ absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
   });
   if (!status.ok()) return status;
   if (!std::isfinite(loss_value)) return loss_value;
-  if (absl::Status s = SynchronizeGradients(); !s.ok()) return s;
+  RETURN_IF_ERROR(SynchronizeGradients());
   status = CallTorch("optimizer step", [&] {
     if (config().optim_config().grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(
@@ -231,11 +223,8 @@ absl::Status Trainer::SynchronizeGradients() {
   if (group_ == nullptr) return absl::OkStatus();
   // The stop vote rides on the gradients: no message of its own per step.
   int votes = StopSignal() != 0 ? 1 : 0;
-  if (absl::Status s =
-          group_->AverageGradients(model_->module().parameters(), &votes);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      group_->AverageGradients(model_->module().parameters(), &votes));
   stop_votes_ = votes;
   stop_votes_exchanged_ = true;
   return absl::OkStatus();
@@ -246,7 +235,7 @@ absl::StatusOr<bool> Trainer::AgreeToStop() {
   if (!stop_votes_exchanged_) {
     // A TrainStep that did not call SynchronizeGradients: vote alone.
     at::Tensor votes = at::full({1}, StopSignal() != 0 ? 1.0 : 0.0);
-    if (absl::Status s = group_->SumInPlace(votes); !s.ok()) return s;
+    RETURN_IF_ERROR(group_->SumInPlace(votes));
     stop_votes_ = static_cast<int>(std::lround(votes.item<double>()));
   }
   stop_votes_exchanged_ = false;
@@ -264,7 +253,7 @@ absl::Status Trainer::StopForSignal(int64_t batches_in_epoch) {
     return StoppedBySignal(
         absl::StrCat(where, "; rank 0 saves the checkpoint"));
   }
-  if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
+  RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
   if (events_ != nullptr) (void)events_->Flush();
   return StoppedBySignal(
       absl::StrCat(where, "; checkpoint ", last_checkpoint_,
@@ -345,17 +334,12 @@ absl::Status Trainer::Setup() {
     for (const at::Tensor& buffer : model_->module().buffers()) {
       state.push_back(buffer);
     }
-    if (absl::Status s = group_->BroadcastFromRankZero(state); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
   }
-  checkpoint_dir_ = context_.run_dir + "/checkpoints";
+  checkpoint_dir_ = CheckpointDir(context_.run_dir);
   // Rank 0 (or the only process) writes; the other ranks only read the
   // checkpoint they resume from.
-  if (absl::Status s = writes_outputs() ? PrepareOutputs() : absl::OkStatus();
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(writes_outputs() ? PrepareOutputs() : absl::OkStatus());
   if (context_.resuming && context_.resume_from.empty()) {
     // main found no checkpoint to resume from (the run stopped before its
     // first one): say so, by the run directory.
@@ -383,19 +367,12 @@ absl::Status Trainer::Setup() {
 }
 
 absl::Status Trainer::PrepareOutputs() {
-  std::error_code ec;
-  fs::create_directories(checkpoint_dir_, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat(checkpoint_dir_, ": cannot create: ", ec.message()));
-  }
-  if (absl::Status s = WriteFileAtomically(checkpoint_dir_ + "/config.json",
-                                           RunConfigToJson(config()));
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(MakeDirectories(checkpoint_dir_));
+  RETURN_IF_ERROR(
+      WriteFileAtomically(CheckpointFile(context_.run_dir, kConfigFile),
+                          RunConfigToJson(config())));
   absl::StatusOr<std::unique_ptr<EventWriter>> events =
-      EventWriter::Create(context_.run_dir + "/tensorboard");
+      EventWriter::Create(RunFile(context_.run_dir, kTensorBoardDir));
   if (!events.ok()) return events.status();
   events_ = *std::move(events);
   return absl::OkStatus();
@@ -405,16 +382,9 @@ absl::Status Trainer::SaveStepCheckpoint() {
   if (!writes_outputs()) return absl::OkStatus();
   const std::string name = CheckpointFileName(state_.position.step);
   const std::string path = checkpoint_dir_ + "/" + name;
-  if (absl::Status s =
-          SaveCheckpoint(path, model_->module(), *optimizer_, state_);
-      !s.ok()) {
-    return s;
-  }
-  std::string weights = path.substr(0, path.size() - 5) + ".weights.pt";
-  if (absl::Status s = SaveWeightsForPython(weights, model_->module());
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
+  const std::string weights = WeightsPathFor(path);
+  RETURN_IF_ERROR(SaveWeightsForPython(weights, model_->module()));
   last_checkpoint_ = path;
   PruneCheckpoints(checkpoint_dir_, config().run_config().keep_checkpoints());
   return absl::OkStatus();
@@ -451,7 +421,7 @@ absl::Status Trainer::EvaluateAtStep() {
   }
   VLOG(1) << line;
   if (!writes_outputs()) return absl::OkStatus();
-  return AppendJsonLine(context_.run_dir + "/" + kStepEvalFile, record);
+  return AppendJsonLine(RunFile(context_.run_dir, kStepEvalFile), record);
 }
 
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
@@ -480,7 +450,7 @@ absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
     early["min_delta"].set_number_value(score.min_delta());
     early["best"].set_number_value(result.best_metric);
   }
-  return WriteFileAtomically(context_.run_dir + "/metrics.json",
+  return WriteFileAtomically(RunFile(context_.run_dir, kMetricsFile),
                              FormatJson(root));
 }
 
@@ -508,15 +478,27 @@ absl::Status Trainer::BuildHooks() {
     LOG(INFO) << "hook " << config().hooks(i).name() << " from "
               << (*entry)->source;
   }
+  for (const HookEntry* entry : context_.registry->HooksForEveryRun()) {
+    HookContext hook_context{context_.config, context_.config_source, -1,
+                             context_.run_dir};
+    ASSIGN_OR_RETURN(std::unique_ptr<TrainerHook> hook,
+                     entry->factory(hook_context));
+    every_run_hooks_.push_back(std::move(hook));
+    LOG(INFO) << "hook " << entry->name << " (every run) from "
+              << entry->source;
+  }
   for (const auto& hook : hooks_) {
-    if (absl::Status s = hook->OnTrainBegin(View()); !s.ok()) return s;
+    RETURN_IF_ERROR(hook->OnTrainBegin(View()));
+  }
+  for (const auto& hook : every_run_hooks_) {
+    RETURN_IF_ERROR(hook->OnTrainBegin(View()));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<TrainResult> Trainer::Run() {
-  if (absl::Status s = Setup(); !s.ok()) return s;
-  if (absl::Status s = BuildHooks(); !s.ok()) return s;
+  RETURN_IF_ERROR(Setup());
+  RETURN_IF_ERROR(BuildHooks());
   const TrainConfig& run = config().run_config();
   const OptimConfig& optim = config().optim_config();
   const int64_t n = data_.train.size();
@@ -532,7 +514,6 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         "samples",
         run.batch_size(), world, n));
   }
-  const int64_t kill_at_step = KillAtStep(rank);
   std::vector<at::Tensor> buffers;
   if (group_ != nullptr) buffers = model_->module().buffers();
   const ScoreConfig& score = config().score_config();
@@ -575,9 +556,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       if (!buffers.empty()) {
         // As DDP does by default: every rank's forward sees rank 0's
         // buffers (BatchNorm running statistics).
-        if (absl::Status s = group_->BroadcastFromRankZero(buffers); !s.ok()) {
-          return s;
-        }
+        RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
       }
       absl::StatusOr<double> loss = TrainStep(*batch);
       if (!loss.ok()) return loss.status();
@@ -591,7 +570,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       ++position.step;
       ++position.batch_in_epoch;
       for (const auto& hook : hooks_) {
-        if (absl::Status s = hook->OnStepEnd(View()); !s.ok()) return s;
+        RETURN_IF_ERROR(hook->OnStepEnd(View()));
       }
       loss_sum += *loss;
       ++loss_count;
@@ -605,13 +584,15 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       }
       if (run.eval_every_steps() > 0 &&
           position.step % run.eval_every_steps() == 0) {
-        if (absl::Status s = EvaluateAtStep(); !s.ok()) return s;
+        RETURN_IF_ERROR(EvaluateAtStep());
       }
       if (run.checkpoint_every_steps() > 0 &&
           position.step % run.checkpoint_every_steps() == 0) {
-        if (absl::Status s = SaveStepCheckpoint(); !s.ok()) return s;
+        RETURN_IF_ERROR(SaveStepCheckpoint());
       }
-      if (position.step == kill_at_step) std::raise(SIGKILL);
+      for (const auto& hook : every_run_hooks_) {
+        RETURN_IF_ERROR(hook->OnStepEnd(View()));
+      }
       absl::StatusOr<bool> stopping = AgreeToStop();
       if (!stopping.ok()) return stopping.status();
       if (*stopping) return StopForSignal(loader.num_batches());
@@ -623,11 +604,12 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     position.epoch = epoch + 1;
     position.batch_in_epoch = 0;
     std::map<std::string, double> model_metrics;
-    if (absl::Status s = OnEpochEnd(epoch, &model_metrics); !s.ok()) return s;
+    RETURN_IF_ERROR(OnEpochEnd(epoch, &model_metrics));
     for (const auto& hook : hooks_) {
-      if (absl::Status s = hook->OnEpochEnd(View(), &model_metrics); !s.ok()) {
-        return s;
-      }
+      RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
+    }
+    for (const auto& hook : every_run_hooks_) {
+      RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
     }
     std::string line = absl::StrFormat(
         "epoch %d/%d: step %d, train loss %.4f", epoch + 1, run.epochs(),
@@ -649,13 +631,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     LOG(INFO) << line << "; " << monitored_name << ": "
               << FormatMetrics(*metrics);
     if (writes_outputs()) {
-      if (absl::Status s = AppendEpochRecord(
-              context_.run_dir + "/" + kEpochRecordFile, position,
-              loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
-              *metrics, model_metrics);
-          !s.ok()) {
-        return s;
-      }
+      RETURN_IF_ERROR(AppendEpochRecord(
+          RunFile(context_.run_dir, kEpochRecordFile), position,
+          loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
+          *metrics, model_metrics));
     }
     if (!score.monitor().empty()) {
       double value = (*metrics)[score.monitor()];
@@ -678,18 +657,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         state_.has_best = true;
       }
       if (better && std::isfinite(value) && writes_outputs()) {
-        if (absl::Status s =
-                SaveCheckpoint(checkpoint_dir_ + "/best.ckpt", model_->module(),
-                               *optimizer_, state_);
-            !s.ok()) {
-          return s;
-        }
+        const std::string best =
+            CheckpointFile(context_.run_dir, kBestCheckpointFile);
+        RETURN_IF_ERROR(
+            SaveCheckpoint(best, model_->module(), *optimizer_, state_));
         // As beside every step checkpoint: the weights alone, for Python.
-        if (absl::Status s = SaveWeightsForPython(
-                checkpoint_dir_ + "/best.weights.pt", model_->module());
-            !s.ok()) {
-          return s;
-        }
+        RETURN_IF_ERROR(
+            SaveWeightsForPython(WeightsPathFor(best), model_->module()));
         LOG(INFO) << absl::StrFormat(
             "new best %s %s %.4f: checkpoints/best.ckpt", monitored_name,
             score.monitor(), value);
@@ -701,7 +675,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     }
     if (run.checkpoint_every_epochs() > 0 &&
         (epoch + 1) % run.checkpoint_every_epochs() == 0) {
-      if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
+      RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
     }
   }
 
@@ -715,10 +689,13 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   }
   result.best_metric = state_.best_metric;
   for (const auto& hook : hooks_) {
-    if (absl::Status s = hook->OnTrainEnd(View()); !s.ok()) return s;
+    RETURN_IF_ERROR(hook->OnTrainEnd(View()));
+  }
+  for (const auto& hook : every_run_hooks_) {
+    RETURN_IF_ERROR(hook->OnTrainEnd(View()));
   }
   // The end: always a checkpoint, then the test set.
-  if (absl::Status s = SaveStepCheckpointUnlessSaved(); !s.ok()) return s;
+  RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
   result.final_checkpoint = last_checkpoint_;
   result.position = position;
   if (data_.test.size() > 0) {
@@ -731,7 +708,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   }
   if (events_ != nullptr) (void)events_->Flush();
   if (!writes_outputs()) return result;
-  if (absl::Status s = WriteMetricsJson(result); !s.ok()) return s;
+  RETURN_IF_ERROR(WriteMetricsJson(result));
   return result;
 }
 

@@ -41,16 +41,17 @@
 #include "ouroboros/data.h"
 #include "ouroboros/interfaces.h"
 #include "ouroboros/metrics.h"
+#include "ouroboros/run_layout.h"
 
 namespace ouroboros {
 
 class EventWriter;
 class ProcessGroup;
 
-// In the run directory: one JSON object per finished epoch, e.g.
+// In the run directory's kEpochRecordFile (run_layout.h): one JSON object
+// per finished epoch, e.g.
 // {"epoch":3,"step":1266,"train_loss":0.41,"val":{"accuracy":0.86},"model":{}}
 // ("val", or "test" when there is no validation set).
-inline constexpr char kEpochRecordFile[] = "epochs.jsonl";
 
 struct EpochRecord {
   int64_t epoch = 0;  // 1-based: epochs finished
@@ -65,12 +66,11 @@ struct EpochRecord {
 // last line still being written is left out.
 std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
 
-// In the run directory, with run_config.eval_every_steps = N > 0: one JSON
-// object per N optimizer steps, e.g.
+// In the run directory's kStepEvalFile, with run_config.eval_every_steps =
+// N > 0: one JSON object per N optimizer steps, e.g.
 // {"step":200,"epoch":2,"val":{"accuracy":0.81},"test":{"accuracy":0.80}}
 // (each of "val" and "test" only when that split is not empty). A resumed
 // run repeats the steps after its checkpoint; the last record of a step wins.
-inline constexpr char kStepEvalFile[] = "evals.jsonl";
 
 struct StepEvalRecord {
   int64_t step = 0;
@@ -164,6 +164,8 @@ class Trainer {
   std::unique_ptr<EventWriter> events_;
   std::unique_ptr<ProcessGroup> group_;              // null unless distributed
   std::vector<std::unique_ptr<TrainerHook>> hooks_;  // config().hooks()
+  // HookEntry::in_every_run: after hooks_, and after each step's checkpoint.
+  std::vector<std::unique_ptr<TrainerHook>> every_run_hooks_;
 
   TrainingView View();
   absl::Status BuildHooks();

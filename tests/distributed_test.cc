@@ -86,12 +86,11 @@ TEST_F(DistributedTest, TwoRanksTrainLikeOneWithTheDoubledBatch) {
 
 TEST_F(DistributedTest, KilledRankFailsTheJobInsteadOfHanging) {
   const auto start = std::chrono::steady_clock::now();
-  ProcessResult r =
-      RunProgram(main_,
-                 {"--config=" + tiny_, "--threads=1", "--run_dir=cut",
-                  "--nproc=2", "--set=run_config.batch_size=16"},
-                 "OUROBOROS_FAULT_KILL_AT_STEP=3 OUROBOROS_FAULT_KILL_RANK=1 "
-                 "OUROBOROS_DIST_TIMEOUT=20");
+  ProcessResult r = RunProgram(
+      main_,
+      {"--config=" + tiny_, "--threads=1", "--run_dir=cut", "--nproc=2",
+       "--set=run_config.batch_size=16"},
+      KillAtStepEnvironment(3, /*rank=*/1) + " OUROBOROS_DIST_TIMEOUT=20");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
@@ -111,8 +110,8 @@ TEST_F(DistributedTest, KilledJobResumesWithTheSameWorldSize) {
   // Rank 0 dies after step 9; the last checkpoint is step 7 (every 7 steps).
   std::vector<std::string> cut = run;
   cut.push_back("--run_dir=cut");
-  ProcessResult killed = RunProgram(
-      main_, cut, "OUROBOROS_FAULT_KILL_AT_STEP=9 OUROBOROS_FAULT_KILL_RANK=0");
+  ProcessResult killed =
+      RunProgram(main_, cut, KillAtStepEnvironment(9, /*rank=*/0));
   ASSERT_EQ(killed.exit_code, 1) << killed.output;
   ProcessResult resumed =
       RunProgram(main_, {"--resume=cut", "--nproc=2", "--threads=1"});

@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ouroboros/crc32c.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {

@@ -105,7 +105,7 @@ TEST_F(MainTest, KilledRunResumesToBitIdenticalWeights) {
   // SIGKILL right after step 10, in the middle of the first epoch; the last
   // checkpoint is step 7.
   Result killed = Run({"--config=" + tiny_, "--run_dir=cut", "--threads=1"},
-                      "OUROBOROS_FAULT_KILL_AT_STEP=10");
+                      KillAtStepEnvironment(10));
   ASSERT_NE(killed.exit_code, 0) << killed.output;
   EXPECT_FALSE(fs::exists(tmp_ / "cut/metrics.json"));
   EXPECT_FALSE(fs::exists(tmp_ / "cut/checkpoints/step-000000014.ckpt"));
@@ -255,7 +255,7 @@ TEST_F(MainTest, ResumedRunsEvaluationsKeepTheLastRecordOfEachStep) {
   // step 10 again (and appends it a second time).
   Result killed = Run({"--config=" + tiny_, "--run_dir=cut", "--threads=1",
                        "--set=run_config.eval_every_steps=5"},
-                      "OUROBOROS_FAULT_KILL_AT_STEP=10");
+                      KillAtStepEnvironment(10));
   ASSERT_NE(killed.exit_code, 0) << killed.output;
   // Make the first record of step 10 recognisably stale.
   std::string evals = ReadFile(tmp_ / "cut/evals.jsonl");
@@ -359,7 +359,7 @@ TEST_F(MainTest, ResumeAutoStartsContinuesAndRefusesAnotherConfig) {
   const std::vector<std::string> restartable = {
       "--config=" + tiny_, "--run_dir=auto", "--resume=auto", "--threads=1"};
   // No checkpoint yet: it starts (and here dies after step 10).
-  Result first = Run(restartable, "OUROBOROS_FAULT_KILL_AT_STEP=10");
+  Result first = Run(restartable, KillAtStepEnvironment(10));
   ASSERT_NE(first.exit_code, 0) << first.output;
   EXPECT_THAT(first.output, HasSubstr("run directory: "));
   // The same command again continues from the step-7 checkpoint.
@@ -485,7 +485,7 @@ TEST_F(MainTest, EarlyStoppingEndsTheRunAndIsExactAcrossResume) {
   // Killed in epoch 3 (step 30 of 36), resumed: the same end.
   std::vector<std::string> cut = early;
   cut.push_back("--run_dir=cut");
-  Result killed = Run(cut, "OUROBOROS_FAULT_KILL_AT_STEP=30");
+  Result killed = Run(cut, KillAtStepEnvironment(30));
   ASSERT_NE(killed.exit_code, 0) << killed.output;
   Result resumed = Run({"--resume=cut", "--threads=1"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;

@@ -51,6 +51,19 @@ BuiltFilesTest::ProcessResult BuiltFilesTest::RunProgram(
   return result;
 }
 
+std::string BuiltFilesTest::KillAtStepEnvironment(int64_t step,
+                                                  int rank) const {
+  const std::string dir =
+      std::filesystem::path(
+          Built("tests/fault_injection/libfault_injection.so"))
+          .parent_path()
+          .string();
+  std::string env = "OUROBOROS_PLUGIN_PATH=" + ShellQuote(dir) +
+                    " OUROBOROS_FAULT_KILL_AT_STEP=" + std::to_string(step);
+  if (rank >= 0) env += " OUROBOROS_FAULT_KILL_RANK=" + std::to_string(rank);
+  return env;
+}
+
 std::string ShellQuote(const std::string& text) {
   std::string quoted = "'";
   for (char c : text) {

@@ -44,6 +44,12 @@ class BuiltFilesTest : public ::testing::Test {
                            const std::string& env = "") const;
   bazel::tools::cpp::runfiles::Runfiles& runfiles() const { return *runfiles_; }
 
+  // The `env` for RunProgram that loads the fault-injection test seam
+  // (tests/fault_injection) and has it SIGKILL the run right after `step`,
+  // in every rank or only in `rank`. The test needs
+  // //tests/fault_injection in its data.
+  std::string KillAtStepEnvironment(int64_t step, int rank = -1) const;
+
  private:
   std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles_;
   std::filesystem::path scratch_;

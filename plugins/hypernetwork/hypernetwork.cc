@@ -17,6 +17,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/hypernetwork/default_config.h"
 
 namespace ouroboros::hypernetwork {
@@ -338,12 +339,9 @@ absl::Status ValidateHypernetworkConfig(const RunConfig& config) {
 
 absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
     const RunConfig& config) {
-  HypernetworkConfig parsed;
-  if (absl::Status s =
-          ParseConfigSection(config.model_config(), "model_config", &parsed);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(
+      HypernetworkConfig parsed,
+      ParseSection<HypernetworkConfig>(config.model_config(), "model_config"));
   if (parsed.architecture().empty()) parsed.set_architecture(kMnistConv);
   const bool mnist_conv = parsed.architecture() == kMnistConv;
   if (!mnist_conv && parsed.architecture() != kResnet) {
@@ -367,7 +365,7 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
         {parsed.kernel_size(), "kernel_size"},
         {parsed.conv_channels(), "conv_channels"},
         {parsed.blocks_per_stage(), "blocks_per_stage"}}) {
-    if (absl::Status s = CheckSize(value, field); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckSize(value, field));
   }
   if (parsed.kernel_size() % 2 == 0 && parsed.kernel_size() != 0) {
     return ConfigFieldError(

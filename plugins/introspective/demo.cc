@@ -18,11 +18,15 @@
 #include "ouroboros/child_process.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
+#include "ouroboros/run_spec.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/introspective/hooks.h"
 #include "plugins/introspective/introspection_net.h"
 
@@ -38,28 +42,18 @@ int Cores() {
 }
 
 // The run config of a RunSpec, with `extra` overrides after the spec's own.
-absl::StatusOr<RunConfig> ResolveRunSpec(const RunSpec& spec,
+absl::StatusOr<RunConfig> ResolveDemoRun(const RunSpec& spec,
                                          const std::string& field,
                                          std::vector<std::string> extra) {
-  const bool file = !spec.config().empty();
-  if (file == spec.has_inline_config()) {
-    return ConfigFieldError(field, "give exactly one of config, inline_config");
-  }
+  RunSpecSource source;
+  source.where = field;
+  source.config_file = spec.config();
+  if (spec.has_inline_config()) source.inline_config = &spec.inline_config();
   std::vector<std::string> overrides(spec.set().begin(), spec.set().end());
   overrides.insert(overrides.end(), extra.begin(), extra.end());
-  absl::StatusOr<RunConfig> config;
-  if (file) {
-    config = LoadRunConfigFile(UserPath(spec.config()), overrides);
-    if (!config.ok()) return WithContext(config.status(), field + ".config");
-  } else {
-    google::protobuf::Value value;
-    *value.mutable_struct_value() = spec.inline_config();
-    config =
-        ParseRunConfig(FormatJson(value), field + ".inline_config", overrides);
-    if (!config.ok()) return config.status();
-  }
-  if (config->pipeline().empty()) config->set_pipeline("train");
-  return config;
+  ASSIGN_OR_RETURN(ResolvedRunSpec resolved,
+                   ResolveRunSpec(source, overrides, /*registry=*/nullptr));
+  return std::move(resolved.config);
 }
 
 std::string MessageJson(const google::protobuf::Message& message) {
@@ -74,7 +68,7 @@ std::string MessageJson(const google::protobuf::Message& message) {
 absl::StatusOr<RunConfig> RecordConfig(const RunConfig& top,
                                        const DemoPipelineConfig& demo) {
   absl::StatusOr<RunConfig> config =
-      ResolveRunSpec(demo.record(), "pipeline_config.record",
+      ResolveDemoRun(demo.record(), "pipeline_config.record",
                      {"data_config=" + MessageJson(top.data_config()),
                       absl::StrCat("seed=", top.seed())});
   if (!config.ok()) return config.status();
@@ -92,7 +86,7 @@ absl::StatusOr<RunConfig> RecordConfig(const RunConfig& top,
 absl::StatusOr<RunConfig> TargetConfig(const DemoPipelineConfig& demo,
                                        uint64_t seed, bool jumps,
                                        const std::string& network) {
-  absl::StatusOr<RunConfig> config = ResolveRunSpec(
+  absl::StatusOr<RunConfig> config = ResolveDemoRun(
       demo.target(), "pipeline_config.target",
       {absl::StrCat("seed=", seed),
        absl::StrCat("run_config.eval_every_steps=", demo.eval_every_steps())});
@@ -130,7 +124,7 @@ absl::Status ValidateDemoConfig(const RunConfig& config) {
 double FinalTestMetric(const std::string& run_dir, const std::string& metric,
                        int64_t* steps) {
   absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(run_dir + "/metrics.json");
+      ReadJsonFile(RunFile(run_dir, kMetricsFile));
   if (!metrics.ok()) return std::nan("");
   const auto& fields = metrics->struct_value().fields();
   if (auto it = fields.find("steps"); it != fields.end()) {
@@ -165,8 +159,8 @@ class DemoPipeline : public Pipeline {
     threads_ = demo_.threads_per_run() > 0 ? demo_.threads_per_run()
                                            : std::max(1, Cores() / workers_);
     const std::string network = context_.run_dir + "/" + kNetworkFile;
-    if (absl::Status s = RecordHistories(); !s.ok()) return s;
-    if (absl::Status s = TrainNetwork(network); !s.ok()) return s;
+    RETURN_IF_ERROR(RecordHistories());
+    RETURN_IF_ERROR(TrainNetwork(network));
     return RunTargets(network);
   }
 
@@ -185,10 +179,7 @@ class DemoPipeline : public Pipeline {
         config->model(), config->data_config().dataset(),
         absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
     ChildPool pool(1);
-    if (absl::Status s = AddRun(pool, "record", *config, dir, Cores());
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(AddRun(pool, "record", *config, dir, Cores()));
     ProgressBar bar("record run (epochs)", config->run_config().epochs());
     pool.Run([&](ChildPool&) {
       bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
@@ -262,7 +253,7 @@ class DemoPipeline : public Pipeline {
         result->val_error, result->no_move_error, result->linear_error,
         result->train_rows, result->steps);
     train_result_ = *result;
-    if (absl::Status s = net->Save(network); !s.ok()) return s;
+    RETURN_IF_ERROR(net->Save(network));
     LOG(INFO) << "introspection network: " << network;
     return absl::OkStatus();
   }
@@ -270,12 +261,7 @@ class DemoPipeline : public Pipeline {
   // Step 3: the target runs, plain and with jumps, every seed.
   absl::Status RunTargets(const std::string& network) {
     const std::string dir = context_.run_dir + "/targets";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(dir, ": cannot create: ", ec.message()));
-    }
+    RETURN_IF_ERROR(MakeDirectories(dir));
     ChildPool pool(workers_);
     std::vector<std::string> dirs;
     std::vector<int64_t> epochs;
@@ -301,10 +287,7 @@ class DemoPipeline : public Pipeline {
         dirs.push_back(dir + "/" + name);
         epochs.push_back(config->run_config().epochs());
         total_epochs += epochs.back();
-        if (absl::Status s = AddRun(pool, name, *config, dirs.back(), threads_);
-            !s.ok()) {
-          return s;
-        }
+        RETURN_IF_ERROR(AddRun(pool, name, *config, dirs.back(), threads_));
       }
     }
     // Progress: the epochs finished by all runs, and the latest test metric
@@ -414,11 +397,8 @@ class DemoPipeline : public Pipeline {
               << " (evaluated every " << demo_.eval_every_steps()
               << " steps):\n"
               << table << summary;
-    if (absl::Status s = WriteFileAtomically(context_.run_dir + "/results.md",
-                                             table + "\n" + summary + "\n");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/results.md",
+                                        table + "\n" + summary + "\n"));
     return WriteFileAtomically(context_.run_dir + "/results.json",
                                FormatJson(root));
   }
@@ -428,11 +408,8 @@ class DemoPipeline : public Pipeline {
                       int threads) {
     std::error_code ec;
     fs::remove_all(dir, ec);
-    if (absl::Status s =
-            WriteFileAtomically(dir + ".json", RunConfigToJson(config));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(
+        WriteFileAtomically(dir + ".json", RunConfigToJson(config)));
     std::vector<std::string> argv = {self_, "--config=" + dir + ".json",
                                      "--run_dir=" + dir,
                                      absl::StrCat("--threads=", threads)};
@@ -468,12 +445,9 @@ int64_t StepsToTarget(const std::vector<StepEvalRecord>& records,
 }
 
 absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
-  DemoPipelineConfig demo;
-  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
-                                          "pipeline_config", &demo);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(DemoPipelineConfig demo,
+                   ParseSection<DemoPipelineConfig>(config.pipeline_config(),
+                                                    "pipeline_config"));
   if (config.model() != "introspective") {
     return ConfigFieldError("model",
                             absl::StrCat("pipeline ", kDemoPipelineName,
@@ -490,11 +464,8 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
       ParseRecordHookConfig(recorder, "pipeline_config.recorder");
   if (!parsed.ok()) return parsed.status();
   *demo.mutable_recorder() = *parsed;
-  if (absl::Status s =
-          CheckSteps(demo.jump_steps(), "pipeline_config.jump_steps", true);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      CheckSteps(demo.jump_steps(), "pipeline_config.jump_steps", true));
   if (demo.seeds().empty()) demo.add_seeds(1);
   for (int i = 0; i < demo.seeds_size(); ++i) {
     for (int j = 0; j < i; ++j) {
@@ -530,17 +501,12 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
   }
   // Both runs' configs against the core schema (their plugin sections are
   // checked by the registry in MakeDemoPipeline).
-  if (absl::Status s = RecordConfig(config, demo).status(); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(RecordConfig(config, demo).status());
   absl::StatusOr<RunConfig> target = TargetConfig(demo, 1, false, "");
   if (!target.ok()) return target.status();
-  if (absl::Status s = CheckOptimizerState(demo.mutable_optimizer_state(),
-                                           target->optim_config().name(),
-                                           "pipeline_config.optimizer_state");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckOptimizerState(demo.mutable_optimizer_state(),
+                                      target->optim_config().name(),
+                                      "pipeline_config.optimizer_state"));
   return demo;
 }
 

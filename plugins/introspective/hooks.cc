@@ -16,9 +16,11 @@
 #include "glog/logging.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros::introspective {
 namespace {
@@ -119,30 +121,17 @@ void RemoveSnapshotFiles(const std::string& run_dir) {
 }
 
 absl::Status CreateSnapshotDir(const std::string& run_dir) {
-  std::error_code ec;
-  const std::string dir = run_dir + "/" + kSnapshotDir;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat(dir, ": cannot create: ", ec.message()));
-  }
-  return absl::OkStatus();
+  return MakeDirectories(run_dir + "/" + kSnapshotDir);
 }
 
 }  // namespace
 
 absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
     const google::protobuf::Struct& section, absl::string_view section_path) {
-  RecordHookConfig config;
-  if (absl::Status s = ParseConfigSection(section, section_path, &config);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(RecordHookConfig config,
+                   ParseSection<RecordHookConfig>(section, section_path));
   const std::string path(section_path);
-  if (absl::Status s = CheckSteps(config.t_steps(), path + ".t_steps", false);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckSteps(config.t_steps(), path + ".t_steps", false));
   if (config.samples_per_t() < 0) {
     return ConfigFieldError(
         path + ".samples_per_t",
@@ -170,11 +159,8 @@ absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
 
 absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
     const google::protobuf::Struct& section, absl::string_view section_path) {
-  JumpHookConfig config;
-  if (absl::Status s = ParseConfigSection(section, section_path, &config);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(JumpHookConfig config,
+                   ParseSection<JumpHookConfig>(section, section_path));
   const std::string path(section_path);
   if (config.network().empty()) {
     return ConfigFieldError(path + ".network",
@@ -189,16 +175,9 @@ absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
                      ": no such file (train an introspection network with "
                      "--model=introspective; it writes introspection_net.pt)"));
   }
-  if (absl::Status s =
-          CheckSteps(config.jump_steps(), path + ".jump_steps", true);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckOptimizerState(config.mutable_optimizer_state(), "",
-                                           path + ".optimizer_state");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckSteps(config.jump_steps(), path + ".jump_steps", true));
+  RETURN_IF_ERROR(CheckOptimizerState(config.mutable_optimizer_state(), "",
+                                      path + ".optimizer_state"));
   return config;
 }
 
@@ -224,7 +203,7 @@ absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
                                absl::StrJoin(wanted_, ", "));
   if (view.step == 0) {
     if (!run_dir_.empty()) {
-      if (absl::Status s = CreateSnapshotDir(run_dir_); !s.ok()) return s;
+      RETURN_IF_ERROR(CreateSnapshotDir(run_dir_));
     }
     return Take(view);
   }
@@ -244,12 +223,8 @@ absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
         absl::StrCat(kRecordHook, ": cannot resume at step ", view.step,
                      " without a run directory holding the snapshots"));
   }
-  if (absl::Status s =
-          LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
-                            kRecordHook, &snapshots_);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
+                                    kRecordHook, &snapshots_));
   std::vector<int64_t> loaded;
   for (const auto& [step, flat] : snapshots_) loaded.push_back(step);
   LOG(INFO) << absl::StrFormat(
@@ -316,9 +291,7 @@ absl::Status RecordHook::Write(const TrainingView& view) {
   absl::StatusOr<HistoryDataset> dataset =
       BuildHistoryDataset(snapshots_, complete, layout_, sampling);
   if (!dataset.ok()) return dataset.status();
-  if (absl::Status s = SaveHistoryDataset(*dataset, output_path_); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(SaveHistoryDataset(*dataset, output_path_));
   LOG(INFO) << absl::StrFormat(
       "%s: %d rows (t = %s) from %d snapshots of %d weights -> %s; "
       "snapshots (and their files) took %.1f ms in all",
@@ -339,12 +312,8 @@ absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
   std::string state = config_.optimizer_state();
   const bool adagrad =
       dynamic_cast<torch::optim::Adagrad*>(view.optimizer) != nullptr;
-  if (absl::Status s =
-          CheckOptimizerState(&state, adagrad ? "adagrad" : "",
-                              "introspection_jump: optimizer_state");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckOptimizerState(&state, adagrad ? "adagrad" : "",
+                                      "introspection_jump: optimizer_state"));
   layout_ = LayoutOf(*view.module);
   for (int64_t t : config_.jump_steps()) {
     if (t <= view.step) {
@@ -359,23 +328,20 @@ absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
       "%s: %d weights, jumps at steps %s (optimizer state: %s)", kJumpHook,
       layout_.total, absl::StrJoin(jumps_, ", "), config_.optimizer_state());
   if (view.writes_outputs && !run_dir_.empty()) {
-    if (absl::Status s = CreateSnapshotDir(run_dir_); !s.ok()) return s;
+    RETURN_IF_ERROR(CreateSnapshotDir(run_dir_));
   }
   if (view.step == 0) return OnStepEnd(view);
   // Resumed at view.step: the snapshots up to it were taken (after any jump
   // of their step) before the checkpoint and kept on disk.
-  if (absl::Status s = LoadSnapshotFiles(run_dir_, wanted_, view.step,
-                                         layout_.total, kJumpHook, &snapshots_);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
+                                    kJumpHook, &snapshots_));
   wanted_.erase(wanted_.begin(), wanted_.upper_bound(view.step));
   return absl::OkStatus();
 }
 
 absl::Status JumpHook::OnStepEnd(const TrainingView& view) {
   if (jumps_.count(view.step) > 0) {
-    if (absl::Status s = Jump(view, view.step); !s.ok()) return s;
+    RETURN_IF_ERROR(Jump(view, view.step));
   }
   // After a jump: later histories see the weights it wrote.
   if (wanted_.count(view.step) > 0) {
@@ -414,7 +380,7 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
         "were",
         kJumpHook, t, config_.network()));
   }
-  if (absl::Status s = WriteSnapshot(after, *view.module); !s.ok()) return s;
+  RETURN_IF_ERROR(WriteSnapshot(after, *view.module));
   if (config_.optimizer_state() == "reset" && view.optimizer != nullptr) {
     for (const at::Tensor& p : view.module->parameters()) {
       view.optimizer->state().erase(
@@ -492,12 +458,8 @@ absl::Status ValidateJumpHook(const google::protobuf::Struct& section,
   absl::StatusOr<JumpHookConfig> parsed = ParseJumpHookConfig(section, path);
   if (!parsed.ok()) return parsed.status();
   std::string state = parsed->optimizer_state();
-  if (absl::Status s =
-          CheckOptimizerState(&state, config.optim_config().name(),
-                              absl::StrCat(path, ".optimizer_state"));
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckOptimizerState(&state, config.optim_config().name(),
+                                      absl::StrCat(path, ".optimizer_state")));
   absl::StatusOr<std::unique_ptr<IntrospectionNet>> net =
       IntrospectionNet::Load(UserPath(parsed->network()));
   if (!net.ok()) {

@@ -18,6 +18,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/introspective/default_config.h"
 
 namespace ouroboros::introspective {
@@ -246,12 +247,9 @@ absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
 
 absl::StatusOr<IntrospectionNetConfig> ParseIntrospectionNetConfig(
     const RunConfig& config) {
-  IntrospectionNetConfig parsed;
-  if (absl::Status s =
-          ParseConfigSection(config.model_config(), "model_config", &parsed);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(IntrospectionNetConfig parsed,
+                   ParseSection<IntrospectionNetConfig>(config.model_config(),
+                                                        "model_config"));
   if (parsed.hidden_size() < 0) {
     return ConfigFieldError(
         "model_config.hidden_size",
@@ -297,9 +295,7 @@ class IntrospectiveModel : public Model {
 };
 
 absl::Status ValidateIntrospectiveModel(const RunConfig& config) {
-  if (absl::Status s = ParseIntrospectionNetConfig(config).status(); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(ParseIntrospectionNetConfig(config).status());
   if (config.pipeline() != kDemoPipeline) {
     return ConfigFieldError(
         "pipeline",

@@ -120,11 +120,11 @@ TEST_F(IntrospectiveMainTest, KilledAndResumedRunRecordsAndJumpsLikeAWholeOne) {
   // snapshots of 0, 2, 4 on disk), then after step 12 (checkpoint 10: the
   // recorder needs 0..10 from disk, the jump at 20 the snapshots of 0, 8).
   Result first = RunProgram(main_, with({"--run_dir=cut", "--threads=1"}),
-                            "OUROBOROS_FAULT_KILL_AT_STEP=7");
+                            KillAtStepEnvironment(7));
   ASSERT_NE(first.exit_code, 0) << first.output;
   ASSERT_TRUE(fs::exists(scratch() / "cut/introspection/step-000000004.pt"));
   Result second = RunProgram(main_, {"--resume=cut", "--threads=1"},
-                             "OUROBOROS_FAULT_KILL_AT_STEP=12");
+                             KillAtStepEnvironment(12));
   ASSERT_NE(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("step 5"));
   fs::copy(scratch() / "cut", scratch() / "broken",

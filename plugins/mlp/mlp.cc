@@ -13,6 +13,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/mlp/default_config.h"
 
 namespace ouroboros::mlp {
@@ -69,12 +70,8 @@ class Mlp : public Model {
 }  // namespace
 
 absl::StatusOr<MlpConfig> ParseMlpConfig(const RunConfig& config) {
-  MlpConfig mlp;
-  if (absl::Status s =
-          ParseConfigSection(config.model_config(), "model_config", &mlp);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(MlpConfig mlp, ParseSection<MlpConfig>(config.model_config(),
+                                                          "model_config"));
   if (mlp.layer_sizes().empty()) {
     return ConfigFieldError("model_config.layer_sizes",
                             "must list at least one hidden layer width");

@@ -14,6 +14,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/optimizers/adamax.h"
 #include "plugins/optimizers/optimizers.pb.h"
 
@@ -22,11 +23,7 @@ namespace {
 
 template <typename Params>
 absl::StatusOr<Params> ParseParams(const OptimConfig& config) {
-  Params params;
-  absl::Status status =
-      ParseConfigSection(config.params(), "optim_config.params", &params);
-  if (!status.ok()) return status;
-  return params;
+  return ParseSection<Params>(config.params(), "optim_config.params");
 }
 
 absl::Status PositiveIfSet(bool has, double value, absl::string_view field) {
@@ -78,10 +75,7 @@ absl::StatusOr<Options> AdamLikeOptions(const OptimConfig& c) {
   if (!params.ok()) return params.status();
   absl::StatusOr<std::tuple<double, double>> betas = Betas(*params);
   if (!betas.ok()) return betas.status();
-  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(PositiveIfSet(params->has_eps(), params->eps(), "eps"));
   Options options(c.lr());
   options.betas(*betas).weight_decay(c.weight_decay());
   if (params->has_eps()) options.eps(params->eps());
@@ -100,10 +94,7 @@ absl::StatusOr<torch::optim::AdagradOptions> AdagradOptions(
     const OptimConfig& c) {
   absl::StatusOr<AdagradParams> params = ParseParams<AdagradParams>(c);
   if (!params.ok()) return params.status();
-  if (absl::Status s = PositiveIfSet(params->has_eps(), params->eps(), "eps");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(PositiveIfSet(params->has_eps(), params->eps(), "eps"));
   torch::optim::AdagradOptions options(c.lr());
   options.lr_decay(params->lr_decay())
       .initial_accumulator_value(params->initial_accumulator_value())
@@ -119,7 +110,7 @@ absl::StatusOr<torch::optim::RMSpropOptions> RmspropOptions(
   for (auto [has, value, field] :
        {std::make_tuple(params->has_eps(), params->eps(), "eps"),
         std::make_tuple(params->has_alpha(), params->alpha(), "alpha")}) {
-    if (absl::Status s = PositiveIfSet(has, value, field); !s.ok()) return s;
+    RETURN_IF_ERROR(PositiveIfSet(has, value, field));
   }
   torch::optim::RMSpropOptions options(c.lr());
   options.momentum(params->momentum())

@@ -19,10 +19,14 @@
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
+#include "ouroboros/run_spec.h"
+#include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 #include "ouroboros/trainer.h"
 #include "plugins/parallel/parallel.pb.h"
@@ -53,12 +57,9 @@ bool IsPlainName(const std::string& name) {
 
 absl::StatusOr<ParallelPipelineConfig> ParseParallelConfig(
     const RunConfig& config) {
-  ParallelPipelineConfig parallel;
-  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
-                                          "pipeline_config", &parallel);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(ParallelPipelineConfig parallel,
+                   ParseSection<ParallelPipelineConfig>(
+                       config.pipeline_config(), "pipeline_config"));
   if (parallel.pipelines().empty()) {
     return ConfigFieldError("pipeline_config.pipelines",
                             "list at least one pipeline, e.g. "
@@ -100,33 +101,25 @@ absl::StatusOr<std::vector<Member>> ResolveMembers(
     const PipelineSpec& spec = parallel.pipelines(i);
     const std::vector<std::string> overrides(spec.set().begin(),
                                              spec.set().end());
-    absl::StatusOr<RunConfig> config;
-    std::string source;
-    if (!spec.config().empty()) {
-      source = SpecField(i, "config");
-      config = LoadRunConfigFile(UserPath(spec.config()), overrides);
-    } else if (spec.has_inline_config()) {
-      source = SpecField(i, "inline_config");
-      google::protobuf::Value inline_config;
-      *inline_config.mutable_struct_value() = spec.inline_config();
-      config = ParseRunConfig(FormatJson(inline_config), source, overrides);
-    } else {
-      if (registry == nullptr) continue;
-      source = SpecField(i, "model");
-      absl::StatusOr<const ModelEntry*> model =
-          registry->FindModel(spec.model());
-      if (!model.ok()) return WithContext(model.status(), source);
-      config = ParseRunConfig(
-          (*model)->default_config_json,
-          absl::StrCat(source, " '", spec.model(), "' (its default config)"),
-          overrides);
+    // Without a registry (the validator) a `model` member is left for later.
+    if (registry == nullptr && spec.config().empty() &&
+        !spec.has_inline_config()) {
+      continue;
     }
-    // Errors from reading a file name the file; say which entry gave it.
-    if (!config.ok()) {
-      return spec.config().empty() ? config.status()
-                                   : WithContext(config.status(), source);
+    RunSpecSource run_source;
+    run_source.where = SpecField(i);
+    run_source.config_file = spec.config();
+    if (spec.has_inline_config()) {
+      run_source.inline_config = &spec.inline_config();
     }
-    if (config->pipeline().empty()) config->set_pipeline("train");
+    run_source.model = spec.model();
+    absl::StatusOr<ResolvedRunSpec> resolved =
+        ResolveRunSpec(run_source, overrides, registry);
+    if (!resolved.ok()) return resolved.status();
+    absl::StatusOr<RunConfig> config = std::move(resolved->config);
+    // A plugin's complaint about a file names the entry that gave it.
+    const std::string source =
+        spec.config().empty() ? resolved->source : SpecField(i, "config");
     absl::Status checked =
         config->pipeline() == "parallel"
             ? ConfigFieldError("pipeline",
@@ -151,7 +144,7 @@ absl::StatusOr<std::vector<Member>> ResolveMembers(
 // A test metric from the member's metrics.json, or NaN.
 double TestMetric(const std::string& run_dir, const std::string& metric) {
   absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(run_dir + "/metrics.json");
+      ReadJsonFile(RunFile(run_dir, kMetricsFile));
   if (!metrics.ok()) return std::nan("");
   const auto& fields = metrics->struct_value().fields();
   auto test = fields.find("test");
@@ -175,12 +168,7 @@ class ParallelPipeline : public Pipeline {
 
   absl::Status Run() override {
     const std::string dir = context_.run_dir + "/pipelines";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(dir, ": cannot create: ", ec.message()));
-    }
+    RETURN_IF_ERROR(MakeDirectories(dir));
     absl::StatusOr<std::string> self = SelfExecutable();
     if (!self.ok()) return self.status();
     const int cores =
@@ -197,11 +185,8 @@ class ParallelPipeline : public Pipeline {
         PluginDirFlags(*context_.registry);
     for (const Member& member : members_) {
       const std::string config_path = dir + "/" + member.name + ".json";
-      if (absl::Status s =
-              WriteFileAtomically(config_path, RunConfigToJson(member.config));
-          !s.ok()) {
-        return s;
-      }
+      RETURN_IF_ERROR(
+          WriteFileAtomically(config_path, RunConfigToJson(member.config)));
       std::vector<std::string> argv = {*self, "--config=" + config_path,
                                        "--run_dir=" + RunDirOf(member),
                                        absl::StrCat("--threads=", threads)};
@@ -310,11 +295,8 @@ class ParallelPipeline : public Pipeline {
       }
     }
     LOG(INFO) << "summary (also in summary.json):\n" << table;
-    if (absl::Status s = WriteFileAtomically(context_.run_dir + "/summary.json",
-                                             FormatJson(summary));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/summary.json",
+                                        FormatJson(summary)));
     if (pool.interrupted()) {
       std::vector<std::string> unfinished;
       for (int i = 0; i < pool.size(); ++i) {

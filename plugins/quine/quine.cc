@@ -14,6 +14,7 @@
 #include "ouroboros/data.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/quine/default_config.h"
 
 namespace ouroboros::quine {
@@ -39,12 +40,9 @@ bool IsAuxiliary(const QuineConfig& config) {
 }
 
 absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
-  QuineConfig quine;
-  if (absl::Status s =
-          ParseConfigSection(config.model_config(), "model_config", &quine);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(
+      QuineConfig quine,
+      ParseSection<QuineConfig>(config.model_config(), "model_config"));
   if (quine.variant().empty()) quine.set_variant(kVanilla);
   if (quine.variant() != kVanilla && quine.variant() != kAuxiliary) {
     return ConfigFieldError("model_config.variant",
@@ -131,7 +129,7 @@ absl::Status PipelineError(const RunConfig& config) {
 }
 
 absl::Status ValidateQuineConfig(const RunConfig& config) {
-  if (absl::Status s = ParseQuineConfig(config).status(); !s.ok()) return s;
+  RETURN_IF_ERROR(ParseQuineConfig(config).status());
   // The generic training pipeline would train the task head alone. Pipelines
   // that run others (tune, parallel) pass; MakeQuine checks the one that
   // finally builds the model.

@@ -12,6 +12,7 @@
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros::quine {
 
@@ -87,7 +88,7 @@ absl::StatusOr<std::map<std::string, double>> QuineTrainer::Evaluate(
 absl::Status QuineTrainer::OnEpochEnd(int64_t epoch,
                                       std::map<std::string, double>* metrics) {
   const bool regenerates = quine_->RegeneratesAfter(epoch);
-  if (absl::Status s = Trainer::OnEpochEnd(epoch, metrics); !s.ok()) return s;
+  RETURN_IF_ERROR(Trainer::OnEpochEnd(epoch, metrics));
   if (regenerates) {
     // Adamax's moments describe the gradients of weights that were just
     // replaced; the new generation starts with a fresh optimizer, as a new
@@ -98,12 +99,9 @@ absl::Status QuineTrainer::OnEpochEnd(int64_t epoch,
 }
 
 absl::Status ValidateQuinePipelineConfig(const RunConfig& config) {
-  QuinePipelineConfig pipeline_config;
-  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
-                                          "pipeline_config", &pipeline_config);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(QuinePipelineConfig pipeline_config,
+                   ParseSection<QuinePipelineConfig>(config.pipeline_config(),
+                                                     "pipeline_config"));
   if (config.model() != "quine") {
     return WrongModelError(config.model());
   }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/srwm/srwm_kernel.h"
 #include "plugins/srwm/srwm_layer.h"
 
@@ -227,12 +228,8 @@ absl::Status CheckSizesOrDefault(
 }
 
 absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
-  SrwmConfig srwm;
-  if (absl::Status s =
-          ParseConfigSection(config.model_config(), "model_config", &srwm);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(SrwmConfig srwm, ParseSection<SrwmConfig>(
+                                        config.model_config(), "model_config"));
   const std::string& kind = srwm.sequence_model();
   if (!kind.empty() && kind != "srwm" && kind != "deltanet" &&
       kind != "fake_sr" && kind != "lstm") {
@@ -247,15 +244,12 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
         "model_config.srwm_kernel",
         absl::StrCat("must be fused or naive (got '", kernel, "')"));
   }
-  if (absl::Status s = CheckSizesOrDefault(
-          "model_config", {{"hidden_size", srwm.hidden_size()},
-                           {"num_heads", srwm.num_heads()},
-                           {"num_layers", srwm.num_layers()},
-                           {"ff_size", srwm.ff_size()},
-                           {"encoder_channels", srwm.encoder_channels()}});
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckSizesOrDefault(
+      "model_config", {{"hidden_size", srwm.hidden_size()},
+                       {"num_heads", srwm.num_heads()},
+                       {"num_layers", srwm.num_layers()},
+                       {"ff_size", srwm.ff_size()},
+                       {"encoder_channels", srwm.encoder_channels()}}));
   if (!(srwm.label_input_scale() >= 0) ||
       !std::isfinite(srwm.label_input_scale())) {
     return ConfigFieldError(

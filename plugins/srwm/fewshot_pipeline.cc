@@ -17,6 +17,8 @@
 #include "ouroboros/errors.h"
 #include "ouroboros/json.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/srwm/fewshot_model.h"
 
 namespace ouroboros::srwm {
@@ -33,25 +35,19 @@ int OrDefault(int value, int fallback) { return value > 0 ? value : fallback; }
 
 absl::StatusOr<FewshotPipelineConfig> ParseFewshotConfig(
     const RunConfig& config) {
-  FewshotPipelineConfig c;
-  if (absl::Status s =
-          ParseConfigSection(config.pipeline_config(), "pipeline_config", &c);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckSizesOrDefault(
-          "pipeline_config",
-          {{"ways", c.ways()},
-           {"shots", c.shots()},
-           {"queries_per_class", c.queries_per_class()},
-           {"rotations", c.rotations()},
-           {"meta_val_classes", c.meta_val_classes()},
-           {"meta_test_classes", c.meta_test_classes()},
-           {"train_episodes_per_epoch", c.train_episodes_per_epoch()},
-           {"eval_episodes", c.eval_episodes()}});
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(FewshotPipelineConfig c,
+                   ParseSection<FewshotPipelineConfig>(config.pipeline_config(),
+                                                       "pipeline_config"));
+  RETURN_IF_ERROR(CheckSizesOrDefault(
+      "pipeline_config",
+      {{"ways", c.ways()},
+       {"shots", c.shots()},
+       {"queries_per_class", c.queries_per_class()},
+       {"rotations", c.rotations()},
+       {"meta_val_classes", c.meta_val_classes()},
+       {"meta_test_classes", c.meta_test_classes()},
+       {"train_episodes_per_epoch", c.train_episodes_per_epoch()},
+       {"eval_episodes", c.eval_episodes()}}));
   c.set_ways(OrDefault(c.ways(), 5));
   c.set_shots(OrDefault(c.shots(), 1));
   c.set_queries_per_class(OrDefault(c.queries_per_class(), 1));
@@ -155,7 +151,7 @@ absl::StatusOr<DataSplits> FewShotTrainer::LoadData() {
   for (const ClassPool* pool : {&split_.train, &split_.val, &split_.test}) {
     EpisodeSampler sampler(pool, config_.ways(), config_.shots(),
                            config_.queries_per_class());
-    if (absl::Status s = sampler.CheckPool(); !s.ok()) return s;
+    RETURN_IF_ERROR(sampler.CheckPool());
   }
   LOG(INFO) << absl::StrFormat(
       "fewshot: %d-way %d-shot, %d queries per class; classes: %d "
@@ -210,7 +206,7 @@ absl::StatusOr<EpisodeScore> FewShotTrainer::ScoreEpisodes(
     const ClassPool& pool, int64_t episodes, uint64_t seed) {
   EpisodeSampler sampler(&pool, config_.ways(), config_.shots(),
                          config_.queries_per_class());
-  if (absl::Status s = sampler.CheckPool(); !s.ok()) return s;
+  RETURN_IF_ERROR(sampler.CheckPool());
   std::mt19937_64 rng(seed);
   std::vector<at::Tensor> per_episode_accuracy, per_episode_loss;
   absl::Status status = CallTorch("fewshot evaluation", [&] {
@@ -255,7 +251,8 @@ absl::StatusOr<std::map<std::string, double>> FewShotTrainer::Evaluate(
 }
 
 absl::StatusOr<std::map<std::string, EpisodeScore>> FewShotTrainer::MetaTest() {
-  const std::string best = context().run_dir + "/checkpoints/best.ckpt";
+  const std::string best =
+      CheckpointFile(context().run_dir, kBestCheckpointFile);
   if (std::filesystem::exists(best)) {
     absl::StatusOr<CheckpointState> state =
         LoadCheckpoint(best, model().module(), optimizer());
@@ -308,7 +305,8 @@ class FewshotPipeline : public Pipeline {
       (*out)["episodes"].set_number_value(score.episodes);
     }
     (*fields)["steps"].set_number_value(result->position.step);
-    return WriteFileAtomically(run_dir_ + "/fewshot.json", FormatJson(root));
+    return WriteFileAtomically(RunFile(run_dir_, "fewshot.json"),
+                               FormatJson(root));
   }
 
  private:

@@ -10,9 +10,9 @@ namespace ouroboros::train {
 namespace {
 
 absl::Status ValidateTrainConfig(const RunConfig& config) {
-  TrainPipelineConfig pipeline_config;
-  return ParseConfigSection(config.pipeline_config(), "pipeline_config",
-                            &pipeline_config);
+  return ParseSection<TrainPipelineConfig>(config.pipeline_config(),
+                                           "pipeline_config")
+      .status();
 }
 
 }  // namespace
@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeTrainPipeline(
   return std::make_unique<TrainerPipeline>(std::make_unique<Trainer>(context));
 }
 
-OUROBOROS_REGISTER_PIPELINE("train",
+OUROBOROS_REGISTER_PIPELINE(kDefaultPipeline,
                             "One Trainer run of the configured model (Demo)",
                             MakeTrainPipeline, ValidateTrainConfig);
 

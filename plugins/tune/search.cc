@@ -9,6 +9,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros::tune {
 namespace {
@@ -66,11 +67,8 @@ absl::Status CheckSpace(const std::string& path, const ParamSpace& space,
     }
     return absl::OkStatus();
   };
-  if (absl::Status s = check_pair(space.uniform(), "uniform", false); !s.ok())
-    return s;
-  if (absl::Status s = check_pair(space.log_uniform(), "log_uniform", true);
-      !s.ok())
-    return s;
+  RETURN_IF_ERROR(check_pair(space.uniform(), "uniform", false));
+  RETURN_IF_ERROR(check_pair(space.log_uniform(), "log_uniform", true));
   return check_pair(space.int_range(), "int_range", false);
 }
 
@@ -92,12 +90,9 @@ double Quantile(std::vector<double> values, double q) {
 }  // namespace
 
 absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
-  TunePipelineConfig tune;
-  if (absl::Status s = ParseConfigSection(config.pipeline_config(),
-                                          "pipeline_config", &tune);
-      !s.ok()) {
-    return s;
-  }
+  ASSIGN_OR_RETURN(TunePipelineConfig tune,
+                   ParseSection<TunePipelineConfig>(config.pipeline_config(),
+                                                    "pipeline_config"));
   if (tune.search().empty()) tune.set_search("random");
   if (tune.search() != "random" && tune.search() != "grid") {
     return ConfigFieldError(
@@ -111,10 +106,7 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
                             "1e-1]}}");
   }
   for (const auto& [path, space] : tune.space()) {
-    if (absl::Status s = CheckSpace(path, space, tune.search() == "grid");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckSpace(path, space, tune.search() == "grid"));
   }
   if (tune.metric().empty()) {
     tune.set_metric(config.score_config().monitor().empty()
@@ -173,7 +165,7 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
         "pipeline_config.early_stopping.reduction_factor",
         absl::StrCat("must be >= 2 (got ", rule.reduction_factor(), ")"));
   }
-  if (tune.trial_pipeline().empty()) tune.set_trial_pipeline("train");
+  if (tune.trial_pipeline().empty()) tune.set_trial_pipeline(kDefaultPipeline);
   if (tune.trial_pipeline() == "tune") {
     return ConfigFieldError("pipeline_config.trial_pipeline",
                             "a trial cannot itself be a tune");

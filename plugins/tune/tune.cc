@@ -14,11 +14,14 @@
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
+#include "ouroboros/run_layout.h"
+#include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 #include "ouroboros/trainer.h"
 #include "plugins/tune/search.h"
@@ -144,14 +147,9 @@ class TunePipeline : public Pipeline {
           distributed->rank, distributed->world_size);
     }
     const std::string trials_dir = context_.run_dir + "/trials";
-    std::error_code ec;
-    fs::create_directories(trials_dir, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(trials_dir, ": cannot create: ", ec.message()));
-    }
+    RETURN_IF_ERROR(MakeDirectories(trials_dir));
     if (context_.resuming) {
-      if (absl::Status s = RestoreRecords(); !s.ok()) return s;
+      RETURN_IF_ERROR(RestoreRecords());
     }
     absl::StatusOr<std::string> self = SelfExecutable();
     if (!self.ok()) return self.status();
@@ -198,12 +196,10 @@ class TunePipeline : public Pipeline {
         // checkpoint and ends as if never stopped.
         argv.push_back("--resume=" + run_dir);
       } else {
+        std::error_code ec;
         fs::remove_all(run_dir, ec);  // cut short before its first checkpoint
-        if (absl::Status s = WriteFileAtomically(
-                run_dir + ".json", RunConfigToJson(record.config));
-            !s.ok()) {
-          return s;
-        }
+        RETURN_IF_ERROR(WriteFileAtomically(run_dir + ".json",
+                                            RunConfigToJson(record.config)));
         argv.push_back("--config=" + run_dir + ".json");
         argv.push_back("--run_dir=" + run_dir);
       }
@@ -219,7 +215,7 @@ class TunePipeline : public Pipeline {
     if (group_ == nullptr) {
       for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
         if (records_[i].done) continue;
-        if (absl::Status s = add_job(i); !s.ok()) return s;
+        RETURN_IF_ERROR(add_job(i));
       }
     }
     bool store_exhausted = false;
@@ -235,9 +231,7 @@ class TunePipeline : public Pipeline {
           store_exhausted = true;
           break;
         }
-        if (absl::Status s = add_job(static_cast<int>(*next - 1)); !s.ok()) {
-          return s;
-        }
+        RETURN_IF_ERROR(add_job(static_cast<int>(*next - 1)));
       }
       return absl::OkStatus();
     };
@@ -267,9 +261,9 @@ class TunePipeline : public Pipeline {
             group_->config().rank, pool.size());
         return absl::OkStatus();
       }
-      if (absl::Status s = GatherFromOtherRanks(); !s.ok()) return s;
+      RETURN_IF_ERROR(GatherFromOtherRanks());
     }
-    if (absl::Status s = WriteResults(); !s.ok()) return s;
+    RETURN_IF_ERROR(WriteResults());
     PrintTable();
 
     const TrialRecord* best = Best();
@@ -284,12 +278,8 @@ class TunePipeline : public Pipeline {
     if (!best_config.ok()) return best_config.status();
     best_config->mutable_run_config()->set_epochs(
         context_.config->run_config().epochs());
-    if (absl::Status s =
-            WriteFileAtomically(context_.run_dir + "/best_config.json",
-                                RunConfigToJson(*best_config));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/best_config.json",
+                                        RunConfigToJson(*best_config)));
     LOG(INFO) << "best config: " << context_.run_dir << "/best_config.json";
     if (tune_.skip_final_run()) return absl::OkStatus();
     return FinalRun(*best_config);
@@ -470,11 +460,8 @@ class TunePipeline : public Pipeline {
           std::isfinite(metric) ? absl::StrFormat("%.6g", metric) : "",
           record.history.size(), record.status.seconds));
     }
-    if (absl::Status s = WriteFileAtomically(context_.run_dir + "/trials.json",
-                                             FormatJson(root));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/trials.json",
+                                        FormatJson(root)));
     return WriteFileAtomically(context_.run_dir + "/trials.csv",
                                absl::StrJoin(csv_rows, "\n") + "\n");
   }
@@ -535,7 +522,7 @@ class TunePipeline : public Pipeline {
   absl::Status FinalRun(const RunConfig& best_config) {
     const std::string final_dir = context_.run_dir + "/final";
     std::error_code ec;
-    if (fs::exists(final_dir + "/metrics.json")) {
+    if (fs::exists(RunFile(final_dir, kMetricsFile))) {
       LOG(INFO) << "the final run already finished: " << final_dir;
       return absl::OkStatus();
     }
@@ -545,16 +532,9 @@ class TunePipeline : public Pipeline {
     }
     fs::remove_all(final_dir, ec);
     if (group_ != nullptr) return FinalRunAsChild(final_dir);
-    fs::create_directories(final_dir, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat(final_dir, ": cannot create: ", ec.message()));
-    }
-    if (absl::Status s = WriteFileAtomically(final_dir + "/config.json",
-                                             RunConfigToJson(best_config));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(MakeDirectories(final_dir));
+    RETURN_IF_ERROR(WriteFileAtomically(RunFile(final_dir, kConfigFile),
+                                        RunConfigToJson(best_config)));
     return RunFinal(best_config, final_dir, "");
   }
 
