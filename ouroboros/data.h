@@ -20,23 +20,12 @@
 
 #include "absl/status/statusor.h"
 #include "ouroboros/config.pb.h"
+#include "ouroboros/dataset.h"
 #include "ouroboros/interfaces.h"
 
 namespace ouroboros {
 
-struct Dataset {
-  at::Tensor inputs;   // float32, N x input_shape
-  at::Tensor targets;  // int64, N, class indices in [0, num_classes)
-  DataSpec spec;
-  int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
-};
-
-struct DataSplits {
-  Dataset train;
-  Dataset val;  // may be empty (val_fraction 0)
-  Dataset test;
-  DataSpec spec;
-};
+class PluginRegistry;
 
 inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
 inline constexpr char kMnistDigitsDir[] =
@@ -51,14 +40,15 @@ absl::StatusOr<Dataset> MakeSyntheticDataset(const SyntheticData& config,
 absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
                                           uint64_t seed);
 
+// Registers the data sources the core reads itself (synthetic,
+// fashion_mnist, mnist_digits, idx) as plugins do theirs, each with its
+// validator. PluginRegistry::Global() has them; a test's own registry calls
+// this.
+absl::Status RegisterBuiltinDataSources(PluginRegistry& registry);
+
 // The order in which epoch `epoch` visits n samples: a permutation that
 // depends only on (seed, epoch), so a resumed run sees the same batches.
 at::Tensor EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
-
-struct Batch {
-  at::Tensor inputs;
-  at::Tensor targets;
-};
 
 // Yields the batches of `data` in `order`, starting at batch `first_batch`.
 // With prefetch > 0 a background thread keeps up to that many batches ready.

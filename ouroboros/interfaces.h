@@ -1,5 +1,6 @@
-// The three kinds of things a plugin provides: models, optimizers and
-// pipelines, and what the core hands each factory.
+// The kinds of things a plugin provides: models (with their training
+// module), data sources, optimizers, pipelines and Trainer hooks, and what
+// the core hands each factory.
 //
 // A model plugin implements Model and registers a ModelFactory; see
 // plugins/mlp for a complete example. Only light headers here: LibTorch
@@ -16,19 +17,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "ouroboros/config.pb.h"
+#include "ouroboros/dataset.h"
 #include "ouroboros/torch_fwd.h"
 
 namespace ouroboros {
 
 class PluginRegistry;
 
-// What the data looks like to a model: one sample's shape and the number of
-// classes to predict.
-struct DataSpec {
-  std::vector<int64_t> input_shape;
-  int64_t num_classes = 0;
-};
+class TrainingContext;
 
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)
 // to outputs, by default logits (batch x num_classes).
@@ -42,13 +40,68 @@ class Model {
   // The training loss of a batch from Forward's outputs. Default: mean
   // cross-entropy (log-softmax + NLL) of logits against class indices.
   virtual at::Tensor Loss(const at::Tensor& outputs, const at::Tensor& targets);
-  // Called by the Trainer after every training epoch (0-based `epoch`), e.g.
-  // for a quine's regeneration. Scalars put in `metrics` are logged (console,
-  // log.txt, TensorBoard as "model/<name>").
-  virtual absl::Status OnEpochEnd(int64_t epoch,
+
+  // The training module: what a family does differently from a classifier,
+  // each with the plain behaviour as default. The Trainer calls these in
+  // every pipeline (train, tune, parallel, --nproc, torchrun), so a family
+  // needs no Trainer subclass and no pipeline of its own.
+  //
+  // One optimizer step on `batch`; returns the loss before the step.
+  // Default: training.StandardTrainStep(batch) (Forward, Loss, backward,
+  // gradient averaging across ranks, clipping, the optimizer's step).
+  virtual absl::StatusOr<double> TrainStep(const Batch& batch,
+                                           TrainingContext& training);
+  // The metrics of `split` (validation after each epoch, test at the end).
+  // Default: training.StandardEvaluate(data), the score_config metrics of
+  // Forward's logits.
+  virtual absl::StatusOr<std::map<std::string, double>> Evaluate(
+      Split split, const Dataset& data, TrainingContext& training);
+  // After every training epoch (0-based `epoch`), e.g. a quine's
+  // regeneration (which may reset training.optimizer()'s state). Scalars put
+  // in `metrics` are logged (console, log.txt, TensorBoard as
+  // "model/<name>").
+  virtual absl::Status OnEpochEnd(int64_t epoch, TrainingContext& training,
                                   std::map<std::string, double>* metrics) {
     return absl::OkStatus();
   }
+  // Once the run is over: after the final test evaluation and metrics.json
+  // (rank 0 writes; every rank calls it), e.g. a meta-test of the best
+  // checkpoint written to a file of the family's own.
+  virtual absl::Status OnRunEnd(TrainingContext& training) {
+    return absl::OkStatus();
+  }
+};
+
+// What a model's TrainStep, Evaluate, OnEpochEnd and OnRunEnd may use: the
+// live optimizer, where training stands, and the Trainer's own pieces to
+// build on. Implemented by the Trainer.
+class TrainingContext {
+ public:
+  virtual ~TrainingContext() = default;
+  virtual const RunConfig& config() const = 0;
+  virtual torch::optim::Optimizer& optimizer() = 0;
+  // Optimizer steps done (inside TrainStep: before this one), epochs done.
+  virtual int64_t step() const = 0;
+  virtual int64_t epoch() const = 0;
+  // This process's rank and the number of ranks (0 and 1 unless
+  // distributed).
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual const std::string& run_dir() const = 0;
+  // Rank 0 (or the only process) writes files into run_dir().
+  virtual bool writes_outputs() const = 0;
+  // The Trainer's step: Forward, Loss, backward, SynchronizeGradients,
+  // clipping (optim_config.grad_clip_norm) and the optimizer's step.
+  virtual absl::StatusOr<double> StandardTrainStep(const Batch& batch) = 0;
+  // Replaces every gradient by its mean over the ranks (a no-op alone): a
+  // TrainStep of its own calls it between backward() and the optimizer step.
+  virtual absl::Status SynchronizeGradients() = 0;
+  // The score_config metrics (loss, accuracy, f1, ...) of Forward's logits
+  // on `data` against its class targets.
+  virtual absl::StatusOr<std::map<std::string, double>> StandardEvaluate(
+      const Dataset& data) = 0;
+  // A scalar to TensorBoard under `tag` at the current step.
+  virtual void LogScalar(const std::string& tag, double value) = 0;
 };
 
 struct ModelContext {
@@ -56,6 +109,14 @@ struct ModelContext {
   // Where the config came from, for error messages ("configs/mlp.json").
   std::string config_source;
   DataSpec data;
+};
+
+// What a data source's factory gets: the whole config (its own section is
+// data_config.source_config; a source may read others, as the quine's
+// coordinates read model_config) and where it came from.
+struct DataSourceContext {
+  const RunConfig* config = nullptr;
+  std::string config_source;
 };
 
 struct OptimizerContext {

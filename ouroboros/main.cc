@@ -461,10 +461,10 @@ void PrintPluginList(const PluginRegistry& registry,
   size_t name_width = 4;
   for (const auto& row : rows)
     name_width = std::max(name_width, row.name.size());
-  std::cout << absl::StrFormat("%-9s  %-*s  %s\n", "KIND", name_width, "NAME",
+  std::cout << absl::StrFormat("%-11s  %-*s  %s\n", "KIND", name_width, "NAME",
                                "DESCRIPTION  [FILE]");
   for (const auto& row : rows) {
-    std::cout << absl::StrFormat("%-9s  %-*s  %s  [%s]\n",
+    std::cout << absl::StrFormat("%-11s  %-*s  %s  [%s]\n",
                                  PluginKindName(row.kind), name_width, row.name,
                                  row.description, row.source);
   }

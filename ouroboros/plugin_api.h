@@ -4,6 +4,8 @@
 //
 //   OUROBOROS_REGISTER_MODEL("mlp", "Multi-layer perceptron baseline",
 //                            MakeMlp, kDefaultConfigJson, ValidateMlpConfig);
+//   OUROBOROS_REGISTER_DATA_SOURCE("quine_coordinates", "...",
+//                                  MakeCoordinates, ValidateCoordinates);
 //   OUROBOROS_REGISTER_OPTIMIZER("sgd", "Stochastic gradient descent", MakeSgd,
 //                                ValidateSgdConfig);
 //   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain,
@@ -36,7 +38,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 7;
+inline constexpr uint32_t kPluginAbiVersion = 8;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.
@@ -88,6 +90,11 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
                                  validator)                                  \
   OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,        \
                               default_config, validator)
+// name, one-line description, DataSourceFactory, ConfigValidator or nullptr.
+#define OUROBOROS_REGISTER_DATA_SOURCE(name, description, factory, validator) \
+  OUROBOROS_INTERNAL_REGISTER(DataSourceEntry, name, description, factory,    \
+                              validator)
+
 // name, one-line description, OptimizerFactory, ConfigValidator or nullptr.
 #define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory, validator) \
   OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory,   \

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "ouroboros/data.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
 
@@ -33,6 +35,8 @@ absl::string_view PluginKindName(PluginKind kind) {
   switch (kind) {
     case PluginKind::kModel:
       return "model";
+    case PluginKind::kDataSource:
+      return "data source";
     case PluginKind::kOptimizer:
       return "optimizer";
     case PluginKind::kPipeline:
@@ -45,7 +49,12 @@ absl::string_view PluginKindName(PluginKind kind) {
 
 PluginRegistry& PluginRegistry::Global() {
   // Leaked on purpose: plugins may still hold entries at exit.
-  static PluginRegistry* registry = new PluginRegistry;
+  static PluginRegistry* registry = [] {
+    auto* global = new PluginRegistry;
+    absl::Status status = RegisterBuiltinDataSources(*global);
+    if (!status.ok()) LOG(ERROR) << status;
+    return global;
+  }();
   return *registry;
 }
 
@@ -87,6 +96,9 @@ absl::StatusOr<const Entry*> PluginRegistry::Find(
 absl::Status PluginRegistry::Register(ModelEntry entry) {
   return Add(PluginKind::kModel, models_, std::move(entry));
 }
+absl::Status PluginRegistry::Register(DataSourceEntry entry) {
+  return Add(PluginKind::kDataSource, data_sources_, std::move(entry));
+}
 absl::Status PluginRegistry::Register(OptimizerEntry entry) {
   return Add(PluginKind::kOptimizer, optimizers_, std::move(entry));
 }
@@ -100,6 +112,10 @@ absl::Status PluginRegistry::Register(HookEntry entry) {
 absl::StatusOr<const ModelEntry*> PluginRegistry::FindModel(
     absl::string_view name) const {
   return Find(PluginKind::kModel, models_, name);
+}
+absl::StatusOr<const DataSourceEntry*> PluginRegistry::FindDataSource(
+    absl::string_view name) const {
+  return Find(PluginKind::kDataSource, data_sources_, name);
 }
 absl::StatusOr<const OptimizerEntry*> PluginRegistry::FindOptimizer(
     absl::string_view name) const {
@@ -126,6 +142,8 @@ std::vector<std::string> PluginRegistry::Names(PluginKind kind) const {
   switch (kind) {
     case PluginKind::kModel:
       return KeysOf(models_.entries);
+    case PluginKind::kDataSource:
+      return KeysOf(data_sources_.entries);
     case PluginKind::kOptimizer:
       return KeysOf(optimizers_.entries);
     case PluginKind::kPipeline:
@@ -144,6 +162,7 @@ std::vector<RegisteredPlugin> PluginRegistry::List() const {
     }
   };
   add(PluginKind::kModel, models_.entries);
+  add(PluginKind::kDataSource, data_sources_.entries);
   add(PluginKind::kOptimizer, optimizers_.entries);
   add(PluginKind::kPipeline, pipelines_.entries);
   add(PluginKind::kHook, hooks_.entries);
@@ -169,12 +188,15 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
   }
   absl::StatusOr<const ModelEntry*> model = FindModel(config.model());
   if (!model.ok()) return at_field("model", model.status());
+  absl::StatusOr<const DataSourceEntry*> data =
+      FindDataSource(config.data_config().dataset());
+  if (!data.ok()) return at_field("data_config.dataset", data.status());
   absl::StatusOr<const OptimizerEntry*> optimizer =
       FindOptimizer(config.optim_config().name());
   if (!optimizer.ok()) return at_field("optim_config.name", optimizer.status());
   for (const ConfigValidator* validate :
-       {&(*model)->validate_config, &(*optimizer)->validate_config,
-        &(*pipeline)->validate_config}) {
+       {&(*model)->validate_config, &(*data)->validate_config,
+        &(*optimizer)->validate_config, &(*pipeline)->validate_config}) {
     if (!*validate) continue;
     RETURN_IF_ERROR((*validate)(config));
   }
@@ -191,6 +213,7 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
 
 void PluginRegistry::RemoveSource(absl::string_view source) {
   EraseSource(models_.entries, source);
+  EraseSource(data_sources_.entries, source);
   EraseSource(optimizers_.entries, source);
   EraseSource(pipelines_.entries, source);
   EraseSource(hooks_.entries, source);

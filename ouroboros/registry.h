@@ -1,4 +1,5 @@
-// The plugin registry: models, optimizers and pipelines by name.
+// The plugin registry: models, data sources, optimizers, pipelines and hooks
+// by name.
 //
 // One instance, PluginRegistry::Global(), lives in libouroboros_core.so and is
 // shared by main and every plugin .so it loads. Plugins do not call Register()
@@ -24,13 +25,17 @@
 
 namespace ouroboros {
 
-enum class PluginKind { kModel, kOptimizer, kPipeline, kHook };
+enum class PluginKind { kModel, kDataSource, kOptimizer, kPipeline, kHook };
 
-// "model", "optimizer", "pipeline", "hook".
+// "model", "data source", "optimizer", "pipeline", "hook".
 absl::string_view PluginKindName(PluginKind kind);
 
 using ModelFactory =
     std::function<absl::StatusOr<std::unique_ptr<Model>>(const ModelContext&)>;
+// The splits of a run's data (config.data_config), reproducible from the
+// seed; errors name the file or the field.
+using DataSourceFactory =
+    std::function<absl::StatusOr<DataSplits>(const DataSourceContext&)>;
 using OptimizerFactory =
     std::function<absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>(
         const OptimizerContext&)>;
@@ -52,6 +57,16 @@ struct ModelEntry {
   std::string default_config_json;
   ConfigValidator validate_config;
   std::string source;  // the .so it came from (set by the loader)
+};
+
+// Named by data_config.dataset. Its validator checks data_config (its own
+// section is data_config.source_config) against the rest of the config.
+struct DataSourceEntry {
+  std::string name;
+  std::string description;
+  DataSourceFactory factory;
+  ConfigValidator validate_config;
+  std::string source;
 };
 
 struct OptimizerEntry {
@@ -113,12 +128,15 @@ class PluginRegistry {
   // AlreadyExists if the name is taken for that kind (the message names both
   // sources); InvalidArgument for an empty name or a missing factory.
   absl::Status Register(ModelEntry entry);
+  absl::Status Register(DataSourceEntry entry);
   absl::Status Register(OptimizerEntry entry);
   absl::Status Register(PipelineEntry entry);
   absl::Status Register(HookEntry entry);
 
   // NotFound listing the known names of that kind.
   absl::StatusOr<const ModelEntry*> FindModel(absl::string_view name) const;
+  absl::StatusOr<const DataSourceEntry*> FindDataSource(
+      absl::string_view name) const;
   absl::StatusOr<const OptimizerEntry*> FindOptimizer(
       absl::string_view name) const;
   absl::StatusOr<const PipelineEntry*> FindPipeline(
@@ -131,8 +149,9 @@ class PluginRegistry {
   // Every entry, ordered by kind then name.
   std::vector<RegisteredPlugin> List() const;
 
-  // Finds config.model(), optim_config.name, config.pipeline() and every
-  // hook (NotFound listing the known names) and runs their validators.
+  // Finds config.model(), data_config.dataset, optim_config.name,
+  // config.pipeline() and every hook (NotFound listing the known names) and
+  // runs their validators.
   absl::Status CheckConfig(const RunConfig& config) const;
 
   // Removes every entry registered from `source` (rolls back a plugin whose
@@ -151,6 +170,7 @@ class PluginRegistry {
                                     absl::string_view name) const;
 
   Table<ModelEntry> models_;
+  Table<DataSourceEntry> data_sources_;
   Table<OptimizerEntry> optimizers_;
   Table<PipelineEntry> pipelines_;
   Table<HookEntry> hooks_;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ouroboros/data.h"
 
 namespace ouroboros {
 namespace {
@@ -113,6 +114,15 @@ TEST(RegistryTest, ListIsOrderedByKindThenName) {
   EXPECT_THAT(registry.Names(PluginKind::kModel), ElementsAre("mlp", "quine"));
 }
 
+TEST(RegistryTest, TheGlobalRegistryHasTheBuiltInDataSources) {
+  EXPECT_THAT(PluginRegistry::Global().Names(PluginKind::kDataSource),
+              ElementsAre("fashion_mnist", "idx", "mnist_digits", "synthetic"));
+  absl::StatusOr<const DataSourceEntry*> synthetic =
+      PluginRegistry::Global().FindDataSource("synthetic");
+  ASSERT_TRUE(synthetic.ok()) << synthetic.status();
+  EXPECT_EQ((*synthetic)->source, "built in");
+}
+
 TEST(RegistryTest, RemoveSourceRollsBackOnePlugin) {
   PluginRegistry registry;
   ASSERT_TRUE(registry.Register(ModelNamed("mlp", "a.so")).ok());
@@ -126,10 +136,16 @@ TEST(RegistryTest, CheckConfigReportsTheFieldThatNamesAnUnknownPlugin) {
   ASSERT_TRUE(registry.Register(ModelNamed("mlp", "a.so")).ok());
   ASSERT_TRUE(registry.Register(OptimizerNamed("adam")).ok());
   ASSERT_TRUE(registry.Register(PipelineNamed("train", nullptr)).ok());
+  ASSERT_TRUE(RegisterBuiltinDataSources(registry).ok());
   RunConfig config;
   config.set_model("mlp");
   config.set_pipeline("train");
+  config.mutable_data_config()->set_dataset("imagenet");
   config.mutable_optim_config()->set_name("adamm");
+  EXPECT_EQ(registry.CheckConfig(config).message(),
+            "data_config.dataset: unknown data source 'imagenet'; known data "
+            "sources: fashion_mnist, idx, mnist_digits, synthetic");
+  config.mutable_data_config()->set_dataset("synthetic");
   EXPECT_EQ(registry.CheckConfig(config).message(),
             "optim_config.name: unknown optimizer 'adamm'; known optimizers: "
             "adam");
@@ -150,9 +166,11 @@ TEST(RegistryTest, CheckConfigRunsThePluginValidators) {
                                    : absl::OkStatus();
                       }))
                   .ok());
+  ASSERT_TRUE(RegisterBuiltinDataSources(registry).ok());
   RunConfig config;
   config.set_model("mlp");
   config.set_pipeline("train");
+  config.mutable_data_config()->set_dataset("synthetic");
   config.mutable_optim_config()->set_name("adam");
   config.set_seed(7);
   EXPECT_EQ(registry.CheckConfig(config).message(), "seed: not 7");

@@ -142,7 +142,13 @@ Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
 Trainer::~Trainer() = default;
 
 absl::StatusOr<DataSplits> Trainer::LoadData() {
-  return LoadDataSplits(config().data_config(), config().seed());
+  absl::StatusOr<const DataSourceEntry*> source =
+      context_.registry->FindDataSource(config().data_config().dataset());
+  if (!source.ok()) {
+    return WithContext(source.status(), "data_config.dataset");
+  }
+  return (*source)->factory(
+      DataSourceContext{context_.config, context_.config_source});
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Trainer::BuildModel(
@@ -166,6 +172,10 @@ Trainer::BuildOptimizer(Model& model) {
 }
 
 absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
+  return model_->TrainStep(batch, *this);
+}
+
+absl::StatusOr<double> Trainer::StandardTrainStep(const Batch& batch) {
   double loss_value = 0;
   absl::Status status = CallTorch("training step", [&] {
     at::Tensor outputs = model_->Forward(batch.inputs);
@@ -191,6 +201,11 @@ absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
 }
 
 absl::StatusOr<std::map<std::string, double>> Trainer::Evaluate(
+    Split split, const Dataset& data) {
+  return model_->Evaluate(split, data, *this);
+}
+
+absl::StatusOr<std::map<std::string, double>> Trainer::StandardEvaluate(
     const Dataset& data) {
   std::map<std::string, double> result;
   absl::Status status = CallTorch("evaluation", [&] {
@@ -216,8 +231,15 @@ absl::StatusOr<std::map<std::string, double>> Trainer::Evaluate(
 
 absl::Status Trainer::OnEpochEnd(int64_t epoch,
                                  std::map<std::string, double>* metrics) {
-  return model_->OnEpochEnd(epoch, metrics);
+  return model_->OnEpochEnd(epoch, *this, metrics);
 }
+
+int64_t Trainer::step() const { return state_.position.step; }
+int64_t Trainer::epoch() const { return state_.position.epoch; }
+int Trainer::world_size() const {
+  return group_ != nullptr ? group_->config().world_size : 1;
+}
+const std::string& Trainer::run_dir() const { return context_.run_dir; }
 
 absl::Status Trainer::SynchronizeGradients() {
   if (group_ == nullptr) return absl::OkStatus();
@@ -406,11 +428,13 @@ absl::Status Trainer::EvaluateAtStep() {
   // number them.
   fields["epoch"].set_number_value(state_.position.epoch + 1);
   std::string line = absl::StrFormat("step %d:", state_.position.step);
-  for (const auto& [name, data] :
-       {std::pair<const char*, const Dataset*>{"val", &data_.val},
-        {"test", &data_.test}}) {
+  for (const auto& [split, data] :
+       {std::pair<Split, const Dataset*>{Split::kValidation, &data_.val},
+        {Split::kTest, &data_.test}}) {
     if (data->size() == 0) continue;
-    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(*data);
+    const std::string name(SplitName(split));
+    absl::StatusOr<std::map<std::string, double>> metrics =
+        Evaluate(split, *data);
     if (!metrics.ok()) return metrics.status();
     auto& out = *fields[name].mutable_struct_value()->mutable_fields();
     for (const auto& [metric, value] : *metrics) {
@@ -622,7 +646,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
       line += "; model: " + FormatMetrics(model_metrics);
     const Dataset& monitored = data_.val.size() > 0 ? data_.val : data_.test;
     const char* monitored_name = data_.val.size() > 0 ? "val" : "test";
-    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(monitored);
+    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(
+        data_.val.size() > 0 ? Split::kValidation : Split::kTest, monitored);
     if (!metrics.ok()) return metrics.status();
     for (const auto& [name, value] : *metrics) {
       LogScalar(absl::StrCat(monitored_name, "/", name), value);
@@ -699,7 +724,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   result.final_checkpoint = last_checkpoint_;
   result.position = position;
   if (data_.test.size() > 0) {
-    absl::StatusOr<std::map<std::string, double>> test = Evaluate(data_.test);
+    absl::StatusOr<std::map<std::string, double>> test =
+        Evaluate(Split::kTest, data_.test);
     if (!test.ok()) return test.status();
     result.test = *test;
     for (const auto& [name, value] : result.test)
@@ -707,8 +733,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
     LOG(INFO) << "test: " << FormatMetrics(result.test);
   }
   if (events_ != nullptr) (void)events_->Flush();
-  if (!writes_outputs()) return result;
-  RETURN_IF_ERROR(WriteMetricsJson(result));
+  if (writes_outputs()) RETURN_IF_ERROR(WriteMetricsJson(result));
+  RETURN_IF_ERROR(model_->OnRunEnd(*this));
   return result;
 }
 

@@ -24,9 +24,10 @@
 // returns kCancelled saying where it stopped; --resume goes on from there
 // and ends bit-identical to a run never stopped.
 //
-// Subclasses change single steps (LoadData, BuildModel, TrainStep, Evaluate,
-// OnEpochEnd) without copying the loop; a model plugin that needs its own
-// loss or per-epoch work overrides Model::Loss / Model::OnEpochEnd instead.
+// A family changes what it needs through its model's training module
+// (interfaces.h: Model::TrainStep, Evaluate, OnEpochEnd, OnRunEnd, with this
+// Trainer as their TrainingContext) and its data through a data source
+// plugin, so every family runs under the plain `train` pipeline.
 #ifndef OUROBOROS_TRAINER_H_
 #define OUROBOROS_TRAINER_H_
 
@@ -95,49 +96,51 @@ struct TrainResult {
   double best_metric = 0;  // of score_config.monitor
 };
 
-class Trainer {
+class Trainer : public TrainingContext {
  public:
   explicit Trainer(PipelineContext context);
-  virtual ~Trainer();
+  ~Trainer() override;
 
   absl::StatusOr<TrainResult> Run();
 
+  // TrainingContext, for the model's training module.
+  const RunConfig& config() const override { return *context_.config; }
+  torch::optim::Optimizer& optimizer() override { return *optimizer_; }
+  int64_t step() const override;
+  int64_t epoch() const override;
+  int rank() const override;
+  int world_size() const override;
+  const std::string& run_dir() const override;
+  bool writes_outputs() const override;
+  absl::StatusOr<double> StandardTrainStep(const Batch& batch) override;
+  absl::Status SynchronizeGradients() override;
+  absl::StatusOr<std::map<std::string, double>> StandardEvaluate(
+      const Dataset& data) override;
+  void LogScalar(const std::string& tag, double value) override;
+
  protected:
+  // The data source data_config.dataset names.
   virtual absl::StatusOr<DataSplits> LoadData();
   virtual absl::StatusOr<std::unique_ptr<Model>> BuildModel(
       const DataSpec& spec);
   virtual absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>
   BuildOptimizer(Model& model);
-  // Forward, loss, backward, clipping and the optimizer step; returns the
-  // loss before the step.
+  // The model's TrainStep (by default StandardTrainStep); returns the loss
+  // before the step.
   virtual absl::StatusOr<double> TrainStep(const Batch& batch);
-  // The score_config metrics of the model on `data`.
+  // The model's Evaluate of `split` (by default StandardEvaluate).
   virtual absl::StatusOr<std::map<std::string, double>> Evaluate(
-      const Dataset& data);
+      Split split, const Dataset& data);
   // After each epoch: by default, the model's own OnEpochEnd.
   virtual absl::Status OnEpochEnd(int64_t epoch,
                                   std::map<std::string, double>* metrics);
 
-  const RunConfig& config() const { return *context_.config; }
   const PipelineContext& context() const { return context_; }
   Model& model() { return *model_; }
-  torch::optim::Optimizer& optimizer() { return *optimizer_; }
 
   // Where training stands (restored from the checkpoint on resume):
   // inside TrainStep, `step` is the number of optimizer steps before it.
   const TrainingPosition& position() const { return state_.position; }
-  // This process's rank in a distributed run; 0 otherwise.
-  int rank() const;
-
-  // A scalar to TensorBoard under `tag` at the current step.
-  void LogScalar(const std::string& tag, double value);
-
-  // In a distributed run (ouroboros/distributed.h), replaces every gradient
-  // by its mean over the ranks; a no-op otherwise. A TrainStep override
-  // calls it between backward() and the optimizer step.
-  absl::Status SynchronizeGradients();
-  // Rank 0 (or the only process) writes logs, TensorBoard, checkpoints.
-  bool writes_outputs() const;
 
  private:
   absl::Status Setup();
@@ -177,11 +180,10 @@ class Trainer {
   std::string last_checkpoint_;
 };
 
-// A Pipeline that runs one Trainer (or a subclass of it) and logs the
-// summary line: the `train` pipeline, and any family's own training
-// pipeline, e.g. in a plugin's pipeline factory:
+// A Pipeline that runs one Trainer and logs the summary line: the `train`
+// pipeline, and a composite pipeline's own training runs:
 //   return std::make_unique<TrainerPipeline>(
-//       std::make_unique<QuineTrainer>(context));
+//       std::make_unique<Trainer>(context));
 class TrainerPipeline : public Pipeline {
  public:
   explicit TrainerPipeline(std::unique_ptr<Trainer> trainer);

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
+#include "ouroboros/data.h"
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "tools/cpp/runfiles/runfiles.h"
@@ -28,7 +29,11 @@ class ConfigsTest : public ::testing::Test {
     }
   }
   static PluginRegistry& registry() {
-    static PluginRegistry* r = new PluginRegistry;
+    static PluginRegistry* r = [] {
+      auto* fresh = new PluginRegistry;
+      EXPECT_TRUE(RegisterBuiltinDataSources(*fresh).ok());
+      return fresh;
+    }();
     return *r;
   }
   static Runfiles* runfiles_;
@@ -43,7 +48,7 @@ TEST_F(ConfigsTest, EveryConfigFileIsValid) {
     SCOPED_TRACE(entry.path().string());
     absl::StatusOr<RunConfig> config = LoadRunConfigFile(entry.path().string());
     ASSERT_TRUE(config.ok()) << config.status();
-    if (config->pipeline().empty()) config->set_pipeline("train");
+    if (config->pipeline().empty()) config->set_pipeline(kDefaultPipeline);
     absl::Status status = registry().CheckConfig(*config);
     EXPECT_TRUE(status.ok()) << status;
     ++checked;
@@ -59,7 +64,9 @@ TEST_F(ConfigsTest, EveryModelHasAValidDefaultConfig) {
         ParseRunConfig(model->default_config_json, "default");
     ASSERT_TRUE(config.ok()) << config.status();
     EXPECT_EQ(config->model(), name);
-    EXPECT_TRUE(registry().CheckConfig(*config).ok());
+    if (config->pipeline().empty()) config->set_pipeline(kDefaultPipeline);
+    absl::Status status = registry().CheckConfig(*config);
+    EXPECT_TRUE(status.ok()) << status;
   }
 }
 

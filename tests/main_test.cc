@@ -147,13 +147,18 @@ TEST_F(MainTest, CorruptCheckpointIsRefusedByName) {
 TEST_F(MainTest, ListsThePluginsWithTheirFiles) {
   Result r = Run({"--list_plugins"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.stdout_only, HasSubstr("model      mlp"));
+  EXPECT_THAT(r.stdout_only, HasSubstr("model        mlp"));
   EXPECT_THAT(r.stdout_only, HasSubstr("plugins/mlp/libouroboros_mlp.so"));
   for (const char* name :
        {"sgd", "adam", "adamw", "adamax", "adagrad", "rmsprop"}) {
-    EXPECT_THAT(r.stdout_only, HasSubstr(absl::StrCat("optimizer  ", name)));
+    EXPECT_THAT(r.stdout_only, HasSubstr(absl::StrCat("optimizer    ", name)));
   }
-  EXPECT_THAT(r.stdout_only, HasSubstr("pipeline   train"));
+  EXPECT_THAT(r.stdout_only, HasSubstr("pipeline     train"));
+  EXPECT_THAT(r.stdout_only,
+              ::testing::ContainsRegex("data source  synthetic +.*built in"));
+  EXPECT_THAT(r.stdout_only,
+              ::testing::ContainsRegex("data source  quine_coordinates .*"
+                                       "libouroboros_quine.so"));
   EXPECT_THAT(r.stdout_only, Not(HasSubstr("Not loaded")));
 }
 
@@ -161,7 +166,11 @@ TEST_F(MainTest, MainHasNoPluginCodeLinkedIn) {
   fs::create_directories(tmp_ / "empty");
   Result r = Run({"--list_plugins", "--plugin_dir=empty"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.stdout_only, HasSubstr("(no plugins loaded)"));
+  // Only the data sources the core reads itself.
+  EXPECT_THAT(r.stdout_only, HasSubstr("data source  synthetic"));
+  for (const char* kind : {"model ", "optimizer ", "pipeline ", "hook "}) {
+    EXPECT_THAT(r.stdout_only, Not(HasSubstr(kind)));
+  }
 }
 
 TEST_F(MainTest, PluginPathAddsPluginsAndBrokenOnesDoNotStopTheOthers) {
@@ -174,7 +183,7 @@ TEST_F(MainTest, PluginPathAddsPluginsAndBrokenOnesDoNotStopTheOthers) {
   Result r = Run({"--list_plugins"}, env);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.stdout_only, HasSubstr("test_model"));
-  EXPECT_THAT(r.stdout_only, HasSubstr("model      mlp"));
+  EXPECT_THAT(r.stdout_only, HasSubstr("model        mlp"));
   EXPECT_THAT(r.stdout_only, HasSubstr("Not loaded:"));
   EXPECT_THAT(r.stdout_only,
               HasSubstr("libbad_abi_plugin.so: plugin ABI version 999"));

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "glog/logging.h"
 #include "ouroboros/config.h"
 #include "ouroboros/data.h"
 #include "ouroboros/errors.h"
@@ -119,24 +121,61 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
   return quine;
 }
 
-// The self-replication loss and regeneration need the quine's own training
-// step.
-absl::Status PipelineError(const RunConfig& config) {
-  return ConfigFieldError(
-      "pipeline",
-      absl::StrCat("the quine model trains with pipeline '", kQuinePipeline,
-                   "' (got '", config.pipeline(), "')"));
-}
-
 absl::Status ValidateQuineConfig(const RunConfig& config) {
-  RETURN_IF_ERROR(ParseQuineConfig(config).status());
-  // The generic training pipeline would train the task head alone. Pipelines
-  // that run others (tune, parallel) pass; MakeQuine checks the one that
-  // finally builds the model.
-  if (config.pipeline() == "train" || config.pipeline().empty()) {
-    return PipelineError(config);
+  ASSIGN_OR_RETURN(QuineConfig quine, ParseQuineConfig(config));
+  // The vanilla quine's only data are its own coordinates; the auxiliary
+  // one classifies images beside them.
+  const bool coordinates =
+      config.data_config().dataset() == kCoordinatesDataSource;
+  if (!IsAuxiliary(quine) && !coordinates) {
+    return ConfigFieldError(
+        "data_config.dataset",
+        absl::StrCat("the vanilla quine trains on its own coordinates: set "
+                     "\"",
+                     kCoordinatesDataSource, "\" (got '",
+                     config.data_config().dataset(), "')"));
+  }
+  if (IsAuxiliary(quine) && coordinates) {
+    return ConfigFieldError(
+        "data_config.dataset",
+        absl::StrCat("the auxiliary quine classifies images: name an image "
+                     "dataset such as mnist_digits (got '",
+                     kCoordinatesDataSource, "')"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<DataSplits> MakeCoordinateSplits(
+    const DataSourceContext& context) {
+  absl::StatusOr<QuineConfig> quine = ParseQuineConfig(*context.config);
+  if (!quine.ok()) return WithContext(quine.status(), context.config_source);
+  DataSplits splits;
+  RETURN_IF_ERROR(CallTorch("listing the quine's coordinates", [&] {
+    const int64_t n = MakeQuineLayout(*quine, 0).num_parameters;
+    // Every split is every coordinate: the quine is trained and measured on
+    // all of its own weights.
+    Dataset coordinates;
+    coordinates.inputs = at::arange(n, at::kLong).unsqueeze(1);
+    coordinates.targets = at::arange(n, at::kLong);
+    coordinates.spec = DataSpec{{1}, 0};
+    splits =
+        DataSplits{coordinates, coordinates, coordinates, coordinates.spec};
+  }));
+  return splits;
+}
+
+absl::Status ValidateCoordinateSource(const RunConfig& config) {
+  if (config.model() != "quine") {
+    return ConfigFieldError(
+        "data_config.dataset",
+        absl::StrCat("'", kCoordinatesDataSource,
+                     "' are the coordinates of a quine's weights: for model "
+                     "quine only (got model '",
+                     config.model(), "')"));
+  }
+  return ParseSection<QuineCoordinatesConfig>(
+             config.data_config().source_config(), "data_config.source_config")
+      .status();
 }
 
 QuineLayout MakeQuineLayout(const QuineConfig& config, int64_t num_classes) {
@@ -235,7 +274,7 @@ at::Tensor QuineModel::Body(const at::Tensor& input, int64_t first_column,
 }
 
 at::Tensor QuineModel::Forward(const at::Tensor& inputs) {
-  if (!auxiliary()) return PredictWeights(inputs.flatten().to(at::kLong));
+  if (!auxiliary()) return PredictWeights(inputs.flatten());
   at::Tensor embedded =
       at::matmul(inputs.flatten(1).to(at::kFloat), modules_->image_projection);
   return Body(embedded, config_.coordinate_embedding(), layout_.class_head);
@@ -317,6 +356,33 @@ bool QuineModel::RegeneratesAfter(int64_t epoch) const {
   return every > 0 && (epoch + 1) % every == 0;
 }
 
+absl::StatusOr<std::map<std::string, double>> QuineModel::Evaluate(
+    Split split, const Dataset& data, TrainingContext& training) {
+  std::map<std::string, double> metrics;
+  if (auxiliary()) {
+    ASSIGN_OR_RETURN(metrics, training.StandardEvaluate(data));
+  }
+  RETURN_IF_ERROR(CallTorch("quine evaluation", [&] {
+    ReplicationStats stats = Stats();
+    metrics["sr_loss"] = stats.sr_loss;
+    metrics["rho"] = stats.rho;
+    metrics["weight_sq"] = stats.weight_sq;
+  }));
+  return metrics;
+}
+
+absl::Status QuineModel::OnEpochEnd(int64_t epoch, TrainingContext& training,
+                                    std::map<std::string, double>* metrics) {
+  RETURN_IF_ERROR(OnEpochEnd(epoch, metrics));
+  if (RegeneratesAfter(epoch)) {
+    // Adamax's moments describe the gradients of weights that were just
+    // replaced; the new generation starts with a fresh optimizer, as a new
+    // network would (see README.md).
+    training.optimizer().state().clear();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status QuineModel::OnEpochEnd(int64_t epoch,
                                     std::map<std::string, double>* metrics) {
   double weight_sq = 0;
@@ -350,9 +416,6 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch,
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context) {
   absl::StatusOr<QuineConfig> config = ParseQuineConfig(*context.config);
   if (!config.ok()) return WithContext(config.status(), context.config_source);
-  if (context.config->pipeline() != kQuinePipeline) {
-    return WithContext(PipelineError(*context.config), context.config_source);
-  }
   if (IsAuxiliary(*config) &&
       (context.data.num_classes < 2 || context.data.input_shape.empty())) {
     return absl::InvalidArgumentError(
@@ -365,8 +428,18 @@ absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context) {
                                          context.config->seed());
   });
   if (!status.ok()) return status;
+  const auto& quine = static_cast<const QuineModel&>(*model);
+  LOG(INFO) << absl::StrFormat(
+      "quine: %s, %d parameters, initial sum(theta^2) %.4g", config->variant(),
+      quine.num_parameters(), quine.initial_weight_sq());
   return model;
 }
+
+OUROBOROS_REGISTER_DATA_SOURCE(
+    kCoordinatesDataSource,
+    "The coordinates of a vanilla quine's own weights (0 .. N-1, N from "
+    "model_config): its training, validation and test set",
+    MakeCoordinateSplits, ValidateCoordinateSource);
 
 OUROBOROS_REGISTER_MODEL("quine",
                          "Neural network quine (vanilla or auxiliary) that "

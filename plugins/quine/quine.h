@@ -29,7 +29,8 @@
 
 namespace ouroboros::quine {
 
-inline constexpr char kQuinePipeline[] = "quine_train";
+// The data source of the vanilla quine: its own coordinates.
+inline constexpr char kCoordinatesDataSource[] = "quine_coordinates";
 
 // Parses and validates model_config ("model_config.<field>: reason"), with
 // the defaults filled in.
@@ -70,8 +71,8 @@ class QuineModel : public Model {
   torch::nn::Module& module() override;
   // Auxiliary: class logits of the images (batch x image shape; the
   // coordinate half of the input is zero). Vanilla: the predicted weights
-  // f(c) of a batch of coordinates (batch x 1, as float: the quine_train
-  // pipeline's coordinate dataset).
+  // f(c) of a batch of int64 coordinates (batch x 1, from the
+  // quine_coordinates data source).
   at::Tensor Forward(const at::Tensor& inputs) override;
   // The training loss of one step, from Forward's outputs. Vanilla: L_SR of
   // the coordinates in `targets`. Auxiliary: L_SR of the next
@@ -80,10 +81,17 @@ class QuineModel : public Model {
   // so call it once per training step.
   at::Tensor Loss(const at::Tensor& outputs,
                   const at::Tensor& targets) override;
+  // L_SR, rho and sum(theta^2) on every split (the auxiliary quine adds the
+  // task's score_config metrics on the images).
+  absl::StatusOr<std::map<std::string, double>> Evaluate(
+      Split split, const Dataset& data, TrainingContext& training) override;
+  // OnEpochEnd below; after a regeneration, a fresh optimizer state.
+  absl::Status OnEpochEnd(int64_t epoch, TrainingContext& training,
+                          std::map<std::string, double>* metrics) override;
   // Pre-regeneration statistics into `metrics`, regeneration when due, then
   // the zero-quine guard (Aborted: exit code 1).
   absl::Status OnEpochEnd(int64_t epoch,
-                          std::map<std::string, double>* metrics) override;
+                          std::map<std::string, double>* metrics);
 
   // f_theta(c) for int64 coordinates (the image half of the input is zero).
   at::Tensor PredictWeights(const at::Tensor& coordinates);
@@ -141,6 +149,11 @@ class QuineModel : public Model {
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);
 
 absl::Status ValidateQuineConfig(const RunConfig& config);
+
+// The quine_coordinates data source: every split holds the N coordinates
+// 0 .. N-1 (int64) of the quine model_config describes.
+absl::StatusOr<DataSplits> MakeCoordinateSplits(
+    const DataSourceContext& context);
 
 }  // namespace ouroboros::quine
 

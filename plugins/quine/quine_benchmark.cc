@@ -28,10 +28,8 @@ namespace ouroboros::quine {
 namespace {
 
 constexpr char kConfig[] = R"({
-  "model": "quine", "pipeline": "quine_train", "seed": 1,
-  "data_config": {"dataset": "synthetic",
-                  "synthetic": {"num_samples": 1, "num_features": 1,
-                                "num_classes": 2}},
+  "model": "quine", "seed": 1,
+  "data_config": {"dataset": "quine_coordinates"},
   "optim_config": {"name": "adamax", "lr": 0.002},
   "run_config": {"epochs": 1, "batch_size": 10},
   "model_config": {"coordinate_embedding": 100, "hidden_sizes": [100, 100]}

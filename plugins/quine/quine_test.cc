@@ -12,9 +12,10 @@
 
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
+#include "ouroboros/data.h"
 #include "ouroboros/registry.h"
+#include "ouroboros/trainer.h"
 #include "plugins/quine/default_config.h"
-#include "plugins/quine/quine_trainer.h"
 
 namespace ouroboros::quine {
 namespace {
@@ -22,7 +23,7 @@ namespace {
 RunConfig ConfigWith(
     const std::string& model_config_json,
     const std::string& run_config_json = R"({"epochs": 1, "batch_size": 3})") {
-  std::string json = R"({"model": "quine", "pipeline": "quine_train",
+  std::string json = R"({"model": "quine", "pipeline": "train",
     "seed": 7,
     "data_config": {"dataset": "synthetic", "synthetic":
       {"num_samples": 64, "num_features": 5, "num_classes": 3}},
@@ -99,9 +100,9 @@ TEST_F(TinyQuineTest, SelfReplicationLossEqualsTheHandComputedSum) {
   }
   at::Tensor loss = model_->SelfReplicationLoss(at::tensor(coordinates));
   EXPECT_NEAR(loss.item<double>(), expected, 1e-5 * expected);
-  // The training step's view: Forward on the coordinate dataset's float
-  // inputs, then Loss against the coordinates.
-  at::Tensor as_inputs = at::tensor(coordinates).to(at::kFloat).unsqueeze(1);
+  // The training step's view: Forward on the quine_coordinates data
+  // source's int64 inputs, then Loss against the coordinates.
+  at::Tensor as_inputs = at::tensor(coordinates).unsqueeze(1);
   EXPECT_NEAR(model_->Loss(model_->Forward(as_inputs), at::tensor(coordinates))
                   .item<double>(),
               expected, 1e-5 * expected);
@@ -250,8 +251,8 @@ TEST(QuineTest, RegeneratesEveryTEpochs) {
   EXPECT_FALSE(never->RegeneratesAfter(0));
 }
 
-// The quine_train pipeline end to end, with a registry holding the quine and
-// LibTorch's Adam.
+// The plain Trainer end to end, with a registry holding the quine, its
+// coordinate data source, the built-in data and LibTorch's Adam.
 class QuineTrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -259,6 +260,12 @@ class QuineTrainerTest : public ::testing::Test {
         registry_
             .Register(ModelEntry{"quine", "", MakeQuine, kDefaultConfigJson,
                                  ValidateQuineConfig, "test"})
+            .ok());
+    ASSERT_TRUE(RegisterBuiltinDataSources(registry_).ok());
+    ASSERT_TRUE(
+        registry_
+            .Register(DataSourceEntry{kCoordinatesDataSource, "",
+                                      MakeCoordinateSplits, nullptr, "test"})
             .ok());
     OptimizerFactory adam = [](const OptimizerContext& context)
         -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
@@ -277,7 +284,7 @@ class QuineTrainerTest : public ::testing::Test {
     context.config_source = "test.json";
     context.run_dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
     context.registry = &registry_;
-    QuineTrainer trainer(context);
+    Trainer trainer(context);
     return trainer.Run();
   }
 
@@ -289,6 +296,7 @@ TEST_F(QuineTrainerTest, ShortVanillaRunLowersTheSelfReplicationLoss) {
   RunConfig config = ConfigWith(R"({"coordinate_embedding": 8,
       "hidden_sizes": [8, 8], "coordinate_projection_std": 1})",
                                 R"({"epochs": 3, "batch_size": 10})");
+  config.mutable_data_config()->set_dataset(kCoordinatesDataSource);
   const double initial = MakeModel(config)->Stats().sr_loss;
   absl::StatusOr<TrainResult> result = Train(config, "vanilla");
   ASSERT_TRUE(result.ok()) << result.status();
@@ -346,25 +354,37 @@ INSTANTIATE_TEST_SUITE_P(
                    "model_config.zero_quine_fraction: must be in [0, 1) (got "
                    "1.5)"}));
 
-TEST(QuineConfigTest, NeedsItsOwnPipeline) {
+TEST(QuineConfigTest, TheDataFitsTheVariant) {
+  // Under the plain train pipeline (no pipeline of its own).
   RunConfig config = ConfigWith("{}");
-  config.set_pipeline("train");
   EXPECT_EQ(std::string(ValidateQuineConfig(config).message()),
-            "pipeline: the quine model trains with pipeline 'quine_train' "
-            "(got 'train')");
-  // A pipeline that runs others passes; the model is then only built by
-  // quine_train.
-  config.set_pipeline("tune");
+            "data_config.dataset: the vanilla quine trains on its own "
+            "coordinates: set \"quine_coordinates\" (got 'synthetic')");
+  config.mutable_data_config()->set_dataset(kCoordinatesDataSource);
   EXPECT_TRUE(ValidateQuineConfig(config).ok());
-  ModelContext context{&config, "test.json", DataSpec{{1}, 0}};
-  EXPECT_EQ(std::string(MakeQuine(context).status().message()),
-            "test.json: pipeline: the quine model trains with pipeline "
-            "'quine_train' (got 'tune')");
-  config.set_pipeline("quine_train");
-  config.set_model("mlp");
-  EXPECT_EQ(std::string(ValidateQuinePipelineConfig(config).message()),
-            "pipeline: 'quine_train' trains the quine model only (got model "
-            "'mlp')");
+  RunConfig auxiliary = ConfigWith(R"({"variant": "auxiliary",
+      "task_weight": 0.01})");
+  EXPECT_TRUE(ValidateQuineConfig(auxiliary).ok());
+  auxiliary.mutable_data_config()->set_dataset(kCoordinatesDataSource);
+  EXPECT_EQ(std::string(ValidateQuineConfig(auxiliary).message()),
+            "data_config.dataset: the auxiliary quine classifies images: "
+            "name an image dataset such as mnist_digits (got "
+            "'quine_coordinates')");
+}
+
+TEST(QuineConfigTest, CoordinatesAreEveryWeightInEverySplit) {
+  RunConfig config = ConfigWith(R"({"coordinate_embedding": 8,
+      "hidden_sizes": [8, 8]})");
+  config.mutable_data_config()->set_dataset(kCoordinatesDataSource);
+  absl::StatusOr<DataSplits> splits =
+      MakeCoordinateSplits(DataSourceContext{&config, "test.json"});
+  ASSERT_TRUE(splits.ok()) << splits.status();
+  // 8*8 + 8*8 + 8 weights.
+  for (const Dataset* split : {&splits->train, &splits->val, &splits->test}) {
+    ASSERT_EQ(split->size(), 136);
+    EXPECT_EQ(split->inputs.scalar_type(), at::kLong);
+    EXPECT_TRUE(split->inputs.flatten().equal(at::arange(136, at::kLong)));
+  }
 }
 
 }  // namespace

@@ -178,7 +178,6 @@ absl::StatusOr<DataSplits> FewShotTrainer::LoadData() {
   splits.val = slots(config_.eval_episodes());
   splits.test = slots(config_.eval_episodes());
   splits.spec = spec;
-  val_slots_ = splits.val.inputs;
   return splits;
 }
 
@@ -240,8 +239,8 @@ absl::StatusOr<EpisodeScore> FewShotTrainer::ScoreEpisodes(
 }
 
 absl::StatusOr<std::map<std::string, double>> FewShotTrainer::Evaluate(
-    const Dataset& data) {
-  const bool is_val = data.inputs.is_same(val_slots_);
+    Split split, const Dataset& data) {
+  const bool is_val = split == Split::kValidation;
   absl::StatusOr<EpisodeScore> score =
       ScoreEpisodes(is_val ? split_.val : split_.test, data.size(),
                     is_val ? kValSeed : kTestSeed);

@@ -56,14 +56,13 @@ class FewShotTrainer : public Trainer {
   absl::StatusOr<DataSplits> LoadData() override;
   absl::StatusOr<double> TrainStep(const Batch& batch) override;
   absl::StatusOr<std::map<std::string, double>> Evaluate(
-      const Dataset& data) override;
+      Split split, const Dataset& data) override;
 
  private:
   FewshotPipelineConfig config_;
   MetaSplit split_;
   std::optional<ClassPool> digits_;
   std::unique_ptr<EpisodeSampler> train_sampler_;
-  at::Tensor val_slots_;  // identifies the validation "dataset"
 };
 
 absl::StatusOr<std::unique_ptr<Pipeline>> MakeFewshotPipeline(
