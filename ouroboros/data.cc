@@ -205,6 +205,9 @@ Batch BatchLoader::Make(int64_t index) const {
   at::Tensor idx =
       order_.slice(0, index * batch_size_,
                    std::min((index + 1) * batch_size_, order_.size(0)));
+  // A generated split: the batch only says which samples (and so how many);
+  // the Trainer draws them at their step.
+  if (data_.generator != nullptr) return Batch{idx, at::Tensor()};
   return Batch{data_.inputs.index_select(0, idx),
                data_.targets.index_select(0, idx)};
 }

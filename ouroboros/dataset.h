@@ -7,8 +7,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace ouroboros {
@@ -20,14 +24,41 @@ struct DataSpec {
   int64_t num_classes = 0;
 };
 
+struct Batch {
+  at::Tensor inputs;
+  at::Tensor targets;
+};
+
+// Training samples made on demand rather than stored, e.g. few-shot
+// episodes drawn afresh for every step.
+class SampleGenerator {
+ public:
+  virtual ~SampleGenerator() = default;
+  // `count` samples for optimizer step `step` (0-based: the steps done
+  // before it) on `rank`. The same arguments give the same samples, so a
+  // resumed run draws what the interrupted one would have, and ranks draw
+  // different ones.
+  virtual absl::StatusOr<Batch> Draw(int64_t count, int64_t step, int rank) = 0;
+};
+
 // N samples. Image datasets hold float32 inputs (N x input_shape) and int64
 // class indices; a data source may hold other tensors (the quine's int64
-// coordinates) as long as its models read them.
+// coordinates, episodes) as long as its models read them.
 struct Dataset {
   at::Tensor inputs;
   at::Tensor targets;
   DataSpec spec;
-  int64_t size() const { return inputs.defined() ? inputs.size(0) : 0; }
+  // Per-sample tensors (first dimension N) a data source adds for its
+  // models' Evaluate, e.g. "is_query": which steps of an episode are scored.
+  std::map<std::string, at::Tensor> extras;
+  // A training split may be drawn instead of stored: `generated_size`
+  // samples an epoch, each batch drawn at its step (inputs stay empty).
+  std::shared_ptr<SampleGenerator> generator;
+  int64_t generated_size = 0;
+  int64_t size() const {
+    if (generator != nullptr) return generated_size;
+    return inputs.defined() ? inputs.size(0) : 0;
+  }
 };
 
 struct DataSplits {
@@ -35,16 +66,15 @@ struct DataSplits {
   Dataset val;  // may be empty (val_fraction 0)
   Dataset test;
   DataSpec spec;
+  // Further evaluation sets a data source offers by name (not scored by the
+  // Trainer; a model's OnRunEnd may), e.g. "mnist_digits" cross-domain
+  // episodes.
+  std::map<std::string, Dataset> more;
 };
 
 enum class Split { kTrain, kValidation, kTest };
 // "train", "val", "test" (as in metrics.json and epochs.jsonl).
 absl::string_view SplitName(Split split);
-
-struct Batch {
-  at::Tensor inputs;
-  at::Tensor targets;
-};
 
 }  // namespace ouroboros
 

@@ -88,6 +88,8 @@ class TrainingContext {
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
   virtual const std::string& run_dir() const = 0;
+  // The run's data, as its data source made it (DataSplits::more included).
+  virtual const DataSplits& data() const = 0;
   // Rank 0 (or the only process) writes files into run_dir().
   virtual bool writes_outputs() const = 0;
   // The Trainer's step: Forward, Loss, backward, SynchronizeGradients,

@@ -582,6 +582,11 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         // buffers (BatchNorm running statistics).
         RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
       }
+      if (data_.train.generator != nullptr) {
+        ASSIGN_OR_RETURN(*batch,
+                         data_.train.generator->Draw(batch->inputs.size(0),
+                                                     position.step, rank));
+      }
       absl::StatusOr<double> loss = TrainStep(*batch);
       if (!loss.ok()) return loss.status();
       if (!std::isfinite(*loss)) {

@@ -111,6 +111,7 @@ class Trainer : public TrainingContext {
   int rank() const override;
   int world_size() const override;
   const std::string& run_dir() const override;
+  const DataSplits& data() const override { return data_; }
   bool writes_outputs() const override;
   absl::StatusOr<double> StandardTrainStep(const Batch& batch) override;
   absl::Status SynchronizeGradients() override;

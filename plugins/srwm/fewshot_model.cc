@@ -14,12 +14,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
+#include "plugins/srwm/episode_source.h"
 #include "plugins/srwm/srwm_kernel.h"
 #include "plugins/srwm/srwm_layer.h"
 
@@ -202,6 +204,19 @@ class FewShotModel : public Model {
     return Model::Loss(outputs.flatten(0, 1), targets.flatten());
   }
 
+  // Accuracy and loss over the query steps of the fixed episodes.
+  absl::StatusOr<std::map<std::string, double>> Evaluate(
+      Split split, const Dataset& data, TrainingContext& training) override {
+    ASSIGN_OR_RETURN(EpisodeScore score, ScoreEpisodes(*this, data));
+    return std::map<std::string, double>{{"accuracy", score.accuracy},
+                                         {"loss", score.loss}};
+  }
+
+  // The meta-test of the best checkpoint, into fewshot.json.
+  absl::Status OnRunEnd(TrainingContext& training) override {
+    return MetaTest(*this, training);
+  }
+
  private:
   int64_t ways_, image_side_;
   double label_input_scale_;
@@ -342,7 +357,8 @@ absl::StatusOr<std::unique_ptr<Model>> MakeFewShotModel(
   if (ways < 2 || pixels < 1 || side * side != pixels || side < 16) {
     return absl::InvalidArgumentError(
         "the srwm model reads few-shot episodes (T x (square image of side >= "
-        "16 + N labels)); run it with \"pipeline\": \"fewshot\"");
+        "16 + N labels)): give it \"data_config\": {\"dataset\": "
+        "\"fewshot_episodes\"}");
   }
   const ModelShape shape = ResolveModelShape(*config, ways);
   std::unique_ptr<Model> model;

@@ -1,7 +1,11 @@
 #include "plugins/srwm/srwm.h"
 
+#include "absl/strings/str_cat.h"
+#include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
 #include "plugins/srwm/default_config.h"
+#include "plugins/srwm/episode_source.h"
 
 namespace ouroboros::srwm {
 
@@ -10,18 +14,26 @@ absl::StatusOr<std::unique_ptr<Model>> MakeSrwm(const ModelContext& context) {
 }
 
 absl::Status ValidateSrwmConfig(const RunConfig& config) {
-  return ParseSrwmConfig(config).status();
+  RETURN_IF_ERROR(ParseSrwmConfig(config).status());
+  if (config.data_config().dataset() != kEpisodeDataSource) {
+    return ConfigFieldError(
+        "data_config.dataset",
+        absl::StrCat("the srwm model learns from few-shot episodes: set \"",
+                     kEpisodeDataSource, "\" (got '",
+                     config.data_config().dataset(), "')"));
+  }
+  return absl::OkStatus();
 }
 
 OUROBOROS_REGISTER_MODEL(
     "srwm",
     "Few-shot learner on a self-referential weight matrix (or its baselines "
-    "DeltaNet, Fake-SR, LSTM); run with pipeline fewshot",
+    "DeltaNet, Fake-SR, LSTM); data source fewshot_episodes",
     MakeSrwm, kDefaultConfigJson, ValidateSrwmConfig);
-OUROBOROS_REGISTER_PIPELINE(
-    "fewshot",
-    "Meta-training on sequential N-way K-shot episodes (rotated "
-    "Fashion-MNIST classes; MNIST digits cross-domain)",
-    MakeFewshotPipeline, ValidateFewshotConfig);
+OUROBOROS_REGISTER_DATA_SOURCE(
+    kEpisodeDataSource,
+    "Sequential N-way K-shot episodes: rotated Fashion-MNIST classes (or "
+    "synthetic), drawn afresh each step; MNIST digits cross-domain",
+    MakeEpisodeSplits, ValidateEpisodeSource);
 
 }  // namespace ouroboros::srwm

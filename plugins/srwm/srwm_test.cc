@@ -13,26 +13,34 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "ouroboros/checkpoint.h"
 #include "ouroboros/config.h"
+#include "ouroboros/json.h"
 #include "ouroboros/registry.h"
+#include "ouroboros/status_macros.h"
+#include "ouroboros/trainer.h"
 #include "plugins/srwm/default_config.h"
 #include "plugins/srwm/episodes.h"
 
 namespace ouroboros::srwm {
 namespace {
 
+// `source_fields`: more fields of data_config.source_config ("\"ways\": 3").
 RunConfig ConfigWith(const std::string& model_config,
-                     const std::string& pipeline_config = "{}",
-                     const std::string& dataset = "synthetic") {
-  std::string json = R"({"model": "srwm", "pipeline": "fewshot", "seed": 1,
-    "data_config": {"dataset": ")" +
-                     dataset + R"(", "synthetic": {"num_samples": 100,
-                     "num_features": 256, "num_classes": 5}},
+                     const std::string& source_fields = "",
+                     const std::string& images = "synthetic") {
+  std::string json = R"({"model": "srwm", "seed": 1,
+    "data_config": {"dataset": "fewshot_episodes",
+                    "synthetic": {"num_samples": 100, "num_features": 256,
+                                  "num_classes": 5},
+                    "source_config": {"images": ")" +
+                     images + "\"" +
+                     (source_fields.empty() ? "" : ", " + source_fields) +
+                     R"(}},
     "optim_config": {"name": "adam", "lr": 0.003},
     "run_config": {"epochs": 1, "batch_size": 4},
     "model_config": )" +
-                     model_config + R"(, "pipeline_config": )" +
-                     pipeline_config + "}";
+                     model_config + "}";
   absl::StatusOr<RunConfig> config = ParseRunConfig(json, "test.json");
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
@@ -115,14 +123,14 @@ TEST(SrwmModelTest, RefusesInputsThatAreNotEpisodes) {
   absl::StatusOr<std::unique_ptr<Model>> model =
       MakeSrwm({&config, "test.json", DataSpec{{1, 28, 28}, 10}});
   ASSERT_FALSE(model.ok());
-  EXPECT_NE(model.status().message().find("pipeline\": \"fewshot"),
+  EXPECT_NE(model.status().message().find("\"fewshot_episodes\""),
             std::string::npos)
       << model.status();
 }
 
 struct BadConfig {
   const char* model_config;
-  const char* pipeline_config;
+  const char* source_fields;
   const char* error;
 };
 
@@ -130,62 +138,71 @@ class SrwmConfigErrorTest : public ::testing::TestWithParam<BadConfig> {};
 
 TEST_P(SrwmConfigErrorTest, NamesFieldAndReason) {
   RunConfig config =
-      ConfigWith(GetParam().model_config, GetParam().pipeline_config);
+      ConfigWith(GetParam().model_config, GetParam().source_fields);
   absl::Status status = ValidateSrwmConfig(config);
-  if (status.ok()) status = ValidateFewshotConfig(config);
+  if (status.ok()) status = ValidateEpisodeSource(config);
   EXPECT_EQ(std::string(status.message()), GetParam().error);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Errors, SrwmConfigErrorTest,
     ::testing::Values(
-        BadConfig{R"({"sequence_model": "gru"})", "{}",
+        BadConfig{R"({"sequence_model": "gru"})", "",
                   "model_config.sequence_model: unknown sequence model "
                   "'gru'; known: srwm, deltanet, fake_sr, lstm"},
-        BadConfig{R"({"hidden_size": 30, "num_heads": 8})", "{}",
+        BadConfig{R"({"hidden_size": 30, "num_heads": 8})", "",
                   "model_config.hidden_size: must be a multiple of "
                   "num_heads (got 30 and 8 heads)"},
-        BadConfig{R"({"num_layers": -1})", "{}",
+        BadConfig{R"({"num_layers": -1})", "",
                   "model_config.num_layers: must be >= 1, or 0 for the "
                   "default (got -1)"},
-        BadConfig{R"({"srwm_kernel": "cuda"})", "{}",
+        BadConfig{R"({"srwm_kernel": "cuda"})", "",
                   "model_config.srwm_kernel: must be fused or naive (got "
                   "'cuda')"},
-        BadConfig{"{}", R"({"ways": 1})",
-                  "pipeline_config.ways: must be >= 2 (got 1)"},
-        BadConfig{"{}", R"({"ways": 10, "meta_test_classes": 8})",
-                  "pipeline_config.meta_val_classes: must be >= ways (10) "
-                  "for 10-way episodes (got 8)"},
-        BadConfig{"{}", R"({"rotations": 5})",
-                  "pipeline_config.rotations: must be 1 to 4 quarter turns "
-                  "(got 5)"},
-        BadConfig{"{}", R"({"shotz": 5})",
-                  "pipeline_config.shotz: unknown field (not in the "
-                  "schema)"}));
+        BadConfig{"{}", R"("ways": 1)",
+                  "data_config.source_config.ways: must be >= 2 (got 1)"},
+        BadConfig{"{}", R"("ways": 10, "meta_test_classes": 8)",
+                  "data_config.source_config.meta_val_classes: must be >= "
+                  "ways (10) for 10-way episodes (got 8)"},
+        BadConfig{"{}", R"("rotations": 5)",
+                  "data_config.source_config.rotations: must be 1 to 4 "
+                  "quarter turns (got 5)"},
+        BadConfig{"{}", R"("shotz": 5)",
+                  "data_config.source_config.shotz: unknown field (not in "
+                  "the schema)"}));
 
 TEST(SrwmConfigTest, DefaultConfigIsValid) {
   absl::StatusOr<RunConfig> config =
       ParseRunConfig(kDefaultConfigJson, "default_config.json");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_TRUE(ValidateSrwmConfig(*config).ok());
-  EXPECT_TRUE(ValidateFewshotConfig(*config).ok());
-  EXPECT_EQ(config->pipeline(), "fewshot");
+  EXPECT_TRUE(ValidateEpisodeSource(*config).ok());
+  // Under the plain train pipeline, with episodes as its data.
+  EXPECT_EQ(config->pipeline(), "");
+  EXPECT_EQ(config->data_config().dataset(), kEpisodeDataSource);
 }
 
-TEST(SrwmConfigTest, FewshotRefusesOtherDatasets) {
-  RunConfig config = ConfigWith("{}", "{}", "mnist_digits");
-  EXPECT_EQ(std::string(ValidateFewshotConfig(config).message()),
-            "data_config.dataset: the fewshot pipeline reads fashion_mnist "
-            "(rotated classes) or synthetic (got 'mnist_digits')");
+TEST(SrwmConfigTest, TheModelNeedsEpisodesAndEpisodesNeedImages) {
+  RunConfig config = ConfigWith("{}");
+  config.mutable_data_config()->set_dataset("mnist_digits");
+  EXPECT_EQ(std::string(ValidateSrwmConfig(config).message()),
+            "data_config.dataset: the srwm model learns from few-shot "
+            "episodes: set \"fewshot_episodes\" (got 'mnist_digits')");
+  RunConfig digits = ConfigWith("{}", "", "mnist_digits");
+  EXPECT_EQ(std::string(ValidateEpisodeSource(digits).message()),
+            "data_config.source_config.images: episodes are made of "
+            "fashion_mnist (rotated classes) or synthetic images (got "
+            "'mnist_digits')");
 }
 
 struct FewshotRun {
   TrainResult result;
-  std::map<std::string, EpisodeScore> scores;
+  std::map<std::string, EpisodeScore> scores;  // from fewshot.json
 };
 
-// Meta-trains the config `json` with the fewshot Trainer (and a plain Adam
-// standing in for the optimizers plugin), then meta-tests it.
+// Meta-trains the config `json` with the plain Trainer (and a plain Adam
+// standing in for the optimizers plugin); the model's OnRunEnd meta-tests
+// it into fewshot.json.
 absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
                                       const std::string& run_dir,
                                       bool resume = false) {
@@ -193,11 +210,10 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
   absl::StatusOr<RunConfig> config = ParseRunConfig(json, "test.json");
   if (!config.ok()) return config.status();
   PluginRegistry registry;
-  if (absl::Status s = registry.Register(
-          ModelEntry{"srwm", "", MakeSrwm, "", nullptr, "test"});
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(
+      registry.Register(ModelEntry{"srwm", "", MakeSrwm, "", nullptr, "test"}));
+  RETURN_IF_ERROR(registry.Register(DataSourceEntry{
+      kEpisodeDataSource, "", MakeEpisodeSplits, nullptr, "test"}));
   OptimizerFactory adam = [](const OptimizerContext& c)
       -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
     return std::make_unique<torch::optim::Adam>(
@@ -215,16 +231,24 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
   context.run_dir = run_dir;
   context.registry = &registry;
   context.resuming = resume;
-  absl::StatusOr<FewshotPipelineConfig> pipeline_config =
-      ParseFewshotConfig(*config);
-  if (!pipeline_config.ok()) return pipeline_config.status();
-  FewShotTrainer trainer(context, *pipeline_config);
-  absl::StatusOr<TrainResult> result = trainer.Run();
-  if (!result.ok()) return result.status();
-  absl::StatusOr<std::map<std::string, EpisodeScore>> scores =
-      trainer.MetaTest();
-  if (!scores.ok()) return scores.status();
-  return FewshotRun{*result, *scores};
+  if (resume) {
+    ASSIGN_OR_RETURN(context.resume_from, FindCheckpoint(run_dir));
+  }
+  Trainer trainer(context);
+  ASSIGN_OR_RETURN(TrainResult result, trainer.Run());
+  ASSIGN_OR_RETURN(google::protobuf::Value fewshot,
+                   ReadJsonFile(run_dir + "/fewshot.json"));
+  FewshotRun run{result, {}};
+  for (const auto& [name, value] : fewshot.struct_value().fields()) {
+    if (!value.has_struct_value()) continue;
+    const auto& fields = value.struct_value().fields();
+    EpisodeScore& score = run.scores[name];
+    score.accuracy = fields.at("accuracy").number_value();
+    score.ci95 = fields.at("ci95").number_value();
+    score.loss = fields.at("loss").number_value();
+    score.episodes = fields.at("episodes").number_value();
+  }
+  return run;
 }
 
 std::string TestDir(const std::string& name) {
@@ -236,18 +260,20 @@ std::string TestDir(const std::string& name) {
 // already), so the training loss falls below chance, log 3. Leaving the
 // plateau to match queries to supports takes 600-1200 steps on Fashion-MNIST:
 // that is FewshotLearningTest below (target fewshot_learning_test, manual).
-TEST(FewshotPipelineTest, ShortTrainingLearnsFromTheLabelInputs) {
+TEST(FewshotRunTest, ShortTrainingLearnsFromTheLabelInputs) {
   absl::StatusOr<FewshotRun> run = RunFewshot(
-      R"({"model": "srwm", "pipeline": "fewshot", "seed": 2,
-    "data_config": {"dataset": "synthetic", "synthetic": {"num_samples": 200,
-                    "num_features": 256, "num_classes": 10, "noise": 0.3}},
+      R"({"model": "srwm", "seed": 2,
+    "data_config": {"dataset": "fewshot_episodes",
+                    "synthetic": {"num_samples": 200, "num_features": 256,
+                                  "num_classes": 10, "noise": 0.3},
+                    "source_config": {"images": "synthetic", "ways": 3,
+                        "shots": 1, "queries_per_class": 2,
+                        "train_episodes_per_epoch": 800,
+                        "eval_episodes": 100}},
     "optim_config": {"name": "adam", "lr": 0.003, "grad_clip_norm": 1.0},
     "run_config": {"epochs": 3, "batch_size": 16},
     "model_config": {"hidden_size": 32, "num_heads": 4, "num_layers": 1,
                      "encoder_channels": 4},
-    "pipeline_config": {"ways": 3, "shots": 1, "queries_per_class": 2,
-                        "train_episodes_per_epoch": 800,
-                        "eval_episodes": 100},
     "score_config": {"monitor": "accuracy"}})",
       TestDir("short_run"));
   ASSERT_TRUE(run.ok()) << run.status();
@@ -268,22 +294,24 @@ std::string ReadFile(const std::string& path) {
 
 std::string ResumeTestConfig(int epochs) {
   return absl::StrCat(
-      R"({"model": "srwm", "pipeline": "fewshot", "seed": 3,
-    "data_config": {"dataset": "synthetic", "synthetic": {"num_samples": 100,
-                    "num_features": 256, "num_classes": 5, "noise": 0.3}},
+      R"({"model": "srwm", "seed": 3,
+    "data_config": {"dataset": "fewshot_episodes",
+                    "synthetic": {"num_samples": 100, "num_features": 256,
+                                  "num_classes": 5, "noise": 0.3},
+                    "source_config": {"images": "synthetic", "ways": 3,
+                        "shots": 1, "queries_per_class": 1,
+                        "train_episodes_per_epoch": 24, "eval_episodes": 10,
+                        "skip_mnist_digits": true}},
     "optim_config": {"name": "adam", "lr": 0.003},
     "run_config": {"epochs": )",
       epochs, R"(, "batch_size": 4, "checkpoint_every_epochs": 1},
     "model_config": {"hidden_size": 16, "num_heads": 2, "num_layers": 1,
-                     "encoder_channels": 4},
-    "pipeline_config": {"ways": 3, "shots": 1, "queries_per_class": 1,
-                        "train_episodes_per_epoch": 24,
-                        "eval_episodes": 10, "skip_mnist_digits": true}})");
+                     "encoder_channels": 4}})");
 }
 
 // Each step's episodes depend on the step alone, so a run stopped after one
 // epoch and resumed ends with the very weights of an uninterrupted run.
-TEST(FewshotPipelineTest, ResumedRunDrawsTheSameEpisodes) {
+TEST(FewshotRunTest, ResumedRunDrawsTheSameEpisodes) {
   absl::StatusOr<FewshotRun> whole =
       RunFewshot(ResumeTestConfig(2), TestDir("resume_whole"));
   ASSERT_TRUE(whole.ok()) << whole.status();
@@ -294,6 +322,7 @@ TEST(FewshotPipelineTest, ResumedRunDrawsTheSameEpisodes) {
       RunFewshot(ResumeTestConfig(2), TestDir("resume_cut"), /*resume=*/true);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->result.position.step, 12);
+  EXPECT_EQ(first->result.position.step, 6);
   auto weights = [](const FewshotRun& run) {
     std::string path = run.result.final_checkpoint;
     return ReadFile(path.substr(0, path.size() - 5) + ".weights.pt");
