@@ -1,0 +1,164 @@
+#include "plugins/scaffold_example/scaffold_example.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/optimizer.h>
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "ouroboros/config.h"
+#include "ouroboros/errors.h"
+#include "ouroboros/plugin_api.h"
+#include "ouroboros/status_macros.h"
+#include "plugins/scaffold_example/default_config.h"
+
+namespace ouroboros::scaffold_example {
+namespace {
+
+constexpr char kSourceSection[] = "data_config.source_config";
+
+class ScaffoldExample : public Model {
+ public:
+  ScaffoldExample(const ScaffoldExampleConfig& config, const DataSpec& data)
+      : logit_scale_(config.logit_scale()) {
+    int64_t in_features = 1;
+    for (int64_t d : data.input_shape) in_features *= d;
+    hidden_ = module_.register_module(
+        "hidden", torch::nn::Linear(in_features, config.hidden_size()));
+    output_ = module_.register_module(
+        "output", torch::nn::Linear(config.hidden_size(), data.num_classes));
+  }
+
+  torch::nn::Module& module() override { return module_; }
+
+  at::Tensor Forward(const at::Tensor& inputs) override {
+    return output_->forward(at::tanh(hidden_->forward(inputs.flatten(1)))) *
+           logit_scale_;
+  }
+
+  // The family's own optimizer step. This one is the standard step spelled
+  // out (what the default, training.StandardTrainStep, does minus clipping):
+  // change it, e.g. add a second loss or rewrite the weights after the step.
+  absl::StatusOr<double> TrainStep(const Batch& batch,
+                                   TrainingContext& training) override {
+    double loss_value = 0;
+    RETURN_IF_ERROR(CallTorch("scaffold_example training step", [&] {
+      at::Tensor loss = Loss(Forward(batch.inputs), batch.targets);
+      loss_value = loss.item<double>();
+      training.optimizer().zero_grad();
+      loss.backward();
+    }));
+    // Averages the gradients over the ranks of a distributed run.
+    RETURN_IF_ERROR(training.SynchronizeGradients());
+    RETURN_IF_ERROR(CallTorch("scaffold_example optimizer step",
+                              [&] { training.optimizer().step(); }));
+    return loss_value;
+  }
+
+ private:
+  double logit_scale_;
+  torch::nn::Module module_;
+  torch::nn::Linear hidden_{nullptr}, output_{nullptr};
+};
+
+absl::Status ValidateScaffoldExampleConfig(const RunConfig& config) {
+  return ParseScaffoldExampleConfig(config).status();
+}
+
+absl::StatusOr<RingsConfig> ParseRings(const RunConfig& config) {
+  ASSIGN_OR_RETURN(RingsConfig rings,
+                   ParseSection<RingsConfig>(
+                       config.data_config().source_config(), kSourceSection));
+  if (rings.num_samples() == 0) rings.set_num_samples(2000);
+  if (rings.num_samples() < 4) {
+    return ConfigFieldError(
+        absl::StrCat(kSourceSection, ".num_samples"),
+        absl::StrCat("must be >= 4 (got ", rings.num_samples(), ")"));
+  }
+  if (!(rings.noise() >= 0) || !std::isfinite(rings.noise())) {
+    return ConfigFieldError(
+        absl::StrCat(kSourceSection, ".noise"),
+        absl::StrCat("must be a finite number >= 0 (got ", rings.noise(), ")"));
+  }
+  return rings;
+}
+
+// n points, alternately on the inner and the outer ring, from `seed`.
+Dataset RingPoints(int64_t n, double noise, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor labels = at::arange(n, at::kLong) % 2;
+  at::Tensor angle = at::rand({n}, gen) * (2 * M_PI);
+  at::Tensor radius = 1.0 + labels.to(at::kFloat) + noise * at::randn({n}, gen);
+  Dataset points;
+  points.inputs =
+      at::stack({radius * at::cos(angle), radius * at::sin(angle)}, 1);
+  points.targets = labels;
+  points.spec = DataSpec{{2}, 2};
+  return points;
+}
+
+}  // namespace
+
+absl::StatusOr<ScaffoldExampleConfig> ParseScaffoldExampleConfig(
+    const RunConfig& config) {
+  ASSIGN_OR_RETURN(ScaffoldExampleConfig parsed,
+                   ParseSection<ScaffoldExampleConfig>(config.model_config(),
+                                                       "model_config"));
+  if (parsed.hidden_size() == 0) parsed.set_hidden_size(16);
+  if (parsed.hidden_size() < 1) {
+    return ConfigFieldError(
+        "model_config.hidden_size",
+        absl::StrCat("must be >= 1 (got ", parsed.hidden_size(), ")"));
+  }
+  if (!(parsed.logit_scale() > 0)) {
+    return ConfigFieldError(
+        "model_config.logit_scale",
+        absl::StrCat("must be > 0 (got ", parsed.logit_scale(), ")"));
+  }
+  return parsed;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> MakeScaffoldExample(
+    const ModelContext& context) {
+  absl::StatusOr<ScaffoldExampleConfig> config =
+      ParseScaffoldExampleConfig(*context.config);
+  if (!config.ok()) return WithContext(config.status(), context.config_source);
+  std::unique_ptr<Model> model;
+  RETURN_IF_ERROR(CallTorch("building scaffold_example", [&] {
+    model = std::make_unique<ScaffoldExample>(*config, context.data);
+  }));
+  return model;
+}
+
+absl::StatusOr<DataSplits> MakeRings(const DataSourceContext& context) {
+  absl::StatusOr<RingsConfig> rings = ParseRings(*context.config);
+  if (!rings.ok()) return WithContext(rings.status(), context.config_source);
+  const uint64_t seed = context.config->seed();
+  const int64_t n = rings->num_samples();
+  DataSplits splits;
+  RETURN_IF_ERROR(CallTorch("making rings", [&] {
+    splits.train = RingPoints(n, rings->noise(), seed);
+    splits.val = RingPoints(n / 4, rings->noise(), seed + 1);
+    splits.test = RingPoints(n / 4, rings->noise(), seed + 2);
+    splits.spec = splits.train.spec;
+  }));
+  return splits;
+}
+
+absl::Status ValidateRings(const RunConfig& config) {
+  return ParseRings(config).status();
+}
+
+OUROBOROS_REGISTER_MODEL("scaffold_example",
+                         "ScaffoldExample (generated by tools/new_plugin)",
+                         MakeScaffoldExample, kDefaultConfigJson,
+                         ValidateScaffoldExampleConfig);
+OUROBOROS_REGISTER_DATA_SOURCE(kRingsDataSource,
+                               "Two rings of 2-d points (generated by "
+                               "tools/new_plugin)",
+                               MakeRings, ValidateRings);
+
+}  // namespace ouroboros::scaffold_example
