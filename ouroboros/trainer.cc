@@ -523,193 +523,220 @@ absl::Status Trainer::BuildHooks() {
 absl::StatusOr<TrainResult> Trainer::Run() {
   RETURN_IF_ERROR(Setup());
   RETURN_IF_ERROR(BuildHooks());
+  ASSIGN_OR_RETURN(const int64_t steps_per_epoch, StepsPerEpoch());
+  TrainResult result;
+  for (int64_t epoch = state_.position.epoch;
+       epoch < config().run_config().epochs() && !PatienceRanOut(); ++epoch) {
+    ASSIGN_OR_RETURN(EpochLoss loss,
+                     TrainEpoch(epoch, steps_per_epoch, &result));
+    if (loss.cut_short) break;  // run_config.max_steps, inside the epoch
+    RETURN_IF_ERROR(EndEpoch(epoch, loss, &result));
+    if (loss.reached_max_steps) break;
+  }
+  return FinishRun(std::move(result));
+}
+
+absl::StatusOr<int64_t> Trainer::StepsPerEpoch() const {
   const TrainConfig& run = config().run_config();
-  const OptimConfig& optim = config().optim_config();
   const int64_t n = data_.train.size();
-  const int world = group_ != nullptr ? group_->config().world_size : 1;
-  const int rank = this->rank();
-  const int64_t global_batch = run.batch_size() * world;
-  const int64_t steps_per_epoch =
-      world == 1 ? (n + run.batch_size() - 1) / run.batch_size()
-                 : n / global_batch;
-  if (steps_per_epoch == 0) {
+  const int world = world_size();
+  const int64_t steps = world == 1
+                            ? (n + run.batch_size() - 1) / run.batch_size()
+                            : n / (run.batch_size() * world);
+  if (steps == 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "run_config.batch_size %d x %d ranks is more than the %d training "
         "samples",
         run.batch_size(), world, n));
   }
+  return steps;
+}
+
+bool Trainer::PatienceRanOut() const {
+  const ScoreConfig& score = config().score_config();
+  return score.patience() > 0 &&
+         state_.epochs_without_improvement >= score.patience();
+}
+
+absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
+                                                       int64_t steps_per_epoch,
+                                                       TrainResult* result) {
+  const TrainConfig& run = config().run_config();
+  const OptimConfig& optim = config().optim_config();
+  const int world = world_size();
+  TrainingPosition& position = state_.position;
+  at::Tensor order = EpochOrder(data_.train.size(), config().seed(), epoch);
+  if (world > 1) {
+    // This rank's slice of every global batch, in the same order.
+    order = order.narrow(0, 0, steps_per_epoch * run.batch_size() * world)
+                .view({steps_per_epoch, world, run.batch_size()})
+                .select(1, rank())
+                .reshape({-1});
+  }
+  BatchLoader loader(data_.train, run.batch_size(), order,
+                     position.batch_in_epoch,
+                     config().data_config().prefetch_batches());
+  ProgressBar bar(absl::StrFormat("epoch %d/%d", epoch + 1, run.epochs()),
+                  loader.num_batches(), position.batch_in_epoch);
   std::vector<at::Tensor> buffers;
   if (group_ != nullptr) buffers = model_->module().buffers();
-  const ScoreConfig& score = config().score_config();
-  TrainResult result;
-  TrainingPosition& position = state_.position;
-  bool stop = false;
-
-  const auto patience_ran_out = [&] {
-    return score.patience() > 0 &&
-           state_.epochs_without_improvement >= score.patience();
-  };
-  for (int64_t epoch = position.epoch;
-       epoch < run.epochs() && !stop && !patience_ran_out(); ++epoch) {
-    at::Tensor order = EpochOrder(n, config().seed(), epoch);
-    if (world > 1) {
-      // This rank's slice of every global batch, in the same order.
-      order = order.narrow(0, 0, steps_per_epoch * global_batch)
-                  .view({steps_per_epoch, world, run.batch_size()})
-                  .select(1, rank)
-                  .reshape({-1});
+  model_->module().train();
+  EpochLoss loss;
+  while (std::optional<Batch> batch = loader.Next()) {
+    if (run.max_steps() > 0 && position.step >= run.max_steps()) {
+      loss.reached_max_steps = true;
+      break;
     }
-    BatchLoader loader(data_.train, run.batch_size(), order,
-                       position.batch_in_epoch,
-                       config().data_config().prefetch_batches());
-    ProgressBar bar(absl::StrFormat("epoch %d/%d", epoch + 1, run.epochs()),
-                    loader.num_batches(), position.batch_in_epoch);
-    model_->module().train();
-    double loss_sum = 0;
-    int64_t loss_count = 0;
-    while (std::optional<Batch> batch = loader.Next()) {
-      if (run.max_steps() > 0 && position.step >= run.max_steps()) {
-        stop = true;
-        break;
-      }
-      const double lr = ScheduledLearningRate(optim.scheduler(), optim.lr(),
-                                              position.step, steps_per_epoch);
-      for (auto& group : optimizer_->param_groups()) {
-        group.options().set_lr(lr);
-      }
-      if (!buffers.empty()) {
-        // As DDP does by default: every rank's forward sees rank 0's
-        // buffers (BatchNorm running statistics).
-        RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
-      }
-      if (data_.train.generator != nullptr) {
-        ASSIGN_OR_RETURN(*batch,
-                         data_.train.generator->Draw(batch->inputs.size(0),
-                                                     position.step, rank));
-      }
-      absl::StatusOr<double> loss = TrainStep(*batch);
-      if (!loss.ok()) return loss.status();
-      if (!std::isfinite(*loss)) {
-        return absl::InternalError(absl::StrFormat(
-            "loss became %f at step %d (epoch %d); lower optim_config.lr or "
-            "set optim_config.grad_clip_norm. The last good checkpoint: %s",
-            *loss, position.step + 1, epoch + 1,
-            last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_));
-      }
-      ++position.step;
-      ++position.batch_in_epoch;
-      for (const auto& hook : hooks_) {
-        RETURN_IF_ERROR(hook->OnStepEnd(View()));
-      }
-      loss_sum += *loss;
-      ++loss_count;
-      result.last_train_loss = *loss;
-      bar.Update(position.batch_in_epoch,
-                 absl::StrFormat("loss %.4f lr %.3g", *loss, lr));
-      if (run.log_every_steps() > 0 &&
-          position.step % run.log_every_steps() == 0) {
-        LogScalar("train/loss", *loss);
-        LogScalar("train/lr", lr);
-      }
-      if (run.eval_every_steps() > 0 &&
-          position.step % run.eval_every_steps() == 0) {
-        RETURN_IF_ERROR(EvaluateAtStep());
-      }
-      if (run.checkpoint_every_steps() > 0 &&
-          position.step % run.checkpoint_every_steps() == 0) {
-        RETURN_IF_ERROR(SaveStepCheckpoint());
-      }
-      for (const auto& hook : every_run_hooks_) {
-        RETURN_IF_ERROR(hook->OnStepEnd(View()));
-      }
-      absl::StatusOr<bool> stopping = AgreeToStop();
-      if (!stopping.ok()) return stopping.status();
-      if (*stopping) return StopForSignal(loader.num_batches());
+    const double lr = ScheduledLearningRate(optim.scheduler(), optim.lr(),
+                                            position.step, steps_per_epoch);
+    for (auto& group : optimizer_->param_groups()) {
+      group.options().set_lr(lr);
     }
-    bar.Finish();
-    if (stop && position.batch_in_epoch < loader.num_batches()) break;
-
-    // The epoch is complete.
-    position.epoch = epoch + 1;
-    position.batch_in_epoch = 0;
-    std::map<std::string, double> model_metrics;
-    RETURN_IF_ERROR(OnEpochEnd(epoch, &model_metrics));
-    for (const auto& hook : hooks_) {
-      RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
+    if (!buffers.empty()) {
+      // As DDP does by default: every rank's forward sees rank 0's
+      // buffers (BatchNorm running statistics).
+      RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
     }
-    for (const auto& hook : every_run_hooks_) {
-      RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
+    if (data_.train.generator != nullptr) {
+      ASSIGN_OR_RETURN(*batch,
+                       data_.train.generator->Draw(batch->inputs.size(0),
+                                                   position.step, rank()));
     }
-    std::string line = absl::StrFormat(
-        "epoch %d/%d: step %d, train loss %.4f", epoch + 1, run.epochs(),
-        position.step, loss_count > 0 ? loss_sum / loss_count : 0.0);
-    if (loss_count > 0) LogScalar("epoch/train_loss", loss_sum / loss_count);
-    for (const auto& [name, value] : model_metrics) {
-      LogScalar("model/" + name, value);
+    ASSIGN_OR_RETURN(const double step_loss, TrainStep(*batch));
+    if (!std::isfinite(step_loss)) {
+      return absl::InternalError(absl::StrFormat(
+          "loss became %f at step %d (epoch %d); lower optim_config.lr or "
+          "set optim_config.grad_clip_norm. The last good checkpoint: %s",
+          step_loss, position.step + 1, epoch + 1,
+          last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_));
     }
-    if (!model_metrics.empty())
-      line += "; model: " + FormatMetrics(model_metrics);
-    const Dataset& monitored = data_.val.size() > 0 ? data_.val : data_.test;
-    const char* monitored_name = data_.val.size() > 0 ? "val" : "test";
-    absl::StatusOr<std::map<std::string, double>> metrics = Evaluate(
-        data_.val.size() > 0 ? Split::kValidation : Split::kTest, monitored);
-    if (!metrics.ok()) return metrics.status();
-    for (const auto& [name, value] : *metrics) {
-      LogScalar(absl::StrCat(monitored_name, "/", name), value);
-    }
-    if (data_.val.size() > 0) result.val = *metrics;
-    LOG(INFO) << line << "; " << monitored_name << ": "
-              << FormatMetrics(*metrics);
-    if (writes_outputs()) {
-      RETURN_IF_ERROR(AppendEpochRecord(
-          RunFile(context_.run_dir, kEpochRecordFile), position,
-          loss_count > 0 ? loss_sum / loss_count : 0.0, monitored_name,
-          *metrics, model_metrics));
-    }
-    if (!score.monitor().empty()) {
-      double value = (*metrics)[score.monitor()];
-      // Whether `value` beats the best so far by more than `margin`.
-      const auto beats_best = [&](double margin) {
-        return !state_.has_best ||
-               (MonitorMaximizes(score) ? value > state_.best_metric + margin
-                                        : value < state_.best_metric - margin);
-      };
-      const bool better = beats_best(0);
-      // Early stopping counts only improvements by more than min_delta.
-      const bool improved =
-          std::isfinite(value) && beats_best(score.min_delta());
-      state_.epochs_without_improvement =
-          improved ? 0 : state_.epochs_without_improvement + 1;
-      // Every rank keeps the best value (they evaluate alike), so that all
-      // agree on when to stop early; rank 0 alone saves.
-      if (better && std::isfinite(value)) {
-        state_.best_metric = value;
-        state_.has_best = true;
-      }
-      if (better && std::isfinite(value) && writes_outputs()) {
-        const std::string best =
-            CheckpointFile(context_.run_dir, kBestCheckpointFile);
-        RETURN_IF_ERROR(
-            SaveCheckpoint(best, model_->module(), *optimizer_, state_));
-        // As beside every step checkpoint: the weights alone, for Python.
-        RETURN_IF_ERROR(
-            SaveWeightsForPython(WeightsPathFor(best), model_->module()));
-        LOG(INFO) << absl::StrFormat(
-            "new best %s %s %.4f: checkpoints/best.ckpt", monitored_name,
-            score.monitor(), value);
-      }
-    }
-    if (run.histogram_every_epochs() > 0 &&
-        (epoch + 1) % run.histogram_every_epochs() == 0) {
-      LogHistograms();
-    }
-    if (run.checkpoint_every_epochs() > 0 &&
-        (epoch + 1) % run.checkpoint_every_epochs() == 0) {
-      RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
-    }
+    ++position.step;
+    ++position.batch_in_epoch;
+    for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnStepEnd(View()));
+    loss.sum += step_loss;
+    ++loss.count;
+    result->last_train_loss = step_loss;
+    bar.Update(position.batch_in_epoch,
+               absl::StrFormat("loss %.4f lr %.3g", step_loss, lr));
+    RETURN_IF_ERROR(EndStep(step_loss, lr));
+    ASSIGN_OR_RETURN(const bool stopping, AgreeToStop());
+    if (stopping) return StopForSignal(loader.num_batches());
   }
+  bar.Finish();
+  loss.cut_short =
+      loss.reached_max_steps && position.batch_in_epoch < loader.num_batches();
+  return loss;
+}
 
-  if (patience_ran_out() && position.epoch < run.epochs()) {
+absl::Status Trainer::EndStep(double loss, double lr) {
+  const TrainConfig& run = config().run_config();
+  const int64_t step = state_.position.step;
+  if (run.log_every_steps() > 0 && step % run.log_every_steps() == 0) {
+    LogScalar("train/loss", loss);
+    LogScalar("train/lr", lr);
+  }
+  if (run.eval_every_steps() > 0 && step % run.eval_every_steps() == 0) {
+    RETURN_IF_ERROR(EvaluateAtStep());
+  }
+  if (run.checkpoint_every_steps() > 0 &&
+      step % run.checkpoint_every_steps() == 0) {
+    RETURN_IF_ERROR(SaveStepCheckpoint());
+  }
+  for (const auto& hook : every_run_hooks_) {
+    RETURN_IF_ERROR(hook->OnStepEnd(View()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
+                               TrainResult* result) {
+  const TrainConfig& run = config().run_config();
+  TrainingPosition& position = state_.position;
+  position.epoch = epoch + 1;
+  position.batch_in_epoch = 0;
+  std::map<std::string, double> model_metrics;
+  RETURN_IF_ERROR(OnEpochEnd(epoch, &model_metrics));
+  for (const auto& hook : hooks_) {
+    RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
+  }
+  for (const auto& hook : every_run_hooks_) {
+    RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
+  }
+  const double mean_loss = loss.count > 0 ? loss.sum / loss.count : 0.0;
+  std::string line =
+      absl::StrFormat("epoch %d/%d: step %d, train loss %.4f", epoch + 1,
+                      run.epochs(), position.step, mean_loss);
+  if (loss.count > 0) LogScalar("epoch/train_loss", mean_loss);
+  for (const auto& [name, value] : model_metrics) {
+    LogScalar("model/" + name, value);
+  }
+  if (!model_metrics.empty()) {
+    line += "; model: " + FormatMetrics(model_metrics);
+  }
+  const bool has_val = data_.val.size() > 0;
+  const char* monitored_name = has_val ? "val" : "test";
+  ASSIGN_OR_RETURN(const auto metrics,
+                   Evaluate(has_val ? Split::kValidation : Split::kTest,
+                            has_val ? data_.val : data_.test));
+  for (const auto& [name, value] : metrics) {
+    LogScalar(absl::StrCat(monitored_name, "/", name), value);
+  }
+  if (has_val) result->val = metrics;
+  LOG(INFO) << line << "; " << monitored_name << ": " << FormatMetrics(metrics);
+  if (writes_outputs()) {
+    RETURN_IF_ERROR(
+        AppendEpochRecord(RunFile(context_.run_dir, kEpochRecordFile), position,
+                          mean_loss, monitored_name, metrics, model_metrics));
+  }
+  RETURN_IF_ERROR(TrackBest(metrics, monitored_name));
+  if (run.histogram_every_epochs() > 0 &&
+      (epoch + 1) % run.histogram_every_epochs() == 0) {
+    LogHistograms();
+  }
+  if (run.checkpoint_every_epochs() > 0 &&
+      (epoch + 1) % run.checkpoint_every_epochs() == 0) {
+    RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::TrackBest(const std::map<std::string, double>& metrics,
+                                const char* monitored_name) {
+  const ScoreConfig& score = config().score_config();
+  if (score.monitor().empty()) return absl::OkStatus();
+  auto found = metrics.find(score.monitor());
+  const double value = found != metrics.end() ? found->second : 0.0;
+  // Whether `value` beats the best so far by more than `margin`.
+  const auto beats_best = [&](double margin) {
+    return !state_.has_best ||
+           (MonitorMaximizes(score) ? value > state_.best_metric + margin
+                                    : value < state_.best_metric - margin);
+  };
+  const bool better = beats_best(0);
+  // Early stopping counts only improvements by more than min_delta.
+  const bool improved = std::isfinite(value) && beats_best(score.min_delta());
+  state_.epochs_without_improvement =
+      improved ? 0 : state_.epochs_without_improvement + 1;
+  if (!better || !std::isfinite(value)) return absl::OkStatus();
+  // Every rank keeps the best value (they evaluate alike), so that all agree
+  // on when to stop early; rank 0 alone saves.
+  state_.best_metric = value;
+  state_.has_best = true;
+  if (!writes_outputs()) return absl::OkStatus();
+  const std::string best =
+      CheckpointFile(context_.run_dir, kBestCheckpointFile);
+  RETURN_IF_ERROR(SaveCheckpoint(best, model_->module(), *optimizer_, state_));
+  // As beside every step checkpoint: the weights alone, for Python.
+  RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), model_->module()));
+  LOG(INFO) << absl::StrFormat("new best %s %s %.4f: checkpoints/best.ckpt",
+                               monitored_name, score.monitor(), value);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
+  const ScoreConfig& score = config().score_config();
+  const TrainingPosition& position = state_.position;
+  if (PatienceRanOut() && position.epoch < config().run_config().epochs()) {
     result.stopped_early = true;
     LOG(INFO) << absl::StrFormat(
         "early stopping after epoch %d: %s did not improve by more than %g "
@@ -718,9 +745,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
         state_.epochs_without_improvement, state_.best_metric);
   }
   result.best_metric = state_.best_metric;
-  for (const auto& hook : hooks_) {
-    RETURN_IF_ERROR(hook->OnTrainEnd(View()));
-  }
+  for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnTrainEnd(View()));
   for (const auto& hook : every_run_hooks_) {
     RETURN_IF_ERROR(hook->OnTrainEnd(View()));
   }
@@ -729,12 +754,10 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   result.final_checkpoint = last_checkpoint_;
   result.position = position;
   if (data_.test.size() > 0) {
-    absl::StatusOr<std::map<std::string, double>> test =
-        Evaluate(Split::kTest, data_.test);
-    if (!test.ok()) return test.status();
-    result.test = *test;
-    for (const auto& [name, value] : result.test)
+    ASSIGN_OR_RETURN(result.test, Evaluate(Split::kTest, data_.test));
+    for (const auto& [name, value] : result.test) {
       LogScalar("test/" + name, value);
+    }
     LOG(INFO) << "test: " << FormatMetrics(result.test);
   }
   if (events_ != nullptr) (void)events_->Flush();

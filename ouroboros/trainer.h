@@ -161,6 +161,37 @@ class Trainer : public TrainingContext {
   absl::Status WriteMetricsJson(const TrainResult& result);
   void LogHistograms();
 
+  // Run(), stage by stage.
+  struct EpochLoss {
+    double sum = 0;
+    int64_t count = 0;
+    // run_config.max_steps stopped the loop; cut_short: inside the epoch
+    // (the epoch is not complete and gets no end-of-epoch work).
+    bool reached_max_steps = false;
+    bool cut_short = false;
+  };
+  absl::StatusOr<int64_t> StepsPerEpoch() const;
+  // score_config.patience epochs without improvement have passed.
+  bool PatienceRanOut() const;
+  // One pass over the training batches from where the position stands.
+  absl::StatusOr<EpochLoss> TrainEpoch(int64_t epoch, int64_t steps_per_epoch,
+                                       TrainResult* result);
+  // After each optimizer step and its hooks: the loss to TensorBoard,
+  // eval_every_steps, checkpoint_every_steps, then the every-run hooks.
+  absl::Status EndStep(double loss, double lr);
+  // After a complete epoch: the model's and the hooks' epoch end, the
+  // evaluation and its record, the best checkpoint, histograms, the epoch
+  // checkpoint.
+  absl::Status EndEpoch(int64_t epoch, const EpochLoss& loss,
+                        TrainResult* result);
+  // The best checkpoint and the early-stopping count, from the monitored
+  // metric.
+  absl::Status TrackBest(const std::map<std::string, double>& metrics,
+                         const char* monitored_name);
+  // Early-stopping message, the hooks' end, the last checkpoint, the test
+  // set, metrics.json and the model's OnRunEnd.
+  absl::StatusOr<TrainResult> FinishRun(TrainResult result);
+
   PipelineContext context_;
   DataSplits data_;
   std::unique_ptr<Model> model_;
