@@ -99,6 +99,37 @@ TEST_F(MainTest, SavedConfigRepeatsTheRunExactly) {
             ReadFile(tmp_ / "b/checkpoints/step-000000024.weights.pt"));
 }
 
+// A family with its own training module and data source (the quine: its
+// coordinates, regeneration with an optimizer reset) runs under the plain
+// train pipeline, so with --nproc too, as a plain model does.
+TEST_F(MainTest, AFamilyComposesWithTrainAndNproc) {
+  const std::vector<std::string> small = {
+      "--model=quine", "--threads=1",
+      "--set=model_config.coordinate_embedding=8",
+      "--set=model_config.hidden_sizes=[8,8]", "--set=run_config.epochs=2",
+      "--set=run_config.batch_size=8",
+      // So small a quine collapses to the zero quine within 2 epochs.
+      "--set=model_config.allow_zero_quine=true"};
+  std::vector<std::string> alone = small;
+  alone.push_back("--run_dir=alone");
+  Result one = Run(alone);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  EXPECT_THAT(one.output, HasSubstr("pipeline=train"));
+  EXPECT_THAT(one.output, HasSubstr("data: quine_coordinates, 136 train"));
+  std::vector<std::string> ranks = small;
+  ranks.push_back("--run_dir=ranks");
+  ranks.push_back("--nproc=2");
+  Result two = Run(ranks);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  absl::StatusOr<google::protobuf::Value> metrics =
+      ReadJsonFile((tmp_ / "ranks/metrics.json").string());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const auto& test = metrics->struct_value().fields().at("test");
+  EXPECT_TRUE(test.struct_value().fields().count("sr_loss"));
+  // 136 coordinates, global batch 16: 8 steps an epoch.
+  EXPECT_EQ(metrics->struct_value().fields().at("steps").number_value(), 16);
+}
+
 TEST_F(MainTest, KilledRunResumesToBitIdenticalWeights) {
   Result whole = Run({"--config=" + tiny_, "--run_dir=whole", "--threads=1"});
   ASSERT_EQ(whole.exit_code, 0) << whole.output;
