@@ -126,33 +126,69 @@ class TunePipeline : public Pipeline {
   }
 
   absl::Status Run() override {
-    // A rank of a distributed job joins it first: the rendezvous completes
-    // only when rank 0 is here too, past main's checks of the run directory,
-    // so no rank writes into it before then.
-    absl::StatusOr<DistributedConfig> distributed =
-        DistributedFromEnvironment();
-    if (!distributed.ok()) return distributed.status();
-    if (distributed->enabled()) {
-      if (context_.resuming) {
-        return absl::FailedPreconditionError(
-            "a tune over several ranks cannot be resumed; resume it as one "
-            "process (without WORLD_SIZE or --nproc)");
-      }
-      absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
-          ProcessGroup::Connect(*distributed);
-      if (!group.ok()) return group.status();
-      group_ = *std::move(group);
-      LOG(WARNING) << absl::StrFormat(
-          "tune: rank %d of %d takes trials from the job's store",
-          distributed->rank, distributed->world_size);
-    }
+    RETURN_IF_ERROR(JoinDistributedJob());
     const std::string trials_dir = context_.run_dir + "/trials";
     RETURN_IF_ERROR(MakeDirectories(trials_dir));
-    if (context_.resuming) {
-      RETURN_IF_ERROR(RestoreRecords());
+    if (context_.resuming) RETURN_IF_ERROR(RestoreRecords());
+    RETURN_IF_ERROR(CheckTrialConfigs());
+    RETURN_IF_ERROR(RunTrials(trials_dir));
+    if (group_ != nullptr) {
+      if (group_->config().rank != 0) {
+        LOG(WARNING) << absl::StrFormat(
+            "tune: rank %d ran %d trials; rank 0 reports them",
+            group_->config().rank, job_records_.size());
+        return absl::OkStatus();
+      }
+      RETURN_IF_ERROR(GatherFromOtherRanks());
     }
-    absl::StatusOr<std::string> self = SelfExecutable();
-    if (!self.ok()) return self.status();
+    RETURN_IF_ERROR(WriteResults());
+    PrintTable();
+    return RunTheBest(trials_dir);
+  }
+
+ private:
+  // A rank of a distributed job joins it first: the rendezvous completes
+  // only when rank 0 is here too, past main's checks of the run directory,
+  // so no rank writes into it before then.
+  absl::Status JoinDistributedJob() {
+    ASSIGN_OR_RETURN(DistributedConfig distributed,
+                     DistributedFromEnvironment());
+    if (!distributed.enabled()) return absl::OkStatus();
+    if (context_.resuming) {
+      return absl::FailedPreconditionError(
+          "a tune over several ranks cannot be resumed; resume it as one "
+          "process (without WORLD_SIZE or --nproc)");
+    }
+    ASSIGN_OR_RETURN(group_, ProcessGroup::Connect(distributed));
+    LOG(WARNING) << absl::StrFormat(
+        "tune: rank %d of %d takes trials from the job's store",
+        distributed.rank, distributed.world_size);
+    return absl::OkStatus();
+  }
+
+  // Every trial's config is checked before any trial runs.
+  absl::Status CheckTrialConfigs() {
+    for (TrialRecord& record : records_) {
+      if (record.done) continue;
+      ASSIGN_OR_RETURN(record.config, TrialConfig(record.trial));
+      record.epochs = record.config.run_config().epochs();
+    }
+    if (context_.resuming) {
+      LOG(INFO) << absl::StrFormat("resuming: %d of %d trials already done",
+                                   DoneTrials(), records_.size());
+    }
+    return absl::OkStatus();
+  }
+
+  int64_t DoneTrials() const {
+    return std::count_if(records_.begin(), records_.end(),
+                         [](const TrialRecord& r) { return r.done; });
+  }
+
+  // Runs the trials as child processes, `concurrent` at once (in a
+  // distributed job: the trials this rank claims from the store).
+  absl::Status RunTrials(const std::string& trials_dir) {
+    ASSIGN_OR_RETURN(const std::string self, SelfExecutable());
     const int cores =
         static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int concurrent =
@@ -165,57 +201,12 @@ class TunePipeline : public Pipeline {
         "early stopping: %s",
         tune_.search(), records_.size(), concurrent, threads, tune_.mode(),
         tune_.metric(), tune_.early_stopping().method());
-
-    // Every trial's config is checked before any trial runs.
-    for (TrialRecord& record : records_) {
-      if (record.done) continue;
-      absl::StatusOr<RunConfig> trial_config = TrialConfig(record.trial);
-      if (!trial_config.ok()) return trial_config.status();
-      record.config = *std::move(trial_config);
-      record.epochs = record.config.run_config().epochs();
-    }
-    if (context_.resuming) {
-      LOG(INFO) << absl::StrFormat(
-          "resuming: %d of %d trials already done",
-          std::count_if(records_.begin(), records_.end(),
-                        [](const TrialRecord& r) { return r.done; }),
-          records_.size());
-    }
-
+    const TrialLauncher launch{self, threads, trials_dir,
+                               PluginDirFlags(*context_.registry)};
     ChildPool pool(concurrent);
-    const std::vector<std::string> plugin_flags =
-        PluginDirFlags(*context_.registry);
-    // Only the rank that runs a trial touches its files.
-    auto add_job = [&](int record_index) -> absl::Status {
-      TrialRecord& record = records_[record_index];
-      const std::string run_dir = trials_dir + "/" + record.name;
-      std::vector<std::string> argv = {*self,
-                                       absl::StrCat("--threads=", threads)};
-      if (context_.resuming && FindCheckpoint(run_dir).ok()) {
-        // Cut short by a stopped or killed tune: it goes on from its newest
-        // checkpoint and ends as if never stopped.
-        argv.push_back("--resume=" + run_dir);
-      } else {
-        std::error_code ec;
-        fs::remove_all(run_dir, ec);  // cut short before its first checkpoint
-        RETURN_IF_ERROR(WriteFileAtomically(run_dir + ".json",
-                                            RunConfigToJson(record.config)));
-        argv.push_back("--config=" + run_dir + ".json");
-        argv.push_back("--run_dir=" + run_dir);
-      }
-      argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
-      record.rank = group_ != nullptr ? group_->config().rank : 0;
-      job_records_.push_back(record_index);
-      // A trial is a plain run even when the tune is one rank of a job.
-      pool.Add({record.name, argv, run_dir + ".out",
-                tune_.trial_timeout_seconds(),
-                WithoutDistributedEnvironment()});
-      return absl::OkStatus();
-    };
     if (group_ == nullptr) {
       for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
-        if (records_[i].done) continue;
-        RETURN_IF_ERROR(add_job(i));
+        if (!records_[i].done) RETURN_IF_ERROR(AddTrial(launch, i, pool));
       }
     }
     bool store_exhausted = false;
@@ -225,17 +216,15 @@ class TunePipeline : public Pipeline {
       while (group_ != nullptr && !store_exhausted &&
              p.CountIn(ChildState::kRunning) + p.CountIn(ChildState::kQueued) <
                  concurrent) {
-        absl::StatusOr<int64_t> next = group_->StoreAdd("tune/next", 1);
-        if (!next.ok()) return next.status();
-        if (*next > static_cast<int64_t>(records_.size())) {
+        ASSIGN_OR_RETURN(const int64_t next, group_->StoreAdd("tune/next", 1));
+        if (next > static_cast<int64_t>(records_.size())) {
           store_exhausted = true;
           break;
         }
-        RETURN_IF_ERROR(add_job(static_cast<int>(*next - 1)));
+        RETURN_IF_ERROR(AddTrial(launch, static_cast<int>(next - 1), p));
       }
       return absl::OkStatus();
     };
-
     ProgressBar bar("trials", static_cast<int64_t>(records_.size()), 0);
     absl::Status claim_status;
     pool.Run([&](ChildPool& p) {
@@ -243,29 +232,56 @@ class TunePipeline : public Pipeline {
       Watch(p, trials_dir, &bar);
     });
     bar.Finish();
-    if (!claim_status.ok()) return claim_status;
-    if (pool.interrupted()) {
-      if (group_ == nullptr) (void)WriteResults();
-      return StoppedBySignal(absl::StrFormat(
-          "during the tune: %d of %d trials done, the others stopped at a "
-          "checkpoint; "
-          "continue with --resume=%s",
-          std::count_if(records_.begin(), records_.end(),
-                        [](const TrialRecord& r) { return r.done; }),
-          records_.size(), context_.run_dir));
-    }
-    if (group_ != nullptr) {
-      if (group_->config().rank != 0) {
-        LOG(WARNING) << absl::StrFormat(
-            "tune: rank %d ran %d trials; rank 0 reports them",
-            group_->config().rank, pool.size());
-        return absl::OkStatus();
-      }
-      RETURN_IF_ERROR(GatherFromOtherRanks());
-    }
-    RETURN_IF_ERROR(WriteResults());
-    PrintTable();
+    RETURN_IF_ERROR(claim_status);
+    if (!pool.interrupted()) return absl::OkStatus();
+    if (group_ == nullptr) (void)WriteResults();
+    return StoppedBySignal(absl::StrFormat(
+        "during the tune: %d of %d trials done, the others stopped at a "
+        "checkpoint; continue with --resume=%s",
+        DoneTrials(), records_.size(), context_.run_dir));
+  }
 
+  // How every trial of this tune is started.
+  struct TrialLauncher {
+    std::string self;  // this executable
+    int threads = 1;
+    std::string trials_dir;
+    std::vector<std::string> plugin_flags;
+  };
+
+  // Queues trial `record_index` in `pool`. Only the rank that runs a trial
+  // touches its files.
+  absl::Status AddTrial(const TrialLauncher& launch, int record_index,
+                        ChildPool& pool) {
+    TrialRecord& record = records_[record_index];
+    const std::string run_dir = launch.trials_dir + "/" + record.name;
+    std::vector<std::string> argv = {
+        launch.self, absl::StrCat("--threads=", launch.threads)};
+    if (context_.resuming && FindCheckpoint(run_dir).ok()) {
+      // Cut short by a stopped or killed tune: it goes on from its newest
+      // checkpoint and ends as if never stopped.
+      argv.push_back("--resume=" + run_dir);
+    } else {
+      std::error_code ec;
+      fs::remove_all(run_dir, ec);  // cut short before its first checkpoint
+      RETURN_IF_ERROR(WriteFileAtomically(run_dir + ".json",
+                                          RunConfigToJson(record.config)));
+      argv.push_back("--config=" + run_dir + ".json");
+      argv.push_back("--run_dir=" + run_dir);
+    }
+    argv.insert(argv.end(), launch.plugin_flags.begin(),
+                launch.plugin_flags.end());
+    record.rank = group_ != nullptr ? group_->config().rank : 0;
+    job_records_.push_back(record_index);
+    // A trial is a plain run even when the tune is one rank of a job.
+    pool.Add({record.name, argv, run_dir + ".out",
+              tune_.trial_timeout_seconds(), WithoutDistributedEnvironment()});
+    return absl::OkStatus();
+  }
+
+  // best_config.json from the best finished trial, then the final run with
+  // it (unless skip_final_run).
+  absl::Status RunTheBest(const std::string& trials_dir) {
     const TrialRecord* best = Best();
     if (best == nullptr) {
       return absl::InternalError(
@@ -274,18 +290,16 @@ class TunePipeline : public Pipeline {
     LOG(INFO) << absl::StrFormat("best: %s, %s %.4f with %s", best->name,
                                  tune_.metric(), LastMetric(*best),
                                  absl::StrJoin(best->trial.overrides, " "));
-    absl::StatusOr<RunConfig> best_config = TrialConfig(best->trial);
-    if (!best_config.ok()) return best_config.status();
-    best_config->mutable_run_config()->set_epochs(
+    ASSIGN_OR_RETURN(RunConfig best_config, TrialConfig(best->trial));
+    best_config.mutable_run_config()->set_epochs(
         context_.config->run_config().epochs());
     RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/best_config.json",
-                                        RunConfigToJson(*best_config)));
+                                        RunConfigToJson(best_config)));
     LOG(INFO) << "best config: " << context_.run_dir << "/best_config.json";
     if (tune_.skip_final_run()) return absl::OkStatus();
-    return FinalRun(*best_config);
+    return FinalRun(best_config);
   }
 
- private:
   // The base config with the trial's values, run by trial_pipeline for
   // trial_epochs, and measuring the tuned metric.
   absl::StatusOr<RunConfig> TrialConfig(const Trial& trial) const {
