@@ -253,7 +253,7 @@ TEST(QuineTest, RegeneratesEveryTEpochs) {
 
 // The plain Trainer end to end, with a registry holding the quine, its
 // coordinate data source, the built-in data and LibTorch's Adam.
-class QuineTrainerTest : public ::testing::Test {
+class QuineRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(
@@ -291,7 +291,7 @@ class QuineTrainerTest : public ::testing::Test {
   PluginRegistry registry_;
 };
 
-TEST_F(QuineTrainerTest, ShortVanillaRunLowersTheSelfReplicationLoss) {
+TEST_F(QuineRunTest, ShortVanillaRunLowersTheSelfReplicationLoss) {
   // Unit-variance projections make the initial predictions far from theta.
   RunConfig config = ConfigWith(R"({"coordinate_embedding": 8,
       "hidden_sizes": [8, 8], "coordinate_projection_std": 1})",
@@ -306,7 +306,7 @@ TEST_F(QuineTrainerTest, ShortVanillaRunLowersTheSelfReplicationLoss) {
   EXPECT_GT(result->val.at("weight_sq"), 0);
 }
 
-TEST_F(QuineTrainerTest, AuxiliaryRunReportsTaskAndReplication) {
+TEST_F(QuineRunTest, AuxiliaryRunReportsTaskAndReplication) {
   RunConfig config = ConfigWith(R"({"variant": "auxiliary",
       "coordinate_embedding": 4, "image_embedding": 4, "hidden_sizes": [8],
       "task_weight": 1, "coordinates_per_step": 5})",
