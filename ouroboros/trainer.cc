@@ -6,6 +6,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -770,13 +771,55 @@ TrainerPipeline::TrainerPipeline(std::unique_ptr<Trainer> trainer)
     : trainer_(std::move(trainer)) {}
 
 absl::Status TrainerPipeline::Run() {
+  const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<TrainResult> result = trainer_->Run();
   if (!result.ok()) return result.status();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   LOG(INFO) << absl::StrFormat(
       "finished: %d epoch%s, %d steps, last train loss %.4f; checkpoint %s",
       result->position.epoch, result->position.epoch == 1 ? "" : "s",
       result->position.step, result->last_train_loss, result->final_checkpoint);
+  if (trainer_->writes_outputs()) {
+    for (const std::string& line : RunSummary(trainer_->config(), *result,
+                                              trainer_->run_dir(), seconds)) {
+      LOG(INFO) << line;
+    }
+  }
   return absl::OkStatus();
+}
+
+std::vector<std::string> RunSummary(const RunConfig& config,
+                                    const TrainResult& result,
+                                    const std::string& run_dir,
+                                    double seconds) {
+  std::vector<std::string> lines;
+  lines.push_back(
+      absl::StrFormat("summary   %s: model %s, optimizer %s, data %s, seed %d",
+                      config.run_name().empty() ? "run" : config.run_name(),
+                      config.model(), config.optim_config().name(),
+                      config.data_config().dataset(), config.seed()));
+  lines.push_back(absl::StrFormat(
+      "  trained %d epoch%s, %d steps in %.1f s%s", result.position.epoch,
+      result.position.epoch == 1 ? "" : "s", result.position.step, seconds,
+      result.stopped_early ? " (stopped early: score_config.patience)" : ""));
+  const std::string monitor = config.score_config().monitor();
+  if (!monitor.empty() && !result.val.empty()) {
+    lines.push_back(absl::StrFormat("  best    val %s %.4f (checkpoints/%s)",
+                                    monitor, result.best_metric,
+                                    kBestCheckpointFile));
+  }
+  if (!result.val.empty()) {
+    lines.push_back("  val     " + FormatMetrics(result.val) + " (last epoch)");
+  }
+  if (!result.test.empty()) {
+    lines.push_back("  test    " + FormatMetrics(result.test));
+  }
+  lines.push_back(absl::StrFormat("  files   %s: %s, %s, %s, %s/, %s/", run_dir,
+                                  kMetricsFile, kLogFile, kEpochRecordFile,
+                                  kTensorBoardDir, kCheckpointDir));
+  return lines;
 }
 
 }  // namespace ouroboros

@@ -216,6 +216,19 @@ class Trainer : public TrainingContext {
 // pipeline, and a composite pipeline's own training runs:
 //   return std::make_unique<TrainerPipeline>(
 //       std::make_unique<Trainer>(context));
+// The one-screen summary a run ends with (TrainerPipeline logs it):
+//   summary   mlp_fashion: model mlp, optimizer adam, data fashion_mnist, seed
+//   1
+//     trained 20 epochs, 8440 steps in 25.3 s
+//     best    val accuracy 0.9025 (checkpoints/best.ckpt)
+//     val     accuracy 0.9025, f1 0.9017, loss 0.2674 (last epoch)
+//     test    accuracy 0.8936, f1 0.8932, loss 0.3072
+//     files   <run_dir>: metrics.json, log.txt, epochs.jsonl, tensorboard/,
+//     checkpoints/
+std::vector<std::string> RunSummary(const RunConfig& config,
+                                    const TrainResult& result,
+                                    const std::string& run_dir, double seconds);
+
 class TrainerPipeline : public Pipeline {
  public:
   explicit TrainerPipeline(std::unique_ptr<Trainer> trainer);

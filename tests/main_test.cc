@@ -57,6 +57,13 @@ TEST_F(MainTest, TrainsAndWritesACompleteRunDirectory) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("epoch 1/2: step 12"));
   EXPECT_THAT(r.output, HasSubstr("finished: 2 epochs, 24 steps"));
+  // The one-screen summary at the end.
+  EXPECT_THAT(r.output, ::testing::ContainsRegex(
+                            "summary   .*: model mlp, optimizer .*, data "
+                            "synthetic, seed 6"));
+  EXPECT_THAT(r.output, HasSubstr("  trained 2 epochs, 24 steps in "));
+  EXPECT_THAT(r.output, HasSubstr("  test    accuracy "));
+  EXPECT_THAT(r.output, HasSubstr("metrics.json, log.txt, epochs.jsonl"));
   const fs::path run = tmp_ / "run";
   std::string log = ReadFile(run / "log.txt");
   EXPECT_THAT(log, HasSubstr("epoch 2/2: step 24"));
