@@ -498,10 +498,10 @@ bool AnswerHelpOrVersion(int argc, char** argv) {
     if (arg == "--version" || arg == "-version") {
       std::cout << absl::StrFormat(
           "ouroboros main (plugin ABI %d), LibTorch %s, Abseil LTS %d, "
-          "Protobuf %s; built %s with -O2%s\n",
+          "Protobuf %s, BLAS: %s; compiled with -O2%s\n",
           kPluginAbiVersion, TORCH_VERSION, ABSL_LTS_RELEASE_VERSION,
           google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION),
-          __DATE__,
+          DescribeBlas(),
 #ifdef NDEBUG
           ""
 #else

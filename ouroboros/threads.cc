@@ -62,6 +62,17 @@ std::string DescribeThreads() {
                       get != nullptr ? absl::StrCat(get()) : "?");
 }
 
+std::string DescribeBlas() {
+  using GetConfig = char* (*)();
+  auto get_config =
+      reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  if (get_config == nullptr) {
+    return "not OpenBLAS (the reference BLAS is 30x slower; see "
+           "tools/bootstrap)";
+  }
+  return get_config();  // "OpenBLAS 0.3.21 ..."
+}
+
 ThreadChoice ChooseThreads(int requested, int local_ranks) {
   if (requested > 0) return {requested, requested, "--threads"};
   const int cores =

@@ -46,6 +46,11 @@ inline void SetThreads(int threads) { SetThreads(threads, threads); }
 // BLAS loaded).
 std::string DescribeThreads();
 
+// The BLAS LibTorch runs on, from OpenBLAS itself (openblas_get_config):
+// "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64"; else
+// "not OpenBLAS (the reference BLAS is 30x slower; see tools/bootstrap)".
+std::string DescribeBlas();
+
 }  // namespace ouroboros
 
 #endif  // OUROBOROS_THREADS_H_

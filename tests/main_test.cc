@@ -487,6 +487,7 @@ TEST_F(MainTest, HelpfullAndVersionExitZero) {
   Result version = Run({"--version"});
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("LibTorch 1.13"));
+  EXPECT_THAT(version.output, HasSubstr("BLAS: OpenBLAS 0."));
   EXPECT_THAT(version.output, HasSubstr("plugin ABI"));
 }
 
