@@ -521,9 +521,134 @@ absl::Status Trainer::BuildHooks() {
   return absl::OkStatus();
 }
 
+class Trainer::BuiltinHook {
+ public:
+  explicit BuiltinHook(Trainer* trainer) : trainer_(*trainer) {}
+  virtual ~BuiltinHook() = default;
+  // After every optimizer step (the position already counts it).
+  virtual absl::Status AfterStep() { return absl::OkStatus(); }
+  // After every epoch's evaluation.
+  virtual absl::Status AfterEpoch(const EpochEvaluation& evaluation) {
+    return absl::OkStatus();
+  }
+
+ protected:
+  const TrainConfig& run() const { return trainer_.config().run_config(); }
+  Trainer& trainer_;
+};
+
+// run_config.eval_every_steps: val and test metrics to evals.jsonl.
+class Trainer::StepEvaluation : public BuiltinHook {
+ public:
+  using BuiltinHook::BuiltinHook;
+  absl::Status AfterStep() override {
+    if (trainer_.step() % run().eval_every_steps() != 0) {
+      return absl::OkStatus();
+    }
+    return trainer_.EvaluateAtStep();
+  }
+};
+
+// run_config.checkpoint_every_steps.
+class Trainer::StepCheckpoints : public BuiltinHook {
+ public:
+  using BuiltinHook::BuiltinHook;
+  absl::Status AfterStep() override {
+    if (trainer_.step() % run().checkpoint_every_steps() != 0) {
+      return absl::OkStatus();
+    }
+    return trainer_.SaveStepCheckpoint();
+  }
+};
+
+// score_config.monitor: checkpoints/best.ckpt (+ best.weights.pt) whenever
+// the monitored metric beats the best so far, and the count of epochs
+// without an improvement by more than min_delta (early stopping).
+class Trainer::BestCheckpoint : public BuiltinHook {
+ public:
+  using BuiltinHook::BuiltinHook;
+  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
+    const ScoreConfig& score = trainer_.config().score_config();
+    CheckpointState& state = trainer_.state_;
+    auto found = evaluation.metrics->find(score.monitor());
+    const double value =
+        found != evaluation.metrics->end() ? found->second : 0.0;
+    // Whether `value` beats the best so far by more than `margin`.
+    const auto beats_best = [&](double margin) {
+      return !state.has_best ||
+             (MonitorMaximizes(score) ? value > state.best_metric + margin
+                                      : value < state.best_metric - margin);
+    };
+    const bool better = beats_best(0);
+    const bool improved = std::isfinite(value) && beats_best(score.min_delta());
+    state.epochs_without_improvement =
+        improved ? 0 : state.epochs_without_improvement + 1;
+    if (!better || !std::isfinite(value)) return absl::OkStatus();
+    // Every rank keeps the best value (they evaluate alike), so that all
+    // agree on when to stop early; rank 0 alone saves.
+    state.best_metric = value;
+    state.has_best = true;
+    if (!trainer_.writes_outputs()) return absl::OkStatus();
+    const std::string best =
+        CheckpointFile(trainer_.run_dir(), kBestCheckpointFile);
+    torch::nn::Module& module = trainer_.model_->module();
+    RETURN_IF_ERROR(SaveCheckpoint(best, module, *trainer_.optimizer_, state));
+    // As beside every step checkpoint: the weights alone, for Python.
+    RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), module));
+    LOG(INFO) << absl::StrFormat("new best %s %s %.4f: checkpoints/best.ckpt",
+                                 evaluation.split, score.monitor(), value);
+    return absl::OkStatus();
+  }
+};
+
+// run_config.histogram_every_epochs: every weight tensor to TensorBoard.
+class Trainer::Histograms : public BuiltinHook {
+ public:
+  using BuiltinHook::BuiltinHook;
+  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
+    if ((evaluation.epoch + 1) % run().histogram_every_epochs() == 0) {
+      trainer_.LogHistograms();
+    }
+    return absl::OkStatus();
+  }
+};
+
+// run_config.checkpoint_every_epochs.
+class Trainer::EpochCheckpoints : public BuiltinHook {
+ public:
+  using BuiltinHook::BuiltinHook;
+  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
+    if ((evaluation.epoch + 1) % run().checkpoint_every_epochs() != 0) {
+      return absl::OkStatus();
+    }
+    return trainer_.SaveStepCheckpointUnlessSaved();
+  }
+};
+
+void Trainer::BuildBuiltinHooks() {
+  const TrainConfig& run = config().run_config();
+  builtin_hooks_.clear();
+  if (run.eval_every_steps() > 0) {
+    builtin_hooks_.push_back(std::make_unique<StepEvaluation>(this));
+  }
+  if (run.checkpoint_every_steps() > 0) {
+    builtin_hooks_.push_back(std::make_unique<StepCheckpoints>(this));
+  }
+  if (!config().score_config().monitor().empty()) {
+    builtin_hooks_.push_back(std::make_unique<BestCheckpoint>(this));
+  }
+  if (run.histogram_every_epochs() > 0) {
+    builtin_hooks_.push_back(std::make_unique<Histograms>(this));
+  }
+  if (run.checkpoint_every_epochs() > 0) {
+    builtin_hooks_.push_back(std::make_unique<EpochCheckpoints>(this));
+  }
+}
+
 absl::StatusOr<TrainResult> Trainer::Run() {
   RETURN_IF_ERROR(Setup());
   RETURN_IF_ERROR(BuildHooks());
+  BuildBuiltinHooks();
   ASSIGN_OR_RETURN(const int64_t steps_per_epoch, StepsPerEpoch());
   TrainResult result;
   for (int64_t epoch = state_.position.epoch;
@@ -636,13 +761,7 @@ absl::Status Trainer::EndStep(double loss, double lr) {
     LogScalar("train/loss", loss);
     LogScalar("train/lr", lr);
   }
-  if (run.eval_every_steps() > 0 && step % run.eval_every_steps() == 0) {
-    RETURN_IF_ERROR(EvaluateAtStep());
-  }
-  if (run.checkpoint_every_steps() > 0 &&
-      step % run.checkpoint_every_steps() == 0) {
-    RETURN_IF_ERROR(SaveStepCheckpoint());
-  }
+  for (const auto& hook : builtin_hooks_) RETURN_IF_ERROR(hook->AfterStep());
   for (const auto& hook : every_run_hooks_) {
     RETURN_IF_ERROR(hook->OnStepEnd(View()));
   }
@@ -689,48 +808,10 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
         AppendEpochRecord(RunFile(context_.run_dir, kEpochRecordFile), position,
                           mean_loss, monitored_name, metrics, model_metrics));
   }
-  RETURN_IF_ERROR(TrackBest(metrics, monitored_name));
-  if (run.histogram_every_epochs() > 0 &&
-      (epoch + 1) % run.histogram_every_epochs() == 0) {
-    LogHistograms();
+  const EpochEvaluation evaluation{epoch, monitored_name, &metrics};
+  for (const auto& hook : builtin_hooks_) {
+    RETURN_IF_ERROR(hook->AfterEpoch(evaluation));
   }
-  if (run.checkpoint_every_epochs() > 0 &&
-      (epoch + 1) % run.checkpoint_every_epochs() == 0) {
-    RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::TrackBest(const std::map<std::string, double>& metrics,
-                                const char* monitored_name) {
-  const ScoreConfig& score = config().score_config();
-  if (score.monitor().empty()) return absl::OkStatus();
-  auto found = metrics.find(score.monitor());
-  const double value = found != metrics.end() ? found->second : 0.0;
-  // Whether `value` beats the best so far by more than `margin`.
-  const auto beats_best = [&](double margin) {
-    return !state_.has_best ||
-           (MonitorMaximizes(score) ? value > state_.best_metric + margin
-                                    : value < state_.best_metric - margin);
-  };
-  const bool better = beats_best(0);
-  // Early stopping counts only improvements by more than min_delta.
-  const bool improved = std::isfinite(value) && beats_best(score.min_delta());
-  state_.epochs_without_improvement =
-      improved ? 0 : state_.epochs_without_improvement + 1;
-  if (!better || !std::isfinite(value)) return absl::OkStatus();
-  // Every rank keeps the best value (they evaluate alike), so that all agree
-  // on when to stop early; rank 0 alone saves.
-  state_.best_metric = value;
-  state_.has_best = true;
-  if (!writes_outputs()) return absl::OkStatus();
-  const std::string best =
-      CheckpointFile(context_.run_dir, kBestCheckpointFile);
-  RETURN_IF_ERROR(SaveCheckpoint(best, model_->module(), *optimizer_, state_));
-  // As beside every step checkpoint: the weights alone, for Python.
-  RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), model_->module()));
-  LOG(INFO) << absl::StrFormat("new best %s %s %.4f: checkpoints/best.ckpt",
-                               monitored_name, score.monitor(), value);
   return absl::OkStatus();
 }
 

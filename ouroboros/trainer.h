@@ -161,6 +161,26 @@ class Trainer : public TrainingContext {
   absl::Status WriteMetricsJson(const TrainResult& result);
   void LogHistograms();
 
+  // The Trainer's own behaviours at the loop's boundaries, in the order
+  // they run after the plugin hooks: evaluation every N steps, step
+  // checkpoints, the best checkpoint (and the early-stopping count),
+  // histograms, epoch checkpoints. Only the ones the config enables are
+  // built (BuildBuiltinHooks).
+  class BuiltinHook;
+  class StepEvaluation;
+  class StepCheckpoints;
+  class BestCheckpoint;
+  class Histograms;
+  class EpochCheckpoints;
+  // What the epoch's evaluation found, for the built-in epoch hooks.
+  struct EpochEvaluation {
+    int64_t epoch = 0;  // 0-based
+    const char* split = "val";
+    const std::map<std::string, double>* metrics = nullptr;
+  };
+  void BuildBuiltinHooks();
+  std::vector<std::unique_ptr<BuiltinHook>> builtin_hooks_;
+
   // Run(), stage by stage.
   struct EpochLoss {
     double sum = 0;
@@ -176,18 +196,13 @@ class Trainer : public TrainingContext {
   // One pass over the training batches from where the position stands.
   absl::StatusOr<EpochLoss> TrainEpoch(int64_t epoch, int64_t steps_per_epoch,
                                        TrainResult* result);
-  // After each optimizer step and its hooks: the loss to TensorBoard,
-  // eval_every_steps, checkpoint_every_steps, then the every-run hooks.
+  // After each optimizer step and its hooks: the loss to TensorBoard, the
+  // built-in hooks, then the every-run hooks.
   absl::Status EndStep(double loss, double lr);
   // After a complete epoch: the model's and the hooks' epoch end, the
-  // evaluation and its record, the best checkpoint, histograms, the epoch
-  // checkpoint.
+  // evaluation and its record, then the built-in hooks.
   absl::Status EndEpoch(int64_t epoch, const EpochLoss& loss,
                         TrainResult* result);
-  // The best checkpoint and the early-stopping count, from the monitored
-  // metric.
-  absl::Status TrackBest(const std::map<std::string, double>& metrics,
-                         const char* monitored_name);
   // Early-stopping message, the hooks' end, the last checkpoint, the test
   // set, metrics.json and the model's OnRunEnd.
   absl::StatusOr<TrainResult> FinishRun(TrainResult result);
