@@ -96,7 +96,9 @@ struct TrainResult {
   double best_metric = 0;  // of score_config.monitor
 };
 
-class Trainer : public TrainingContext {
+// Final: a family changes the training through its model's training module
+// and its data source, not by deriving from the Trainer.
+class Trainer final : public TrainingContext {
  public:
   explicit Trainer(PipelineContext context);
   ~Trainer() override;
@@ -119,31 +121,22 @@ class Trainer : public TrainingContext {
       const Dataset& data) override;
   void LogScalar(const std::string& tag, double value) override;
 
- protected:
+ private:
   // The data source data_config.dataset names.
-  virtual absl::StatusOr<DataSplits> LoadData();
-  virtual absl::StatusOr<std::unique_ptr<Model>> BuildModel(
-      const DataSpec& spec);
-  virtual absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>
-  BuildOptimizer(Model& model);
+  absl::StatusOr<DataSplits> LoadData();
+  absl::StatusOr<std::unique_ptr<Model>> BuildModel(const DataSpec& spec);
+  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(
+      Model& model);
   // The model's TrainStep (by default StandardTrainStep); returns the loss
   // before the step.
-  virtual absl::StatusOr<double> TrainStep(const Batch& batch);
+  absl::StatusOr<double> TrainStep(const Batch& batch);
   // The model's Evaluate of `split` (by default StandardEvaluate).
-  virtual absl::StatusOr<std::map<std::string, double>> Evaluate(
-      Split split, const Dataset& data);
-  // After each epoch: by default, the model's own OnEpochEnd.
-  virtual absl::Status OnEpochEnd(int64_t epoch,
-                                  std::map<std::string, double>* metrics);
+  absl::StatusOr<std::map<std::string, double>> Evaluate(Split split,
+                                                         const Dataset& data);
+  // After each epoch: the model's own OnEpochEnd.
+  absl::Status OnEpochEnd(int64_t epoch,
+                          std::map<std::string, double>* metrics);
 
-  const PipelineContext& context() const { return context_; }
-  Model& model() { return *model_; }
-
-  // Where training stands (restored from the checkpoint on resume):
-  // inside TrainStep, `step` is the number of optimizer steps before it.
-  const TrainingPosition& position() const { return state_.position; }
-
- private:
   absl::Status Setup();
   // After every step: whether this rank, or in a distributed run any rank,
   // received a stop signal (stop_signal.h); every rank gets the same answer.
