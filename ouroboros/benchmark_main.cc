@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "ouroboros/threads.h"
@@ -22,8 +23,9 @@ int main(int argc, char** argv) {
     }
   }
   ouroboros::SetThreads(threads);
-  std::fprintf(stderr, "threads: %s\n", ouroboros::DescribeThreads().c_str());
-  benchmark::AddCustomContext("threads", ouroboros::DescribeThreads());
+  const std::string threads_line = ouroboros::DescribeThreads();
+  std::fprintf(stderr, "threads: %s\n", threads_line.c_str());
+  benchmark::AddCustomContext("threads", threads_line);
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
   if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 2;

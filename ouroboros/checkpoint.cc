@@ -16,12 +16,10 @@
 #include <sstream>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "ouroboros/crc32c.h"
 #include "ouroboros/errors.h"
-#include "ouroboros/run_dir.h"
+#include "ouroboros/files.h"
 
 namespace ouroboros {
 namespace {

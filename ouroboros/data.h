@@ -41,9 +41,10 @@ absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
                                           uint64_t seed);
 
 // Registers the data sources the core reads itself (synthetic,
-// fashion_mnist, mnist_digits, idx) as plugins do theirs, each with its
-// validator. PluginRegistry::Global() has them; a test's own registry calls
-// this.
+// fashion_mnist, mnist_digits, idx) as plugins do theirs. Their sections
+// (data_config.synthetic, idx_files) are part of the core's schema and are
+// checked by ParseRunConfig, so they need no validator of their own.
+// PluginRegistry::Global() has them; a test's own registry calls this.
 absl::Status RegisterBuiltinDataSources(PluginRegistry& registry);
 
 // The order in which epoch `epoch` visits n samples: a permutation that

@@ -1,6 +1,4 @@
 // ouroboros main: loads the plugins, resolves the config and runs a pipeline.
-#include <ATen/Parallel.h>
-#include <ATen/Utils.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <torch/version.h>
@@ -15,7 +13,6 @@
 #include <iostream>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -29,8 +26,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "glog/logging.h"

@@ -2,8 +2,8 @@
 //
 //   absl::StatusOr<std::string> dir = CreateRunDir("", "saves", "mlp_demo");
 //   // saves/mlp_demo/20261125-001502  (a new directory, never reused)
-//   auto log = RunLogFile::Open(RunFile(*dir, kLogFile));  // glog lines go
-//   there too
+//   // glog lines go there too:
+//   auto log = RunLogFile::Open(RunFile(*dir, kLogFile));
 #ifndef OUROBOROS_RUN_DIR_H_
 #define OUROBOROS_RUN_DIR_H_
 

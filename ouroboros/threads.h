@@ -8,12 +8,12 @@
 // runs on, two threads make an OpenMP-heavy run (the SRWM) 1.3x faster when
 // the machine is quiet and up to 1.5x slower next to another busy process,
 // because OpenMP's workers spin at every barrier waiting for a thread that
-// is not scheduled. ChooseThreads() times a short OpenMP loop and a matrix
-// product with one thread and with all the cores (about 30 ms) and takes the
+// is not scheduled. ChooseThreads() times a short OpenMP loop (at::exp, no
+// matrix products) with one thread and with all the cores and takes the
 // cores only if they are clearly faster now.
 //
 //   ThreadChoice choice = ChooseThreads(/*requested=*/0, /*local_ranks=*/1);
-//   SetThreads(choice.threads);
+//   SetThreads(choice.threads, choice.blas_threads);
 //   LOG(INFO) << "threads: " << choice.threads << " (" << choice.why << ")";
 #ifndef OUROBOROS_THREADS_H_
 #define OUROBOROS_THREADS_H_

@@ -8,8 +8,6 @@
 
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,10 +17,10 @@
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/event_writer.h"
+#include "ouroboros/files.h"
 #include "ouroboros/json.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
-#include "ouroboros/run_dir.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/schedule.h"
 #include "ouroboros/status_macros.h"
@@ -30,8 +28,6 @@
 
 namespace ouroboros {
 namespace {
-
-namespace fs = std::filesystem;
 
 std::vector<std::string> MetricNames(const ScoreConfig& score) {
   if (score.metrics().empty()) return {"loss", "accuracy"};
@@ -172,10 +168,6 @@ Trainer::BuildOptimizer(Model& model) {
   return (*entry)->factory(optimizer_context);
 }
 
-absl::StatusOr<double> Trainer::TrainStep(const Batch& batch) {
-  return model_->TrainStep(batch, *this);
-}
-
 absl::StatusOr<double> Trainer::StandardTrainStep(const Batch& batch) {
   double loss_value = 0;
   absl::Status status = CallTorch("training step", [&] {
@@ -228,11 +220,6 @@ absl::StatusOr<std::map<std::string, double>> Trainer::StandardEvaluate(
   });
   if (!status.ok()) return status;
   return result;
-}
-
-absl::Status Trainer::OnEpochEnd(int64_t epoch,
-                                 std::map<std::string, double>* metrics) {
-  return model_->OnEpochEnd(epoch, *this, metrics);
 }
 
 int64_t Trainer::step() const { return state_.position.step; }
@@ -359,7 +346,6 @@ absl::Status Trainer::Setup() {
     }
     RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
   }
-  checkpoint_dir_ = CheckpointDir(context_.run_dir);
   // Rank 0 (or the only process) writes; the other ranks only read the
   // checkpoint they resume from.
   RETURN_IF_ERROR(writes_outputs() ? PrepareOutputs() : absl::OkStatus());
@@ -390,7 +376,7 @@ absl::Status Trainer::Setup() {
 }
 
 absl::Status Trainer::PrepareOutputs() {
-  RETURN_IF_ERROR(MakeDirectories(checkpoint_dir_));
+  RETURN_IF_ERROR(MakeDirectories(CheckpointDir(context_.run_dir)));
   RETURN_IF_ERROR(
       WriteFileAtomically(CheckpointFile(context_.run_dir, kConfigFile),
                           RunConfigToJson(config())));
@@ -403,22 +389,23 @@ absl::Status Trainer::PrepareOutputs() {
 
 absl::Status Trainer::SaveStepCheckpoint() {
   if (!writes_outputs()) return absl::OkStatus();
-  const std::string name = CheckpointFileName(state_.position.step);
-  const std::string path = checkpoint_dir_ + "/" + name;
+  const std::string path = StepCheckpointPath();
   RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
-  const std::string weights = WeightsPathFor(path);
-  RETURN_IF_ERROR(SaveWeightsForPython(weights, model_->module()));
+  RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(path), model_->module()));
   last_checkpoint_ = path;
-  PruneCheckpoints(checkpoint_dir_, config().run_config().keep_checkpoints());
+  PruneCheckpoints(CheckpointDir(context_.run_dir),
+                   config().run_config().keep_checkpoints());
   return absl::OkStatus();
 }
 
 absl::Status Trainer::SaveStepCheckpointUnlessSaved() {
-  if (last_checkpoint_ ==
-      checkpoint_dir_ + "/" + CheckpointFileName(state_.position.step)) {
-    return absl::OkStatus();
-  }
+  if (last_checkpoint_ == StepCheckpointPath()) return absl::OkStatus();
   return SaveStepCheckpoint();
+}
+
+std::string Trainer::StepCheckpointPath() const {
+  return CheckpointFile(context_.run_dir,
+                        CheckpointFileName(state_.position.step));
 }
 
 absl::Status Trainer::EvaluateAtStep() {
@@ -728,7 +715,7 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
                        data_.train.generator->Draw(batch->inputs.size(0),
                                                    position.step, rank()));
     }
-    ASSIGN_OR_RETURN(const double step_loss, TrainStep(*batch));
+    ASSIGN_OR_RETURN(const double step_loss, model_->TrainStep(*batch, *this));
     if (!std::isfinite(step_loss)) {
       return absl::InternalError(absl::StrFormat(
           "loss became %f at step %d (epoch %d); lower optim_config.lr or "
@@ -775,7 +762,7 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   position.epoch = epoch + 1;
   position.batch_in_epoch = 0;
   std::map<std::string, double> model_metrics;
-  RETURN_IF_ERROR(OnEpochEnd(epoch, &model_metrics));
+  RETURN_IF_ERROR(model_->OnEpochEnd(epoch, *this, &model_metrics));
   for (const auto& hook : hooks_) {
     RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
   }
@@ -794,10 +781,11 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
     line += "; model: " + FormatMetrics(model_metrics);
   }
   const bool has_val = data_.val.size() > 0;
-  const char* monitored_name = has_val ? "val" : "test";
+  const Split split = has_val ? Split::kValidation : Split::kTest;
+  const std::string monitored(SplitName(split));
+  const char* monitored_name = monitored.c_str();
   ASSIGN_OR_RETURN(const auto metrics,
-                   Evaluate(has_val ? Split::kValidation : Split::kTest,
-                            has_val ? data_.val : data_.test));
+                   Evaluate(split, has_val ? data_.val : data_.test));
   for (const auto& [name, value] : metrics) {
     LogScalar(absl::StrCat(monitored_name, "/", name), value);
   }

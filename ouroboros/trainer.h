@@ -1,4 +1,4 @@
-// The Trainer: one training run, the base every pipeline builds on.
+// The Trainer: one training run, the building block of every pipeline.
 //
 //   Trainer trainer(pipeline_context);
 //   absl::StatusOr<TrainResult> result = trainer.Run();
@@ -127,15 +127,9 @@ class Trainer final : public TrainingContext {
   absl::StatusOr<std::unique_ptr<Model>> BuildModel(const DataSpec& spec);
   absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> BuildOptimizer(
       Model& model);
-  // The model's TrainStep (by default StandardTrainStep); returns the loss
-  // before the step.
-  absl::StatusOr<double> TrainStep(const Batch& batch);
   // The model's Evaluate of `split` (by default StandardEvaluate).
   absl::StatusOr<std::map<std::string, double>> Evaluate(Split split,
                                                          const Dataset& data);
-  // After each epoch: the model's own OnEpochEnd.
-  absl::Status OnEpochEnd(int64_t epoch,
-                          std::map<std::string, double>* metrics);
 
   absl::Status Setup();
   // After every step: whether this rank, or in a distributed run any rank,
@@ -147,6 +141,8 @@ class Trainer final : public TrainingContext {
   // The checkpoint directory, config copy and TensorBoard writer.
   absl::Status PrepareOutputs();
   absl::Status SaveStepCheckpoint();
+  // checkpoints/step-<the current step>.ckpt.
+  std::string StepCheckpointPath() const;
   // SaveStepCheckpoint() unless the newest checkpoint is of this very step.
   absl::Status SaveStepCheckpointUnlessSaved();
   // run_config.eval_every_steps: val and test metrics to evals.jsonl.
@@ -216,27 +212,24 @@ class Trainer final : public TrainingContext {
   // This step's stop votes, when SynchronizeGradients carried them.
   int stop_votes_ = 0;
   bool stop_votes_exchanged_ = false;
-  std::string checkpoint_dir_;
   std::string last_checkpoint_;
 };
 
-// A Pipeline that runs one Trainer and logs the summary line: the `train`
-// pipeline, and a composite pipeline's own training runs:
-//   return std::make_unique<TrainerPipeline>(
-//       std::make_unique<Trainer>(context));
-// The one-screen summary a run ends with (TrainerPipeline logs it):
-//   summary   mlp_fashion: model mlp, optimizer adam, data fashion_mnist, seed
-//   1
-//     trained 20 epochs, 8440 steps in 25.3 s
-//     best    val accuracy 0.9025 (checkpoints/best.ckpt)
-//     val     accuracy 0.9025, f1 0.9017, loss 0.2674 (last epoch)
-//     test    accuracy 0.8936, f1 0.8932, loss 0.3072
-//     files   <run_dir>: metrics.json, log.txt, epochs.jsonl, tensorboard/,
-//     checkpoints/
+// The one-screen summary a run ends with (TrainerPipeline logs it), e.g.
+//   summary   tiny: model mlp, optimizer adam, data synthetic, seed 5
+//     trained 2 epochs, 24 steps in 0.1 s
+//     best    val accuracy 0.5938 (checkpoints/best.ckpt)
+//     val     accuracy 0.5938, loss 0.8835 (last epoch)
+//     test    accuracy 0.6562, loss 0.8084
+//     files   <run_dir>: metrics.json, log.txt, epochs.jsonl, ...
 std::vector<std::string> RunSummary(const RunConfig& config,
                                     const TrainResult& result,
                                     const std::string& run_dir, double seconds);
 
+// A Pipeline that runs one Trainer and logs its summary: the `train`
+// pipeline, and a composite pipeline's own training runs:
+//   return std::make_unique<TrainerPipeline>(
+//       std::make_unique<Trainer>(context));
 class TrainerPipeline : public Pipeline {
  public:
   explicit TrainerPipeline(std::unique_ptr<Trainer> trainer);

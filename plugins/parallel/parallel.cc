@@ -23,7 +23,6 @@
 #include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
-#include "ouroboros/run_dir.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"

@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
-#include <torch/optim/optimizer.h>
 
 #include <cmath>
 
@@ -39,23 +38,15 @@ class ScaffoldExample : public Model {
            logit_scale_;
   }
 
-  // The family's own optimizer step. This one is the standard step spelled
-  // out (what the default, training.StandardTrainStep, does minus clipping):
-  // change it, e.g. add a second loss or rewrite the weights after the step.
+  // The family's own optimizer step: here the core's standard one (Forward,
+  // Loss, backward, gradient averaging across ranks, clipping, the
+  // optimizer's step). Add the family's work before or after it, e.g.
+  // rewrite the weights after the step with training.optimizer() at hand,
+  // or write a step of its own (training.SynchronizeGradients() between
+  // backward and the optimizer step).
   absl::StatusOr<double> TrainStep(const Batch& batch,
                                    TrainingContext& training) override {
-    double loss_value = 0;
-    RETURN_IF_ERROR(CallTorch("scaffold_example training step", [&] {
-      at::Tensor loss = Loss(Forward(batch.inputs), batch.targets);
-      loss_value = loss.item<double>();
-      training.optimizer().zero_grad();
-      loss.backward();
-    }));
-    // Averages the gradients over the ranks of a distributed run.
-    RETURN_IF_ERROR(training.SynchronizeGradients());
-    RETURN_IF_ERROR(CallTorch("scaffold_example optimizer step",
-                              [&] { training.optimizer().step(); }));
-    return loss_value;
+    return training.StandardTrainStep(batch);
   }
 
  private:

@@ -2,12 +2,11 @@
 // seams, each with a small working example to replace.
 //
 // - Model `scaffold_example`: a one-hidden-layer network. Its training module
-//   (ouroboros/interfaces.h) has a TrainStep of its own, written out so the
-//   family can change it (regeneration, jumps, several losses), with the
-//   optimizer at hand through the TrainingContext.
+//   (ouroboros/interfaces.h) has a TrainStep of its own, for the family to
+//   change (regeneration, jumps, several losses), with the optimizer at
+//   hand through the TrainingContext.
 // - Data source `scaffold_example_rings`: two classes of 2-d points on two
-// rings
-//   (radius 1 and 2), made from the seed; its section is
+//   rings (radius 1 and 2), made from the seed; its section is
 //   data_config.source_config.
 // - Both run under the plain `train` pipeline, so also under tune,
 //   parallel, --nproc and torchrun.

@@ -293,6 +293,9 @@ absl::StatusOr<EpisodeScore> ScoreEpisodes(Model& model,
 }
 
 absl::Status MetaTest(Model& model, TrainingContext& training) {
+  // Rank 0 writes fewshot.json; the other ranks would score the same
+  // episodes for nothing.
+  if (!training.writes_outputs()) return absl::OkStatus();
   const std::string best =
       CheckpointFile(training.run_dir(), kBestCheckpointFile);
   if (std::filesystem::exists(best)) {
@@ -325,7 +328,6 @@ absl::Status MetaTest(Model& model, TrainingContext& training) {
     (*out)["episodes"].set_number_value(score.episodes);
   }
   (*fields)["steps"].set_number_value(training.step());
-  if (!training.writes_outputs()) return absl::OkStatus();
   return WriteFileAtomically(RunFile(training.run_dir(), "fewshot.json"),
                              FormatJson(root));
 }

@@ -19,7 +19,6 @@
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
-#include "ouroboros/run_dir.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"

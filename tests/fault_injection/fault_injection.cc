@@ -1,5 +1,5 @@
 // A test seam, loaded only by tests (OUROBOROS_PLUGIN_PATH, see
-// tests/test_util.h: FaultInjectionEnvironment): a hook in every Trainer run
+// tests/test_util.h: KillAtStepEnvironment): a hook in every Trainer run
 // that SIGKILLs its own process right after optimizer step N, once that
 // step's checkpoint is written: no cleanup, like a real crash.
 //
