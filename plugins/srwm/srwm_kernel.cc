@@ -80,6 +80,7 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
   std::copy(w0, w0 + r * d, w);
   std::vector<Scalar> o(r), u(d);
   auto x_at = [&](int64_t t) { return x + ((b * T + t) * H + h) * d; };
+  if (T == 0) return;  // w_final = w0; there is no x_0 to read
   for (int64_t i = 0; i < r; ++i) o[i] = Dot(w + i * d, x_at(0), d);
   for (int64_t t = 0; t < T; ++t) {
     StepTrace<Scalar> step(trace + t * trace_size, d);
@@ -115,16 +116,21 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
 template <typename Scalar, int kHeadDim>
 SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
                              const Scalar* w_final, const Scalar* trace,
-                             const Scalar* grad_y, Scalar* grad_x,
-                             Scalar* grad_w0, int64_t b, int64_t h) {
+                             const Scalar* grad_y, const Scalar* grad_w_final,
+                             Scalar* grad_x, Scalar* grad_w0, int64_t b,
+                             int64_t h) {
   // A compile-time head dim (kHeadDim > 0) lets the row loops unroll.
   const int64_t T = shape.steps, H = shape.heads;
   const int64_t d = kHeadDim > 0 ? kHeadDim : shape.head_dim;
   const int64_t r = SrwmRows(d);
   const int64_t trace_size = SrwmTraceSize(d);
   std::vector<Scalar> w(w_final, w_final + r * d);
-  Scalar* g = grad_w0;  // G lives in the output buffer
-  std::fill(g, g + r * d, Scalar(0));
+  Scalar* g = grad_w0;  // G lives in the output buffer; G = dL/dW_T first
+  if (grad_w_final != nullptr) {
+    std::copy(grad_w_final, grad_w_final + r * d, g);
+  } else {
+    std::fill(g, g + r * d, Scalar(0));
+  }
   std::vector<Scalar> u(d), grad_u(d), grad_k(d), grad_o(r), grad_x_acc(d),
       grad_k_total(d);
   Scalar grad_beta[4];
@@ -220,8 +226,9 @@ SRWM_MULTIVERSION void SrwmForwardRange(const SrwmShape& shape, const Scalar* x,
   auto run = [&](auto head_dim) {
     for (int64_t index = begin; index < end; ++index) {
       const int64_t b = index / H, h = index % H;
+      const int64_t w0_index = shape.initial_state_per_batch ? index : h;
       ForwardOne<Scalar, decltype(head_dim)::value>(
-          shape, x, w0 + h * r * d, y, w_final + index * r * d,
+          shape, x, w0 + w0_index * r * d, y, w_final + index * r * d,
           trace + index * shape.steps * SrwmTraceSize(d), b, h);
     }
   };
@@ -229,20 +236,19 @@ SRWM_MULTIVERSION void SrwmForwardRange(const SrwmShape& shape, const Scalar* x,
 }
 
 template <typename Scalar>
-SRWM_MULTIVERSION void SrwmBackwardRange(const SrwmShape& shape,
-                                         const Scalar* x, const Scalar* w_final,
-                                         const Scalar* trace,
-                                         const Scalar* grad_y, Scalar* grad_x,
-                                         Scalar* grad_w0_per_batch,
-                                         int64_t begin, int64_t end) {
+SRWM_MULTIVERSION void SrwmBackwardRange(
+    const SrwmShape& shape, const Scalar* x, const Scalar* w_final,
+    const Scalar* trace, const Scalar* grad_y, const Scalar* grad_w_final,
+    Scalar* grad_x, Scalar* grad_w0_per_batch, int64_t begin, int64_t end) {
   const int64_t H = shape.heads, d = shape.head_dim, r = SrwmRows(d);
   auto run = [&](auto head_dim) {
     for (int64_t index = begin; index < end; ++index) {
       const int64_t b = index / H, h = index % H;
       BackwardOne<Scalar, decltype(head_dim)::value>(
           shape, x, w_final + index * r * d,
-          trace + index * shape.steps * SrwmTraceSize(d), grad_y, grad_x,
-          grad_w0_per_batch + index * r * d, b, h);
+          trace + index * shape.steps * SrwmTraceSize(d), grad_y,
+          grad_w_final == nullptr ? nullptr : grad_w_final + index * r * d,
+          grad_x, grad_w0_per_batch + index * r * d, b, h);
     }
   };
   DispatchHeadDim(d, run);
@@ -256,10 +262,11 @@ template void SrwmForwardRange<double>(const SrwmShape&, const double*,
                                        int64_t, int64_t);
 template void SrwmBackwardRange<float>(const SrwmShape&, const float*,
                                        const float*, const float*, const float*,
-                                       float*, float*, int64_t, int64_t);
+                                       const float*, float*, float*, int64_t,
+                                       int64_t);
 template void SrwmBackwardRange<double>(const SrwmShape&, const double*,
                                         const double*, const double*,
-                                        const double*, double*, double*,
-                                        int64_t, int64_t);
+                                        const double*, const double*, double*,
+                                        double*, int64_t, int64_t);
 
 }  // namespace ouroboros::srwm

@@ -32,10 +32,15 @@ struct SrwmShape {
   int64_t steps = 0;     // T
   int64_t heads = 0;     // H
   int64_t head_dim = 0;  // d
+  // False: one learned W_0 per head, shared by the batch (w0: H x r x d).
+  // True: an initial state per batch element (w0: B x H x r x d), e.g. the
+  // final state of the previous chunk of a long sequence.
+  bool initial_state_per_batch = false;
 };
 
 // Layouts (all contiguous): x, y, grad_y, grad_x: B x T x H x d;
-// w0, grad_w0_per_batch: (B x) H x r x d; w_final: B x H x r x d;
+// w0: (B x) H x r x d as initial_state_per_batch says; w_final,
+// grad_w_final, grad_w0_per_batch: B x H x r x d;
 // trace: B x H x T x SrwmTraceSize(d).
 //
 // Runs the (b, h) pairs in [begin, end) (index b * H + h), each with its
@@ -45,13 +50,16 @@ void SrwmForwardRange(const SrwmShape& shape, const Scalar* x, const Scalar* w0,
                       Scalar* y, Scalar* w_final, Scalar* trace, int64_t begin,
                       int64_t end);
 
-// From the forward's w_final and trace and dL/dy: dL/dx, and dL/dW_0 per
-// batch element (grad_w0_per_batch, summed over b by the caller).
+// From the forward's w_final and trace, dL/dy and dL/dW_final (nullptr:
+// w_final is not used downstream, its gradient is zero): dL/dx, and dL/dW_0
+// per batch element (grad_w0_per_batch; with a shared W_0 the caller sums
+// it over b).
 template <typename Scalar>
 void SrwmBackwardRange(const SrwmShape& shape, const Scalar* x,
                        const Scalar* w_final, const Scalar* trace,
-                       const Scalar* grad_y, Scalar* grad_x,
-                       Scalar* grad_w0_per_batch, int64_t begin, int64_t end);
+                       const Scalar* grad_y, const Scalar* grad_w_final,
+                       Scalar* grad_x, Scalar* grad_w0_per_batch, int64_t begin,
+                       int64_t end);
 
 }  // namespace ouroboros::srwm
 
