@@ -28,6 +28,25 @@ class PluginRegistry;
 
 class TrainingContext;
 
+// A figure of a family's own, drawn into <run_dir>/plots/<name>.png when the
+// run ends (ouroboros/plots.py), one panel per series, stacked, sharing the
+// x axis. A series names a curve of the run's records: "model/<metric>" (a
+// metric the model's OnEpochEnd put in `metrics`, per epoch),
+// "val/<metric>" or "test/<metric>" (the metrics of each epoch's
+// evaluation), "evals/val/<metric>" (every run_config.eval_every_steps),
+// "train/loss", "train/lr".
+struct FigureSpec {
+  std::string name;  // the file name without ".png"
+  std::string title;
+  std::vector<std::string> series;
+  // A vertical line at every epoch where this series has a value, e.g. a
+  // quine's "model/regenerated_weight_sq", recorded only when it
+  // regenerates; empty: none.
+  std::string mark_where_present;
+  std::string mark_label;
+  bool log_scale = false;
+};
+
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)
 // to outputs, by default logits (batch x num_classes).
 class Model {
@@ -70,6 +89,9 @@ class Model {
   virtual absl::Status OnRunEnd(TrainingContext& training) {
     return absl::OkStatus();
   }
+  // The family's own figures, besides the loss, the monitored metric and the
+  // learning rate that every run draws. Default: none.
+  virtual std::vector<FigureSpec> Figures() const { return {}; }
 };
 
 // What a model's TrainStep, Evaluate, OnEpochEnd and OnRunEnd may use: the

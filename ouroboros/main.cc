@@ -127,13 +127,18 @@ Environment:
   OUROBOROS_DIST_TIMEOUT  seconds the rendezvous and every collective may
                           take before the run fails (default 120)
   GLOO_SOCKET_IFNAME      the network interfaces of a distributed run
+  OUROBOROS_PYTHON        the python3 that draws plots/ at a run's end
+                          (default /usr/bin/python3, with python3-matplotlib)
   GLOG_v=N, -v=N          verbose lines (with glog's prefix on every line)
   --log_dir=DIR           glog's log files there too (default: none)
   --flagfile=FILE         more flags, one per line (--set included)
 
 Exit codes: 0 success, 2 bad input (flags, config, unknown plugin name, a
 run directory in use), 1 the run itself failed, 143/130 stopped by
-SIGTERM/SIGINT (resumable).)";
+SIGTERM/SIGINT (resumable).
+
+Every run draws plots/ when it ends (run_config.skip_plots: not); compare
+runs with: tools/compare_runs RUN_DIR...)";
 
 std::string DefaultPluginDir(const char* argv0) {
   std::string error;

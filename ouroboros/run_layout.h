@@ -7,6 +7,8 @@
 //            metrics.json            the final result of a Trainer run
 //            epochs.jsonl            one record per epoch (trainer.h)
 //            evals.jsonl             one record per eval_every_steps
+//            steps.jsonl             loss and lr every log_every_steps
+//            plots/                  PNGs drawn when the run ends (plots.h)
 //            tensorboard/            TensorBoard event files
 //            checkpoints/config.json the config the checkpoints belong to
 //            checkpoints/step-000000500.ckpt        resumable state
@@ -28,6 +30,8 @@ inline constexpr char kLogFile[] = "log.txt";
 inline constexpr char kMetricsFile[] = "metrics.json";
 inline constexpr char kEpochRecordFile[] = "epochs.jsonl";
 inline constexpr char kStepEvalFile[] = "evals.jsonl";
+inline constexpr char kStepLogFile[] = "steps.jsonl";
+inline constexpr char kPlotsDir[] = "plots";
 inline constexpr char kTensorBoardDir[] = "tensorboard";
 inline constexpr char kCheckpointDir[] = "checkpoints";
 inline constexpr char kLockFile[] = ".lock";

@@ -19,6 +19,7 @@
 #include "ouroboros/event_writer.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
+#include "ouroboros/plots.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
@@ -52,7 +53,8 @@ std::string FormatMetrics(const std::map<std::string, double>& metrics) {
 // follow a run while it goes.
 absl::Status AppendEpochRecord(const std::string& path,
                                const TrainingPosition& position,
-                               double train_loss, const char* monitored_name,
+                               double train_loss, double lr,
+                               const char* monitored_name,
                                const std::map<std::string, double>& metrics,
                                const std::map<std::string, double>& model) {
   google::protobuf::Struct record;
@@ -60,6 +62,7 @@ absl::Status AppendEpochRecord(const std::string& path,
   fields["epoch"].set_number_value(position.epoch);
   fields["step"].set_number_value(position.step);
   fields["train_loss"].set_number_value(train_loss);
+  fields["lr"].set_number_value(lr);
   for (const auto& [section, values] :
        {std::pair<std::string, const std::map<std::string, double>*>{
             monitored_name, &metrics},
@@ -727,6 +730,7 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
     ++position.batch_in_epoch;
     for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnStepEnd(View()));
     loss.sum += step_loss;
+    loss.last_lr = lr;
     ++loss.count;
     result->last_train_loss = step_loss;
     bar.Update(position.batch_in_epoch,
@@ -747,6 +751,16 @@ absl::Status Trainer::EndStep(double loss, double lr) {
   if (run.log_every_steps() > 0 && step % run.log_every_steps() == 0) {
     LogScalar("train/loss", loss);
     LogScalar("train/lr", lr);
+    if (writes_outputs()) {
+      google::protobuf::Struct record;
+      auto& fields = *record.mutable_fields();
+      fields["step"].set_number_value(step);
+      fields["epoch"].set_number_value(state_.position.epoch + 1);
+      fields["loss"].set_number_value(loss);
+      fields["lr"].set_number_value(lr);
+      RETURN_IF_ERROR(
+          AppendJsonLine(RunFile(context_.run_dir, kStepLogFile), record));
+    }
   }
   for (const auto& hook : builtin_hooks_) RETURN_IF_ERROR(hook->AfterStep());
   for (const auto& hook : every_run_hooks_) {
@@ -792,9 +806,9 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   if (has_val) result->val = metrics;
   LOG(INFO) << line << "; " << monitored_name << ": " << FormatMetrics(metrics);
   if (writes_outputs()) {
-    RETURN_IF_ERROR(
-        AppendEpochRecord(RunFile(context_.run_dir, kEpochRecordFile), position,
-                          mean_loss, monitored_name, metrics, model_metrics));
+    RETURN_IF_ERROR(AppendEpochRecord(
+        RunFile(context_.run_dir, kEpochRecordFile), position, mean_loss,
+        loss.last_lr, monitored_name, metrics, model_metrics));
   }
   const EpochEvaluation evaluation{epoch, monitored_name, &metrics};
   for (const auto& hook : builtin_hooks_) {
@@ -833,6 +847,10 @@ absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
   if (events_ != nullptr) (void)events_->Flush();
   if (writes_outputs()) RETURN_IF_ERROR(WriteMetricsJson(result));
   RETURN_IF_ERROR(model_->OnRunEnd(*this));
+  if (writes_outputs() && !config().run_config().skip_plots()) {
+    ReportPlots(DrawRunPlots(context_.run_dir, model_->Figures()),
+                RunFile(context_.run_dir, kPlotsDir), "the run's figures");
+  }
   return result;
 }
 
@@ -885,9 +903,9 @@ std::vector<std::string> RunSummary(const RunConfig& config,
   if (!result.test.empty()) {
     lines.push_back("  test    " + FormatMetrics(result.test));
   }
-  lines.push_back(absl::StrFormat("  files   %s: %s, %s, %s, %s/, %s/", run_dir,
-                                  kMetricsFile, kLogFile, kEpochRecordFile,
-                                  kTensorBoardDir, kCheckpointDir));
+  lines.push_back(absl::StrFormat(
+      "  files   %s: %s, %s, %s, %s/, %s/, %s/", run_dir, kMetricsFile,
+      kLogFile, kEpochRecordFile, kPlotsDir, kTensorBoardDir, kCheckpointDir));
   return lines;
 }
 

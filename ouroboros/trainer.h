@@ -51,8 +51,12 @@ class ProcessGroup;
 
 // In the run directory's kEpochRecordFile (run_layout.h): one JSON object
 // per finished epoch, e.g.
-// {"epoch":3,"step":1266,"train_loss":0.41,"val":{"accuracy":0.86},"model":{}}
-// ("val", or "test" when there is no validation set).
+// {"epoch":3,"step":1266,"train_loss":0.41,"lr":0.001,
+//  "val":{"accuracy":0.86},"model":{}}
+// ("val", or "test" when there is no validation set; lr: the epoch's last
+// step's). And in kStepLogFile, every run_config.log_every_steps steps:
+// {"step":1250,"epoch":3,"loss":0.39,"lr":0.001} (the epoch under way,
+// 1-based as on the console). ouroboros/plots.py draws from both.
 
 struct EpochRecord {
   int64_t epoch = 0;  // 1-based: epochs finished
@@ -174,6 +178,7 @@ class Trainer final : public TrainingContext {
   struct EpochLoss {
     double sum = 0;
     int64_t count = 0;
+    double last_lr = 0;  // the learning rate of the epoch's last step
     // run_config.max_steps stopped the loop; cut_short: inside the epoch
     // (the epoch is not complete and gets no end-of-epoch work).
     bool reached_max_steps = false;

@@ -481,6 +481,7 @@ TEST_F(MainTest, HelpfullAndVersionExitZero) {
   EXPECT_THAT(full.output, HasSubstr("--threads"));
   EXPECT_THAT(full.output, HasSubstr("OUROBOROS_DIST_TIMEOUT"));
   EXPECT_THAT(full.output, HasSubstr("OUROBOROS_PLUGIN_PATH"));
+  EXPECT_THAT(full.output, HasSubstr("OUROBOROS_PYTHON"));
   Result short_help = Run({"--helpshort"});
   EXPECT_EQ(short_help.exit_code, 0) << short_help.output;
   EXPECT_THAT(short_help.output, HasSubstr("--model"));

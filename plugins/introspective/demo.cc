@@ -20,6 +20,7 @@
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
+#include "ouroboros/plots.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
@@ -398,8 +399,25 @@ class DemoPipeline : public Pipeline {
               << table << summary;
     RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/results.md",
                                         table + "\n" + summary + "\n"));
-    return WriteFileAtomically(context_.run_dir + "/results.json",
-                               FormatJson(root));
+    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/results.json",
+                                        FormatJson(root)));
+    PlotTargets(dirs);
+    return absl::OkStatus();
+  }
+
+  // Plain against jump curves of the test metric, every seed on one chart,
+  // the jump steps marked: plots/compare_<metric>.png.
+  void PlotTargets(const std::vector<std::string>& dirs) {
+    if (context_.config->run_config().skip_plots()) return;
+    ComparisonPlot plot;
+    plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
+    plot.run_dirs = dirs;
+    plot.metric = demo_.metric();
+    plot.mark_steps.assign(demo_.jump_steps().begin(),
+                           demo_.jump_steps().end());
+    plot.title = "plain against introspection jumps";
+    ReportPlots(DrawComparison(plot), plot.out_dir,
+                "plain against jump curves");
   }
 
   absl::Status AddRun(ChildPool& pool, const std::string& name,

@@ -21,6 +21,7 @@
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
+#include "ouroboros/plots.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
@@ -218,10 +219,28 @@ class ParallelPipeline : public Pipeline {
         shown[i] = without_clock;
       }
     });
+    PlotMembers();
     return Summarize(pool);
   }
 
  private:
+  // The members that trained (a member may be a tune, with no epochs of its
+  // own) on one chart, in plots/.
+  void PlotMembers() {
+    if (context_.config->run_config().skip_plots()) return;
+    ComparisonPlot plot;
+    plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
+    plot.title = "parallel pipelines";
+    for (const Member& member : members_) {
+      if (fs::exists(RunFile(RunDirOf(member), kEpochRecordFile))) {
+        plot.run_dirs.push_back(RunDirOf(member));
+      }
+    }
+    if (plot.run_dirs.empty()) return;
+    ReportPlots(DrawComparison(plot), plot.out_dir,
+                "the pipelines' comparison");
+  }
+
   std::string RunDirOf(const Member& member) const {
     return context_.run_dir + "/pipelines/" + member.name;
   }

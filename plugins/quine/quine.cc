@@ -383,6 +383,17 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch, TrainingContext& training,
   return absl::OkStatus();
 }
 
+std::vector<FigureSpec> QuineModel::Figures() const {
+  FigureSpec figure;
+  figure.name = "quine";
+  figure.title = "self-replication per epoch (before regeneration)";
+  figure.series = {"model/sr_loss", "model/rho", "model/weight_sq"};
+  figure.mark_where_present = "model/regenerated_weight_sq";
+  figure.mark_label = "regeneration";
+  figure.log_scale = true;
+  return {figure};
+}
+
 absl::Status QuineModel::OnEpochEnd(int64_t epoch,
                                     std::map<std::string, double>* metrics) {
   double weight_sq = 0;

@@ -92,6 +92,9 @@ class QuineModel : public Model {
   // the zero-quine guard (Aborted: exit code 1).
   absl::Status OnEpochEnd(int64_t epoch,
                           std::map<std::string, double>* metrics);
+  // plots/quine.png: L_SR, rho and sum(theta^2) per epoch before
+  // regeneration, the regenerations marked.
+  std::vector<FigureSpec> Figures() const override;
 
   // f_theta(c) for int64 coordinates (the image half of the input is zero).
   at::Tensor PredictWeights(const at::Tensor& coordinates);

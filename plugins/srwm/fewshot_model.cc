@@ -217,6 +217,18 @@ class FewShotModel : public Model {
     return MetaTest(*this, training);
   }
 
+  // plots/meta_validation.png: query accuracy and loss on the fixed
+  // validation episodes, per epoch and (with run_config.eval_every_steps)
+  // every N steps, which shows when the model leaves chance.
+  std::vector<FigureSpec> Figures() const override {
+    FigureSpec figure;
+    figure.name = "meta_validation";
+    figure.title = absl::StrCat("meta-validation, ", ways_,
+                                "-way episodes (chance ", 1.0 / ways_, ")");
+    figure.series = {"val/accuracy", "evals/val/accuracy", "val/loss"};
+    return {figure};
+  }
+
  private:
   int64_t ways_, image_side_;
   double label_input_scale_;

@@ -16,6 +16,7 @@
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
+#include "ouroboros/plots.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
@@ -142,6 +143,7 @@ class TunePipeline : public Pipeline {
     }
     RETURN_IF_ERROR(WriteResults());
     PrintTable();
+    PlotTrials(trials_dir);
     return RunTheBest(trials_dir);
   }
 
@@ -276,6 +278,23 @@ class TunePipeline : public Pipeline {
     pool.Add({record.name, argv, run_dir + ".out",
               tune_.trial_timeout_seconds(), WithoutDistributedEnvironment()});
     return absl::OkStatus();
+  }
+
+  // Every trial that got as far as an epoch on one chart, in plots/.
+  void PlotTrials(const std::string& trials_dir) {
+    if (context_.config->run_config().skip_plots()) return;
+    ComparisonPlot plot;
+    plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
+    plot.metric = tune_.metric();
+    plot.title = "tune trials";
+    for (const TrialRecord& record : records_) {
+      const std::string dir = trials_dir + "/" + record.name;
+      if (fs::exists(RunFile(dir, kEpochRecordFile))) {
+        plot.run_dirs.push_back(dir);
+      }
+    }
+    if (plot.run_dirs.empty()) return;
+    ReportPlots(DrawComparison(plot), plot.out_dir, "the trials' comparison");
   }
 
   // best_config.json from the best finished trial, then the final run with

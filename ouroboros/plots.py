@@ -1,0 +1,448 @@
+"""Plots of Ouroboros runs, drawn with matplotlib (Debian's python3-matplotlib).
+
+  plots.py run RUN_DIR
+      RUN_DIR/plots/: loss.png (train against validation), <metric>.png (the
+      monitored metric), lr.png (the learning rate), and the family's own
+      figures listed in RUN_DIR/plots/figures.json.
+  plots.py compare [--out DIR] [--metric NAME] [--mark_steps S,S,...]
+                   [--title TEXT] RUN_DIR...
+      One chart per curve with every run on it (compare_<curve>.png), and the
+      runs' metrics.json side by side: a table on stdout, compare.md and
+      compare.csv in DIR (default: the current directory).
+
+Main runs `run` when a run ends (run_config.skip_plots turns that off), a tune
+and a parallel job run `compare` over their trials and members, and
+tools/compare_runs runs `compare` over any run directories. The main binary
+carries this file's text (ouroboros/BUILD: embed_text) and hands it to
+`python3 -c`, so a run needs no file of the source tree.
+
+A run directory holds (ouroboros/run_layout.h): config.json, epochs.jsonl (one
+line per epoch: epoch, step, train_loss, lr, the "val" or "test" metrics and
+the "model" metrics), steps.jsonl (step, epoch, loss, lr every
+run_config.log_every_steps), evals.jsonl (the "val" and "test" metrics every
+run_config.eval_every_steps) and metrics.json. A resumed run repeats the steps
+after its checkpoint: the later record of a step or an epoch wins.
+
+Exit codes: 0 drawn, 2 bad input (a missing directory, no records), 3
+matplotlib is missing.
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+EXIT_NO_MATPLOTLIB = 3
+
+
+class BadInput(Exception):
+  pass
+
+
+def read_json(path, default=None):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return default
+  except (OSError, ValueError) as e:
+    raise BadInput("%s: not readable JSON (%s)" % (path, e))
+
+
+def read_jsonl(path):
+  """The records of a JSON-lines file; a torn last line (a kill) is skipped."""
+  records = []
+  try:
+    with open(path) as f:
+      for line in f:
+        line = line.strip()
+        if not line:
+          continue
+        try:
+          records.append(json.loads(line))
+        except ValueError:
+          continue
+  except FileNotFoundError:
+    pass
+  return records
+
+
+def latest_by(records, key):
+  """One record per value of `key`, the last one written, in key order."""
+  by_key = {}
+  for record in records:
+    if key in record:
+      by_key[record[key]] = record
+  return [by_key[k] for k in sorted(by_key)]
+
+
+class Run:
+  """One run directory's records."""
+
+  def __init__(self, run_dir, label=None):
+    if not os.path.isdir(run_dir):
+      raise BadInput("%s: no such run directory" % run_dir)
+    self.dir = run_dir
+    self.config = read_json(os.path.join(run_dir, "config.json"), {}) or {}
+    self.metrics = read_json(os.path.join(run_dir, "metrics.json"), {}) or {}
+    self.epochs = latest_by(
+        read_jsonl(os.path.join(run_dir, "epochs.jsonl")), "epoch")
+    self.steps = latest_by(
+        read_jsonl(os.path.join(run_dir, "steps.jsonl")), "step")
+    self.evals = latest_by(
+        read_jsonl(os.path.join(run_dir, "evals.jsonl")), "step")
+    self.label = label or self._default_label()
+
+  def _default_label(self):
+    parts = os.path.normpath(os.path.abspath(self.dir)).split(os.sep)
+    # saves/<run_name>/<timestamp>: the name says more than the time.
+    if len(parts) >= 2 and parts[-1][:8].isdigit():
+      return "%s/%s" % (parts[-2], parts[-1])
+    return parts[-1]
+
+  def has_records(self):
+    return bool(self.epochs or self.steps or self.evals or self.metrics)
+
+  def monitor(self):
+    score = self.config.get("score_config", {})
+    monitor = score.get("monitor")
+    if monitor:
+      return monitor
+    names = self.epoch_metric_names()
+    for preferred in ("accuracy", "rho"):
+      if preferred in names:
+        return preferred
+    others = [n for n in names if n != "loss"]
+    return others[0] if others else None
+
+  def monitored_split(self):
+    for record in self.epochs:
+      for split in ("val", "test"):
+        if split in record:
+          return split
+    return "val"
+
+  def epoch_metric_names(self):
+    names = set()
+    for record in self.epochs:
+      for split in ("val", "test"):
+        names.update(record.get(split, {}))
+    return sorted(names)
+
+  def series(self, name):
+    """(x, y, x_label) of a named curve, or None if the run has no values.
+
+    Names: "train/loss" (per logged step, else per epoch), "train/lr",
+    "val/<metric>" or "test/<metric>" (per epoch, at the epoch's last step),
+    "model/<metric>" (per epoch), "evals/val/<metric>", "evals/test/<metric>"
+    (every eval_every_steps steps).
+    """
+    section, _, metric = name.partition("/")
+    xs, ys = [], []
+    if section == "train" and metric in ("loss", "lr"):
+      if self.steps:
+        for r in self.steps:
+          if metric in r:
+            xs.append(r["step"])
+            ys.append(r[metric])
+      else:
+        key = "train_loss" if metric == "loss" else "lr"
+        for r in self.epochs:
+          if key in r:
+            xs.append(r["step"])
+            ys.append(r[key])
+    elif section == "evals":
+      split, _, metric = metric.partition("/")
+      for r in self.evals:
+        value = r.get(split, {}).get(metric)
+        if value is not None:
+          xs.append(r["step"])
+          ys.append(value)
+    else:
+      for r in self.epochs:
+        value = r.get(section, {}).get(metric)
+        if value is not None:
+          xs.append(r["step"] if section != "model" else r["epoch"])
+          ys.append(value)
+    finite = [(x, y) for x, y in zip(xs, ys)
+              if isinstance(y, (int, float)) and math.isfinite(y)]
+    if not finite:
+      return None
+    return [x for x, _ in finite], [y for _, y in finite]
+
+  def epochs_where_present(self, name):
+    section, _, metric = name.partition("/")
+    return [r["epoch"] for r in self.epochs
+            if metric in r.get(section, {})]
+
+
+def import_pyplot():
+  try:
+    import matplotlib
+  except ImportError:
+    sys.stderr.write(
+        "plots: python3-matplotlib is not installed for %s (tools/bootstrap "
+        "installs it; on Debian: apt-get install python3-matplotlib)\n" %
+        sys.executable)
+    sys.exit(EXIT_NO_MATPLOTLIB)
+  matplotlib.use("Agg")  # files only: no display needed
+  import matplotlib.pyplot as pyplot
+  return pyplot
+
+
+def save(pyplot, figure, path):
+  figure.tight_layout()
+  tmp = path + ".tmp"
+  figure.savefig(tmp, dpi=100, format="png")
+  pyplot.close(figure)
+  os.replace(tmp, path)
+  return path
+
+
+def axis_label(name):
+  if name.startswith("model/"):
+    return "epoch"
+  return "step"
+
+
+def plot_run(run_dir):
+  run = Run(run_dir)
+  if not (run.epochs or run.steps or run.evals):
+    raise BadInput("%s: no epochs.jsonl, steps.jsonl or evals.jsonl records to "
+                   "plot" % run_dir)
+  pyplot = import_pyplot()
+  out = os.path.join(run_dir, "plots")
+  os.makedirs(out, exist_ok=True)
+  written = []
+  split = run.monitored_split()
+
+  def curve_figure(file_name, title, y_label, curves):
+    curves = [(label, run.series(name), style) for label, name, style in curves]
+    curves = [c for c in curves if c[1] is not None]
+    if not curves:
+      return
+    figure, axes = pyplot.subplots(figsize=(7, 4.2))
+    for label, (xs, ys), style in curves:
+      axes.plot(xs, ys, style, label=label, linewidth=1.4, markersize=4)
+    axes.set_xlabel("step")
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    written.append(save(pyplot, figure, os.path.join(out, file_name)))
+
+  name = run.config.get("run_name") or run.label
+  curve_figure("loss.png", "%s: loss" % name, "loss", [
+      ("train (per logged step)" if run.steps else "train (epoch mean)",
+       "train/loss", "-"),
+      ("%s (per epoch)" % split, "%s/loss" % split, "o-"),
+      ("val (every eval step)", "evals/val/loss", "s--"),
+  ])
+  monitor = run.monitor()
+  if monitor and monitor != "loss":
+    curve_figure("%s.png" % monitor, "%s: %s" % (name, monitor), monitor, [
+        ("%s (per epoch)" % split, "%s/%s" % (split, monitor), "o-"),
+        ("val (every eval step)", "evals/val/%s" % monitor, "s--"),
+        ("test (every eval step)", "evals/test/%s" % monitor, "^:"),
+    ])
+  curve_figure("lr.png", "%s: learning rate" % name, "learning rate",
+               [("learning rate", "train/lr", "-")])
+
+  spec = read_json(os.path.join(out, "figures.json"), {}) or {}
+  for figure_spec in spec.get("figures", []):
+    path = plot_family_figure(pyplot, run, out, figure_spec)
+    if path:
+      written.append(path)
+  return written
+
+
+def plot_family_figure(pyplot, run, out, spec):
+  """A model's own figure: one panel per series, stacked, sharing the x axis."""
+  present = [(name, run.series(name)) for name in spec.get("series", [])]
+  present = [(name, s) for name, s in present if s is not None]
+  if not present:
+    sys.stderr.write("plots: figure %s: none of %s has values\n" %
+                     (spec.get("name"), ", ".join(spec.get("series", []))))
+    return None
+  marks = []
+  if spec.get("mark_where_present"):
+    marks = run.epochs_where_present(spec["mark_where_present"])
+  figure, panels = pyplot.subplots(
+      len(present), 1, figsize=(7, 2.4 * len(present) + 0.8), sharex=True,
+      squeeze=False)
+  for index, (name, (xs, ys)) in enumerate(present):
+    axes = panels[index][0]
+    axes.plot(xs, ys, "o-", linewidth=1.4, markersize=3)
+    axes.set_ylabel(name.split("/", 1)[-1])
+    if spec.get("log_scale") and all(y > 0 for y in ys):
+      axes.set_yscale("log")
+    for i, mark in enumerate(marks):
+      axes.axvline(mark, color="tab:red", alpha=0.35, linestyle="--",
+                   label=(spec.get("mark_label") or "mark") if i == 0 else None)
+    axes.grid(alpha=0.3)
+    if marks and index == 0:
+      axes.legend()
+  panels[-1][0].set_xlabel(axis_label(present[0][0]))
+  panels[0][0].set_title(spec.get("title") or spec.get("name"))
+  return save(pyplot, figure, os.path.join(out, spec["name"] + ".png"))
+
+
+def flatten_metrics(metrics):
+  """metrics.json as "section/name" -> value, numbers and strings only."""
+  flat = {}
+  for key, value in metrics.items():
+    if isinstance(value, dict):
+      for name, inner in value.items():
+        if not isinstance(inner, (dict, list)):
+          flat["%s/%s" % (key, name)] = inner
+    elif not isinstance(value, list):
+      flat[key] = value
+  flat.pop("final_checkpoint", None)
+  return flat
+
+
+def format_cell(value):
+  if isinstance(value, bool):
+    return "yes" if value else "no"
+  if isinstance(value, float):
+    return "%.4f" % value if abs(value) < 1e5 else "%.4g" % value
+  return str(value)
+
+
+def metrics_table(runs):
+  """(columns, rows): one row per run, its metrics.json flattened."""
+  flats = [flatten_metrics(run.metrics) for run in runs]
+  columns = sorted({key for flat in flats for key in flat},
+                   key=lambda k: (k.count("/") > 0, k))
+  rows = [[run.label] + [flat.get(c, "") for c in columns]
+          for run, flat in zip(runs, flats)]
+  return ["run"] + columns, rows
+
+
+def markdown_table(columns, rows):
+  cells = [[format_cell(v) for v in row] for row in rows]
+  widths = [max([len(c)] + [len(r[i]) for r in cells])
+            for i, c in enumerate(columns)]
+  line = lambda values: "| " + " | ".join(
+      v.ljust(w) for v, w in zip(values, widths)) + " |"
+  out = [line(columns), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+  out.extend(line(r) for r in cells)
+  return "\n".join(out) + "\n"
+
+
+def csv_text(columns, rows):
+  text = io.StringIO()
+  writer = csv.writer(text, lineterminator="\n")
+  writer.writerow(columns)
+  for row in rows:
+    writer.writerow(row)
+  return text.getvalue()
+
+
+def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
+  runs = [Run(d) for d in run_dirs]
+  for run in runs:
+    if not run.has_records():
+      raise BadInput("%s: no metrics.json or records (is it a run "
+                     "directory?)" % run.dir)
+  labels = [run.label for run in runs]
+  if len(set(labels)) < len(labels):
+    for run in runs:
+      run.label = os.path.relpath(run.dir)
+  os.makedirs(out, exist_ok=True)
+  columns, rows = metrics_table(runs)
+  table = markdown_table(columns, rows)
+  with open(os.path.join(out, "compare.md"), "w") as f:
+    f.write(table)
+  with open(os.path.join(out, "compare.csv"), "w") as f:
+    f.write(csv_text(columns, rows))
+
+  pyplot = import_pyplot()
+  metric = metric or next((r.monitor() for r in runs if r.monitor()), None)
+  curves = [("loss", "train loss", ["train/loss"])]
+  if metric:
+    curves.append((metric, metric, ["evals/test/%s" % metric,
+                                    "evals/val/%s" % metric,
+                                    "val/%s" % metric, "test/%s" % metric]))
+  written = []
+  for curve, y_label, candidates in curves:
+    figure, axes = pyplot.subplots(figsize=(8, 4.8))
+    drawn = 0
+    source = None
+    for run in runs:
+      for name in candidates:
+        series = run.series(name)
+        if series:
+          axes.plot(series[0], series[1], "-", linewidth=1.3, label=run.label,
+                    marker="o" if len(series[0]) < 40 else None, markersize=3)
+          drawn += 1
+          source = source or name
+          break
+    if not drawn:
+      pyplot.close(figure)
+      continue
+    for i, step in enumerate(mark_steps):
+      axes.axvline(step, color="tab:red", alpha=0.35, linestyle="--",
+                   label="marked steps" if i == 0 else None)
+    axes.set_xlabel("step")
+    axes.set_ylabel(y_label)
+    axes.set_title("%s%s (%s)" % (title + ": " if title else "", y_label,
+                                  source))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small", ncol=1 if drawn <= 8 else 2)
+    written.append(save(pyplot, figure,
+                        os.path.join(out, "compare_%s.png" % curve)))
+  return table, csv_text(columns, rows), written
+
+
+def main(argv):
+  parser = argparse.ArgumentParser(
+      prog="plots", description=__doc__.split("\n\n")[0])
+  commands = parser.add_subparsers(dest="command", required=True)
+  run_parser = commands.add_parser("run", help="draw RUN_DIR/plots/")
+  run_parser.add_argument("run_dir")
+  compare_parser = commands.add_parser(
+      "compare", help="several runs on one chart, metrics.json side by side")
+  compare_parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+  compare_parser.add_argument("--out", default=".",
+                              help="where compare_*.png, compare.md and "
+                              "compare.csv go (default: .)")
+  compare_parser.add_argument("--metric", help="the curve to compare besides "
+                              "the loss (default: the monitored metric)")
+  compare_parser.add_argument("--mark_steps", default="",
+                              help="steps to mark with a vertical line, "
+                              "comma-separated")
+  compare_parser.add_argument("--title")
+  compare_parser.add_argument("--quiet", action="store_true",
+                              help="print only the files written")
+  args = parser.parse_args(argv)
+  try:
+    if args.command == "run":
+      for path in plot_run(args.run_dir):
+        print(path)
+    else:
+      try:
+        marks = [int(s) for s in args.mark_steps.split(",") if s.strip()]
+      except ValueError:
+        raise BadInput("--mark_steps: '%s' is not a comma-separated list of "
+                       "steps" % args.mark_steps)
+      table, csv_string, written = compare(args.run_dirs, args.out,
+                                           args.metric, marks, args.title)
+      if not args.quiet:
+        print(table)
+        print(csv_string)
+      for path in written + [os.path.join(args.out, "compare.md"),
+                             os.path.join(args.out, "compare.csv")]:
+        print(path)
+  except BadInput as e:
+    sys.stderr.write("plots: error: %s\n" % e)
+    return EXIT_BAD_INPUT
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

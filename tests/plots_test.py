@@ -1,0 +1,210 @@
+"""The plots a run draws when it ends, a tune's comparison of its trials, and
+tools/compare_runs: the PNGs are decoded (PIL, which python3-matplotlib
+brings) and must hold drawn curves of the expected colours across the plot,
+not just a valid header; the tables must carry metrics.json's numbers."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from PIL import Image
+
+WORKSPACE = os.path.join(os.environ["TEST_SRCDIR"], "ouroboros")
+MAIN = os.path.join(WORKSPACE, "ouroboros/main")
+COMPARE_RUNS = os.path.join(WORKSPACE, "tools/compare_runs")
+TINY_MLP = os.path.join(WORKSPACE, "tests/testdata/tiny_mlp.json")
+SCRATCH = os.environ["TEST_TMPDIR"]
+
+# matplotlib's first colours: the first, second and third curve of a chart.
+BLUE = (31, 119, 180)
+ORANGE = (255, 127, 14)
+GREEN = (44, 160, 44)
+# tab:red at alpha 0.35 on white: the dashed marks (regenerations, jumps).
+MARK_PINK = (241, 179, 180)
+
+
+def run_main(*args, env=None):
+  result = subprocess.run([MAIN, "--threads=1"] + list(args),
+                          capture_output=True, text=True, cwd=SCRATCH,
+                          env=dict(os.environ, **(env or {})))
+  return result.returncode, result.stdout + result.stderr
+
+
+def train_tiny(name, *args, env=None):
+  run_dir = os.path.join(SCRATCH, name)
+  shutil.rmtree(run_dir, ignore_errors=True)
+  code, output = run_main("--config=" + TINY_MLP, "--run_dir=" + run_dir,
+                          *args, env=env)
+  assert code == 0, output
+  return run_dir, output
+
+
+def colour_extent(path, rgb, tolerance=30):
+  """(pixels of that colour, fraction of the image width they span)."""
+  with Image.open(path) as png:
+    image = png.convert("RGB")
+  width, height = image.size
+  pixels = image.load()
+  xs = [x for x in range(width) for y in range(height)
+        if all(abs(a - b) <= tolerance for a, b in zip(pixels[x, y], rgb))]
+  if not xs:
+    return 0, 0.0
+  return len(xs), (max(xs) - min(xs)) / width
+
+
+class RunPlotsTest(unittest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    cls.run_dir, cls.output = train_tiny("run")
+
+  def assertCurve(self, png, rgb, what, min_span=0.5):
+    count, span = colour_extent(png, rgb)
+    # A legend swatch is ~40 pixels in the corner; a curve crosses the axes.
+    self.assertGreater(count, 150, "%s: %s has no curve" % (png, what))
+    self.assertGreater(span, min_span, "%s: %s spans %.2f of the width" %
+                       (png, what, span))
+
+  def test_draws_loss_metric_and_learning_rate(self):
+    plots = os.path.join(self.run_dir, "plots")
+    for name in ("loss.png", "accuracy.png", "lr.png"):
+      path = os.path.join(plots, name)
+      self.assertTrue(os.path.isfile(path), name + "\n" + self.output)
+      with Image.open(path) as image:
+        self.assertEqual(image.format, "PNG")
+        image.verify()  # the PNG's chunks and CRCs
+    self.assertCurve(os.path.join(plots, "loss.png"), BLUE, "train loss")
+    # Validation: once per epoch, from step 12 of 24 on.
+    self.assertCurve(os.path.join(plots, "loss.png"), ORANGE, "val loss",
+                     min_span=0.35)
+    self.assertCurve(os.path.join(plots, "accuracy.png"), BLUE, "val accuracy")
+    self.assertCurve(os.path.join(plots, "lr.png"), BLUE, "learning rate")
+    self.assertIn("plots: the run's figures, 3 files in", self.output)
+
+  def test_step_log_feeds_the_loss_curve(self):
+    with open(os.path.join(self.run_dir, "steps.jsonl")) as f:
+      records = [json.loads(line) for line in f]
+    # tests/testdata/tiny_mlp.json: 24 steps, log_every_steps 4, lr 0.01.
+    self.assertEqual([r["step"] for r in records], [4, 8, 12, 16, 20, 24])
+    self.assertEqual({r["lr"] for r in records}, {0.01})
+    self.assertEqual([r["epoch"] for r in records], [1, 1, 1, 2, 2, 2])
+    with open(os.path.join(self.run_dir, "epochs.jsonl")) as f:
+      self.assertEqual([json.loads(line)["lr"] for line in f], [0.01, 0.01])
+
+  def test_skip_plots_draws_nothing(self):
+    run_dir, _ = train_tiny("skipped", "--set=run_config.skip_plots=true")
+    self.assertFalse(os.path.exists(os.path.join(run_dir, "plots")))
+
+  def test_without_matplotlib_the_run_still_succeeds(self):
+    run_dir, output = train_tiny(
+        "no_python", env={"OUROBOROS_PYTHON": "/nonexistent/python3"})
+    self.assertIn("plots: the run's figures not drawn", output)
+    self.assertIn("/nonexistent/python3", output)
+    self.assertTrue(os.path.isfile(os.path.join(run_dir, "metrics.json")))
+
+
+class FamilyFigureTest(unittest.TestCase):
+
+  def test_quine_marks_its_regenerations(self):
+    run_dir = os.path.join(SCRATCH, "quine")
+    code, output = run_main("--model=quine", "--run_dir=" + run_dir,
+                            "--set=run_config.epochs=3",
+                            "--set=model_config.hidden_sizes=[16]")
+    self.assertEqual(code, 0, output)
+    png = os.path.join(run_dir, "plots", "quine.png")
+    self.assertTrue(os.path.isfile(png), output)
+    count, span = colour_extent(png, BLUE)
+    self.assertGreater(count, 300, "no L_SR / rho / sum(theta^2) curves")
+    self.assertGreater(span, 0.5)
+    marks, _ = colour_extent(png, MARK_PINK, tolerance=12)
+    # Three regenerations, dashed, down three panels.
+    self.assertGreater(marks, 200, "no regeneration marks")
+
+
+class CompareRunsTest(unittest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    cls.runs = [train_tiny("compare_a")[0],
+                train_tiny("compare_b", "--seed=6",
+                           "--set=optim_config.lr=0.003")[0]]
+
+  def test_table_csv_and_chart(self):
+    out = os.path.join(SCRATCH, "compared")
+    result = subprocess.run([COMPARE_RUNS, "--out", out] + self.runs,
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    metrics = []
+    for run_dir in self.runs:
+      with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics.append(json.load(f))
+    # The Markdown table on stdout: a row per run with its test accuracy.
+    for run_dir, m in zip(self.runs, metrics):
+      row = next(line for line in result.stdout.splitlines()
+                 if line.startswith("| " + os.path.basename(run_dir) + " "))
+      self.assertIn(" %.4f " % m["test"]["accuracy"], row)
+    # The CSV file: exactly metrics.json's numbers.
+    with open(os.path.join(out, "compare.csv")) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([r["run"] for r in rows],
+                     [os.path.basename(d) for d in self.runs])
+    for row, m in zip(rows, metrics):
+      self.assertEqual(float(row["test/accuracy"]), m["test"]["accuracy"])
+      self.assertEqual(float(row["val/loss"]), m["val"]["loss"])
+      self.assertEqual(int(row["steps"]), m["steps"])
+    self.assertIn(csv_header_of(out), result.stdout)
+    chart = os.path.join(out, "compare_accuracy.png")
+    for colour, what in ((BLUE, "first run"), (ORANGE, "second run")):
+      count, span = colour_extent(chart, colour)
+      self.assertGreater(count, 150, what)
+      self.assertGreater(span, 0.5, what)
+
+  def test_not_a_run_directory_is_bad_input(self):
+    empty = os.path.join(SCRATCH, "not_a_run")
+    os.makedirs(empty, exist_ok=True)
+    for bad in (os.path.join(SCRATCH, "missing"), empty):
+      result = subprocess.run([COMPARE_RUNS, bad], capture_output=True,
+                              text=True)
+      self.assertEqual(result.returncode, 2, result.stderr)
+      self.assertIn(bad, result.stderr)
+      self.assertNotIn("Traceback", result.stderr)
+
+
+def csv_header_of(out):
+  with open(os.path.join(out, "compare.csv")) as f:
+    return f.readline().strip()
+
+
+class TuneComparisonTest(unittest.TestCase):
+
+  def test_tune_draws_its_trials_on_one_chart(self):
+    with open(TINY_MLP) as f:
+      config = json.load(f)
+    config["pipeline"] = "tune"
+    config["pipeline_config"] = {
+        "search": "grid", "metric": "accuracy", "max_concurrent": 2,
+        "trial_epochs": 2, "skip_final_run": True,
+        "space": {"optim_config.lr": {"grid": [0.001, 0.01, 0.05]}}}
+    path = os.path.join(SCRATCH, "tune.json")
+    with open(path, "w") as f:
+      json.dump(config, f)
+    run_dir = os.path.join(SCRATCH, "tune")
+    code, output = run_main("--config=" + path, "--run_dir=" + run_dir)
+    self.assertEqual(code, 0, output)
+    plots = os.path.join(run_dir, "plots")
+    with open(os.path.join(plots, "compare.csv")) as f:
+      self.assertEqual([r["run"] for r in csv.DictReader(f)],
+                       ["trial-000", "trial-001", "trial-002"])
+    for colour in (BLUE, ORANGE, GREEN):
+      count, span = colour_extent(os.path.join(plots, "compare_accuracy.png"),
+                                  colour)
+      self.assertGreater(count, 100, output)
+    self.assertIn("plots: the trials' comparison, 4 files in", output)
+
+
+if __name__ == "__main__":
+  unittest.main()
