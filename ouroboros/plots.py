@@ -313,11 +313,29 @@ def format_cell(value):
   return str(value)
 
 
+def run_row(run):
+  """metrics.json flattened; for a run that did not finish (a trial stopped
+  early, a run still going or killed), what its last epoch record says."""
+  if run.metrics:
+    flat = flatten_metrics(run.metrics)
+    flat["finished"] = True
+    return flat
+  flat = {"finished": False}
+  if run.epochs:
+    last = run.epochs[-1]
+    flat.update({"epochs": last.get("epoch"), "steps": last.get("step"),
+                 "last_train_loss": last.get("train_loss")})
+    for split in ("val", "test"):
+      for name, value in last.get(split, {}).items():
+        flat["%s/%s" % (split, name)] = value
+  return flat
+
+
 def metrics_table(runs):
   """(columns, rows): one row per run, its metrics.json flattened."""
-  flats = [flatten_metrics(run.metrics) for run in runs]
+  flats = [run_row(run) for run in runs]
   columns = sorted({key for flat in flats for key in flat},
-                   key=lambda k: (k.count("/") > 0, k))
+                   key=lambda k: (k != "finished", k.count("/") > 0, k))
   rows = [[run.label] + [flat.get(c, "") for c in columns]
           for run, flat in zip(runs, flats)]
   return ["run"] + columns, rows
