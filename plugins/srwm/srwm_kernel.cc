@@ -8,8 +8,8 @@
 namespace ouroboros::srwm {
 namespace {
 
-// Everything below is inlined into the multiversioned entry points, so that
-// it is compiled for each target.
+// Everything below is inlined into the AVX2 and the baseline entry points
+// (see SRWM_AVX2), so that it is compiled for each target.
 #define SRWM_INLINE inline __attribute__((always_inline))
 
 // The row loops below are written so that the compiler vectorises them over
@@ -21,6 +21,21 @@ SRWM_INLINE Scalar Dot(const Scalar* __restrict a, const Scalar* __restrict b,
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; ++j) sum += a[j] * b[j];
   return sum;
+}
+
+// a . b and a . c in one pass over a.
+template <typename Scalar>
+SRWM_INLINE void TwoDots(const Scalar* __restrict a, const Scalar* __restrict b,
+                         const Scalar* __restrict c, int64_t n, Scalar* a_dot_b,
+                         Scalar* a_dot_c) {
+  Scalar sum_b = 0, sum_c = 0;
+#pragma omp simd reduction(+ : sum_b, sum_c)
+  for (int64_t j = 0; j < n; ++j) {
+    sum_b += a[j] * b[j];
+    sum_c += a[j] * c[j];
+  }
+  *a_dot_b = sum_b;
+  *a_dot_c = sum_c;
 }
 
 // a += alpha * b
@@ -91,15 +106,30 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
       step.beta[j] = Scalar(1) / (Scalar(1) + std::exp(-o[3 * d + j]));
     }
     for (int64_t j = 0; j < d; ++j) u[j] = step.q[j] - step.k[j];
-    // One pass over W per step: each row is read, updated, and already
-    // multiplied with the next step's input.
-    const Scalar* x_next = t + 1 < T ? x_at(t + 1) : nullptr;
+    // One pass over W per step: each row is read once, multiplied with u
+    // and with the next step's input, and updated. The updated row's product
+    // with x_next is (row + delta k~) . x_next = row . x_next + delta (k~ .
+    // x_next), so both products come from the row as read and do not wait
+    // for its update.
+    if (t + 1 == T) {
+      for (int64_t i = 0; i < r; ++i) {
+        Scalar* row = w + i * d;
+        const Scalar z = Dot(row, u.data(), d);
+        step.z[i] = z;
+        Axpy(step.beta[RowGroup(i, d)] * z, step.k, row, d);
+      }
+      break;
+    }
+    const Scalar* x_next = x_at(t + 1);
+    const Scalar k_dot_x_next = Dot(step.k, x_next, d);
     for (int64_t i = 0; i < r; ++i) {
       Scalar* row = w + i * d;
-      const Scalar z = Dot(row, u.data(), d);
+      Scalar z, row_dot_x_next;
+      TwoDots(row, u.data(), x_next, d, &z, &row_dot_x_next);
       step.z[i] = z;
-      Axpy(step.beta[RowGroup(i, d)] * z, step.k, row, d);
-      if (x_next != nullptr) o[i] = Dot(row, x_next, d);
+      const Scalar delta = step.beta[RowGroup(i, d)] * z;
+      Axpy(delta, step.k, row, d);
+      o[i] = row_dot_x_next + delta * k_dot_x_next;
     }
   }
 }
@@ -193,65 +223,135 @@ SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
   }
 }
 
-// Calls run(std::integral_constant<int, d>) for the common head dims (the
-// loops then have a fixed length), run(std::integral_constant<int, 0>) (any
-// d, read at run time) otherwise.
-template <typename Run>
-SRWM_INLINE void DispatchHeadDim(int64_t d, Run& run) {
-  switch (d) {
-    case 16:
-      return run(std::integral_constant<int, 16>());
-    case 32:
-      return run(std::integral_constant<int, 32>());
-    case 64:
-      return run(std::integral_constant<int, 64>());
-    default:
-      return run(std::integral_constant<int, 0>());
+template <typename Scalar, int kHeadDim>
+SRWM_INLINE void ForwardPairs(const SrwmShape& shape, const Scalar* x,
+                              const Scalar* w0, Scalar* y, Scalar* w_final,
+                              Scalar* trace, int64_t begin, int64_t end) {
+  const int64_t H = shape.heads, d = shape.head_dim, r = SrwmRows(d);
+  for (int64_t index = begin; index < end; ++index) {
+    const int64_t b = index / H, h = index % H;
+    const int64_t w0_index = shape.initial_state_per_batch ? index : h;
+    ForwardOne<Scalar, kHeadDim>(
+        shape, x, w0 + w0_index * r * d, y, w_final + index * r * d,
+        trace + index * shape.steps * SrwmTraceSize(d), b, h);
   }
+}
+
+template <typename Scalar, int kHeadDim>
+SRWM_INLINE void BackwardPairs(const SrwmShape& shape, const Scalar* x,
+                               const Scalar* w_final, const Scalar* trace,
+                               const Scalar* grad_y, const Scalar* grad_w_final,
+                               Scalar* grad_x, Scalar* grad_w0_per_batch,
+                               int64_t begin, int64_t end) {
+  const int64_t H = shape.heads, d = shape.head_dim, r = SrwmRows(d);
+  for (int64_t index = begin; index < end; ++index) {
+    const int64_t b = index / H, h = index % H;
+    BackwardOne<Scalar, kHeadDim>(
+        shape, x, w_final + index * r * d,
+        trace + index * shape.steps * SrwmTraceSize(d), grad_y,
+        grad_w_final == nullptr ? nullptr : grad_w_final + index * r * d,
+        grad_x, grad_w0_per_batch + index * r * d, b, h);
+  }
+}
+
+// The common head dims get loops of a fixed length (kHeadDim = d), any
+// other d reads it at run time (kHeadDim = 0).
+#define SRWM_DISPATCH_HEAD_DIM(d, Function, ...) \
+  switch (d) {                                   \
+    case 16:                                     \
+      return Function<Scalar, 16>(__VA_ARGS__);  \
+    case 32:                                     \
+      return Function<Scalar, 32>(__VA_ARGS__);  \
+    case 64:                                     \
+      return Function<Scalar, 64>(__VA_ARGS__);  \
+    default:                                     \
+      return Function<Scalar, 0>(__VA_ARGS__);   \
+  }
+
+// Everything above is inlined into each of the two entry points below, so
+// the whole kernel is compiled twice: for AVX2 + FMA and for baseline
+// x86-64 (the .so still runs on machines without AVX2). Neither GCC's
+// target_clones nor a lambda would do: a lambda is a function of its own,
+// compiled once for the baseline (that is how an earlier version ran SSE
+// code only), and on this machine's AMD EPYC GCC 12's target_clones
+// resolver picked the baseline for "arch=haswell", "arch=x86-64-v3" and
+// even "avx2" clones (a test program, 2026-11-29), while
+// __builtin_cpu_supports, asked at run time, says AVX2 and FMA.
+#define SRWM_AVX2 __attribute__((target("avx2,fma")))
+
+template <typename Scalar>
+SRWM_AVX2 void ForwardRangeAvx2(const SrwmShape& shape, const Scalar* x,
+                                const Scalar* w0, Scalar* y, Scalar* w_final,
+                                Scalar* trace, int64_t begin, int64_t end) {
+  SRWM_DISPATCH_HEAD_DIM(shape.head_dim, ForwardPairs, shape, x, w0, y, w_final,
+                         trace, begin, end);
+}
+
+template <typename Scalar>
+void ForwardRangeBaseline(const SrwmShape& shape, const Scalar* x,
+                          const Scalar* w0, Scalar* y, Scalar* w_final,
+                          Scalar* trace, int64_t begin, int64_t end) {
+  SRWM_DISPATCH_HEAD_DIM(shape.head_dim, ForwardPairs, shape, x, w0, y, w_final,
+                         trace, begin, end);
+}
+
+template <typename Scalar>
+SRWM_AVX2 void BackwardRangeAvx2(const SrwmShape& shape, const Scalar* x,
+                                 const Scalar* w_final, const Scalar* trace,
+                                 const Scalar* grad_y,
+                                 const Scalar* grad_w_final, Scalar* grad_x,
+                                 Scalar* grad_w0_per_batch, int64_t begin,
+                                 int64_t end) {
+  SRWM_DISPATCH_HEAD_DIM(shape.head_dim, BackwardPairs, shape, x, w_final,
+                         trace, grad_y, grad_w_final, grad_x, grad_w0_per_batch,
+                         begin, end);
+}
+
+template <typename Scalar>
+void BackwardRangeBaseline(const SrwmShape& shape, const Scalar* x,
+                           const Scalar* w_final, const Scalar* trace,
+                           const Scalar* grad_y, const Scalar* grad_w_final,
+                           Scalar* grad_x, Scalar* grad_w0_per_batch,
+                           int64_t begin, int64_t end) {
+  SRWM_DISPATCH_HEAD_DIM(shape.head_dim, BackwardPairs, shape, x, w_final,
+                         trace, grad_y, grad_w_final, grad_x, grad_w0_per_batch,
+                         begin, end);
+}
+
+bool CpuHasAvx2Fma() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
 }
 
 }  // namespace
 
-// Compiled twice (AVX2+FMA and baseline x86-64), picked at load time by the
-// CPU, so the .so still runs on machines without AVX2.
-#define SRWM_MULTIVERSION \
-  __attribute__((target_clones("arch=haswell", "default")))
-
 template <typename Scalar>
-SRWM_MULTIVERSION void SrwmForwardRange(const SrwmShape& shape, const Scalar* x,
-                                        const Scalar* w0, Scalar* y,
-                                        Scalar* w_final, Scalar* trace,
-                                        int64_t begin, int64_t end) {
-  const int64_t H = shape.heads, d = shape.head_dim, r = SrwmRows(d);
-  auto run = [&](auto head_dim) {
-    for (int64_t index = begin; index < end; ++index) {
-      const int64_t b = index / H, h = index % H;
-      const int64_t w0_index = shape.initial_state_per_batch ? index : h;
-      ForwardOne<Scalar, decltype(head_dim)::value>(
-          shape, x, w0 + w0_index * r * d, y, w_final + index * r * d,
-          trace + index * shape.steps * SrwmTraceSize(d), b, h);
-    }
-  };
-  DispatchHeadDim(d, run);
+void SrwmForwardRange(const SrwmShape& shape, const Scalar* x, const Scalar* w0,
+                      Scalar* y, Scalar* w_final, Scalar* trace, int64_t begin,
+                      int64_t end) {
+  if (CpuHasAvx2Fma()) {
+    ForwardRangeAvx2(shape, x, w0, y, w_final, trace, begin, end);
+  } else {
+    ForwardRangeBaseline(shape, x, w0, y, w_final, trace, begin, end);
+  }
 }
 
 template <typename Scalar>
-SRWM_MULTIVERSION void SrwmBackwardRange(
-    const SrwmShape& shape, const Scalar* x, const Scalar* w_final,
-    const Scalar* trace, const Scalar* grad_y, const Scalar* grad_w_final,
-    Scalar* grad_x, Scalar* grad_w0_per_batch, int64_t begin, int64_t end) {
-  const int64_t H = shape.heads, d = shape.head_dim, r = SrwmRows(d);
-  auto run = [&](auto head_dim) {
-    for (int64_t index = begin; index < end; ++index) {
-      const int64_t b = index / H, h = index % H;
-      BackwardOne<Scalar, decltype(head_dim)::value>(
-          shape, x, w_final + index * r * d,
-          trace + index * shape.steps * SrwmTraceSize(d), grad_y,
-          grad_w_final == nullptr ? nullptr : grad_w_final + index * r * d,
-          grad_x, grad_w0_per_batch + index * r * d, b, h);
-    }
-  };
-  DispatchHeadDim(d, run);
+void SrwmBackwardRange(const SrwmShape& shape, const Scalar* x,
+                       const Scalar* w_final, const Scalar* trace,
+                       const Scalar* grad_y, const Scalar* grad_w_final,
+                       Scalar* grad_x, Scalar* grad_w0_per_batch, int64_t begin,
+                       int64_t end) {
+  if (CpuHasAvx2Fma()) {
+    BackwardRangeAvx2(shape, x, w_final, trace, grad_y, grad_w_final, grad_x,
+                      grad_w0_per_batch, begin, end);
+  } else {
+    BackwardRangeBaseline(shape, x, w_final, trace, grad_y, grad_w_final,
+                          grad_x, grad_w0_per_batch, begin, end);
+  }
 }
 
 template void SrwmForwardRange<float>(const SrwmShape&, const float*,
