@@ -46,6 +46,7 @@
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 #include "ouroboros/threads.h"
+#include "ouroboros/version.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -497,9 +498,10 @@ bool AnswerHelpOrVersion(int argc, char** argv) {
     }
     if (arg == "--version" || arg == "-version") {
       std::cout << absl::StrFormat(
-          "ouroboros main (plugin ABI %d), LibTorch %s, Abseil LTS %d, "
-          "Protobuf %s, BLAS: %s; compiled with -O2%s\n",
-          kPluginAbiVersion, TORCH_VERSION, ABSL_LTS_RELEASE_VERSION,
+          "ouroboros %s (commit %s, plugin ABI %d), LibTorch %s, Abseil "
+          "LTS %d, Protobuf %s, BLAS: %s; compiled with -O2%s\n",
+          kOuroborosVersion, BuildCommit(), kPluginAbiVersion, TORCH_VERSION,
+          ABSL_LTS_RELEASE_VERSION,
           google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION),
           DescribeBlas(),
 #ifdef NDEBUG

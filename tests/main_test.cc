@@ -488,6 +488,12 @@ TEST_F(MainTest, HelpfullAndVersionExitZero) {
   Result version = Run({"--version"});
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("LibTorch 1.13"));
+  // The commit comes from tools/workspace_status (the test's sandbox has no
+  // git to compare with): 12 hex digits, or "unknown" outside a checkout.
+  EXPECT_THAT(
+      version.output,
+      ::testing::ContainsRegex("^ouroboros [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit "
+                               "([0-9a-f]{12}|unknown), plugin ABI [0-9]+\\)"));
   EXPECT_THAT(version.output, HasSubstr("BLAS: OpenBLAS 0."));
   EXPECT_THAT(version.output, HasSubstr("plugin ABI"));
 }
