@@ -62,9 +62,11 @@ def library_path():
 
 
 def load_library(path=None):
-    """Registers torch.ops.ouroboros.* (once per process); returns the path.
+    """Registers torch.ops.ouroboros.*; returns the path it was loaded from.
 
-    path: the library to load; default library_path().
+    path: the library to load; default library_path(). Once per process:
+    later calls return the first path (a second copy of the library would
+    register the operators twice, which torch refuses).
     """
     global _loaded_library
     if _loaded_library is None:
@@ -150,6 +152,10 @@ class SrwmLayer(torch.nn.Module):
             raise ValueError(
                 f"SrwmLayer: h must be B x T x {self.model_dim} (num_heads "
                 f"{heads} x head_dim {d}); got shape {tuple(h.shape)}")
+        if h.dtype != self.w0.dtype:
+            raise ValueError(
+                f"SrwmLayer: h is {h.dtype} but the layer's parameters are "
+                f"{self.w0.dtype}: convert one (layer.to(h.dtype))")
         batch, steps, _ = h.shape
         x = h.reshape(batch, steps, heads, d)
         if self.input_softmax:

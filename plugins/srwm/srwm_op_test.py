@@ -399,6 +399,9 @@ class ModuleTest(unittest.TestCase):
                                     r"\(3d \+ 4\) x d = \(3, 2, 19, 5\)"):
             layer(torch.randn(3, 6, 10, dtype=torch.float64),
                   torch.zeros(2, 2, 19, 5, dtype=torch.float64))
+        with self.assertRaisesRegex(ValueError, "h is torch.float32 but the "
+                                    "layer's parameters are torch.float64"):
+            layer(torch.randn(3, 6, 10))
         with self.assertRaisesRegex(ValueError, "frozen .* has no state"):
             self.make_layer(frozen=True)(
                 torch.randn(3, 6, 10, dtype=torch.float64),
