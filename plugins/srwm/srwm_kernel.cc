@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -11,6 +12,9 @@ namespace {
 // Everything below is inlined into the AVX2 and the baseline entry points
 // (see SRWM_AVX2), so that it is compiled for each target.
 #define SRWM_INLINE inline __attribute__((always_inline))
+// A lambda is a function of its own: inlined, it is compiled for the target
+// of the entry point it ends up in.
+#define SRWM_LAMBDA_INLINE __attribute__((always_inline))
 
 // The row loops below are written so that the compiler vectorises them over
 // d (omp simd: built with -fopenmp-simd, no OpenMP runtime involved).
@@ -23,19 +27,57 @@ SRWM_INLINE Scalar Dot(const Scalar* __restrict a, const Scalar* __restrict b,
   return sum;
 }
 
-// a . b and a . c in one pass over a.
-template <typename Scalar>
-SRWM_INLINE void TwoDots(const Scalar* __restrict a, const Scalar* __restrict b,
-                         const Scalar* __restrict c, int64_t n, Scalar* a_dot_b,
-                         Scalar* a_dot_c) {
-  Scalar sum_b = 0, sum_c = 0;
-#pragma omp simd reduction(+ : sum_b, sum_c)
-  for (int64_t j = 0; j < n; ++j) {
-    sum_b += a[j] * b[j];
-    sum_c += a[j] * c[j];
+// Rows whose dot products are taken together (RowBlockDots): each dot of a
+// row ends in a horizontal sum across vector lanes, which costs as much as
+// the products at d = 16; four rows share one.
+constexpr int64_t kRowBlock = 4;
+
+// Eight floats in one vector, as GCC's vector extension: the same code
+// compiles to AVX (one register) in the AVX2 build and to two SSE registers
+// in the baseline one.
+using Float8 = float __attribute__((vector_size(32)));
+// GCC warns that passing such vectors by value has another ABI without AVX;
+// these helpers are always inlined, so no call ever passes one.
+#pragma GCC diagnostic ignored "-Wpsabi"
+using Int8 = int __attribute__((vector_size(32)));
+
+SRWM_INLINE Float8 LoadFloat8(const float* p) {
+  Float8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// [a0 + a1, a2 + a3, b0 + b1, b2 + b3] in each half of 4 lanes (vhaddps).
+SRWM_INLINE Float8 PairSums(Float8 a, Float8 b) {
+  const Int8 even = {0, 2, 8, 10, 4, 6, 12, 14};
+  const Int8 odd = {1, 3, 9, 11, 5, 7, 13, 15};
+  return __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+}
+
+// out[m] = rows[16 m .. 16 m + 15] . v for m < 4: the four 8-lane partial
+// sums are reduced together.
+SRWM_INLINE void FourDotsOf16(const float* rows, const float* v, float* out) {
+  const Float8 v_low = LoadFloat8(v), v_high = LoadFloat8(v + 8);
+  Float8 partial[kRowBlock];
+  for (int m = 0; m < kRowBlock; ++m) {
+    partial[m] = LoadFloat8(rows + 16 * m) * v_low +
+                 LoadFloat8(rows + 16 * m + 8) * v_high;
   }
-  *a_dot_b = sum_b;
-  *a_dot_c = sum_c;
+  // Lane m: row m's lanes 0-3 summed; lane 4 + m: its lanes 4-7.
+  const Float8 sums = PairSums(PairSums(partial[0], partial[1]),
+                               PairSums(partial[2], partial[3]));
+  for (int m = 0; m < kRowBlock; ++m) out[m] = sums[m] + sums[m + 4];
+}
+
+// out[m] = (row m of the `count` rows at `rows`, n values each) . v, for
+// count <= kRowBlock.
+template <typename Scalar, int kHeadDim>
+SRWM_INLINE void RowBlockDots(const Scalar* rows, const Scalar* v, int64_t n,
+                              int64_t count, Scalar* out) {
+  if constexpr (std::is_same_v<Scalar, float> && kHeadDim == 16) {
+    if (count == kRowBlock) return FourDotsOf16(rows, v, out);
+  }
+  for (int64_t m = 0; m < count; ++m) out[m] = Dot(rows + m * n, v, n);
 }
 
 // a += alpha * b
@@ -106,30 +148,29 @@ SRWM_INLINE void ForwardOne(const SrwmShape& shape, const Scalar* x,
       step.beta[j] = Scalar(1) / (Scalar(1) + std::exp(-o[3 * d + j]));
     }
     for (int64_t j = 0; j < d; ++j) u[j] = step.q[j] - step.k[j];
-    // One pass over W per step: each row is read once, multiplied with u
-    // and with the next step's input, and updated. The updated row's product
-    // with x_next is (row + delta k~) . x_next = row . x_next + delta (k~ .
-    // x_next), so both products come from the row as read and do not wait
-    // for its update.
-    if (t + 1 == T) {
-      for (int64_t i = 0; i < r; ++i) {
-        Scalar* row = w + i * d;
-        const Scalar z = Dot(row, u.data(), d);
-        step.z[i] = z;
-        Axpy(step.beta[RowGroup(i, d)] * z, step.k, row, d);
+    // One pass over W per step, kRowBlock rows at a time: the rows are
+    // multiplied with u and with the next step's input, then updated. The
+    // updated row's product with x_next is (row + delta k~) . x_next =
+    // row . x_next + delta (k~ . x_next), so both products come from the
+    // rows as read.
+    const Scalar* x_next = t + 1 < T ? x_at(t + 1) : nullptr;
+    const Scalar k_dot_x_next =
+        x_next != nullptr ? Dot(step.k, x_next, d) : Scalar(0);
+    for (int64_t first = 0; first < r; first += kRowBlock) {
+      const int64_t count = std::min(kRowBlock, r - first);
+      Scalar* rows = w + first * d;
+      Scalar z[kRowBlock], rows_dot_x_next[kRowBlock];
+      RowBlockDots<Scalar, kHeadDim>(rows, u.data(), d, count, z);
+      if (x_next != nullptr) {
+        RowBlockDots<Scalar, kHeadDim>(rows, x_next, d, count, rows_dot_x_next);
       }
-      break;
-    }
-    const Scalar* x_next = x_at(t + 1);
-    const Scalar k_dot_x_next = Dot(step.k, x_next, d);
-    for (int64_t i = 0; i < r; ++i) {
-      Scalar* row = w + i * d;
-      Scalar z, row_dot_x_next;
-      TwoDots(row, u.data(), x_next, d, &z, &row_dot_x_next);
-      step.z[i] = z;
-      const Scalar delta = step.beta[RowGroup(i, d)] * z;
-      Axpy(delta, step.k, row, d);
-      o[i] = row_dot_x_next + delta * k_dot_x_next;
+      for (int64_t m = 0; m < count; ++m) {
+        const int64_t i = first + m;
+        step.z[i] = z[m];
+        const Scalar delta = step.beta[RowGroup(i, d)] * z[m];
+        Axpy(delta, step.k, rows + m * d, d);
+        if (x_next != nullptr) o[i] = rows_dot_x_next[m] + delta * k_dot_x_next;
+      }
     }
   }
 }
@@ -161,33 +202,52 @@ SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
   } else {
     std::fill(g, g + r * d, Scalar(0));
   }
-  std::vector<Scalar> u(d), grad_u(d), grad_k(d), grad_o(r), grad_x_acc(d),
-      grad_k_total(d);
+  std::vector<Scalar> u(d), grad_o(r), grad_k_total(d);
+  // The sums over rows: on the stack when d is known at compile time, where
+  // nothing can alias them, so the compiler keeps them in registers across
+  // the row loop instead of storing and reloading them for every row.
+  constexpr int64_t kStackSize = kHeadDim > 0 ? kHeadDim : 1;
+  Scalar grad_u_stack[kStackSize], grad_k_stack[kStackSize],
+      grad_x_stack[kStackSize];
+  std::vector<Scalar> sums_heap(kHeadDim > 0 ? 0 : 3 * d);
+  Scalar* grad_u = kHeadDim > 0 ? grad_u_stack : sums_heap.data();
+  Scalar* grad_k = kHeadDim > 0 ? grad_k_stack : sums_heap.data() + d;
+  Scalar* grad_x_acc = kHeadDim > 0 ? grad_x_stack : sums_heap.data() + 2 * d;
   Scalar grad_beta[4];
   auto step_at = [&](int64_t t) {
     return StepTrace<Scalar>(const_cast<Scalar*>(trace) + t * trace_size, d);
   };
   auto offset_at = [&](int64_t t) { return ((b * T + t) * H + h) * d; };
 
-  // Pass (A) for one row of step `step`: reads G row i and W_t row i, leaves
-  // W_{t-1} row i and the accumulators.
-  auto pass_a_row = [&](const StepTrace<Scalar>& step, int64_t i) {
+  // Pass (A) for row i of step `step`, given dL/d delta_i = (G k~)_i: reads
+  // G row i and W_t row i, leaves W_{t-1} row i and the accumulators.
+  auto pass_a_row = [&](const StepTrace<Scalar>& step, int64_t i,
+                        Scalar grad_delta) SRWM_LAMBDA_INLINE {
     Scalar* w_row = w.data() + i * d;
     Scalar* g_row = g + i * d;
     const int64_t group = RowGroup(i, d);
     const Scalar s = step.beta[group];
     const Scalar delta = s * step.z[i];
-    const Scalar grad_delta = Dot(g_row, step.k, d);
-    Axpy(delta, g_row, grad_k.data(), d);
+    Axpy(delta, g_row, grad_k, d);
     Axpy(-delta, step.k, w_row, d);
     const Scalar grad_z = s * grad_delta;
     grad_beta[group] += step.z[i] * grad_delta;
-    Axpy(grad_z, w_row, grad_u.data(), d);
+    Axpy(grad_z, w_row, grad_u, d);
     Axpy(grad_z, u.data(), g_row, d);
   };
+  // The same for `count` <= kRowBlock rows from row `first`.
+  auto pass_a_rows = [&](const StepTrace<Scalar>& step, int64_t first,
+                         int64_t count) SRWM_LAMBDA_INLINE {
+    Scalar grad_deltas[kRowBlock];
+    RowBlockDots<Scalar, kHeadDim>(g + first * d, step.k, d, count,
+                                   grad_deltas);
+    for (int64_t m = 0; m < count; ++m) {
+      pass_a_row(step, first + m, grad_deltas[m]);
+    }
+  };
   auto begin_pass_a = [&](const StepTrace<Scalar>& step) {
-    std::fill(grad_u.begin(), grad_u.end(), Scalar(0));
-    std::fill(grad_k.begin(), grad_k.end(), Scalar(0));
+    std::fill(grad_u, grad_u + d, Scalar(0));
+    std::fill(grad_k, grad_k + d, Scalar(0));
     std::fill(grad_beta, grad_beta + 4, Scalar(0));
     for (int64_t j = 0; j < d; ++j) u[j] = step.q[j] - step.k[j];
   };
@@ -195,31 +255,35 @@ SRWM_INLINE void BackwardOne(const SrwmShape& shape, const Scalar* x,
   if (T > 0) {
     StepTrace<Scalar> last = step_at(T - 1);
     begin_pass_a(last);
-    for (int64_t i = 0; i < r; ++i) pass_a_row(last, i);
+    for (int64_t first = 0; first < r; first += kRowBlock) {
+      pass_a_rows(last, first, std::min(kRowBlock, r - first));
+    }
   }
   for (int64_t t = T - 1; t >= 0; --t) {
     StepTrace<Scalar> step = step_at(t);
     // dL/do of step t from the accumulators of its pass (A).
     std::copy(grad_y + offset_at(t), grad_y + offset_at(t) + d, grad_o.begin());
     for (int64_t j = 0; j < d; ++j) grad_k_total[j] = grad_k[j] - grad_u[j];
-    SoftmaxBackward(step.q, grad_u.data(), grad_o.data() + d, d);
+    SoftmaxBackward(step.q, grad_u, grad_o.data() + d, d);
     SoftmaxBackward(step.k, grad_k_total.data(), grad_o.data() + 2 * d, d);
     for (int64_t j = 0; j < 4; ++j) {
       grad_o[3 * d + j] =
           grad_beta[j] * step.beta[j] * (Scalar(1) - step.beta[j]);
     }
     const Scalar* x_t = x + offset_at(t);
-    std::fill(grad_x_acc.begin(), grad_x_acc.end(), Scalar(0));
+    std::fill(grad_x_acc, grad_x_acc + d, Scalar(0));
     const bool has_previous = t > 0;
     StepTrace<Scalar> previous = step_at(has_previous ? t - 1 : 0);
     if (has_previous) begin_pass_a(previous);
-    for (int64_t i = 0; i < r; ++i) {
-      Scalar* w_row = w.data() + i * d;
-      Axpy(grad_o[i], w_row, grad_x_acc.data(), d);  // (B) of step t
-      Axpy(grad_o[i], x_t, g + i * d, d);
-      if (has_previous) pass_a_row(previous, i);  // (A) of step t-1
+    for (int64_t first = 0; first < r; first += kRowBlock) {
+      const int64_t count = std::min(kRowBlock, r - first);
+      for (int64_t i = first; i < first + count; ++i) {  // (B) of step t
+        Axpy(grad_o[i], w.data() + i * d, grad_x_acc, d);
+        Axpy(grad_o[i], x_t, g + i * d, d);
+      }
+      if (has_previous) pass_a_rows(previous, first, count);  // (A) of t-1
     }
-    std::copy(grad_x_acc.begin(), grad_x_acc.end(), grad_x + offset_at(t));
+    std::copy(grad_x_acc, grad_x_acc + d, grad_x + offset_at(t));
   }
 }
 
