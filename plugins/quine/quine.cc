@@ -25,6 +25,8 @@ namespace {
 constexpr char kVanilla[] = "vanilla";
 constexpr char kAuxiliary[] = "auxiliary";
 constexpr double kDefaultZeroQuineFraction = 1e-3;
+constexpr char kAbsoluteSrLoss[] = "absolute";
+constexpr char kRelativeSrLoss[] = "relative";
 // Keeps the coordinate shuffles apart from the image shuffles of the same
 // seed.
 constexpr uint64_t kCoordinateOrderSeedOffset = 0x51ee;
@@ -109,6 +111,20 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         "model_config.coordinate_projection_std",
         absl::StrCat("must be a finite number >= 0 (got ",
                      quine.coordinate_projection_std(), ")"));
+  }
+  if (!(quine.regeneration_damping() >= 0 &&
+        quine.regeneration_damping() <= 1)) {
+    return ConfigFieldError("model_config.regeneration_damping",
+                            absl::StrCat("must be in [0, 1] (got ",
+                                         quine.regeneration_damping(), ")"));
+  }
+  if (quine.sr_loss().empty()) quine.set_sr_loss(kAbsoluteSrLoss);
+  if (quine.sr_loss() != kAbsoluteSrLoss &&
+      quine.sr_loss() != kRelativeSrLoss) {
+    return ConfigFieldError(
+        "model_config.sr_loss",
+        absl::StrCat("must be 'absolute' or 'relative' (got '", quine.sr_loss(),
+                     "')"));
   }
   if (quine.zero_quine_fraction() == 0) {
     quine.set_zero_quine_fraction(kDefaultZeroQuineFraction);
@@ -323,7 +339,14 @@ at::Tensor QuineModel::SelfReplicationLoss(const at::Tensor& coordinates) {
 at::Tensor QuineModel::ReplicationError(const at::Tensor& predictions,
                                         const at::Tensor& coordinates) {
   at::Tensor targets = modules_->theta.detach().index_select(0, coordinates);
-  return (predictions - targets).pow(2).sum();
+  at::Tensor error = (predictions - targets).pow(2).sum();
+  if (config_.sr_loss() != kRelativeSrLoss) return error;
+  // Divided by these coordinates' expected share of sum(theta^2) (the whole
+  // sum, with its gradient, scaled by their fraction: the sum over a batch
+  // of 10 weights alone is too noisy a denominator).
+  const double fraction = static_cast<double>(coordinates.numel()) /
+                          static_cast<double>(modules_->theta.numel());
+  return error / (modules_->theta.pow(2).sum() * fraction);
 }
 
 at::Tensor QuineModel::PredictAllWeights() {
@@ -348,7 +371,13 @@ ReplicationStats QuineModel::Stats() {
 void QuineModel::Regenerate() {
   torch::NoGradGuard no_grad;
   // All predictions come from the old theta before any of it is overwritten.
-  modules_->theta.copy_(PredictAllWeights());
+  const double damping = config_.regeneration_damping();
+  if (damping == 0 || damping == 1) {
+    modules_->theta.copy_(PredictAllWeights());
+  } else {
+    at::Tensor predicted = PredictAllWeights();
+    modules_->theta.mul_(1 - damping).add_(predicted, damping);
+  }
 }
 
 bool QuineModel::RegeneratesAfter(int64_t epoch) const {

@@ -130,7 +130,8 @@ class QuineModel : public Model {
                   const QuineLayout::Matrix& head);
   // f_theta(C) for every coordinate, without gradients.
   at::Tensor PredictAllWeights();
-  // sum_c (predictions_c - theta_c)^2 with theta_c detached.
+  // sum_c (predictions_c - theta_c)^2 with theta_c detached; with sr_loss
+  // "relative", divided by sum_c theta_c^2 (not detached).
   at::Tensor ReplicationError(const at::Tensor& predictions,
                               const at::Tensor& coordinates);
   at::Tensor View(const QuineLayout::Matrix& matrix) const;

@@ -158,6 +158,51 @@ TEST_F(TinyQuineTest, RegenerationWritesThePredictionsIntoTheLiveParameter) {
   EXPECT_TRUE(live.requires_grad());
 }
 
+// The tiny quine's weights and projection, with other model_config fields.
+std::unique_ptr<QuineModel> CopyWithConfig(QuineModel& tiny,
+                                           const std::string& section) {
+  std::unique_ptr<QuineModel> copy = MakeModel(ConfigWith(section));
+  torch::NoGradGuard no_grad;
+  copy->weights().copy_(tiny.weights());
+  Buffer(*copy, "coordinate_projection")
+      .copy_(Buffer(tiny, "coordinate_projection"));
+  return copy;
+}
+
+TEST_F(TinyQuineTest, RelativeLossDividesByTheBatchsShareOfAllWeights) {
+  std::unique_ptr<QuineModel> relative = CopyWithConfig(
+      *model_,
+      R"({"coordinate_embedding": 2, "hidden_sizes": [2], "sr_loss": "relative"})");
+  const std::vector<int64_t> coordinates = {0, 3, 5};
+  double error = 0, weight_sq = 0;
+  for (int64_t c : coordinates) error += std::pow(Predict(c) - theta_[c], 2);
+  for (double w : theta_) weight_sq += w * w;
+  const double expected = error / (weight_sq * 3.0 / 6.0);
+  at::Tensor loss = relative->SelfReplicationLoss(at::tensor(coordinates));
+  EXPECT_NEAR(loss.item<double>(), expected, 1e-5 * expected);
+  // The denominator keeps its gradient: shrinking theta raises the loss, so
+  // a weight that no prediction of the batch uses still gets pushed outward
+  // (d/d theta_1 of error / (s * frac) is -loss * 2 theta_1 / s, plus the
+  // numerator's share through the first layer).
+  loss.backward();
+  at::Tensor grad = relative->weights().grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_TRUE(at::isfinite(grad).all().item<bool>());
+  EXPECT_GT(grad.abs().sum().item<double>(), 0);
+}
+
+TEST_F(TinyQuineTest, DampedRegenerationMovesPartWayToThePredictions) {
+  std::unique_ptr<QuineModel> damped = CopyWithConfig(
+      *model_,
+      R"({"coordinate_embedding": 2, "hidden_sizes": [2], "regeneration_damping": 0.25})");
+  damped->Regenerate();
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_NEAR(damped->weights()[c].item<double>(),
+                0.75 * theta_[c] + 0.25 * Predict(c), 1e-5)
+        << c;
+  }
+}
+
 TEST(QuineTest, PaperSizes) {
   RunConfig vanilla = ConfigWith("{}");
   EXPECT_EQ(MakeModel(vanilla)->num_parameters(), 20100);
@@ -352,7 +397,13 @@ INSTANTIATE_TEST_SUITE_P(
                    "run_config.batch_size per step)"},
         BadSection{R"({"zero_quine_fraction": 1.5})",
                    "model_config.zero_quine_fraction: must be in [0, 1) (got "
-                   "1.5)"}));
+                   "1.5)"},
+        BadSection{R"({"regeneration_damping": 1.5})",
+                   "model_config.regeneration_damping: must be in [0, 1] (got "
+                   "1.5)"},
+        BadSection{R"({"sr_loss": "cosine"})",
+                   "model_config.sr_loss: must be 'absolute' or 'relative' "
+                   "(got 'cosine')"}));
 
 TEST(QuineConfigTest, TheDataFitsTheVariant) {
   // Under the plain train pipeline (no pipeline of its own).
