@@ -172,6 +172,10 @@ class TunePipeline : public Pipeline {
     for (TrialRecord& record : records_) {
       if (record.done) continue;
       ASSIGN_OR_RETURN(record.config, TrialConfig(record.trial));
+      // A trial's own plots would cost each trial about a second (counted
+      // against trial_timeout_seconds); the tune draws every trial on one
+      // chart instead, and the final run draws its own.
+      record.config.mutable_run_config()->set_skip_plots(true);
       record.epochs = record.config.run_config().epochs();
     }
     if (context_.resuming) {
