@@ -260,6 +260,19 @@ def plot_run(run_dir):
   return written
 
 
+def series_label(name):
+  """"model/rho" -> "rho", "val/accuracy" -> "val accuracy (per epoch)",
+  "evals/val/accuracy" -> "val accuracy (every N steps)"."""
+  parts = name.split("/")
+  if parts[0] == "model":
+    return "/".join(parts[1:])
+  if parts[0] == "evals":
+    return "%s (every N steps)" % " ".join(parts[1:])
+  if parts[0] in ("val", "test"):
+    return "%s (per epoch)" % " ".join(parts)
+  return " ".join(parts)
+
+
 def plot_family_figure(pyplot, run, out, spec):
   """A model's own figure: one panel per series, stacked, sharing the x axis."""
   present = [(name, run.series(name)) for name in spec.get("series", [])]
@@ -277,7 +290,7 @@ def plot_family_figure(pyplot, run, out, spec):
   for index, (name, (xs, ys)) in enumerate(present):
     axes = panels[index][0]
     axes.plot(xs, ys, "o-", linewidth=1.4, markersize=3)
-    axes.set_ylabel(name.split("/", 1)[-1])
+    axes.set_ylabel(series_label(name))
     if spec.get("log_scale") and all(y > 0 for y in ys):
       axes.set_yscale("log")
     for i, mark in enumerate(marks):
