@@ -349,6 +349,7 @@ class ModuleTest(unittest.TestCase):
             self.assertLessEqual((out - expected).abs().max().item(), 1e-12)
 
     def test_initialisation_as_the_authors(self):
+        torch.manual_seed(9)
         layer = osrwm.SrwmLayer(num_heads=8, head_dim=16, beta_init=-1.0)
         self.assertEqual(tuple(layer.w0.shape), (8, 52, 16))
         self.assertIsNone(layer.out_linear.bias)
