@@ -1,6 +1,8 @@
 #include "ouroboros/plots.h"
 
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -111,6 +113,21 @@ absl::StatusOr<std::vector<std::string>> DrawComparison(
   if (!plot.title.empty()) args.insert(args.end(), {"--title", plot.title});
   args.insert(args.end(), plot.run_dirs.begin(), plot.run_dirs.end());
   return RunPlotter(args, RunFile(plot.out_dir, kPlotterLogFile));
+}
+
+void CompareRunsOfPipeline(const RunConfig& config, ComparisonPlot plot,
+                           const std::string& what) {
+  if (config.run_config().skip_plots()) return;
+  std::vector<std::string> with_records;
+  for (std::string& dir : plot.run_dirs) {
+    std::error_code error;
+    if (std::filesystem::exists(RunFile(dir, kEpochRecordFile), error)) {
+      with_records.push_back(std::move(dir));
+    }
+  }
+  if (with_records.empty()) return;
+  plot.run_dirs = std::move(with_records);
+  ReportPlots(DrawComparison(plot), plot.out_dir, what);
 }
 
 void ReportPlots(const absl::StatusOr<std::vector<std::string>>& written,

@@ -49,6 +49,14 @@ struct ComparisonPlot {
 absl::StatusOr<std::vector<std::string>> DrawComparison(
     const ComparisonPlot& plot);
 
+// For a pipeline that ran other runs (tune, parallel, a demo): unless
+// config.run_config().skip_plots, compares those of plot.run_dirs that have
+// epoch records (a member that is itself a tune has none; a trial that
+// failed before its first epoch neither), and logs the outcome (ReportPlots,
+// `what` naming the comparison).
+void CompareRunsOfPipeline(const RunConfig& config, ComparisonPlot plot,
+                           const std::string& what);
+
 // Logs what a Draw* call gave: "plots: 3 files in DIR" (INFO), or why there
 // are none (WARNING), `what` naming them ("the trials' comparison").
 void ReportPlots(const absl::StatusOr<std::vector<std::string>>& written,

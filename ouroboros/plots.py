@@ -389,8 +389,9 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
   table = markdown_table(columns, rows)
   with open(os.path.join(out, "compare.md"), "w") as f:
     f.write(table)
+  csv_string = csv_text(columns, rows)
   with open(os.path.join(out, "compare.csv"), "w") as f:
-    f.write(csv_text(columns, rows))
+    f.write(csv_string)
 
   pyplot = import_pyplot()
   metric = metric or next((r.monitor() for r in runs if r.monitor()), None)
@@ -427,7 +428,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     axes.legend(fontsize="small", ncol=1 if drawn <= 8 else 2)
     written.append(save(pyplot, figure,
                         os.path.join(out, "compare_%s.png" % curve)))
-  return table, csv_text(columns, rows), written
+  return table, csv_string, written
 
 
 def main(argv):

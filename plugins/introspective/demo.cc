@@ -408,7 +408,6 @@ class DemoPipeline : public Pipeline {
   // Plain against jump curves of the test metric, every seed on one chart,
   // the jump steps marked: plots/compare_<metric>.png.
   void PlotTargets(const std::vector<std::string>& dirs) {
-    if (context_.config->run_config().skip_plots()) return;
     ComparisonPlot plot;
     plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
     plot.run_dirs = dirs;
@@ -416,8 +415,8 @@ class DemoPipeline : public Pipeline {
     plot.mark_steps.assign(demo_.jump_steps().begin(),
                            demo_.jump_steps().end());
     plot.title = "plain against introspection jumps";
-    ReportPlots(DrawComparison(plot), plot.out_dir,
-                "plain against jump curves");
+    CompareRunsOfPipeline(*context_.config, std::move(plot),
+                          "plain against jump curves");
   }
 
   absl::Status AddRun(ChildPool& pool, const std::string& name,

@@ -227,18 +227,14 @@ class ParallelPipeline : public Pipeline {
   // The members that trained (a member may be a tune, with no epochs of its
   // own) on one chart, in plots/.
   void PlotMembers() {
-    if (context_.config->run_config().skip_plots()) return;
     ComparisonPlot plot;
     plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
     plot.title = "parallel pipelines";
     for (const Member& member : members_) {
-      if (fs::exists(RunFile(RunDirOf(member), kEpochRecordFile))) {
-        plot.run_dirs.push_back(RunDirOf(member));
-      }
+      plot.run_dirs.push_back(RunDirOf(member));
     }
-    if (plot.run_dirs.empty()) return;
-    ReportPlots(DrawComparison(plot), plot.out_dir,
-                "the pipelines' comparison");
+    CompareRunsOfPipeline(*context_.config, std::move(plot),
+                          "the pipelines' comparison");
   }
 
   std::string RunDirOf(const Member& member) const {

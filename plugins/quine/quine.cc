@@ -118,6 +118,7 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                             absl::StrCat("must be in [0, 1] (got ",
                                          quine.regeneration_damping(), ")"));
   }
+  if (quine.regeneration_damping() == 0) quine.set_regeneration_damping(1);
   if (quine.sr_loss().empty()) quine.set_sr_loss(kAbsoluteSrLoss);
   if (quine.sr_loss() != kAbsoluteSrLoss &&
       quine.sr_loss() != kRelativeSrLoss) {
@@ -372,11 +373,11 @@ void QuineModel::Regenerate() {
   torch::NoGradGuard no_grad;
   // All predictions come from the old theta before any of it is overwritten.
   const double damping = config_.regeneration_damping();
-  if (damping == 0 || damping == 1) {
+  // copy_ at 1, not lerp_: bit for bit the paper's replacement.
+  if (damping == 1) {
     modules_->theta.copy_(PredictAllWeights());
   } else {
-    at::Tensor predicted = PredictAllWeights();
-    modules_->theta.mul_(1 - damping).add_(predicted, damping);
+    modules_->theta.lerp_(PredictAllWeights(), damping);
   }
 }
 

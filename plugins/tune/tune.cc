@@ -286,19 +286,15 @@ class TunePipeline : public Pipeline {
 
   // Every trial that got as far as an epoch on one chart, in plots/.
   void PlotTrials(const std::string& trials_dir) {
-    if (context_.config->run_config().skip_plots()) return;
     ComparisonPlot plot;
     plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
     plot.metric = tune_.metric();
     plot.title = "tune trials";
     for (const TrialRecord& record : records_) {
-      const std::string dir = trials_dir + "/" + record.name;
-      if (fs::exists(RunFile(dir, kEpochRecordFile))) {
-        plot.run_dirs.push_back(dir);
-      }
+      plot.run_dirs.push_back(trials_dir + "/" + record.name);
     }
-    if (plot.run_dirs.empty()) return;
-    ReportPlots(DrawComparison(plot), plot.out_dir, "the trials' comparison");
+    CompareRunsOfPipeline(*context_.config, std::move(plot),
+                          "the trials' comparison");
   }
 
   // best_config.json from the best finished trial, then the final run with
