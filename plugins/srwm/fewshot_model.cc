@@ -70,7 +70,10 @@ class SequenceLayer : public torch::nn::Module {
       // Default W_0 ~ N(0, 1/d): unit-scale outputs on unit-scale inputs.
       const double std =
           shape.w0_init_std > 0 ? shape.w0_init_std : 1 / std::sqrt(double(d));
-      w0_ = register_parameter("w0", at::randn({heads_, SrwmRows(d), d}) * std);
+      at::Tensor w0 = at::randn({heads_, SrwmRows(d), d}) * std;
+      // The last rows give the self-modification rates sigmoid(b).
+      w0.narrow(1, 3 * d, SrwmRows(d) - 3 * d).add_(shape.beta_init);
+      w0_ = register_parameter("w0", w0);
     }
   }
 
@@ -120,7 +123,10 @@ class SequenceLayer : public torch::nn::Module {
 
 class Block : public torch::nn::Module {
  public:
-  explicit Block(const ModelShape& shape) {
+  explicit Block(const ModelShape& shape)
+      : sequence_reads_residual_(shape.srwm_reads_residual &&
+                                 (shape.sequence_model == "srwm" ||
+                                  shape.sequence_model == "fake_sr")) {
     const int64_t w = shape.width, ff = FeedForwardSize(shape);
     norm1_ = register_module(
         "norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
@@ -134,11 +140,17 @@ class Block : public torch::nn::Module {
   }
 
   at::Tensor forward(at::Tensor x) {
-    x = x + out_->forward(sequence_->forward(norm1_->forward(x)));
+    if (sequence_reads_residual_) {
+      // The authors' SRWM layer: the SRWM sees the residual stream itself.
+      x = norm1_->forward(x) + out_->forward(sequence_->forward(x));
+    } else {
+      x = x + out_->forward(sequence_->forward(norm1_->forward(x)));
+    }
     return x + ff2_->forward(at::relu(ff1_->forward(norm2_->forward(x))));
   }
 
  private:
+  bool sequence_reads_residual_;
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
   std::shared_ptr<SequenceLayer> sequence_;
   torch::nn::Linear out_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
@@ -149,7 +161,8 @@ class FewShotModel : public Model {
   FewShotModel(const ModelShape& shape, int64_t ways, int64_t image_side)
       : ways_(ways),
         image_side_(image_side),
-        label_input_scale_(shape.label_input_scale) {
+        label_input_scale_(shape.label_input_scale),
+        query_loss_only_(shape.query_loss_only) {
     const int64_t c = shape.encoder_channels;
     for (int i = 0; i < kEncoderBlocks; ++i) {
       encoder_->push_back(torch::nn::Conv2d(
@@ -204,6 +217,29 @@ class FewShotModel : public Model {
     return Model::Loss(outputs.flatten(0, 1), targets.flatten());
   }
 
+  // model_config.query_loss_only: the support steps' targets are ignored
+  // (-100, nll_loss's ignore_index). Step t is a support step exactly when
+  // step t + 1 shows its label (PackEpisodeInputs), and the last step is
+  // always a query.
+  absl::StatusOr<double> TrainStep(const Batch& batch,
+                                   TrainingContext& training) override {
+    if (!query_loss_only_) return training.StandardTrainStep(batch);
+    Batch queries_only;
+    absl::Status status = CallTorch("masking the support steps", [&] {
+      const int64_t steps = batch.inputs.size(1);
+      const int64_t labels_at = batch.inputs.size(2) - ways_;
+      at::Tensor shows_label =
+          batch.inputs.narrow(2, labels_at, ways_).ne(0).any(-1);
+      at::Tensor is_support = at::constant_pad_nd(
+          shows_label.narrow(1, 1, steps - 1).to(at::kInt), {0, 1});
+      queries_only.inputs = batch.inputs;
+      queries_only.targets =
+          batch.targets.masked_fill(is_support.to(at::kBool), -100);
+    });
+    if (!status.ok()) return status;
+    return training.StandardTrainStep(queries_only);
+  }
+
   // Accuracy and loss over the query steps of the fixed episodes.
   absl::StatusOr<std::map<std::string, double>> Evaluate(
       Split split, const Dataset& data, TrainingContext& training) override {
@@ -232,6 +268,7 @@ class FewShotModel : public Model {
  private:
   int64_t ways_, image_side_;
   double label_input_scale_;
+  bool query_loss_only_;
   torch::nn::Module module_;
   torch::nn::Sequential encoder_;
   torch::nn::Linear input_{nullptr}, readout_{nullptr};
@@ -289,6 +326,19 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
                             absl::StrCat("must be a finite number >= 0 (got ",
                                          srwm.w0_init_std(), ")"));
   }
+  if (!std::isfinite(srwm.beta_init())) {
+    return ConfigFieldError(
+        "model_config.beta_init",
+        absl::StrCat("must be a finite number (got ", srwm.beta_init(), ")"));
+  }
+  const std::string& srwm_input = srwm.srwm_input();
+  if (!srwm_input.empty() && srwm_input != "layer_norm" &&
+      srwm_input != "residual") {
+    return ConfigFieldError(
+        "model_config.srwm_input",
+        absl::StrCat("must be layer_norm or residual (got '", srwm_input,
+                     "')"));
+  }
   const int64_t width = OrDefault(srwm.hidden_size(), 128);
   const int64_t heads = OrDefault(srwm.num_heads(), 8);
   if (width % heads != 0) {
@@ -326,6 +376,9 @@ ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   shape.fused_kernel = config.srwm_kernel() != "naive";
   shape.w0_init_std = config.w0_init_std();
   shape.input_softmax = config.input_softmax();
+  shape.beta_init = config.beta_init();
+  shape.srwm_reads_residual = config.srwm_input() == "residual";
+  shape.query_loss_only = config.query_loss_only();
   if (config.label_input_scale() > 0) {
     shape.label_input_scale = config.label_input_scale();
   }

@@ -37,6 +37,9 @@ struct ModelShape {
   double w0_init_std = 0;  // 0: 1/sqrt(d)
   bool input_softmax = false;
   double label_input_scale = 4;
+  double beta_init = 0;              // mean of W_0's rate rows (srwm, fake_sr)
+  bool srwm_reads_residual = false;  // srwm_input: residual
+  bool query_loss_only = false;
 };
 
 // "<section>.<name>: must be >= 1, or 0 for the default (got v)" for the

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -89,6 +90,142 @@ TEST(SrwmModelTest, EverySequenceModelGivesLogitsPerStepAndLearns) {
   }
 }
 
+TEST(SrwmModelTest, BetaInitShiftsOnlyTheRateRowsOfW0) {
+  RunConfig config = ConfigWith(R"({"hidden_size": 64, "num_heads": 4,
+                                    "encoder_channels": 4, "beta_init": -3})");
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      MakeSrwm({&config, "test.json", EpisodeSpec(4)});
+  ASSERT_TRUE(model.ok()) << model.status();
+  int found = 0;
+  const int64_t d = 16;
+  for (const auto& p : (*model)->module().named_parameters()) {
+    if (p.key().find("w0") == std::string::npos) continue;
+    ++found;
+    // H x (3d + 4) x d, entries N(0, 1/d) (std 0.25): the means of 192
+    // rate entries and of 3,072 others are within 0.1 of the target.
+    at::Tensor w0 = p.value();
+    EXPECT_NEAR(w0.narrow(1, 3 * d, 4).mean().item<double>(), -3, 0.1);
+    EXPECT_NEAR(w0.narrow(1, 0, 3 * d).mean().item<double>(), 0, 0.1);
+    EXPECT_NEAR(w0.narrow(1, 3 * d, 4).std().item<double>(), 0.25, 0.1);
+  }
+  EXPECT_EQ(found, 2);  // one per block
+}
+
+// srwm_input residual, the authors' layer, is the same parameters wired
+// otherwise: LayerNorm(h) + Linear(SRWM(h)) instead of
+// h + Linear(SRWM(LayerNorm(h))). It applies to the SRWM and Fake-SR only.
+TEST(SrwmModelTest, ResidualSrwmInputRewiresTheSameParameters) {
+  const std::string shape =
+      R"("hidden_size": 24, "num_heads": 4, "encoder_channels": 4)";
+  at::Tensor inputs = at::rand({2, 6, 259});
+  for (const char* kind : {"srwm", "fake_sr", "deltanet"}) {
+    SCOPED_TRACE(kind);
+    RunConfig pre_norm = ConfigWith(
+        absl::StrCat("{", shape, R"(, "sequence_model": ")", kind, "\"}"));
+    RunConfig residual =
+        ConfigWith(absl::StrCat("{", shape, R"(, "sequence_model": ")", kind,
+                                R"(", "srwm_input": "residual"})"));
+    at::manual_seed(5);
+    auto a = MakeSrwm({&pre_norm, "test.json", EpisodeSpec(6)});
+    at::manual_seed(5);
+    auto b = MakeSrwm({&residual, "test.json", EpisodeSpec(6)});
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto pa = (*a)->module().named_parameters();
+    auto pb = (*b)->module().named_parameters();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (const auto& p : pa) {
+      ASSERT_TRUE(at::equal(p.value(), pb[p.key()])) << p.key();
+    }
+    (*a)->module().eval();
+    (*b)->module().eval();
+    at::Tensor ya = (*a)->Forward(inputs), yb = (*b)->Forward(inputs);
+    const bool rewired = std::string(kind) != "deltanet";
+    EXPECT_EQ(!at::allclose(ya, yb, 1e-4, 1e-5), rewired);
+    // Still causal.
+    at::Tensor changed = inputs.clone();
+    changed.select(1, 5).uniform_();
+    EXPECT_TRUE(at::allclose(yb.narrow(1, 0, 5),
+                             (*b)->Forward(changed).narrow(1, 0, 5), 1e-5,
+                             1e-6));
+  }
+}
+
+// Stands in for the Trainer: keeps the batch a model's TrainStep hands to
+// StandardTrainStep.
+class RecordingContext : public TrainingContext {
+ public:
+  explicit RecordingContext(const RunConfig& config) : config_(config) {}
+  const RunConfig& config() const override { return config_; }
+  torch::optim::Optimizer& optimizer() override { std::abort(); }
+  int64_t step() const override { return 0; }
+  int64_t epoch() const override { return 0; }
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  const std::string& run_dir() const override { return run_dir_; }
+  const DataSplits& data() const override { return data_; }
+  bool writes_outputs() const override { return false; }
+  absl::StatusOr<double> StandardTrainStep(const Batch& batch) override {
+    seen = batch;
+    return 0.5;
+  }
+  absl::Status SynchronizeGradients() override { return absl::OkStatus(); }
+  absl::StatusOr<std::map<std::string, double>> StandardEvaluate(
+      const Dataset&) override {
+    return std::map<std::string, double>{};
+  }
+  void LogScalar(const std::string&, double) override {}
+  Batch seen;
+
+ private:
+  const RunConfig& config_;
+  std::string run_dir_;
+  DataSplits data_;
+};
+
+// query_loss_only: the support steps' targets become nll_loss's
+// ignore_index, found from the packed inputs alone; the queries' are kept.
+TEST(SrwmModelTest, QueryLossOnlyIgnoresExactlyTheSupportSteps) {
+  ClassPool pool = SyntheticClassPool(6, 10, 16, 0.1, 3, 0);
+  for (int shots : {1, 3}) {
+    SCOPED_TRACE(shots);
+    EpisodeSampler sampler(&pool, /*ways=*/3, shots, /*queries_per_class=*/2);
+    std::mt19937_64 rng(7);
+    EpisodeBatch episodes = sampler.Sample(5, rng);
+    const Batch batch{PackEpisodeInputs(episodes, 3), episodes.labels};
+    for (bool query_only : {false, true}) {
+      RunConfig config = ConfigWith(absl::StrCat(
+          R"({"hidden_size": 16, "num_heads": 2, "encoder_channels": 4,
+              "query_loss_only": )",
+          query_only ? "true" : "false", "}"));
+      auto model =
+          MakeSrwm({&config, "test.json", EpisodeSpec(batch.inputs.size(1))});
+      ASSERT_TRUE(model.ok()) << model.status();
+      RecordingContext context(config);
+      ASSERT_TRUE((*model)->TrainStep(batch, context).ok());
+      at::Tensor expected =
+          query_only
+              ? batch.targets.masked_fill(episodes.is_query.logical_not(), -100)
+              : batch.targets;
+      EXPECT_TRUE(at::equal(context.seen.targets, expected));
+      EXPECT_TRUE(at::equal(context.seen.inputs, batch.inputs));
+    }
+    // The masked loss is the queries' mean cross-entropy.
+    at::Tensor logits = at::randn({5, batch.inputs.size(1), 3});
+    RunConfig config = ConfigWith(R"({"query_loss_only": true})");
+    auto model =
+        MakeSrwm({&config, "test.json", EpisodeSpec(batch.inputs.size(1))});
+    ASSERT_TRUE(model.ok());
+    at::Tensor masked =
+        batch.targets.masked_fill(episodes.is_query.logical_not(), -100);
+    at::Tensor query_logits = logits.index({episodes.is_query});
+    at::Tensor query_targets = batch.targets.index({episodes.is_query});
+    EXPECT_NEAR(
+        (*model)->Loss(logits, masked).item<double>(),
+        at::cross_entropy_loss(query_logits, query_targets).item<double>(),
+        1e-6);
+  }
+}
+
 TEST(SrwmModelTest, BaselinesHaveTheSrwmParameterCount) {
   RunConfig srwm_config = ConfigWith(R"({})");
   const int64_t target =
@@ -159,6 +296,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{R"({"srwm_kernel": "cuda"})", "",
                   "model_config.srwm_kernel: must be fused or naive (got "
                   "'cuda')"},
+        BadConfig{R"({"srwm_input": "post_norm"})", "",
+                  "model_config.srwm_input: must be layer_norm or residual "
+                  "(got 'post_norm')"},
         BadConfig{"{}", R"("ways": 1)",
                   "data_config.source_config.ways: must be >= 2 (got 1)"},
         BadConfig{"{}", R"("ways": 10, "meta_test_classes": 8)",
