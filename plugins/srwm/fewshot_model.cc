@@ -73,6 +73,8 @@ class SequenceLayer : public torch::nn::Module {
       at::Tensor w0 = at::randn({heads_, SrwmRows(d), d}) * std;
       // The last rows give the self-modification rates sigmoid(b).
       w0.narrow(1, 3 * d, SrwmRows(d) - 3 * d).add_(shape.beta_init);
+      // Rows 2d..3d-1 give the key k.
+      w0.narrow(1, 2 * d, d).add_(at::eye(d) * shape.w0_key_identity);
       w0_ = register_parameter("w0", w0);
     }
   }
@@ -326,6 +328,11 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
                             absl::StrCat("must be a finite number >= 0 (got ",
                                          srwm.w0_init_std(), ")"));
   }
+  if (!std::isfinite(srwm.w0_key_identity())) {
+    return ConfigFieldError("model_config.w0_key_identity",
+                            absl::StrCat("must be a finite number (got ",
+                                         srwm.w0_key_identity(), ")"));
+  }
   if (!std::isfinite(srwm.beta_init())) {
     return ConfigFieldError(
         "model_config.beta_init",
@@ -377,6 +384,7 @@ ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   shape.w0_init_std = config.w0_init_std();
   shape.input_softmax = config.input_softmax();
   shape.beta_init = config.beta_init();
+  shape.w0_key_identity = config.w0_key_identity();
   shape.srwm_reads_residual = config.srwm_input() == "residual";
   shape.query_loss_only = config.query_loss_only();
   if (config.label_input_scale() > 0) {

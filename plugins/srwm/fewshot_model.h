@@ -37,6 +37,7 @@ struct ModelShape {
   double w0_init_std = 0;  // 0: 1/sqrt(d)
   bool input_softmax = false;
   double label_input_scale = 4;
+  double w0_key_identity = 0;        // + s I in W_0's key rows (srwm, fake_sr)
   double beta_init = 0;              // mean of W_0's rate rows (srwm, fake_sr)
   bool srwm_reads_residual = false;  // srwm_input: residual
   bool query_loss_only = false;

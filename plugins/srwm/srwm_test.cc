@@ -111,6 +111,26 @@ TEST(SrwmModelTest, BetaInitShiftsOnlyTheRateRowsOfW0) {
   EXPECT_EQ(found, 2);  // one per block
 }
 
+TEST(SrwmModelTest, KeyIdentityAddsToTheDiagonalOfTheKeyRows) {
+  RunConfig config = ConfigWith(R"({"hidden_size": 64, "num_heads": 4,
+                                    "encoder_channels": 4,
+                                    "w0_key_identity": 2})");
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      MakeSrwm({&config, "test.json", EpisodeSpec(4)});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t d = 16;
+  for (const auto& p : (*model)->module().named_parameters()) {
+    if (p.key().find("w0") == std::string::npos) continue;
+    at::Tensor keys = p.value().narrow(1, 2 * d, d);  // H x d x d
+    at::Tensor diagonal = keys.diagonal(0, 1, 2);
+    // 64 diagonal entries N(2, 1/16), 960 off it N(0, 1/16).
+    EXPECT_NEAR(diagonal.mean().item<double>(), 2, 0.1);
+    EXPECT_NEAR((keys.sum() - diagonal.sum()).item<double>() / (4 * 240), 0,
+                0.05);
+    EXPECT_NEAR(p.value().narrow(1, 0, 2 * d).mean().item<double>(), 0, 0.1);
+  }
+}
+
 // srwm_input residual, the authors' layer, is the same parameters wired
 // otherwise: LayerNorm(h) + Linear(SRWM(h)) instead of
 // h + Linear(SRWM(LayerNorm(h))). It applies to the SRWM and Fake-SR only.
