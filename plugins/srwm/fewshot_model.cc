@@ -126,9 +126,7 @@ class SequenceLayer : public torch::nn::Module {
 class Block : public torch::nn::Module {
  public:
   explicit Block(const ModelShape& shape)
-      : sequence_reads_residual_(shape.srwm_reads_residual &&
-                                 (shape.sequence_model == "srwm" ||
-                                  shape.sequence_model == "fake_sr")) {
+      : sequence_reads_residual_(shape.srwm_reads_residual) {
     const int64_t w = shape.width, ff = FeedForwardSize(shape);
     norm1_ = register_module(
         "norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({w})));
@@ -328,15 +326,15 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
                             absl::StrCat("must be a finite number >= 0 (got ",
                                          srwm.w0_init_std(), ")"));
   }
-  if (!std::isfinite(srwm.w0_key_identity())) {
-    return ConfigFieldError("model_config.w0_key_identity",
-                            absl::StrCat("must be a finite number (got ",
-                                         srwm.w0_key_identity(), ")"));
-  }
-  if (!std::isfinite(srwm.beta_init())) {
-    return ConfigFieldError(
-        "model_config.beta_init",
-        absl::StrCat("must be a finite number (got ", srwm.beta_init(), ")"));
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"w0_key_identity",
+                                       srwm.w0_key_identity()},
+        {"beta_init", srwm.beta_init()}}) {
+    if (!std::isfinite(value)) {
+      return ConfigFieldError(
+          absl::StrCat("model_config.", name),
+          absl::StrCat("must be a finite number (got ", value, ")"));
+    }
   }
   const std::string& srwm_input = srwm.srwm_input();
   if (!srwm_input.empty() && srwm_input != "layer_norm" &&
@@ -401,6 +399,7 @@ ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   const int64_t target = CountParameters(shape, ways);
   ModelShape best = shape;
   best.sequence_model = kind;
+  best.srwm_reads_residual = false;  // the authors' wiring of the SRWM only
   int64_t best_gap = std::numeric_limits<int64_t>::max();
   // (The LSTM has no heads: any width.)
   const int64_t step = kind == "lstm" ? 1 : shape.heads;

@@ -39,7 +39,7 @@ struct ModelShape {
   double label_input_scale = 4;
   double w0_key_identity = 0;        // + s I in W_0's key rows (srwm, fake_sr)
   double beta_init = 0;              // mean of W_0's rate rows (srwm, fake_sr)
-  bool srwm_reads_residual = false;  // srwm_input: residual
+  bool srwm_reads_residual = false;  // srwm_input residual, srwm/fake_sr
   bool query_loss_only = false;
 };
 
