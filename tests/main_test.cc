@@ -106,6 +106,35 @@ TEST_F(MainTest, SavedConfigRepeatsTheRunExactly) {
             ReadFile(tmp_ / "b/checkpoints/step-000000024.weights.pt"));
 }
 
+// Keeping freed memory (the default) changes where tensors live, not what
+// is computed; the user's MALLOC_* variables win, setting by setting.
+TEST_F(MainTest, FreedMemoryIsKeptByDefaultWithTheSameResults) {
+  Result kept = Run({"--config=" + tiny_, "--run_dir=kept", "--threads=1"});
+  ASSERT_EQ(kept.exit_code, 0) << kept.output;
+  Result glibc = Run({"--config=" + tiny_, "--run_dir=glibc", "--threads=1",
+                      "--keep_freed_memory=false"});
+  ASSERT_EQ(glibc.exit_code, 0) << glibc.output;
+  Result env = Run({"--config=" + tiny_, "--run_dir=env", "--threads=1"},
+                   "MALLOC_TOP_PAD_=1048576");
+  ASSERT_EQ(env.exit_code, 0) << env.output;
+  EXPECT_THAT(ReadFile(tmp_ / "kept/log.txt"),
+              HasSubstr("malloc: freed memory kept for reuse "
+                        "(MALLOC_MMAP_THRESHOLD_=32 MiB, "
+                        "MALLOC_TRIM_THRESHOLD_=1024 MiB, "
+                        "MALLOC_TOP_PAD_=256 MiB)"));
+  EXPECT_THAT(
+      ReadFile(tmp_ / "glibc/log.txt"),
+      HasSubstr("malloc: glibc's defaults (--keep_freed_memory=false)"));
+  EXPECT_THAT(ReadFile(tmp_ / "env/log.txt"),
+              HasSubstr("MALLOC_TRIM_THRESHOLD_=1024 MiB, MALLOC_TOP_PAD_ "
+                        "from the environment)"));
+  const std::string weights = "checkpoints/step-000000024.weights.pt";
+  EXPECT_EQ(ReadFile(tmp_ / "kept" / weights),
+            ReadFile(tmp_ / "glibc" / weights));
+  EXPECT_EQ(ReadFile(tmp_ / "kept" / weights),
+            ReadFile(tmp_ / "env" / weights));
+}
+
 // A family with its own training module and data source (the quine: its
 // coordinates, regeneration with an optimizer reset) runs under the plain
 // train pipeline, so with --nproc too, as a plain model does.

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -33,8 +32,6 @@
 
 namespace ouroboros::parallel {
 namespace {
-
-namespace fs = std::filesystem;
 
 // One pipeline of the job, its config resolved.
 struct Member {
