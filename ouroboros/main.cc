@@ -100,8 +100,8 @@ ABSL_FLAG(int, nproc, 1,
 ABSL_FLAG(bool, keep_freed_memory, true,
           "Have malloc keep memory that tensors free for the next step "
           "instead of returning it to the system and faulting it in again "
-          "(a 2000-step SRWM run: up to 6x faster on the 2-vCPU machines "
-          "here). A MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or "
+          "(the SRWM default run: 8x faster on the 2-vCPU machines here). "
+          "A MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or "
           "MALLOC_TOP_PAD_ in the environment wins for that setting.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads for LibTorch (OpenMP) and OpenBLAS. 0: measured "
@@ -119,8 +119,9 @@ namespace {
 // activations every time, and in some long runs every step faulted tens
 // of thousands of pages in again: a 2000-step SRWM run measured 27k page
 // faults per step, 40% of its time in the kernel and 1.5-2.5 steps/s,
-// against 10 steps/s with these settings beside it (the same results to
-// the last bit; tools/bench_malloc). Fixing the thresholds
+// against 10 steps/s with these settings beside it, and the SRWM default
+// run took 609 s instead of 77 s (the same results to the last bit;
+// tools/bench_malloc). Fixing the thresholds
 // keeps freed memory for reuse, at the cost of holding on to the run's
 // peak heap until it ends. Returns what is in force, for the log.
 std::string KeepFreedMemory(bool keep) {
