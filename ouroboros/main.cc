@@ -116,12 +116,10 @@ namespace {
 // glibc's malloc returns memory to the system when the top of its heap
 // grows past a threshold it adjusts as it goes, and serves large blocks
 // from fresh mmaps. A training step frees and allocates the same
-// activations every time, and in some long runs every step faulted tens
-// of thousands of pages in again: a 2000-step SRWM run measured 27k page
-// faults per step, 40% of its time in the kernel and 1.5-2.5 steps/s,
-// against 10 steps/s with these settings beside it, and the SRWM default
-// run took 609 s instead of 77 s (the same results to the last bit;
-// tools/bench_malloc). Fixing the thresholds
+// activations every time, and in long runs every step faulted tens of
+// thousands of pages in again: the SRWM default run took 609 s instead of
+// 77 s with these settings (29.4M page faults against 268k; the same
+// results to the last bit; tools/bench_malloc). Fixing the thresholds
 // keeps freed memory for reuse, at the cost of holding on to the run's
 // peak heap until it ends. Returns what is in force, for the log.
 std::string KeepFreedMemory(bool keep) {
@@ -133,7 +131,8 @@ std::string KeepFreedMemory(bool keep) {
   };
   constexpr int kMiB = 1 << 20;
   const Setting settings[] = {
-      // Above glibc's largest adjusted threshold, so none is adjusted.
+      // Setting it turns glibc's adjustment off; 32 MiB is as high as the
+      // adjustment goes.
       {M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", 32 * kMiB},
       {M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 1024 * kMiB},
       {M_TOP_PAD, "MALLOC_TOP_PAD_", 256 * kMiB},

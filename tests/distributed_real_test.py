@@ -13,6 +13,7 @@ bounded.
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -306,11 +307,16 @@ def test_preemption():
                     env=environment())
     seconds = time.monotonic() - start
     check(code == 0, "uninterrupted run failed:\n" + out)
+    trained = re.search(r"trained \d+ epochs?, \d+ steps in ([\d.]+) s", out)
+    check(trained is not None, "no 'trained ... in S s' line:\n" + out)
+    # Signals land within the training, not the start-up: each one at most a
+    # fifth of the training into its attempt, so four of them cannot use it up.
+    training_seconds = float(trained.group(1))
 
     seed = int(os.environ.get("PREEMPTION_SEED", time.time_ns() % 100000))
     rng = random.Random(seed)
-    print("preemption: seed %d (PREEMPTION_SEED=%d repeats it); a whole run takes %.1f s"
-          % (seed, seed, seconds))
+    print("preemption: seed %d (PREEMPTION_SEED=%d repeats it); a whole run takes %.1f s, "
+          "its training %.1f s" % (seed, seed, seconds, training_seconds))
     cut = os.path.join(TMP, "cut")
     argv = [MAIN, "--config=" + config, "--run_dir=" + cut] + common
     stops = 0
@@ -324,7 +330,7 @@ def test_preemption():
                 # A random moment of the training: the handler exists only
                 # once main() runs, after the dynamic loader's work.
                 wait_for_text(log, "epoch ", process)
-                time.sleep(rng.uniform(0.05, seconds * 0.25))
+                time.sleep(rng.uniform(0.05, max(0.1, training_seconds * 0.2)))
                 process.send_signal(signal_number)
             code = process.wait(timeout=LIMIT_SECONDS)
         with open(log) as f:
