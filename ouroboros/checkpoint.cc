@@ -88,6 +88,79 @@ void CopyNamedTensors(const c10::IValue& saved, torch::nn::Module& module) {
   }
 }
 
+// The components' states: the owners' names in order, then four typed
+// dictionaries per owner, keyed by its index (archive keys cannot hold the
+// owners' free-form names).
+constexpr char kComponentOwnersKey[] = "component_owners";
+
+std::string ComponentKey(size_t index, absl::string_view kind) {
+  return absl::StrCat("component_", index, "_", kind);
+}
+
+template <typename T>
+c10::Dict<std::string, T> ToDict(const ComponentState::Entries<T>& entries) {
+  c10::Dict<std::string, T> dict;
+  for (const auto& [key, value] : entries) dict.insert(key, value);
+  return dict;
+}
+
+void WriteComponentStates(const ComponentStates& components,
+                          torch::serialize::OutputArchive& archive) {
+  c10::List<std::string> owners;
+  size_t index = 0;
+  for (const auto& [owner, state] : components) {
+    owners.push_back(owner);
+    archive.write(ComponentKey(index, "ints"),
+                  c10::IValue(ToDict(state.ints())));
+    archive.write(ComponentKey(index, "doubles"),
+                  c10::IValue(ToDict(state.doubles())));
+    archive.write(ComponentKey(index, "strings"),
+                  c10::IValue(ToDict(state.strings())));
+    c10::Dict<std::string, at::Tensor> tensors;
+    for (const auto& [key, tensor] : state.tensors()) {
+      // Detached and contiguous: the checkpoint keeps the values, not a view
+      // into a live parameter.
+      tensors.insert(key, tensor.detach().contiguous());
+    }
+    archive.write(ComponentKey(index, "tensors"), c10::IValue(tensors));
+    ++index;
+  }
+  archive.write(kComponentOwnersKey, c10::IValue(owners));
+}
+
+// False when the archive predates component states.
+bool ReadComponentStates(torch::serialize::InputArchive& archive,
+                         ComponentStates* components) {
+  c10::IValue owners;
+  if (!archive.try_read(kComponentOwnersKey, owners)) return false;
+  size_t index = 0;
+  for (const c10::IValue& owner : owners.toListRef()) {
+    ComponentState& state = (*components)[owner.toStringRef()];
+    // Each of the four dictionaries, its entries through `set`.
+    const auto read = [&](absl::string_view kind, const auto& set) {
+      c10::IValue dict;
+      archive.read(ComponentKey(index, kind), dict);
+      for (const auto& entry : dict.toGenericDict()) {
+        set(entry.key().toStringRef(), entry.value());
+      }
+    };
+    read("ints", [&](const std::string& key, const c10::IValue& v) {
+      state.SetInt(key, v.toInt());
+    });
+    read("doubles", [&](const std::string& key, const c10::IValue& v) {
+      state.SetDouble(key, v.toDouble());
+    });
+    read("strings", [&](const std::string& key, const c10::IValue& v) {
+      state.SetString(key, v.toStringRef());
+    });
+    read("tensors", [&](const std::string& key, const c10::IValue& v) {
+      state.SetTensor(key, v.toTensor());
+    });
+    ++index;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
@@ -107,8 +180,13 @@ absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
     archive.write("has_best", c10::IValue(state.has_best));
     archive.write("epochs_without_improvement",
                   c10::IValue(state.epochs_without_improvement));
+    archive.write("last_train_loss", c10::IValue(state.last_train_loss));
+    archive.write("epoch_loss_sum", c10::IValue(state.epoch_loss_sum));
+    archive.write("epoch_loss_count", c10::IValue(state.epoch_loss_count));
+    archive.write("epoch_last_lr", c10::IValue(state.epoch_last_lr));
     archive.write("rng_state",
                   at::detail::getDefaultCPUGenerator().get_state());
+    WriteComponentStates(state.components, archive);
     archive.save_to([&payload](const void* data, size_t size) -> size_t {
       payload.append(static_cast<const char*>(data), size);
       return size;
@@ -186,6 +264,21 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
     if (archive.try_read("epochs_without_improvement", value)) {
       state.epochs_without_improvement = value.toInt();
     }
+    // Checkpoints from before 2026-12-04 have no losses: 0.
+    if (archive.try_read("last_train_loss", value)) {
+      state.last_train_loss = value.toDouble();
+    }
+    if (archive.try_read("epoch_loss_sum", value)) {
+      state.epoch_loss_sum = value.toDouble();
+    }
+    if (archive.try_read("epoch_loss_count", value)) {
+      state.epoch_loss_count = value.toInt();
+    }
+    if (archive.try_read("epoch_last_lr", value)) {
+      state.epoch_last_lr = value.toDouble();
+    }
+    state.has_component_states =
+        ReadComponentStates(archive, &state.components);
     at::Tensor rng;
     archive.read("rng_state", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();

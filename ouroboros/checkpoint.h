@@ -8,7 +8,9 @@
 //
 // A checkpoint holds the module's parameters and buffers, the optimizer's
 // state, the training position, the best metric so far and LibTorch's global
-// RNG state (dropout), in a LibTorch archive wrapped in a small header with a
+// RNG state (dropout), the components' own state (component_state.h: a
+// model's, hook's or data generator's cursor, counter or snapshots, by
+// owner), in a LibTorch archive wrapped in a small header with a
 // CRC32C, and is written to a temporary file and renamed: a crash never
 // leaves a partial checkpoint, and a corrupted one is refused by name.
 //
@@ -23,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ouroboros/component_state.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/torch_fwd.h"
 
@@ -40,6 +43,18 @@ struct CheckpointState {
   bool has_best = false;
   // Early stopping: epochs in a row without an improvement.
   int64_t epochs_without_improvement = 0;
+  // The last step's loss, and the epoch's loss so far (its sum over
+  // `epoch_loss_count` steps): a run resumed mid-epoch, or at its last step,
+  // reports the train losses an uninterrupted one does.
+  double last_train_loss = 0;
+  double epoch_loss_sum = 0;
+  int64_t epoch_loss_count = 0;
+  double epoch_last_lr = 0;
+  // Each component's own state, by owner. When loading: false for a
+  // checkpoint written before components had saved state (it loads; the
+  // components start their state afresh).
+  bool has_component_states = true;
+  ComponentStates components;
 };
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,

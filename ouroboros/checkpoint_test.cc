@@ -4,6 +4,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/archive.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ouroboros/crc32c.h"
 
 namespace ouroboros {
 namespace {
@@ -75,6 +77,80 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   EXPECT_TRUE(at::equal(at::rand({5}), next_random));
   TrainSteps(fresh, fresh_adam, 2);  // needs Adam's moments to match
   EXPECT_TRUE(at::equal(fresh.linear->weight, expected));
+}
+
+TEST_F(CheckpointTest, KeepsEachComponentsOwnStateByOwner) {
+  Net net;
+  torch::optim::Adam adam(net.module.parameters(), 0.1);
+  CheckpointState state{{1, 0, 9}, 0, false};
+  ComponentState& model = state.components["model quine"];
+  model.SetInt("cursor", 42);
+  model.SetDouble("scale", 0.125);
+  model.SetString("phase", "second pass");
+  model.SetTensor("order", at::arange(7).flip(0));
+  state.components["hooks[0] introspection_record"].SetTensor("snapshot/40",
+                                                              at::rand({3, 2}));
+  ASSERT_TRUE(SaveCheckpoint(Path("a.ckpt"), net.module, adam, state).ok());
+  absl::StatusOr<CheckpointState> loaded =
+      LoadCheckpoint(Path("a.ckpt"), net.module, adam);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->has_component_states);
+  ASSERT_EQ(loaded->components.size(), 2u);
+  EXPECT_TRUE(loaded->components.at("model quine") == model);
+  EXPECT_TRUE(loaded->components.at("hooks[0] introspection_record") ==
+              state.components.at("hooks[0] introspection_record"));
+  EXPECT_EQ(*loaded->components.at("model quine").GetInt("cursor"), 42);
+  EXPECT_THAT(
+      loaded->components.at("model quine").GetInt("nothing").status().message(),
+      HasSubstr("no integer 'nothing'"));
+  // A different value is a different state.
+  ComponentState other = model;
+  other.SetTensor("order", at::arange(7));
+  EXPECT_FALSE(other == model);
+}
+
+TEST_F(CheckpointTest, LoadsACheckpointWrittenBeforeComponentStates) {
+  at::manual_seed(3);
+  Net net;
+  torch::optim::Adam adam(net.module.parameters(), 0.1);
+  // The archive as the format-1 writer made it before component states.
+  std::string payload;
+  {
+    torch::serialize::OutputArchive archive;
+    c10::Dict<std::string, at::Tensor> tensors;
+    for (const auto& item : net.module.named_parameters()) {
+      tensors.insert(item.key(), item.value().detach());
+    }
+    archive.write("model", c10::IValue(tensors));
+    torch::serialize::OutputArchive optimizer_archive;
+    adam.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("epoch", c10::IValue(int64_t{1}));
+    archive.write("batch_in_epoch", c10::IValue(int64_t{0}));
+    archive.write("step", c10::IValue(int64_t{12}));
+    archive.write("best_metric", c10::IValue(0.5));
+    archive.write("has_best", c10::IValue(true));
+    archive.write("rng_state",
+                  at::detail::getDefaultCPUGenerator().get_state());
+    archive.save_to([&payload](const void* data, size_t size) -> size_t {
+      payload.append(static_cast<const char*>(data), size);
+      return size;
+    });
+  }
+  std::string file("OUROBOROS-CKPT\n", 16);
+  const auto put = [&file](uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) file.push_back((value >> (8 * i)) & 0xff);
+  };
+  put(1, 4);
+  put(payload.size(), 8);
+  put(Crc32c(payload), 4);
+  std::ofstream(Path("old.ckpt"), std::ios::binary) << file << payload;
+  absl::StatusOr<CheckpointState> loaded =
+      LoadCheckpoint(Path("old.ckpt"), net.module, adam);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->position.step, 12);
+  EXPECT_FALSE(loaded->has_component_states);
+  EXPECT_TRUE(loaded->components.empty());
 }
 
 TEST_F(CheckpointTest, RefusesACorruptedFile) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "ouroboros/config_schema.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
@@ -91,12 +92,18 @@ std::pair<std::string, std::string> SplitProtobufError(
   return {path, reason};
 }
 
-absl::Status JsonToMessage(const std::string& json,
-                           absl::string_view path_prefix,
+std::string ToJsonString(const google::protobuf::Message& message);
+
+// The schema check first (config_schema.h: the types, the names), then
+// Protobuf's parser (ranges, and anything the check lets through).
+absl::Status JsonToMessage(const Struct& root, absl::string_view path_prefix,
                            google::protobuf::Message* out) {
+  RETURN_IF_ERROR(
+      CheckJsonAgainstSchema(root, *out->GetDescriptor(), path_prefix));
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto status = google::protobuf::util::JsonStringToMessage(json, out, options);
+  auto status = google::protobuf::util::JsonStringToMessage(ToJsonString(root),
+                                                            out, options);
   if (status.ok()) return absl::OkStatus();
   auto [path, reason] = SplitProtobufError(status.message().as_string());
   if (!path_prefix.empty()) {
@@ -407,7 +414,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(
   }
 
   RunConfig config;
-  absl::Status status = JsonToMessage(ToJsonString(root), "", &config);
+  absl::Status status = JsonToMessage(root, "", &config);
   // A config without a model (a composite pipeline's, or one whose model
   // comes from --model) has its training sections checked once the model is
   // known: PluginRegistry::CheckConfig.
@@ -513,7 +520,7 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
 absl::Status ParseConfigSection(const Struct& section,
                                 absl::string_view section_path,
                                 google::protobuf::Message* out) {
-  return JsonToMessage(ToJsonString(section), section_path, out);
+  return JsonToMessage(section, section_path, out);
 }
 
 std::string RunConfigToJson(const RunConfig& config) {

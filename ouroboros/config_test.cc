@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "ouroboros/config_schema.h"
 
 namespace ouroboros {
 namespace {
@@ -84,13 +85,13 @@ INSTANTIATE_TEST_SUITE_P(
                   GoodWith("\"seed\": 3,", "\"seed\": 3, \"seed\": 4,"),
                   "bad.json: line 4, column 14: duplicate key 'seed'"},
         Malformed{"UnknownTopLevelField", GoodWith("\"seed\"", "\"sead\""),
-                  "bad.json: sead: unknown field (not in the schema)"},
+                  "bad.json: sead: unknown field; did you mean 'seed'?"},
         Malformed{"UnknownNestedField", GoodWith("\"lr\"", "\"lrr\""),
-                  "bad.json: optim_config.lrr: unknown field (not in the "
-                  "schema)"},
+                  "bad.json: optim_config.lrr: unknown field; did you mean "
+                  "'lr'?"},
         Malformed{"UnknownDeepField", GoodWith("\"noise\"", "\"nois\""),
-                  "bad.json: data_config.synthetic.nois: unknown field (not "
-                  "in the schema)"},
+                  "bad.json: data_config.synthetic.nois: unknown field; did "
+                  "you mean 'noise'?"},
         Malformed{"StringForNumber",
                   GoodWith("\"lr\": 0.01", "\"lr\": \"fast\""),
                   "bad.json: optim_config.lr: invalid value \"fast\": expected "
@@ -117,8 +118,38 @@ INSTANTIATE_TEST_SUITE_P(
             GoodWith("\"run_config\": {\"epochs\": 2, \"batch_size\": 16, "
                      "\"log_every_steps\": 5}",
                      "\"run_config\": [2]"),
-            "bad.json: run_config: expected an object or a single "
-            "value, not a list"},
+            "bad.json: run_config: invalid value [2]: expected a JSON "
+            "object (the TrainConfig section)"},
+        Malformed{
+            "NumberForObject",
+            GoodWith("\"run_config\": {\"epochs\": 2, \"batch_size\": 16, "
+                     "\"log_every_steps\": 5}",
+                     "\"run_config\": 3"),
+            "bad.json: run_config: invalid value 3: expected a JSON "
+            "object (the TrainConfig section)"},
+        Malformed{"QuotedInteger",
+                  GoodWith("\"epochs\": 2", "\"epochs\": \"2\""),
+                  "bad.json: run_config.epochs: invalid value \"2\": expected "
+                  "a whole number in 32-bit range (a number is written "
+                  "without quotes: 2)"},
+        Malformed{"QuotedNumber", GoodWith("\"lr\": 0.01", "\"lr\": \"0.01\""),
+                  "bad.json: optim_config.lr: invalid value \"0.01\": expected "
+                  "a number (a number is written without quotes: 0.01)"},
+        Malformed{"QuotedBool",
+                  GoodWith("\"epochs\": 2",
+                           "\"epochs\": 2, \"skip_plots\": \"true\""),
+                  "bad.json: run_config.skip_plots: invalid value \"true\": "
+                  "expected true or false"},
+        Malformed{"ScalarForList",
+                  GoodWith("\"seed\": 3", "\"seed\": 3, \"hooks\": 3"),
+                  "bad.json: hooks: invalid value 3: expected a list of JSON "
+                  "objects (the HookConfig section) (a list is written [3])"},
+        Malformed{"UnknownFieldFarFromAnyName",
+                  GoodWith("\"seed\": 3", "\"seed\": 3, \"zzzzzzzz\": 1"),
+                  "bad.json: zzzzzzzz: unknown field (not in the schema; "
+                  "known: run_name, model, pipeline, seed, data_config, "
+                  "optim_config, run_config, model_config, pipeline_config, "
+                  "score_config, hooks)"},
         Malformed{"ScalarForPluginSection",
                   GoodWith("\"model_config\": {\"layer_sizes\": [8, 8]}",
                            "\"model_config\": 3"),
@@ -208,8 +239,8 @@ TEST(ConfigOverrideTest, ErrorsNameTheFlag) {
   EXPECT_EQ(ParseRunConfig(kGood, "good.json", {"optim_config.lrr=1"})
                 .status()
                 .message(),
-            "--set=optim_config.lrr=1: optim_config.lrr: unknown field (not "
-            "in the schema)");
+            "--set=optim_config.lrr=1: optim_config.lrr: unknown field; did "
+            "you mean 'lr'?");
   EXPECT_EQ(ParseRunConfig(kGood, "good.json", {"seed.x=1"}).status().message(),
             "--set=seed.x=1: 'seed' is not an object, so it has no field 'x'");
   EXPECT_EQ(ParseRunConfig(kGood, "good.json", {"lr"}).status().message(),
@@ -233,8 +264,56 @@ TEST(ConfigSectionTest, PluginSectionErrorsCarryTheFullPath) {
   absl::Status s = ParseConfigSection(section, "optim_config.params", &out);
   ASSERT_TRUE(s.ok()) << s;
   (*section.mutable_fields())["nope"].set_bool_value(true);
-  EXPECT_EQ(ParseConfigSection(section, "optim_config.params", &out).message(),
-            "optim_config.params.nope: unknown field (not in the schema)");
+  EXPECT_EQ(
+      ParseConfigSection(section, "optim_config.params", &out).message(),
+      "optim_config.params.nope: unknown field (not in the schema; "
+      "known: name, lr, weight_decay, params, grad_clip_norm, scheduler)");
+}
+
+TEST(ConfigSectionTest, PluginListsAndNumbersAreStrict) {
+  // A section's list given a scalar, and its number given as a string.
+  google::protobuf::Struct section;
+  (*section.mutable_fields())["milestones"].set_number_value(64);
+  SchedulerConfig out;
+  EXPECT_EQ(
+      std::string(ParseConfigSection(section, "optim_config.scheduler", &out)
+                      .message()),
+      "optim_config.scheduler.milestones: invalid value 64: expected a "
+      "list of whole numbers in 32-bit range (a list is written [64])");
+  section.clear_fields();
+  (*section.mutable_fields())["gamma"].set_string_value("0.5");
+  EXPECT_EQ(
+      std::string(ParseConfigSection(section, "optim_config.scheduler", &out)
+                      .message()),
+      "optim_config.scheduler.gamma: invalid value \"0.5\": expected a "
+      "number (a number is written without quotes: 0.5)");
+  // One element of a list: its index in the path.
+  section.clear_fields();
+  google::protobuf::ListValue* list =
+      (*section.mutable_fields())["milestones"].mutable_list_value();
+  list->add_values()->set_number_value(3);
+  list->add_values()->set_string_value("5");
+  EXPECT_EQ(
+      std::string(ParseConfigSection(section, "optim_config.scheduler", &out)
+                      .message()),
+      "optim_config.scheduler.milestones[1]: invalid value \"5\": "
+      "expected a whole number in 32-bit range (a number is written "
+      "without quotes: 5)");
+  // What the JSON mapping writes for non-finite numbers still parses (the
+  // validators refuse it with their own reason), as does null.
+  section.clear_fields();
+  (*section.mutable_fields())["gamma"].set_string_value("Infinity");
+  (*section.mutable_fields())["step_size"].set_null_value(
+      google::protobuf::NULL_VALUE);
+  EXPECT_TRUE(ParseConfigSection(section, "s", &out).ok());
+}
+
+TEST(ConfigSectionTest, NearestNameIsATypoAwayOrNothing) {
+  EXPECT_EQ(NearestName("lrr", {"lr", "name", "params"}), "lr");
+  EXPECT_EQ(NearestName("batchsize", {"batch_size", "epochs"}), "batch_size");
+  EXPECT_EQ(NearestName("Epochs", {"batch_size", "epochs"}), "epochs");
+  EXPECT_EQ(NearestName("xyz", {"lr", "name"}), "");
+  EXPECT_EQ(NearestName("learning_rate", {"lr", "name"}), "");
 }
 
 TEST(ConfigFileTest, MissingFileIsNotFound) {

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "ouroboros/component_state.h"
 
 namespace ouroboros {
 
@@ -30,8 +31,10 @@ struct Batch {
 };
 
 // Training samples made on demand rather than stored, e.g. few-shot
-// episodes drawn afresh for every step.
-class SampleGenerator {
+// episodes drawn afresh for every step. One that keeps state between draws
+// saves it through Stateful (component_state.h); the Trainer checkpoints
+// the training split's generator.
+class SampleGenerator : public Stateful {
  public:
   virtual ~SampleGenerator() = default;
   // `count` samples for optimizer step `step` (0-based: the steps done

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ouroboros/component_state.h"
 #include "ouroboros/config.pb.h"
 #include "ouroboros/dataset.h"
 #include "ouroboros/torch_fwd.h"
@@ -48,8 +49,11 @@ struct FigureSpec {
 };
 
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)
-// to outputs, by default logits (batch x num_classes).
-class Model {
+// to outputs, by default logits (batch x num_classes). State that is not a
+// parameter or buffer of module() (a cursor, a shuffled order) goes into
+// the checkpoint through Stateful's SaveState / LoadState
+// (component_state.h), or a resumed run does not continue exactly.
+class Model : public Stateful {
  public:
   virtual ~Model() = default;
   // The torch module that owns every parameter and buffer (for optimizers,
@@ -163,13 +167,14 @@ struct TrainingView {
   bool writes_outputs = true;
 };
 
-// Runs inside any Trainer run that names it in the config's `hooks`. Hooks
-// are not checkpointed: one that keeps state across a resume must save it
-// in the run directory itself. On resume, OnTrainBegin sees the step of the
-// checkpoint, whose OnStepEnd already ran before the kill; the steps after
-// it run again (and the run is bit-identical to an uninterrupted one only if
-// the hook's own state is restored to that step).
-class TrainerHook {
+// Runs inside any Trainer run that names it in the config's `hooks`. A hook
+// that keeps state (counters, snapshots) saves it in the checkpoint through
+// Stateful's SaveState / LoadState (component_state.h): SaveState runs when
+// a checkpoint is written, after this step's OnStepEnd; on resume LoadState
+// runs before OnTrainBegin, which then sees the step of the checkpoint; the
+// steps after it run again. So a hook whose whole state goes through
+// SaveState resumes bit-identical to an uninterrupted run.
+class TrainerHook : public Stateful {
  public:
   virtual ~TrainerHook() = default;
   // Once the model, optimizer and (on resume) checkpoint are loaded.

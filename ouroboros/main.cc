@@ -606,6 +606,10 @@ struct ResumePlan {
   bool automatic = false;   // --resume=auto
   // --resume=auto found a checkpoint: the config this command must match.
   std::string saved_config;
+  // --resume=auto found no checkpoint but an earlier attempt's config.json:
+  // a composite pipeline (a tune, a parallel job) continues from its own
+  // records there; a training run starts afresh.
+  bool earlier_attempt = false;
 };
 
 absl::StatusOr<ResumePlan> PlanResume() {
@@ -622,9 +626,13 @@ absl::StatusOr<ResumePlan> PlanResume() {
           "in, or starts in when it holds no checkpoint yet");
     }
     resume.clear();
+    std::error_code ec;
     if (FindCheckpoint(dir).ok()) {
       resume = dir;
       plan.saved_config = CheckpointFile(dir, kConfigFile);
+    } else if (std::filesystem::is_regular_file(RunFile(dir, kConfigFile),
+                                                ec)) {
+      plan.earlier_attempt = true;
     }
   } else if (!resume.empty() && !absl::GetFlag(FLAGS_run_dir).empty()) {
     return absl::InvalidArgumentError(
@@ -786,7 +794,8 @@ absl::Status RunPipeline(const ResolvedRunSpec& spec, const ResumePlan& plan,
   context.run_dir = run_dir;
   context.registry = &registry;
   context.num_threads = threads;
-  context.resuming = !plan.run_dir.empty();
+  context.resuming = !plan.run_dir.empty() ||
+                     (plan.earlier_attempt && pipeline_entry->composite);
   context.resume_from = plan.checkpoint;
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       pipeline_entry->factory(context);

@@ -42,6 +42,8 @@ void RequestStop(int signal_number) {
   received_signal.compare_exchange_strong(expected, signal_number);
 }
 
+void ClearStopRequest() { received_signal.store(0); }
+
 absl::Status StoppedBySignal(absl::string_view what) {
   const int signal_number = StopSignal();
   return absl::CancelledError(absl::StrCat(

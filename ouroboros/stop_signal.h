@@ -29,6 +29,10 @@ int StopSignal();
 // of a stop in another way).
 void RequestStop(int signal_number);
 
+// Forgets the signal received or requested, so that a process can run
+// another Trainer after a stop (resume_check.h resumes in-process).
+void ClearStopRequest();
+
 // kCancelled: "stopped by SIGTERM <what>", e.g. what = "after step 12".
 absl::Status StoppedBySignal(absl::string_view what);
 

@@ -361,7 +361,10 @@ absl::Status Trainer::Setup() {
     absl::StatusOr<CheckpointState> state =
         LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
     if (!state.ok()) return state.status();
-    state_ = *state;
+    state_ = *std::move(state);
+    // The components' own states wait for the hooks (BuildHooks).
+    resumed_components_ = std::move(state_.components);
+    state_.components.clear();
     last_checkpoint_ = context_.resume_from;
     if (events_ != nullptr) {
       if (absl::Status s = events_->AddSessionStart(state_.position.step,
@@ -390,9 +393,90 @@ absl::Status Trainer::PrepareOutputs() {
   return absl::OkStatus();
 }
 
+std::vector<std::pair<std::string, Stateful*>> Trainer::StatefulComponents() {
+  std::vector<std::pair<std::string, Stateful*>> components;
+  components.emplace_back("model " + config().model(), model_.get());
+  if (data_.train.generator != nullptr) {
+    components.emplace_back("data " + config().data_config().dataset(),
+                            data_.train.generator.get());
+  }
+  for (int i = 0; i < static_cast<int>(hooks_.size()); ++i) {
+    components.emplace_back(
+        absl::StrCat("hooks[", i, "] ", config().hooks(i).name()),
+        hooks_[i].get());
+  }
+  const std::vector<const HookEntry*> every_run =
+      context_.registry->HooksForEveryRun();
+  for (size_t i = 0; i < every_run_hooks_.size() && i < every_run.size(); ++i) {
+    components.emplace_back("every-run hook " + every_run[i]->name,
+                            every_run_hooks_[i].get());
+  }
+  return components;
+}
+
+absl::Status Trainer::CollectComponentStates() {
+  state_.components.clear();
+  for (const auto& [owner, component] : StatefulComponents()) {
+    ComponentState saved;
+    absl::Status status = component->SaveState(&saved);
+    if (!status.ok()) {
+      return absl::Status(
+          status.code(),
+          absl::StrCat("saving the state of ", owner, ": ", status.message()));
+    }
+    if (!saved.empty()) state_.components[owner] = std::move(saved);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::RestoreComponentStates() {
+  if (context_.resume_from.empty()) return absl::OkStatus();
+  for (const auto& [owner, component] : StatefulComponents()) {
+    auto saved = resumed_components_.find(owner);
+    if (saved == resumed_components_.end()) {
+      // A component with nothing to save now had nothing saved then.
+      ComponentState fresh;
+      RETURN_IF_ERROR(component->SaveState(&fresh));
+      if (fresh.empty()) continue;
+      if (!state_.has_component_states) {
+        LOG(WARNING) << absl::StrFormat(
+            "%s was written before checkpoints held the components' own "
+            "state; %s starts its state afresh, so this resumed run may "
+            "differ from an uninterrupted one",
+            context_.resume_from, owner);
+        continue;
+      }
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: the checkpoint holds no state of %s, which keeps state (was "
+          "it written by another config?)",
+          context_.resume_from, owner));
+    }
+    absl::Status status;
+    const absl::Status thrown = CallTorch("loading the state of " + owner, [&] {
+      status = component->LoadState(saved->second);
+    });
+    if (!thrown.ok()) status = thrown;
+    if (!status.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("%s: the state of %s does not parse: %s",
+                          context_.resume_from, owner, status.message()));
+    }
+    LOG(INFO) << "resumed the own state of " << owner;
+    resumed_components_.erase(saved);
+  }
+  for (const auto& [owner, unused] : resumed_components_) {
+    LOG(WARNING) << absl::StrFormat(
+        "%s holds state of %s, which this run does not have; ignored",
+        context_.resume_from, owner);
+  }
+  resumed_components_.clear();
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::SaveStepCheckpoint() {
   if (!writes_outputs()) return absl::OkStatus();
   const std::string path = StepCheckpointPath();
+  RETURN_IF_ERROR(CollectComponentStates());
   RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
   RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(path), model_->module()));
   last_checkpoint_ = path;
@@ -502,6 +586,7 @@ absl::Status Trainer::BuildHooks() {
     LOG(INFO) << "hook " << entry->name << " (every run) from "
               << entry->source;
   }
+  RETURN_IF_ERROR(RestoreComponentStates());
   for (const auto& hook : hooks_) {
     RETURN_IF_ERROR(hook->OnTrainBegin(View()));
   }
@@ -582,6 +667,7 @@ class Trainer::BestCheckpoint : public BuiltinHook {
     const std::string best =
         CheckpointFile(trainer_.run_dir(), kBestCheckpointFile);
     torch::nn::Module& module = trainer_.model_->module();
+    RETURN_IF_ERROR(trainer_.CollectComponentStates());
     RETURN_IF_ERROR(SaveCheckpoint(best, module, *trainer_.optimizer_, state));
     // As beside every step checkpoint: the weights alone, for Python.
     RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), module));
@@ -641,6 +727,8 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   BuildBuiltinHooks();
   ASSIGN_OR_RETURN(const int64_t steps_per_epoch, StepsPerEpoch());
   TrainResult result;
+  // Resumed at the run's last step: no step runs, the checkpoint's counts.
+  result.last_train_loss = state_.last_train_loss;
   for (int64_t epoch = state_.position.epoch;
        epoch < config().run_config().epochs() && !PatienceRanOut(); ++epoch) {
     ASSIGN_OR_RETURN(EpochLoss loss,
@@ -698,6 +786,12 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
   if (group_ != nullptr) buffers = model_->module().buffers();
   model_->module().train();
   EpochLoss loss;
+  // Resumed mid-epoch: the steps before the checkpoint count too.
+  if (position.batch_in_epoch > 0) {
+    loss.sum = state_.epoch_loss_sum;
+    loss.count = state_.epoch_loss_count;
+    loss.last_lr = state_.epoch_last_lr;
+  }
   while (std::optional<Batch> batch = loader.Next()) {
     if (run.max_steps() > 0 && position.step >= run.max_steps()) {
       loss.reached_max_steps = true;
@@ -733,6 +827,10 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
     loss.last_lr = lr;
     ++loss.count;
     result->last_train_loss = step_loss;
+    state_.last_train_loss = step_loss;
+    state_.epoch_loss_sum = loss.sum;
+    state_.epoch_loss_count = loss.count;
+    state_.epoch_last_lr = lr;
     bar.Update(position.batch_in_epoch,
                absl::StrFormat("loss %.4f lr %.3g", step_loss, lr));
     RETURN_IF_ERROR(EndStep(step_loss, lr));

@@ -144,6 +144,15 @@ class Trainer final : public TrainingContext {
   absl::Status StopForSignal(int64_t batches_in_epoch);
   // The checkpoint directory, config copy and TensorBoard writer.
   absl::Status PrepareOutputs();
+  // Every component that may keep state of its own (component_state.h),
+  // by owner name: the model, the training split's generator, the hooks.
+  std::vector<std::pair<std::string, Stateful*>> StatefulComponents();
+  // Their SaveState into state_.components (the ones that wrote something).
+  absl::Status CollectComponentStates();
+  // On resume, once the hooks exist: each component's LoadState from the
+  // checkpoint; an error naming the owner when its state is missing or
+  // does not load.
+  absl::Status RestoreComponentStates();
   absl::Status SaveStepCheckpoint();
   // checkpoints/step-<the current step>.ckpt.
   std::string StepCheckpointPath() const;
@@ -214,6 +223,9 @@ class Trainer final : public TrainingContext {
   TrainingView View();
   absl::Status BuildHooks();
   CheckpointState state_;
+  // What the checkpoint resumed from holds for each component, until
+  // RestoreComponentStates hands it over.
+  ComponentStates resumed_components_;
   // This step's stop votes, when SynchronizeGradients carried them.
   int stop_votes_ = 0;
   bool stop_votes_exchanged_ = false;

@@ -421,7 +421,7 @@ def test_pipelines():
         with open(os.path.join(trial, "log.txt")) as f:
             check("resumed from" in f.read(), trial + " started over instead of resuming")
 
-    # A parallel job: same, and each member continues from its directory.
+    # A parallel job: same, resumed as a whole (each member continues).
     parallel = {"run_name": "par", "pipeline": "parallel", "pipeline_config": {
         "workers": 2, "threads_per_pipeline": 1,
         "pipelines": [{"name": "a", "config": base},
@@ -434,12 +434,15 @@ def test_pipelines():
     code, out = stop_parent([MAIN, "--config=" + parallel_config, "--run_dir=" + parallel_dir],
                             members, os.path.join(TMP, "parallel-stop.log"))
     check(code == 143, "parallel: exit %d after SIGTERM:\n%s" % (code, out))
+    check("--resume=" + parallel_dir in out, "parallel: no resume hint:\n" + out)
+    code, resumed_out = run([MAIN, "--resume=" + parallel_dir, "--threads=1"],
+                            env=environment())
+    check(code == 0, "resuming the parallel job failed:\n" + resumed_out)
     for member_dir in members:
-        check("--resume=" + member_dir in out, "parallel: no resume hint for %s:\n%s"
-              % (member_dir, out))
-        code, member_out = run([MAIN, "--resume=" + member_dir, "--threads=1"],
-                               env=environment())
-        check(code == 0, "resuming %s failed:\n%s" % (member_dir, member_out))
+        check(os.path.exists(os.path.join(member_dir, "metrics.json")),
+              member_dir + " did not finish after the parallel job's resume")
+        with open(os.path.join(member_dir, "log.txt")) as f:
+            check("resumed from" in f.read(), member_dir + " started over instead of resuming")
 
     # main --nproc=2: the launcher forwards SIGTERM, the ranks agree on a
     # step, rank 0 checkpoints, and the resumed job ends bit-identical.

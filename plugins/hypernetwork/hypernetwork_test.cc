@@ -396,9 +396,12 @@ INSTANTIATE_TEST_SUITE_P(
                    "stage_channels"},
         BadSection{R"({"architecture": "resnet", "stage_channels": [8, 0]})",
                    "model_config.stage_channels[1]: must be >= 1 (got 0)"},
-        BadSection{R"({"tile_size": 16})",
-                   "model_config.tile_size: unknown field (not in the "
-                   "schema)"}));
+        BadSection{
+            R"({"tile_size": 16})",
+            "model_config.tile_size: unknown field (not in the schema; known: "
+            "architecture, kernels, embedding_dim, hidden_dim, "
+            "tile_in_channels, tile_out_channels, kernel_size, "
+            "conv_channels, stage_channels, blocks_per_stage)"}));
 
 }  // namespace
 }  // namespace ouroboros::hypernetwork

@@ -7,9 +7,12 @@
 #include <torch/optim/optimizer.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -67,10 +70,6 @@ bool IsPlainFileName(const std::string& name) {
 
 }  // namespace
 
-std::string SnapshotPath(const std::string& run_dir, int64_t step) {
-  return absl::StrFormat("%s/%s/step-%09d.pt", run_dir, kSnapshotDir, step);
-}
-
 absl::Status CheckOptimizerState(std::string* optimizer_state,
                                  const std::string& optimizer,
                                  const std::string& field) {
@@ -90,38 +89,66 @@ absl::Status CheckOptimizerState(std::string* optimizer_state,
 
 namespace {
 
-// Snapshots of `steps` (those <= up_to) from the files of `run_dir`, for a
-// resume; DataLoss / NotFound naming a missing or damaged file.
-absl::Status LoadSnapshotFiles(const std::string& run_dir,
-                               const std::set<int64_t>& steps, int64_t up_to,
-                               int64_t numel, const char* hook,
-                               std::map<int64_t, at::Tensor>* snapshots) {
-  for (int64_t step : steps) {
-    if (step > up_to) break;
-    absl::StatusOr<at::Tensor> flat =
-        LoadSnapshotFile(SnapshotPath(run_dir, step), numel);
-    if (!flat.ok()) {
-      return absl::DataLossError(absl::StrCat(
-          hook, ": cannot resume at step ", up_to, ": the snapshot of step ",
-          step, " is needed: ", flat.status().message()));
+// The snapshots go into the checkpoint as tensors named "snapshot/<step>".
+constexpr char kSnapshotPrefix[] = "snapshot/";
+
+void SaveSnapshots(const std::map<int64_t, at::Tensor>& snapshots,
+                   ComponentState* state) {
+  state->SetInt("snapshots", static_cast<int64_t>(snapshots.size()));
+  for (const auto& [step, flat] : snapshots) {
+    state->SetTensor(absl::StrCat(kSnapshotPrefix, step), flat);
+  }
+}
+
+// Every snapshot a flat float tensor of the same size.
+absl::Status LoadSnapshots(const ComponentState& state,
+                           std::map<int64_t, at::Tensor>* snapshots) {
+  ASSIGN_OR_RETURN(const int64_t count, state.GetInt("snapshots"));
+  snapshots->clear();
+  for (const auto& [key, flat] : state.tensors()) {
+    int64_t step = 0;
+    if (!absl::StartsWith(key, kSnapshotPrefix) ||
+        !absl::SimpleAtoi(key.substr(strlen(kSnapshotPrefix)), &step)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected tensor '", key, "'"));
     }
-    (*snapshots)[step] = *std::move(flat);
+    if (flat.dim() != 1 || flat.scalar_type() != at::kFloat ||
+        (!snapshots->empty() &&
+         flat.numel() != snapshots->begin()->second.numel())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the snapshot of step ", step,
+                       " is not a flat float tensor of the "
+                       "same size as the others"));
+    }
+    (*snapshots)[step] = flat;
+  }
+  if (static_cast<int64_t>(snapshots->size()) != count) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        count, " snapshots listed, ", snapshots->size(), " found"));
   }
   return absl::OkStatus();
 }
 
-void RemoveSnapshotFiles(const std::string& run_dir) {
-  if (run_dir.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(run_dir + "/" + kSnapshotDir, ec);
-  if (ec) {
-    LOG(WARNING) << run_dir << "/" << kSnapshotDir
-                 << ": cannot remove: " << ec.message();
+// On resume at `step`: every wanted step up to it has its snapshot, of the
+// model's `numel` weights.
+absl::Status CheckResumedSnapshots(
+    const std::set<int64_t>& wanted, int64_t step, int64_t numel,
+    const std::map<int64_t, at::Tensor>& snapshots, const char* hook) {
+  for (int64_t needed : wanted) {
+    if (needed > step) break;
+    auto it = snapshots.find(needed);
+    if (it == snapshots.end()) {
+      return absl::DataLossError(absl::StrCat(
+          hook, ": cannot resume at step ", step, ": the snapshot of step ",
+          needed, " is needed and the checkpoint does not hold it"));
+    }
+    if (it->second.numel() != numel) {
+      return absl::DataLossError(absl::StrCat(
+          hook, ": cannot resume at step ", step, ": the snapshot of step ",
+          needed, " has ", it->second.numel(), " weights, the model ", numel));
+    }
   }
-}
-
-absl::Status CreateSnapshotDir(const std::string& run_dir) {
-  return MakeDirectories(run_dir + "/" + kSnapshotDir);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -191,7 +218,6 @@ absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
   // One rank records: the others train the same weights.
   active_ = view.writes_outputs;
   if (!active_) return absl::OkStatus();
-  run_dir_ = view.run_dir;
   layout_ = LayoutOf(*view.module);
   for (int64_t t : config_.t_steps()) {
     t_steps_.push_back(t);
@@ -201,36 +227,34 @@ absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
   LOG(INFO) << absl::StrFormat("%s: %d weights, snapshots at steps %s",
                                kRecordHook, layout_.total,
                                absl::StrJoin(wanted_, ", "));
-  if (view.step == 0) {
-    if (!run_dir_.empty()) {
-      RETURN_IF_ERROR(CreateSnapshotDir(run_dir_));
-    }
-    return Take(view);
-  }
+  if (view.step == 0) return Take(view);
   // Resumed at view.step (whose snapshot, if wanted, was taken before the
-  // checkpoint): the dataset is complete, or its earlier snapshots are on
-  // disk.
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(output_path_, ec)) {
+  // checkpoint): LoadState brought the snapshots from the checkpoint.
+  if (written_) {
     LOG(INFO) << absl::StrFormat("%s: resumed at step %d; %s is complete",
                                  kRecordHook, view.step, output_path_);
-    written_ = true;
-    RemoveSnapshotFiles(run_dir_);
     return absl::OkStatus();
   }
-  if (run_dir_.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(kRecordHook, ": cannot resume at step ", view.step,
-                     " without a run directory holding the snapshots"));
-  }
-  RETURN_IF_ERROR(LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
-                                    kRecordHook, &snapshots_));
+  RETURN_IF_ERROR(CheckResumedSnapshots(wanted_, view.step, layout_.total,
+                                        snapshots_, kRecordHook));
   std::vector<int64_t> loaded;
   for (const auto& [step, flat] : snapshots_) loaded.push_back(step);
   LOG(INFO) << absl::StrFormat(
       "%s: resumed at step %d with the snapshots of steps %s", kRecordHook,
       view.step, absl::StrJoin(loaded, ", "));
   return absl::OkStatus();
+}
+
+absl::Status RecordHook::SaveState(ComponentState* state) const {
+  state->SetInt("written", written_ ? 1 : 0);
+  SaveSnapshots(snapshots_, state);
+  return absl::OkStatus();
+}
+
+absl::Status RecordHook::LoadState(const ComponentState& state) {
+  ASSIGN_OR_RETURN(const int64_t written, state.GetInt("written"));
+  written_ = written != 0;
+  return LoadSnapshots(state, &snapshots_);
 }
 
 absl::Status RecordHook::Take(const TrainingView& view) {
@@ -242,12 +266,6 @@ absl::Status RecordHook::Take(const TrainingView& view) {
     snapshots_[view.step] = Snapshot(*view.module);
   });
   const bool last = view.step == *wanted_.rbegin();
-  // Kept on disk for a resume, but for the last one (the dataset is written
-  // right away).
-  if (status.ok() && !last && !run_dir_.empty()) {
-    status = SaveSnapshotFile(snapshots_[view.step],
-                              SnapshotPath(run_dir_, view.step));
-  }
   snapshot_seconds_ += SecondsSince(start);
   if (!status.ok()) return status;
   if (last) return Write(view);
@@ -294,11 +312,10 @@ absl::Status RecordHook::Write(const TrainingView& view) {
   RETURN_IF_ERROR(SaveHistoryDataset(*dataset, output_path_));
   LOG(INFO) << absl::StrFormat(
       "%s: %d rows (t = %s) from %d snapshots of %d weights -> %s; "
-      "snapshots (and their files) took %.1f ms in all",
+      "snapshots took %.1f ms in all",
       kRecordHook, dataset->size(), absl::StrJoin(complete, ", "),
       snapshots_.size(), layout_.total, output_path_, 1000 * snapshot_seconds_);
   snapshots_.clear();
-  RemoveSnapshotFiles(run_dir_);
   return absl::OkStatus();
 }
 
@@ -327,16 +344,26 @@ absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
   LOG(INFO) << absl::StrFormat(
       "%s: %d weights, jumps at steps %s (optimizer state: %s)", kJumpHook,
       layout_.total, absl::StrJoin(jumps_, ", "), config_.optimizer_state());
-  if (view.writes_outputs && !run_dir_.empty()) {
-    RETURN_IF_ERROR(CreateSnapshotDir(run_dir_));
-  }
   if (view.step == 0) return OnStepEnd(view);
   // Resumed at view.step: the snapshots up to it were taken (after any jump
-  // of their step) before the checkpoint and kept on disk.
-  RETURN_IF_ERROR(LoadSnapshotFiles(run_dir_, wanted_, view.step, layout_.total,
-                                    kJumpHook, &snapshots_));
+  // of their step) before the checkpoint, which holds the ones still needed.
+  std::set<int64_t> needed;
+  for (int64_t t : jumps_) {
+    for (int k = 0; k < 3; ++k) needed.insert(HistorySteps(t)[k]);
+  }
+  RETURN_IF_ERROR(CheckResumedSnapshots(needed, view.step, layout_.total,
+                                        snapshots_, kJumpHook));
   wanted_.erase(wanted_.begin(), wanted_.upper_bound(view.step));
   return absl::OkStatus();
+}
+
+absl::Status JumpHook::SaveState(ComponentState* state) const {
+  SaveSnapshots(snapshots_, state);
+  return absl::OkStatus();
+}
+
+absl::Status JumpHook::LoadState(const ComponentState& state) {
+  return LoadSnapshots(state, &snapshots_);
 }
 
 absl::Status JumpHook::OnStepEnd(const TrainingView& view) {
@@ -345,14 +372,9 @@ absl::Status JumpHook::OnStepEnd(const TrainingView& view) {
   }
   // After a jump: later histories see the weights it wrote.
   if (wanted_.count(view.step) > 0) {
-    absl::Status status = CallTorch("snapshot of the weights", [&] {
+    RETURN_IF_ERROR(CallTorch("snapshot of the weights", [&] {
       snapshots_[view.step] = Snapshot(*view.module);
-    });
-    if (status.ok() && view.writes_outputs && !run_dir_.empty()) {
-      status = SaveSnapshotFile(snapshots_[view.step],
-                                SnapshotPath(run_dir_, view.step));
-    }
-    if (!status.ok()) return status;
+    }));
     wanted_.erase(view.step);
   }
   return absl::OkStatus();
@@ -395,8 +417,8 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
       "%s at step %d: %d weights jumped, mean |w(2t)-w(t)| %.3g (mean "
       "|w(t)-w(0)| %.3g) in %.1f ms",
       kJumpHook, t, layout_.total, moved, trend, 1000 * seconds);
-  // Snapshots no later jump needs leave memory (their files stay until the
-  // end: a resume from an earlier checkpoint needs them again).
+  // Snapshots no later jump needs leave memory and later checkpoints (an
+  // earlier checkpoint still holds them for a resume from there).
   for (auto it = snapshots_.begin(); it != snapshots_.end();) {
     bool needed = false;
     for (int64_t later : jumps_) {
@@ -421,7 +443,6 @@ absl::Status JumpHook::OnTrainEnd(const TrainingView& view) {
         "reached",
         kJumpHook, view.step, absl::StrJoin(jumps_, ", "));
   }
-  if (view.writes_outputs) RemoveSnapshotFiles(run_dir_);
   return absl::OkStatus();
 }
 

@@ -14,10 +14,10 @@
 // at each jump step t replaces every weight by I's prediction of w(2t), in
 // one batched pass; the optimizer's state is kept or reset
 // (optimizer_state). Both hooks keep the snapshots a resume may still need
-// as files in <run dir>/introspection/ (step-N.pt, written atomically) and
-// reload them in OnTrainBegin, so a killed and resumed run records the same
-// dataset and jumps the same way as an uninterrupted one. In a distributed
-// run only the rank that writes outputs writes files (every rank jumps).
+// in the checkpoint (their SaveState / LoadState, component_state.h), so a
+// killed and resumed run records the same dataset and jumps the same way as
+// an uninterrupted one. In a distributed run only the rank that writes
+// outputs records (every rank jumps).
 #ifndef PLUGINS_INTROSPECTIVE_HOOKS_H_
 #define PLUGINS_INTROSPECTIVE_HOOKS_H_
 
@@ -46,12 +46,6 @@ inline constexpr char kJumpHook[] = "introspection_jump";
 inline constexpr char kHistoriesFile[] = "introspection_histories.pt";
 // One JSON line per jump, in the run directory.
 inline constexpr char kJumpLogFile[] = "introspection_jumps.jsonl";
-// The snapshots kept for a resume, in the run directory.
-inline constexpr char kSnapshotDir[] = "introspection";
-
-// <run_dir>/introspection/step-<9 digits>.pt
-std::string SnapshotPath(const std::string& run_dir, int64_t step);
-
 // Strict parsing and checks of the hooks' sections; errors read
 // "<section_path>.<field>: reason". Defaults are filled in.
 absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
@@ -73,14 +67,15 @@ absl::Status CheckOptimizerState(std::string* optimizer_state,
 
 class RecordHook : public TrainerHook {
  public:
-  // `output_path`: where the dataset goes; `seed`: of the sampling. The
-  // snapshots a resume needs go to view.run_dir/introspection/ (none if
-  // view.run_dir is empty).
+  // `output_path`: where the dataset goes; `seed`: of the sampling.
   RecordHook(RecordHookConfig config, std::string output_path, uint64_t seed);
 
   absl::Status OnTrainBegin(const TrainingView& view) override;
   absl::Status OnStepEnd(const TrainingView& view) override;
   absl::Status OnTrainEnd(const TrainingView& view) override;
+  // The snapshots held and whether the dataset is written.
+  absl::Status SaveState(ComponentState* state) const override;
+  absl::Status LoadState(const ComponentState& state) override;
 
   // The snapshots held now, by step.
   const std::map<int64_t, at::Tensor>& snapshots() const { return snapshots_; }
@@ -95,7 +90,6 @@ class RecordHook : public TrainerHook {
   std::string output_path_;
   uint64_t seed_;
   bool active_ = true;            // false on a rank that writes no outputs
-  std::string run_dir_;           // for the snapshot files; empty: none
   std::vector<int64_t> t_steps_;  // the t whose history can be complete
   std::set<int64_t> wanted_;      // steps to snapshot
   ParameterLayout layout_;
@@ -113,9 +107,11 @@ class JumpHook : public TrainerHook {
   absl::Status OnStepEnd(const TrainingView& view) override;
   absl::Status OnEpochEnd(const TrainingView& view,
                           std::map<std::string, double>* metrics) override;
-  // Warns about jump steps the run never reached; removes the snapshot
-  // files.
+  // Warns about jump steps the run never reached.
   absl::Status OnTrainEnd(const TrainingView& view) override;
+  // The snapshots later jumps still need.
+  absl::Status SaveState(ComponentState* state) const override;
+  absl::Status LoadState(const ComponentState& state) override;
 
   int jumps_done() const { return jumps_done_; }
 

@@ -133,25 +133,6 @@ void BM_SnapshotOneMillionWeightsColdCache(benchmark::State& state) {
 }
 BENCHMARK(BM_SnapshotOneMillionWeightsColdCache)->Unit(benchmark::kMillisecond);
 
-// A snapshot and the file kept for a resume (4 MB, written atomically), as
-// the recorder and the jump hook take each snapshot but a recorder's last.
-void BM_SnapshotWithFileOneMillionWeights(benchmark::State& state) {
-  torch::manual_seed(1);
-  MillionWeightMlp mlp;
-  const char* tmp = std::getenv("TMPDIR");
-  const std::string path =
-      std::string(tmp != nullptr ? tmp : "/tmp") + "/bm_snapshot.pt";
-  for (auto _ : state) {
-    at::Tensor flat = Snapshot(*mlp.module);
-    if (!SaveSnapshotFile(flat, path).ok()) {
-      state.SkipWithError("cannot write the snapshot file");
-      break;
-    }
-  }
-  std::remove(path.c_str());
-}
-BENCHMARK(BM_SnapshotWithFileOneMillionWeights)->Unit(benchmark::kMillisecond);
-
 // A training step of the same model (batch 128, SGD): what a snapshot is
 // compared with.
 void BM_TrainingStepOneMillionWeights(benchmark::State& state) {

@@ -117,18 +117,15 @@ TEST_F(IntrospectiveMainTest, KilledAndResumedRunRecordsAndJumpsLikeAWholeOne) {
   Result whole = Run(with({"--run_dir=whole"}));
   ASSERT_EQ(whole.exit_code, 0) << whole.output;
   // Killed after step 7 (checkpoint 5: jump 6 must be redone from the
-  // snapshots of 0, 2, 4 on disk), then after step 12 (checkpoint 10: the
-  // recorder needs 0..10 from disk, the jump at 20 the snapshots of 0, 8).
+  // snapshots of 0, 2, 4 in it), then after step 12 (checkpoint 10: the
+  // recorder needs 0..10 from it, the jump at 20 the snapshots of 0, 8).
   Result first = RunProgram(main_, with({"--run_dir=cut", "--threads=1"}),
                             KillAtStepEnvironment(7));
   ASSERT_NE(first.exit_code, 0) << first.output;
-  ASSERT_TRUE(fs::exists(scratch() / "cut/introspection/step-000000004.pt"));
   Result second = RunProgram(main_, {"--resume=cut", "--threads=1"},
                              KillAtStepEnvironment(12));
   ASSERT_NE(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("step 5"));
-  fs::copy(scratch() / "cut", scratch() / "broken",
-           fs::copy_options::recursive);
   Result third = Run({"--resume=cut"});
   ASSERT_EQ(third.exit_code, 0) << third.output;
   EXPECT_THAT(third.output, HasSubstr("resumed at step 10 with the snapshots "
@@ -150,17 +147,27 @@ TEST_F(IntrospectiveMainTest, KilledAndResumedRunRecordsAndJumpsLikeAWholeOne) {
   EXPECT_EQ(FormatJson(Metrics("cut")), FormatJson(Metrics("whole")));
   EXPECT_THAT(ReadFile(scratch() / "cut/introspection_jumps.jsonl"),
               HasSubstr("\"step\": 20}"));
+  // Nothing of the hooks' own beside the checkpoints.
   EXPECT_FALSE(fs::exists(scratch() / "cut/introspection"));
-  EXPECT_FALSE(fs::exists(scratch() / "whole/introspection"));
 
-  // A snapshot a resume needs is gone: refused by name, not skipped.
-  fs::remove(scratch() / "broken/introspection/step-000000000.pt");
+  // A checkpoint without the hooks' state (a run without them, given their
+  // config afterwards): refused by owner, not started afresh.
+  Result plain =
+      RunProgram(main_,
+                 {"--config=tiny.json", "--run_dir=broken", "--threads=1",
+                  "--set=run_config.checkpoint_every_steps=5"},
+                 KillAtStepEnvironment(7));
+  ASSERT_NE(plain.exit_code, 0) << plain.output;
+  for (const char* config : {"config.json", "checkpoints/config.json"}) {
+    fs::copy_file(scratch() / "cut" / config, scratch() / "broken" / config,
+                  fs::copy_options::overwrite_existing);
+  }
   Result broken = Run({"--resume=broken"});
   EXPECT_EQ(broken.exit_code, 2) << broken.output;
   EXPECT_THAT(broken.output,
-              HasSubstr("cannot resume at step 10: the snapshot of step 0 is "
-                        "needed: "));
-  EXPECT_THAT(broken.output, HasSubstr("step-000000000.pt: cannot read"));
+              HasSubstr("step-000000005.ckpt: the checkpoint holds no state "
+                        "of hooks[0] introspection_record, which keeps "
+                        "state"));
 }
 
 TEST_F(IntrospectiveMainTest, BadJumpSetupsExitTwoBeforeTheRunDirectoryExists) {

@@ -89,29 +89,6 @@ absl::StatusOr<std::vector<char>> ReadFileBytes(const std::string& path) {
                            std::istreambuf_iterator<char>());
 }
 
-absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path) {
-  return SavePickled(c10::IValue(flat.contiguous()), path);
-}
-
-absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
-                                            int64_t numel) {
-  absl::StatusOr<std::vector<char>> bytes = ReadFileBytes(path);
-  if (!bytes.ok()) return bytes.status();
-  at::Tensor flat;
-  absl::Status status = CallTorch("reading " + path, [&] {
-    flat = torch::pickle_load(*bytes).toTensor();
-    TORCH_CHECK(flat.dim() == 1 && flat.scalar_type() == at::kFloat &&
-                    flat.numel() == numel,
-                "expected a flat float tensor of ", numel, " weights, got ",
-                flat.sizes(), " ", flat.scalar_type());
-  });
-  if (!status.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": not a weight snapshot of this model: ", status.message()));
-  }
-  return flat;
-}
-
 std::array<int64_t, 4> HistorySteps(int64_t t) {
   return {0, std::llround(0.4 * static_cast<double>(t)),
           std::llround(0.7 * static_cast<double>(t)), t};

@@ -60,14 +60,6 @@ absl::Status SavePickled(const c10::IValue& value, const std::string& path);
 // The bytes of `path`; NotFound naming it if it cannot be read.
 absl::StatusOr<std::vector<char>> ReadFileBytes(const std::string& path);
 
-// A snapshot as a file (a torch-pickled float tensor, written atomically),
-// so that a hook can keep its snapshots across a resume. Load refuses
-// (DataLoss naming the file) a file that is not a flat float tensor of
-// `numel` weights; NotFound if there is none.
-absl::Status SaveSnapshotFile(const at::Tensor& flat, const std::string& path);
-absl::StatusOr<at::Tensor> LoadSnapshotFile(const std::string& path,
-                                            int64_t numel);
-
 // The history steps of t: 0, round(0.4 t), round(0.7 t), t (halves round
 // up: t = 15 gives 0, 6, 11, 15).
 std::array<int64_t, 4> HistorySteps(int64_t t);

@@ -82,10 +82,22 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{R"({"layer_sizes": [4], "dropout": 1})",
                    "model_config.dropout: must be in [0, 1) (got 1)"},
         BadSection{R"({"layer_sizes": [4], "width": 3})",
-                   "model_config.width: unknown field (not in the schema)"},
+                   "model_config.width: unknown field (not in the schema; "
+                   "known: layer_sizes, activation, dropout)"},
         BadSection{R"({"layer_sizes": "wide"})",
                    "model_config.layer_sizes: invalid value \"wide\": expected "
-                   "a whole number in 32-bit range"}));
+                   "a list of whole numbers in 32-bit range (a list is written "
+                   "[\"wide\"])"},
+        BadSection{R"({"layer_sizes": 64})",
+                   "model_config.layer_sizes: invalid value 64: expected a "
+                   "list of whole numbers in 32-bit range (a list is written "
+                   "[64])"},
+        BadSection{R"({"layer_sizes": [4], "dropout": "0.2"})",
+                   "model_config.dropout: invalid value \"0.2\": expected a "
+                   "number (a number is written without quotes: 0.2)"},
+        BadSection{R"({"layer_sizes": [4], "dropot": 0.2})",
+                   "model_config.dropot: unknown field; did you mean "
+                   "'dropout'?"}));
 
 }  // namespace
 }  // namespace ouroboros::mlp

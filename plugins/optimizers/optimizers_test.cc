@@ -117,8 +117,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadParams{"adagrad", R"({"eps": -1})",
                   "optim_config.params.eps: must be > 0 (got -1)"},
         BadParams{"adam", R"({"beta1": 0.9})",
-                  "optim_config.params.beta1: unknown field (not in the "
-                  "schema)"}));
+                  "optim_config.params.beta1: unknown field; did you mean "
+                  "'betas'?"}));
 
 }  // namespace
 }  // namespace ouroboros::optimizers

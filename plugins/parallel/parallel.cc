@@ -187,6 +187,9 @@ class ParallelPipeline : public Pipeline {
       std::vector<std::string> argv = {*self, "--config=" + config_path,
                                        "--run_dir=" + RunDirOf(member),
                                        absl::StrCat("--threads=", threads)};
+      // Resumed as a whole: each member continues from its checkpoint or
+      // its records, starts if it never did, and is left alone if done.
+      if (context_.resuming) argv.push_back("--resume=auto");
       argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
       pool.Add({member.name, argv, dir + "/" + member.name + ".out",
                 parallel_.timeout_seconds(), WithoutDistributedEnvironment()});
@@ -311,18 +314,14 @@ class ParallelPipeline : public Pipeline {
     if (pool.interrupted()) {
       std::vector<std::string> unfinished;
       for (int i = 0; i < pool.size(); ++i) {
-        if (pool.status(i).state != ChildState::kInterrupted) continue;
-        unfinished.push_back(
-            FindCheckpoint(RunDirOf(members_[i])).ok()
-                ? absl::StrCat("--resume=", RunDirOf(members_[i]))
-                : absl::StrCat(members_[i].name,
-                               " (not started: --config=", context_.run_dir,
-                               "/", members_[i].name, ".json)"));
+        if (pool.status(i).state == ChildState::kInterrupted) {
+          unfinished.push_back(members_[i].name);
+        }
       }
-      return StoppedBySignal(
-          absl::StrCat("during the parallel job: ", unfinished.size(), " of ",
-                       pool.size(), " pipelines stopped; continue each: ",
-                       absl::StrJoin(unfinished, ", ")));
+      return StoppedBySignal(absl::StrCat(
+          "during the parallel job: ", unfinished.size(), " of ", pool.size(),
+          " pipelines stopped (", absl::StrJoin(unfinished, ", "),
+          "); continue the job with --resume=", context_.run_dir));
     }
     if (!failed.empty()) {
       return absl::InternalError(
@@ -345,12 +344,6 @@ absl::Status ValidateParallelConfig(const RunConfig& config) {
 
 absl::StatusOr<std::unique_ptr<Pipeline>> MakeParallelPipeline(
     const PipelineContext& context) {
-  if (context.resuming) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "a parallel job is not resumed as a whole; resume each unfinished "
-        "pipeline from its own directory: --resume=",
-        context.run_dir, "/pipelines/<name>"));
-  }
   absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
   if (!distributed.ok()) return distributed.status();
   if (distributed->enabled()) {

@@ -323,6 +323,40 @@ at::Tensor QuineModel::NextCoordinates() {
   return batch;
 }
 
+absl::Status QuineModel::SaveState(ComponentState* state) const {
+  if (!auxiliary()) return absl::OkStatus();
+  state->SetInt("coordinate_pass", coordinate_pass_);
+  state->SetInt("coordinate_cursor", coordinate_cursor_);
+  if (coordinate_order_.defined()) {
+    state->SetTensor("coordinate_order", coordinate_order_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status QuineModel::LoadState(const ComponentState& state) {
+  if (!auxiliary()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const int64_t pass, state.GetInt("coordinate_pass"));
+  ASSIGN_OR_RETURN(const int64_t cursor, state.GetInt("coordinate_cursor"));
+  at::Tensor order;
+  if (state.Has("coordinate_order")) {
+    ASSIGN_OR_RETURN(order, state.GetTensor("coordinate_order"));
+    if (order.dim() != 1 || order.size(0) != num_parameters() ||
+        order.scalar_type() != at::kLong) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coordinate_order is not ", num_parameters(), " int64 indices"));
+    }
+  }
+  if (pass < 0 || cursor < 0 || cursor > num_parameters()) {
+    return absl::InvalidArgumentError(absl::StrCat("coordinate_pass ", pass,
+                                                   " or coordinate_cursor ",
+                                                   cursor, " out of range"));
+  }
+  coordinate_pass_ = pass;
+  coordinate_cursor_ = cursor;
+  coordinate_order_ = order;
+  return absl::OkStatus();
+}
+
 at::Tensor QuineModel::PredictWeights(const at::Tensor& coordinates) {
   // Row c of the projection is what the one-hot vector e_c would select.
   return PredictFromEmbedding(

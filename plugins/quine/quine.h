@@ -95,6 +95,11 @@ class QuineModel : public Model {
   // plots/quine.png: L_SR, rho and sum(theta^2) per epoch before
   // regeneration, the regenerations marked.
   std::vector<FigureSpec> Figures() const override;
+  // The auxiliary quine's coordinate order (its pass, cursor and the order
+  // itself), so that a resumed run draws the coordinates an uninterrupted
+  // one would. The vanilla quine has no state beyond its tensors.
+  absl::Status SaveState(ComponentState* state) const override;
+  absl::Status LoadState(const ComponentState& state) override;
 
   // f_theta(c) for int64 coordinates (the image half of the input is zero).
   at::Tensor PredictWeights(const at::Tensor& coordinates);

@@ -7,9 +7,12 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/data.h"
@@ -362,6 +365,76 @@ TEST_F(QuineRunTest, AuxiliaryRunReportsTaskAndReplication) {
     EXPECT_TRUE(result->test.count(metric)) << metric;
   }
   EXPECT_GT(result->test.at("accuracy"), 0.5);  // 3 well separated clusters
+}
+
+TEST_F(QuineRunTest, AuxiliaryRunResumesToTheSameWeights) {
+  // 5 of 105 coordinates a step: the order is reshuffled every 21 steps, so
+  // the resume lands in the middle of a pass.
+  const std::string section = R"({"variant": "auxiliary",
+      "coordinate_embedding": 4, "image_embedding": 4, "hidden_sizes": [8],
+      "task_weight": 1, "coordinates_per_step": 5})";
+  RunConfig whole = ConfigWith(section, R"({"epochs": 4, "batch_size": 5})");
+  absl::StatusOr<TrainResult> uninterrupted = Train(whole, "aux_whole");
+  ASSERT_TRUE(uninterrupted.ok()) << uninterrupted.status();
+  RunConfig first = ConfigWith(section, R"({"epochs": 1, "batch_size": 5})");
+  absl::StatusOr<TrainResult> cut = Train(first, "aux_cut");
+  ASSERT_TRUE(cut.ok()) << cut.status();
+  PipelineContext context;
+  context.config = &whole;
+  context.config_source = "test.json";
+  context.run_dir = std::string(std::getenv("TEST_TMPDIR")) + "/aux_cut";
+  context.registry = &registry_;
+  context.resuming = true;
+  context.resume_from = cut->final_checkpoint;
+  Trainer trainer(context);
+  absl::StatusOr<TrainResult> resumed = trainer.Run();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  const auto bytes = [](const std::string& path) {
+    std::ifstream in(WeightsPathFor(path), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  ASSERT_EQ(resumed->position.step, uninterrupted->position.step);
+  ASSERT_FALSE(bytes(uninterrupted->final_checkpoint).empty());
+  EXPECT_EQ(bytes(resumed->final_checkpoint),
+            bytes(uninterrupted->final_checkpoint));
+  EXPECT_EQ(resumed->test, uninterrupted->test);
+}
+
+TEST(QuineTest, AuxiliaryCoordinateOrderGoesThroughTheCheckpointState) {
+  RunConfig config = ConfigWith(R"({"variant": "auxiliary",
+      "task_weight": 1, "hidden_sizes": [4], "coordinates_per_step": 7})");
+  std::unique_ptr<QuineModel> model = MakeModel(config, DataSpec{{2, 3}, 4});
+  at::Tensor images = at::rand({5, 2, 3});
+  at::Tensor labels = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 1});
+  for (int i = 0; i < 11; ++i) model->Loss(model->Forward(images), labels);
+  ComponentState state;
+  ASSERT_TRUE(model->SaveState(&state).ok());
+  EXPECT_TRUE(state.Has("coordinate_cursor"));
+  EXPECT_TRUE(state.Has("coordinate_order"));
+  std::unique_ptr<QuineModel> restored = MakeModel(config, DataSpec{{2, 3}, 4});
+  ASSERT_TRUE(restored->LoadState(state).ok());
+  // The next L_SR terms draw the same coordinates (same weights: same seed).
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(model->Loss(model->Forward(images), labels).item<double>(),
+              restored->Loss(restored->Forward(images), labels).item<double>());
+  }
+  // A fresh model draws others: the state is what makes them equal.
+  std::unique_ptr<QuineModel> fresh = MakeModel(config, DataSpec{{2, 3}, 4});
+  model->LoadState(state).IgnoreError();
+  bool differs = false;
+  for (int i = 0; i < 5; ++i) {
+    differs |= model->Loss(model->Forward(images), labels).item<double>() !=
+               fresh->Loss(fresh->Forward(images), labels).item<double>();
+  }
+  EXPECT_TRUE(differs);
+  ComponentState broken;
+  broken.SetInt("coordinate_pass", 1);
+  EXPECT_THAT(std::string(restored->LoadState(broken).message()),
+              ::testing::HasSubstr("no integer 'coordinate_cursor'"));
+  // The vanilla quine keeps nothing.
+  ComponentState vanilla;
+  ASSERT_TRUE(MakeModel(ConfigWith("{}"))->SaveState(&vanilla).ok());
+  EXPECT_TRUE(vanilla.empty());
 }
 
 struct BadSection {

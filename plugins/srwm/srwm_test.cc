@@ -328,8 +328,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "data_config.source_config.rotations: must be 1 to 4 "
                   "quarter turns (got 5)"},
         BadConfig{"{}", R"("shotz": 5)",
-                  "data_config.source_config.shotz: unknown field (not in "
-                  "the schema)"}));
+                  "data_config.source_config.shotz: unknown field; did you "
+                  "mean 'shots'?"}));
 
 TEST(SrwmConfigTest, DefaultConfigIsValid) {
   absl::StatusOr<RunConfig> config =
