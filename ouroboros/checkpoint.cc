@@ -184,6 +184,11 @@ absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
     archive.write("epoch_loss_sum", c10::IValue(state.epoch_loss_sum));
     archive.write("epoch_loss_count", c10::IValue(state.epoch_loss_count));
     archive.write("epoch_last_lr", c10::IValue(state.epoch_last_lr));
+    c10::Dict<std::string, double> last_val;
+    for (const auto& [name, value] : state.last_val) {
+      last_val.insert(name, value);
+    }
+    archive.write("last_val", c10::IValue(last_val));
     archive.write("rng_state",
                   at::detail::getDefaultCPUGenerator().get_state());
     WriteComponentStates(state.components, archive);
@@ -276,6 +281,12 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
     }
     if (archive.try_read("epoch_last_lr", value)) {
       state.epoch_last_lr = value.toDouble();
+    }
+    // Checkpoints from before 2026-12-06 have no validation metrics: none.
+    if (archive.try_read("last_val", value)) {
+      for (const auto& entry : value.toGenericDict()) {
+        state.last_val[entry.key().toStringRef()] = entry.value().toDouble();
+      }
     }
     state.has_component_states =
         ReadComponentStates(archive, &state.components);

@@ -21,6 +21,7 @@
 #define OUROBOROS_CHECKPOINT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -50,6 +51,9 @@ struct CheckpointState {
   double epoch_loss_sum = 0;
   int64_t epoch_loss_count = 0;
   double epoch_last_lr = 0;
+  // The last epoch's validation metrics: a run resumed after its last
+  // epoch (killed before metrics.json) still reports them.
+  std::map<std::string, double> last_val;
   // Each component's own state, by owner. When loading: false for a
   // checkpoint written before components had saved state (it loads; the
   // components start their state afresh).

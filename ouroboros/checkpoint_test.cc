@@ -57,6 +57,11 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   torch::optim::Adam adam(net.module.parameters(), 0.1);
   TrainSteps(net, adam, 3);
   CheckpointState state{{2, 5, 17}, 0.75, true};
+  state.last_train_loss = 0.25;
+  state.epoch_loss_sum = 1.5;
+  state.epoch_loss_count = 4;
+  state.epoch_last_lr = 0.01;
+  state.last_val = {{"accuracy", 0.625}, {"loss", 1.125}};
   ASSERT_TRUE(SaveCheckpoint(Path("a.ckpt"), net.module, adam, state).ok());
   at::Tensor next_random = at::rand({5});
   // The uninterrupted continuation.
@@ -74,6 +79,11 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   EXPECT_EQ(loaded->position.step, 17);
   EXPECT_DOUBLE_EQ(loaded->best_metric, 0.75);
   EXPECT_TRUE(loaded->has_best);
+  EXPECT_DOUBLE_EQ(loaded->last_train_loss, 0.25);
+  EXPECT_DOUBLE_EQ(loaded->epoch_loss_sum, 1.5);
+  EXPECT_EQ(loaded->epoch_loss_count, 4);
+  EXPECT_DOUBLE_EQ(loaded->epoch_last_lr, 0.01);
+  EXPECT_EQ(loaded->last_val, state.last_val);
   EXPECT_TRUE(at::equal(at::rand({5}), next_random));
   TrainSteps(fresh, fresh_adam, 2);  // needs Adam's moments to match
   EXPECT_TRUE(at::equal(fresh.linear->weight, expected));

@@ -729,6 +729,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   TrainResult result;
   // Resumed at the run's last step: no step runs, the checkpoint's counts.
   result.last_train_loss = state_.last_train_loss;
+  result.val = state_.last_val;
   for (int64_t epoch = state_.position.epoch;
        epoch < config().run_config().epochs() && !PatienceRanOut(); ++epoch) {
     ASSIGN_OR_RETURN(EpochLoss loss,
@@ -901,7 +902,10 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   for (const auto& [name, value] : metrics) {
     LogScalar(absl::StrCat(monitored_name, "/", name), value);
   }
-  if (has_val) result->val = metrics;
+  if (has_val) {
+    result->val = metrics;
+    state_.last_val = metrics;
+  }
   LOG(INFO) << line << "; " << monitored_name << ": " << FormatMetrics(metrics);
   if (writes_outputs()) {
     RETURN_IF_ERROR(AppendEpochRecord(

@@ -96,9 +96,11 @@ def log(message):
 def run(args, run_dir, stop=None, delay=0.0):
     """main ARGS in its own process group; `stop` a signal sent to the group
     after `delay` s. Returns (exit code, seconds, output, seconds until the
-    first step checkpoint was there or None)."""
+    first step checkpoint was there or None, seconds until the newest one
+    was there or None)."""
     out_path = run_dir + ".out"
-    first_checkpoint = None
+    first_checkpoint = last_checkpoint = None
+    seen = set()
     with open(out_path, "a") as out:
         start = time.monotonic()
         process = subprocess.Popen(
@@ -107,8 +109,12 @@ def run(args, run_dir, stop=None, delay=0.0):
         stopped = False
         while process.poll() is None:
             elapsed = time.monotonic() - start
-            if first_checkpoint is None and has_checkpoint(run_dir):
-                first_checkpoint = elapsed
+            found = step_checkpoints(run_dir)
+            if found - seen:
+                seen |= found
+                last_checkpoint = elapsed
+                if first_checkpoint is None:
+                    first_checkpoint = elapsed
             if stop is not None and not stopped and elapsed >= delay:
                 os.killpg(process.pid, stop)
                 stopped = True
@@ -126,7 +132,7 @@ def run(args, run_dir, stop=None, delay=0.0):
             break
         time.sleep(0.05)
     with open(out_path) as f:
-        return code, seconds, f.read(), first_checkpoint
+        return code, seconds, f.read(), first_checkpoint, last_checkpoint
 
 
 def newest_weights(checkpoints):
@@ -199,17 +205,23 @@ def compare(name, whole, cut):
     return None
 
 
-def has_checkpoint(run_dir):
-    """Whether a step checkpoint (of the run or of any trial or member) is
-    there: a stop after it is followed by a real resume."""
+def step_checkpoints(run_dir):
+    """The step checkpoints (of the run, or of any trial or member) there."""
+    found = set()
     for folder, _, files in os.walk(run_dir):
-        if os.path.basename(folder) == "checkpoints" and any(
-                f.startswith("step-") and f.endswith(".ckpt") for f in files):
-            return True
-    return False
+        if os.path.basename(folder) == "checkpoints":
+            found.update(os.path.join(folder, f) for f in files
+                         if f.startswith("step-") and f.endswith(".ckpt"))
+    return found
 
 
-def interrupted(name, args, seconds, first_checkpoint, stop, landed_needed):
+def has_checkpoint(run_dir):
+    """Whether a step checkpoint is there: a stop after it is followed by a
+    real resume."""
+    return bool(step_checkpoints(run_dir))
+
+
+def interrupted(name, args, training, stop, landed_needed):
     """Stops the run with `stop` at random moments until `landed_needed`
     stops landed after a checkpoint existed (each then resumed from it; stops
     before any checkpoint are logged, not counted), then lets it finish; the
@@ -219,15 +231,20 @@ def interrupted(name, args, seconds, first_checkpoint, stop, landed_needed):
                            f".{attempt}")
         shutil.rmtree(cut, ignore_errors=True)
         landed = tries = 0
-        # Between the uninterrupted run's first checkpoint and the first
-        # half of the training after it (a resumed run has less to do; later
-        # attempts, after one that finished first, stop sooner still).
-        spread = (seconds - first_checkpoint) * 0.5 * 0.6 ** attempt
+        # After the uninterrupted run's first checkpoint: a SIGKILL at any
+        # moment up to the end of the run (its final evaluation and files
+        # included), a SIGTERM during the training (up to the last
+        # checkpoint: a SIGTERM after it lets the run finish). The first 80%
+        # of that window: a resumed run has less to do; later attempts,
+        # after one that finished first, stop sooner still.
+        first_checkpoint, last_checkpoint, seconds = training
+        end = seconds if stop == signal.SIGKILL else last_checkpoint
+        spread = (end - first_checkpoint) * 0.8 * 0.6 ** attempt
         while landed < landed_needed and tries < 12:
             tries += 1
             delay = first_checkpoint + RNG.uniform(0, spread)
-            code, _, output, _ = run(args + ["--resume=auto"], cut, stop,
-                                     delay)
+            code, _, output, _, _ = run(args + ["--resume=auto"], cut, stop,
+                                        delay)
             if code == 0:
                 break  # finished before the stop
             # SIGTERM before main installed its handler (LibTorch still
@@ -246,7 +263,7 @@ def interrupted(name, args, seconds, first_checkpoint, stop, landed_needed):
                    " (before any checkpoint: not counted)"))
         if landed < landed_needed:
             continue
-        code, _, output, _ = run(args + ["--resume=auto"], cut)
+        code, _, output, _, _ = run(args + ["--resume=auto"], cut)
         if code != 0:
             raise AssertionError(f"{name}: the resume failed, exit {code}:\n"
                                  + output[-3000:])
@@ -288,7 +305,8 @@ def main():
     for name, args in sorted(cases.items()):
         whole = os.path.join(ROOT, name + ".whole")
         shutil.rmtree(whole, ignore_errors=True)
-        code, seconds, output, first_checkpoint = run(args, whole)
+        code, seconds, output, first_checkpoint, last_checkpoint = run(
+            args, whole)
         if code == 0 and first_checkpoint is None:
             failures.append(f"{name}: the uninterrupted run wrote no step "
                             f"checkpoint before it ended")
@@ -297,11 +315,13 @@ def main():
             failures.append(f"{name}: the uninterrupted run failed, exit "
                             f"{code}:\n{output[-3000:]}")
             continue
-        log(f"{name}: uninterrupted in {seconds:.1f} s, its first checkpoint "
-            f"after {first_checkpoint:.1f} s")
+        log(f"{name}: uninterrupted in {seconds:.1f} s, its checkpoints "
+            f"from {first_checkpoint:.1f} s to {last_checkpoint:.1f} s")
         for stop, needed in ((signal.SIGKILL, 2), (signal.SIGTERM, 1)):
             try:
-                cut = interrupted(name, args, seconds, first_checkpoint, stop,
+                cut = interrupted(name, args,
+                                  (first_checkpoint, last_checkpoint,
+                                   seconds), stop,
                                   needed)
             except AssertionError as error:
                 failures.append(str(error))
