@@ -2,10 +2,11 @@
 """The resume matrix: every run stopped from outside resumes exactly.
 
 For every model main has registered (its embedded default config, shortened
-so that the matrix stays within minutes), the auxiliary quine's config, a
-tune and a parallel job: one uninterrupted run, then the same run SIGKILLed from outside at
-random moments (at least two kills that landed during the run; the whole
-process group, as a crash or the OOM killer would), resumed each time with
+so that the matrix stays within minutes), the auxiliary quine's config, the
+introspective demo, a tune and a parallel job: one uninterrupted run, then
+the same run SIGKILLed from outside at random moments (at least two kills
+that landed during the run; the whole process group, as a crash or the OOM
+killer would), resumed each time with
 --resume=auto, and once more stopped by SIGTERM at a random moment and
 resumed. The final weights (every checkpoints/ folder's newest
 step-*.weights.pt, tensor by tensor, through Python's torch.load) and every
@@ -80,6 +81,11 @@ EXTRA = {
     ],
     "parallel": [
         "--config=tests/testdata/tiny_parallel.json",
+    ],
+    # The introspective demo (a record run, I trained in-process, target
+    # runs plain and with jumps), resumed as a whole.
+    "introspective_demo": [
+        "--config=tests/testdata/tiny_demo.json",
     ],
 }
 # Keys whose values are clocks, not results.

@@ -27,6 +27,7 @@
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"
+#include "ouroboros/stop_signal.h"
 #include "plugins/introspective/hooks.h"
 #include "plugins/introspective/introspection_net.h"
 
@@ -36,6 +37,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kNetworkFile[] = "introspection_net.pt";
+// What training I found (IntrospectionTrainResult), written after the
+// network: a resumed demo that finds both skips the training.
+constexpr char kNetworkResultFile[] = "introspection_net.json";
 
 int Cores() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -185,6 +189,11 @@ class DemoPipeline : public Pipeline {
       bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
     });
     bar.Finish();
+    if (pool.interrupted()) {
+      return StoppedBySignal(absl::StrCat(
+          "during the record run; continue the demo with --resume=",
+          context_.run_dir));
+    }
     if (pool.status(0).state != ChildState::kSucceeded) {
       return absl::InternalError(absl::StrCat(
           "the record run failed (", ChildStateName(pool.status(0).state),
@@ -196,6 +205,14 @@ class DemoPipeline : public Pipeline {
 
   // Step 2: I, trained here with the top level's optimizer and run_config.
   absl::Status TrainNetwork(const std::string& network) {
+    const std::string result_file = context_.run_dir + "/" + kNetworkResultFile;
+    if (context_.resuming && fs::exists(network) && fs::exists(result_file)) {
+      ASSIGN_OR_RETURN(train_result_, ReadTrainResult(result_file));
+      LOG(INFO) << "[2/3] the introspection network was trained before the "
+                   "stop: "
+                << network;
+      return absl::OkStatus();
+    }
     absl::StatusOr<HistoryDataset> dataset = LoadHistoryDataset(histories_);
     if (!dataset.ok()) return dataset.status();
     const RunConfig& config = *context_.config;
@@ -254,8 +271,49 @@ class DemoPipeline : public Pipeline {
         result->train_rows, result->steps);
     train_result_ = *result;
     RETURN_IF_ERROR(net->Save(network));
+    RETURN_IF_ERROR(WriteTrainResult(result_file));
     LOG(INFO) << "introspection network: " << network;
     return absl::OkStatus();
+  }
+
+  absl::Status WriteTrainResult(const std::string& path) const {
+    google::protobuf::Value root;
+    auto& fields = *root.mutable_struct_value()->mutable_fields();
+    const IntrospectionTrainResult& r = train_result_;
+    fields["train_rows"].set_number_value(r.train_rows);
+    fields["val_rows"].set_number_value(r.val_rows);
+    fields["steps"].set_number_value(r.steps);
+    fields["val_error"].set_number_value(r.val_error);
+    fields["no_move_error"].set_number_value(r.no_move_error);
+    fields["linear_error"].set_number_value(r.linear_error);
+    fields["last_train_loss"].set_number_value(r.last_train_loss);
+    return WriteFileAtomically(path, FormatJson(root));
+  }
+
+  static absl::StatusOr<IntrospectionTrainResult> ReadTrainResult(
+      const std::string& path) {
+    ASSIGN_OR_RETURN(google::protobuf::Value root, ReadJsonFile(path));
+    const auto& fields = root.struct_value().fields();
+    const auto number = [&](const char* key) -> absl::StatusOr<double> {
+      auto it = fields.find(key);
+      if (it == fields.end() || !it->second.has_number_value()) {
+        return absl::DataLossError(
+            absl::StrCat(path, ": no number '", key, "'"));
+      }
+      return it->second.number_value();
+    };
+    IntrospectionTrainResult r;
+    ASSIGN_OR_RETURN(const double train_rows, number("train_rows"));
+    ASSIGN_OR_RETURN(const double val_rows, number("val_rows"));
+    ASSIGN_OR_RETURN(const double steps, number("steps"));
+    r.train_rows = static_cast<int64_t>(train_rows);
+    r.val_rows = static_cast<int64_t>(val_rows);
+    r.steps = static_cast<int64_t>(steps);
+    ASSIGN_OR_RETURN(r.val_error, number("val_error"));
+    ASSIGN_OR_RETURN(r.no_move_error, number("no_move_error"));
+    ASSIGN_OR_RETURN(r.linear_error, number("linear_error"));
+    ASSIGN_OR_RETURN(r.last_train_loss, number("last_train_loss"));
+    return r;
   }
 
   // Step 3: the target runs, plain and with jumps, every seed.
@@ -311,6 +369,11 @@ class DemoPipeline : public Pipeline {
       bar.Update(done, status);
     });
     bar.Finish();
+    if (pool.interrupted()) {
+      return StoppedBySignal(absl::StrCat(
+          "during the target runs; continue the demo with --resume=",
+          context_.run_dir));
+    }
     for (int i = 0; i < pool.size(); ++i) {
       if (pool.status(i).state != ChildState::kSucceeded) {
         return absl::InternalError(absl::StrCat(
@@ -422,13 +485,18 @@ class DemoPipeline : public Pipeline {
   absl::Status AddRun(ChildPool& pool, const std::string& name,
                       const RunConfig& config, const std::string& dir,
                       int threads) {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
+    if (!context_.resuming) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
     RETURN_IF_ERROR(
         WriteFileAtomically(dir + ".json", RunConfigToJson(config)));
     std::vector<std::string> argv = {self_, "--config=" + dir + ".json",
                                      "--run_dir=" + dir,
                                      absl::StrCat("--threads=", threads)};
+    // Resumed as a whole: each run continues from its checkpoint, starts if
+    // it never did, and is left alone if it finished.
+    if (context_.resuming) argv.push_back("--resume=auto");
     for (const std::string& flag : PluginDirFlags(*context_.registry)) {
       argv.push_back(flag);
     }
