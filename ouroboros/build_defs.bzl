@@ -16,20 +16,22 @@ loads), :mlp (an alias of the .so) and :format_test.
 
 load("//tools:format.bzl", "format_test")
 
-def proto_cc_sources(name, src, visibility = None):
+def proto_cc_sources(name, src, imports = [], visibility = None):
     """Runs protoc on `src`, giving <base>.pb.h and <base>.pb.cc.
 
     Used instead of cc_proto_library so that the generated code can be linked
     into exactly one shared object (protobuf aborts on a descriptor registered
-    twice) while its header stays available to everyone.
+    twice) while its header stays available to everyone. `imports`: the
+    project's .proto files that `src` imports (Debian's are found in
+    /usr/include).
     """
     base = src[:-len(".proto")]
     native.genrule(
         name = name,
-        srcs = [src],
+        srcs = [src] + imports,
         outs = [base + ".pb.h", base + ".pb.cc"],
         tools = ["@system//:protoc"],
-        cmd = "$(location @system//:protoc) -I. -I/usr/include --cpp_out=$(GENDIR) $<",
+        cmd = "$(location @system//:protoc) -I. -I/usr/include --cpp_out=$(GENDIR) $(location " + src + ")",
         visibility = visibility,
     )
 
@@ -49,7 +51,13 @@ def ouroboros_plugin(name, srcs, proto = None, default_config = None, deps = [],
     """A plugin: a static library for tests and the shared object main loads."""
     gen_srcs = []
     if proto:
-        proto_cc_sources(name = name + "_proto", src = proto)
+        # A plugin's section may declare its defaults
+        # ((ouroboros.default_value), config_options.proto).
+        proto_cc_sources(
+            name = name + "_proto",
+            src = proto,
+            imports = ["//ouroboros:config_options.proto"],
+        )
         gen_srcs.append(":" + name + "_proto")
     if default_config:
         embed_text(name = "default_config", src = default_config, symbol = "kDefaultConfigJson")

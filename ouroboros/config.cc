@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "ouroboros/config_defaults.h"
 #include "ouroboros/config_schema.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
@@ -250,19 +251,24 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
       }
     }
   }
-  RETURN_IF_ERROR(
-      FractionIn(data.data_subset(), 0, 1, true, "data_config.data_subset"));
+  if (!(data.data_subset() > 0 && data.data_subset() <= 1)) {
+    return ConfigFieldError(
+        "data_config.data_subset",
+        absl::StrCat("must be in (0, 1] (got ", data.data_subset(), ")"));
+  }
   const SplitConfig& split = data.split();
-  if (!split.method().empty() && split.method() != "holdout" &&
-      split.method() != "kfold") {
+  if (split.method() != "holdout" && split.method() != "kfold") {
     return ConfigFieldError("data_config.split.method",
                             absl::StrCat("unknown split '", split.method(),
                                          "'; known: holdout, kfold"));
   }
   RETURN_IF_ERROR(FractionIn(split.val_fraction(), 0, 1, false,
                              "data_config.split.val_fraction"));
-  RETURN_IF_ERROR(FractionIn(split.test_fraction(), 0, 1, false,
-                             "data_config.split.test_fraction"));
+  if (!(split.test_fraction() > 0 && split.test_fraction() < 1)) {
+    return ConfigFieldError(
+        "data_config.split.test_fraction",
+        absl::StrCat("must be in (0, 1) (got ", split.test_fraction(), ")"));
+  }
   if (split.method() == "kfold") {
     if (split.folds() < 2) {
       return ConfigFieldError(
@@ -285,7 +291,7 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
 
 absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
   const std::string& name = s.name();
-  if (name.empty() || name == "none" || name == "linear_warmup") {
+  if (name == "none" || name == "linear_warmup") {
   } else if (name == "step") {
     if (s.step_size() < 1) {
       return ConfigFieldError(
@@ -309,10 +315,10 @@ absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
           "optim_config.scheduler.t_0",
           absl::StrCat("must be >= 1 epoch (got ", s.t_0(), ")"));
     }
-    if (s.t_mult() < 0) {
+    if (s.t_mult() < 1) {
       return ConfigFieldError(
           "optim_config.scheduler.t_mult",
-          absl::StrCat("must be >= 1, or 0 for 1 (got ", s.t_mult(), ")"));
+          absl::StrCat("must be >= 1 (got ", s.t_mult(), ")"));
     }
     if (!(s.eta_min() >= 0 && s.eta_min() <= lr)) {
       return ConfigFieldError(
@@ -372,7 +378,7 @@ absl::Status ValidateScore(const ScoreConfig& score) {
         absl::StrCat("unknown metric '", score.monitor(),
                      "'; known: loss, accuracy, precision, recall, f1, auroc"));
   }
-  if (!score.mode().empty() && score.mode() != "max" && score.mode() != "min") {
+  if (score.mode() != "max" && score.mode() != "min") {
     return ConfigFieldError(
         "score_config.mode",
         absl::StrCat("must be max or min (got '", score.mode(), "')"));
@@ -415,6 +421,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(
 
   RunConfig config;
   absl::Status status = JsonToMessage(root, "", &config);
+  if (status.ok()) status = FillCoreDefaults(&config);
   // A config without a model (a composite pipeline's, or one whose model
   // comes from --model) has its training sections checked once the model is
   // known: PluginRegistry::CheckConfig.
@@ -452,6 +459,15 @@ absl::StatusOr<RunConfig> LoadRunConfigFile(
     return absl::Status(text.status().code(), message);
   }
   return ParseRunConfig(*text, path, overrides);
+}
+
+absl::Status FillCoreDefaults(RunConfig* config) {
+  RETURN_IF_ERROR(FillDeclaredDefaults(config));
+  ScoreConfig& score = *config->mutable_score_config();
+  if (!score.has_mode()) {
+    score.set_mode(score.monitor() == "loss" ? "min" : "max");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateRunName(const RunConfig& config) {
@@ -520,7 +536,8 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
 absl::Status ParseConfigSection(const Struct& section,
                                 absl::string_view section_path,
                                 google::protobuf::Message* out) {
-  return JsonToMessage(section, section_path, out);
+  RETURN_IF_ERROR(JsonToMessage(section, section_path, out));
+  return FillDeclaredDefaults(out);
 }
 
 std::string RunConfigToJson(const RunConfig& config) {

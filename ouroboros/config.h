@@ -12,6 +12,7 @@
 #ifndef OUROBOROS_CONFIG_H_
 #define OUROBOROS_CONFIG_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
 #include "ouroboros/config.pb.h"
+#include "ouroboros/config_defaults.h"
 
 namespace ouroboros {
 
@@ -45,13 +47,19 @@ absl::Status AttributeConfigError(const absl::Status& error,
                                   absl::string_view source,
                                   const std::vector<std::string>& overrides);
 
+// Fills the core sections' defaults: the ones config.proto declares, then
+// score_config.mode (min for a monitored loss, else max). ParseRunConfig
+// does it; so does the Trainer, for a config built in code.
+absl::Status FillCoreDefaults(RunConfig* config);
+
 // Semantic checks of the core sections; "field.path: reason" on failure.
 absl::Status ValidateRunConfig(const RunConfig& config);
 // Only the run name (all a composite pipeline's own config needs).
 absl::Status ValidateRunName(const RunConfig& config);
 
-// Strictly parses a plugin's section into its own message. Errors read
-// "<section_path>.<field>: <reason>".
+// Strictly parses a plugin's section into its own message and fills the
+// fields it leaves out from their declared defaults (config_defaults.h).
+// Errors read "<section_path>.<field>: <reason>".
 absl::Status ParseConfigSection(const google::protobuf::Struct& section,
                                 absl::string_view section_path,
                                 google::protobuf::Message* out);
@@ -67,6 +75,36 @@ absl::StatusOr<Section> ParseSection(const google::protobuf::Struct& section,
   absl::Status status = ParseConfigSection(section, section_path, &parsed);
   if (!status.ok()) return status;
   return parsed;
+}
+
+// A plugin's section with every default filled in, as config.json and
+// --print_config show it: the declared ones, then any the plugin derives
+// from other fields (of the section, or of the whole `config`). A plugin
+// registers one with its section's message:
+//   OUROBOROS_REGISTER_MODEL(..., SectionDefaultsOf<MlpConfig>());
+//   OUROBOROS_REGISTER_MODEL(..., SectionDefaultsOf<HypernetworkConfig>(
+//                                     FillDerivedDefaults));
+// where FillDerivedDefaults(HypernetworkConfig*, const RunConfig&) is the
+// function the plugin's own parser calls after ParseSection. It may see a
+// section that its validator will refuse, and must leave such values be.
+using SectionDefaults = std::function<absl::StatusOr<google::protobuf::Struct>(
+    const google::protobuf::Struct& section, absl::string_view section_path,
+    const RunConfig& config)>;
+
+template <typename Section>
+SectionDefaults SectionDefaultsOf(void (*derive)(Section*,
+                                                 const RunConfig&) = nullptr) {
+  return
+      [derive](
+          const google::protobuf::Struct& section,
+          absl::string_view section_path,
+          const RunConfig& config) -> absl::StatusOr<google::protobuf::Struct> {
+        absl::StatusOr<Section> parsed =
+            ParseSection<Section>(section, section_path);
+        if (!parsed.ok()) return parsed.status();
+        if (derive != nullptr) derive(&*parsed, config);
+        return MessageToStruct(*parsed);
+      };
 }
 
 // The resolved config as pretty JSON (every field, defaults included), which

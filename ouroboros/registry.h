@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "ouroboros/config.h"
 #include "ouroboros/interfaces.h"
 
 namespace ouroboros {
@@ -56,6 +57,8 @@ struct ModelEntry {
   // A complete run config (JSON) that runs this model when no --config given.
   std::string default_config_json;
   ConfigValidator validate_config;
+  // model_config with every default filled in (config.h); may be empty.
+  SectionDefaults section_defaults;
   std::string source;  // the .so it came from (set by the loader)
 };
 
@@ -66,6 +69,8 @@ struct DataSourceEntry {
   std::string description;
   DataSourceFactory factory;
   ConfigValidator validate_config;
+  // data_config.source_config with its defaults; may be empty.
+  SectionDefaults section_defaults;
   std::string source;
 };
 
@@ -74,6 +79,8 @@ struct OptimizerEntry {
   std::string description;
   OptimizerFactory factory;
   ConfigValidator validate_config;
+  // optim_config.params with its defaults; may be empty.
+  SectionDefaults section_defaults;
   std::string source;
 };
 
@@ -82,6 +89,8 @@ struct PipelineEntry {
   std::string description;
   PipelineFactory factory;
   ConfigValidator validate_config;
+  // pipeline_config with its defaults; may be empty.
+  SectionDefaults section_defaults;
   std::string source;
   // Runs other configs (e.g. several pipelines side by side): its own config
   // needs no model, data or training sections, only its pipeline_config.
@@ -100,6 +109,8 @@ struct HookEntry {
   std::string description;
   HookFactory factory;
   HookConfigValidator validate_config;
+  // Its hooks[i].config with its defaults; may be empty.
+  SectionDefaults section_defaults;
   std::string source;
   // Runs in every Trainer run of a process that loaded it, without being
   // named in the config (HookContext::index is -1 and there is no section),
@@ -153,6 +164,14 @@ class PluginRegistry {
   // config.pipeline() and every hook (NotFound listing the known names) and
   // runs their validators.
   absl::Status CheckConfig(const RunConfig& config) const;
+
+  // Fills every plugin section of `config` with its defaults (the entries'
+  // SectionDefaults: model_config, data_config.source_config,
+  // optim_config.params, pipeline_config, hooks[i].config), so that
+  // config.json and --print_config show every value in force. Sections of
+  // names not registered are left as they are (CheckConfig reports them).
+  // Errors read "<section>.<field>: reason", as the plugin's parser says.
+  absl::Status FillDefaults(RunConfig* config) const;
 
   // Removes every entry registered from `source` (rolls back a plugin whose
   // registration failed half-way).

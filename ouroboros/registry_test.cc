@@ -24,26 +24,33 @@ ModelEntry ModelNamed(const std::string& name, const std::string& source) {
       },
       "{}",
       nullptr,
+      nullptr,
       source};
 }
 
 OptimizerEntry OptimizerNamed(const std::string& name) {
   return OptimizerEntry{
-      name, "a test optimizer",
+      name,
+      "a test optimizer",
       [](const OptimizerContext&)
           -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
         return absl::UnimplementedError("test");
       },
-      nullptr, "opt.so"};
+      nullptr,
+      nullptr,
+      "opt.so"};
 }
 
 PipelineEntry PipelineNamed(const std::string& name, ConfigValidator validate) {
   return PipelineEntry{
-      name, "a test pipeline",
+      name,
+      "a test pipeline",
       [](const PipelineContext&) -> absl::StatusOr<std::unique_ptr<Pipeline>> {
         return absl::UnimplementedError("test");
       },
-      std::move(validate), "pipe.so"};
+      std::move(validate),
+      nullptr,
+      "pipe.so"};
 }
 
 TEST(RegistryTest, RegisterThenFind) {
@@ -187,9 +194,10 @@ TEST(RegistryTest, HooksAreAKindOfTheirOwn) {
     return std::make_unique<TrainerHook>();
   };
   ASSERT_TRUE(
-      registry.Register(HookEntry{"jump", "d", make, nullptr, "a.so"}).ok());
+      registry.Register(HookEntry{"jump", "d", make, nullptr, nullptr, "a.so"})
+          .ok());
   absl::Status again =
-      registry.Register(HookEntry{"jump", "d", make, nullptr, "b.so"});
+      registry.Register(HookEntry{"jump", "d", make, nullptr, nullptr, "b.so"});
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(again.message(),
             "hook 'jump' from b.so is already registered by a.so");

@@ -112,7 +112,8 @@ absl::Status RegisterLibTorchAdam(PluginRegistry& registry) {
     return std::make_unique<torch::optim::Adam>(context.parameters,
                                                 context.config->lr());
   };
-  return registry.Register(OptimizerEntry{"adam", "", adam, nullptr, "test"});
+  return registry.Register(
+      OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"});
 }
 
 absl::Status CheckResumeIsExact(const RunConfig& config,

@@ -62,10 +62,10 @@ class ResumeCheckTest : public ::testing::TestWithParam<bool> {
         [saves](const ModelContext&) -> absl::StatusOr<std::unique_ptr<Model>> {
       return std::make_unique<CountingModel>(saves);
     };
-    ASSERT_TRUE(
-        registry_
-            .Register(ModelEntry{"counting", "", counting, "", nullptr, ""})
-            .ok());
+    ASSERT_TRUE(registry_
+                    .Register(ModelEntry{"counting", "", counting, "", nullptr,
+                                         nullptr, ""})
+                    .ok());
     ASSERT_TRUE(RegisterLibTorchAdam(registry_).ok());
     absl::StatusOr<RunConfig> config = ParseRunConfig(
         R"({"model": "counting", "seed": 2,

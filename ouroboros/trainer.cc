@@ -299,6 +299,14 @@ void Trainer::LogHistograms() {
 }
 
 absl::Status Trainer::Setup() {
+  // A config built in code (a test's, a composite pipeline's) gets the
+  // defaults a config read by main has.
+  config_ = *context_.config;
+  RETURN_IF_ERROR(FillCoreDefaults(&config_));
+  if (context_.registry != nullptr) {
+    RETURN_IF_ERROR(context_.registry->FillDefaults(&config_));
+  }
+  context_.config = &config_;
   absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
   if (!distributed.ok()) return distributed.status();
   if (distributed->enabled()) {
@@ -477,8 +485,11 @@ absl::Status Trainer::SaveStepCheckpoint() {
   if (!writes_outputs()) return absl::OkStatus();
   const std::string path = StepCheckpointPath();
   RETURN_IF_ERROR(CollectComponentStates());
-  RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
+  // The weights for Python first: a checkpoint that exists has its weights
+  // file beside it, also after a kill between the two (a resume from it
+  // writes no checkpoint of that step again).
   RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(path), model_->module()));
+  RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
   last_checkpoint_ = path;
   PruneCheckpoints(CheckpointDir(context_.run_dir),
                    config().run_config().keep_checkpoints());
@@ -668,9 +679,10 @@ class Trainer::BestCheckpoint : public BuiltinHook {
         CheckpointFile(trainer_.run_dir(), kBestCheckpointFile);
     torch::nn::Module& module = trainer_.model_->module();
     RETURN_IF_ERROR(trainer_.CollectComponentStates());
-    RETURN_IF_ERROR(SaveCheckpoint(best, module, *trainer_.optimizer_, state));
-    // As beside every step checkpoint: the weights alone, for Python.
+    // As beside every step checkpoint (and first, as there): the weights
+    // alone, for Python.
     RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), module));
+    RETURN_IF_ERROR(SaveCheckpoint(best, module, *trainer_.optimizer_, state));
     LOG(INFO) << absl::StrFormat("new best %s %s %.4f: checkpoints/best.ckpt",
                                  evaluation.split, score.monitor(), value);
     return absl::OkStatus();

@@ -211,6 +211,9 @@ class Trainer final : public TrainingContext {
   absl::StatusOr<TrainResult> FinishRun(TrainResult result);
 
   PipelineContext context_;
+  // The run's config with its defaults filled in; context_.config points
+  // here once Run() has started.
+  RunConfig config_;
   DataSplits data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -418,6 +418,14 @@ TEST_F(MainTest, PrintConfigShowsTheResolvedConfig) {
   EXPECT_EQ(printed->seed(), 11u);
   EXPECT_EQ(printed->optim_config().name(), "sgd");
   EXPECT_DOUBLE_EQ(printed->optim_config().lr(), 0.25);
+  // Every field of every section with its value in force, the plugins'
+  // sections included (mlp's dropout, sgd's momentum).
+  for (const char* shown :
+       {"\"dropout\": 0", "\"activation\": \"relu\"", "\"momentum\": 0",
+        "\"nesterov\": false", "\"test_fraction\": 0.2", "\"data_subset\": 1",
+        "\"mode\": \"max\""}) {
+    EXPECT_THAT(r.stdout_only, HasSubstr(shown));
+  }
 }
 
 TEST_F(MainTest, DivergingRunFailsWithExitOneAndKeepsTheLog) {
@@ -463,6 +471,23 @@ TEST_F(MainTest, ResumeAutoStartsContinuesAndRefusesAnotherConfig) {
   Result no_dir = Run({"--config=" + tiny_, "--resume=auto"});
   EXPECT_EQ(no_dir.exit_code, 2) << no_dir.output;
   EXPECT_THAT(no_dir.output, HasSubstr("--resume=auto needs --run_dir"));
+  // An attempt killed before it wrote config.json left its lock and the
+  // start of its log: the directory is restarted. Anything else there is
+  // refused.
+  fs::create_directories(tmp_ / "early");
+  std::ofstream(tmp_ / "early/.lock") << "4242\n";
+  std::ofstream(tmp_ / "early/log.txt") << "run directory: early\n";
+  Result early = Run(
+      {"--config=" + tiny_, "--run_dir=early", "--resume=auto", "--threads=1"});
+  EXPECT_EQ(early.exit_code, 0) << early.output;
+  EXPECT_EQ(ReadFile(tmp_ / "early/checkpoints/step-000000024.weights.pt"),
+            ReadFile(tmp_ / "whole/checkpoints/step-000000024.weights.pt"));
+  fs::create_directories(tmp_ / "foreign");
+  std::ofstream(tmp_ / "foreign/notes.txt") << "mine\n";
+  Result foreign = Run({"--config=" + tiny_, "--run_dir=foreign",
+                        "--resume=auto", "--threads=1"});
+  EXPECT_EQ(foreign.exit_code, 2) << foreign.output;
+  EXPECT_THAT(foreign.output, HasSubstr("not empty and not a run directory"));
 }
 
 TEST_F(MainTest, RunDirectoryHasOneWriterAndADeadOneBlocksNothing) {

@@ -4,14 +4,18 @@
 For every model main has registered (its embedded default config, shortened
 so that the matrix stays within minutes), the auxiliary quine's config, the
 introspective demo, a tune and a parallel job: one uninterrupted run, then
-the same run SIGKILLed from outside at random moments (at least two kills
-that landed during the run; the whole process group, as a crash or the OOM
-killer would), resumed each time with
---resume=auto, and once more stopped by SIGTERM at a random moment and
-resumed. The final weights (every checkpoints/ folder's newest
+the same run SIGKILLed from outside at random moments (at least two kills,
+the whole process group, as a crash or the OOM killer would), resumed each
+time with --resume=auto, and once more stopped by SIGTERM at a random moment
+of its training and resumed. Each stop comes a random delay after a step
+checkpoint the attempt wrote (up to the uninterrupted run's typical interval
+between checkpoints, or for a SIGKILL its final phase after the last one),
+so every attempt makes progress and the stops fall anywhere in the run. The final weights (every checkpoints/ folder's newest
 step-*.weights.pt, tensor by tensor, through Python's torch.load) and every
 metrics.json and family result file must equal the uninterrupted run's bit
-for bit; a difference names the first differing tensor or field.
+for bit; a difference names the first differing tensor or field. Each
+model's case also runs its --print_config output with --config and
+compares it with the uninterrupted run the same way.
 
 A new family is in the matrix without anyone adding it: the models come from
 `main --list_plugins`. Its default config is shortened by the generic
@@ -100,13 +104,13 @@ def log(message):
 
 
 def run(args, run_dir, stop=None, delay=0.0):
-    """main ARGS in its own process group; `stop` a signal sent to the group
-    after `delay` s. Returns (exit code, seconds, output, seconds until the
-    first step checkpoint was there or None, seconds until the newest one
-    was there or None)."""
+    """main ARGS in its own process group. With `stop`: that signal goes to
+    the group `delay` s after a step checkpoint new to this attempt appeared
+    (so every stop follows one, and the run makes progress). Returns (exit
+    code, seconds, output, the moments new step checkpoints appeared)."""
     out_path = run_dir + ".out"
-    first_checkpoint = last_checkpoint = None
-    seen = set()
+    checkpoint_times = []
+    seen = step_checkpoints(run_dir)
     with open(out_path, "a") as out:
         start = time.monotonic()
         process = subprocess.Popen(
@@ -118,10 +122,9 @@ def run(args, run_dir, stop=None, delay=0.0):
             found = step_checkpoints(run_dir)
             if found - seen:
                 seen |= found
-                last_checkpoint = elapsed
-                if first_checkpoint is None:
-                    first_checkpoint = elapsed
-            if stop is not None and not stopped and elapsed >= delay:
+                checkpoint_times.append(elapsed)
+            if (stop is not None and not stopped and checkpoint_times and
+                    elapsed >= checkpoint_times[0] + delay):
                 os.killpg(process.pid, stop)
                 stopped = True
             if elapsed > 600:
@@ -138,7 +141,7 @@ def run(args, run_dir, stop=None, delay=0.0):
             break
         time.sleep(0.05)
     with open(out_path) as f:
-        return code, seconds, f.read(), first_checkpoint, last_checkpoint
+        return code, seconds, f.read(), checkpoint_times
 
 
 def newest_weights(checkpoints):
@@ -221,36 +224,28 @@ def step_checkpoints(run_dir):
     return found
 
 
-def has_checkpoint(run_dir):
-    """Whether a step checkpoint is there: a stop after it is followed by a
-    real resume."""
-    return bool(step_checkpoints(run_dir))
-
-
-def interrupted(name, args, training, stop, landed_needed):
+def interrupted(name, args, whole_run, stop, landed_needed):
     """Stops the run with `stop` at random moments until `landed_needed`
-    stops landed after a checkpoint existed (each then resumed from it; stops
-    before any checkpoint are logged, not counted), then lets it finish; the
-    directory."""
+    stops landed (each after a checkpoint the attempt wrote, then resumed
+    from it), then lets it finish; the directory."""
+    seconds, checkpoint_times = whole_run
+    gaps = [b - a for a, b in zip(checkpoint_times, checkpoint_times[1:])]
+    gap = sorted(gaps)[len(gaps) // 2] if gaps else 0.1
+    # A SIGTERM in the training (after the last checkpoint it lets the run
+    # finish); a SIGKILL at any moment: as often in the training as after
+    # the last checkpoint (the final evaluation, the files).
+    tail = seconds - checkpoint_times[-1]
     for attempt in range(5):
         cut = os.path.join(ROOT, f"{name}.{signal.Signals(stop).name}"
                            f".{attempt}")
         shutil.rmtree(cut, ignore_errors=True)
-        landed = tries = 0
-        # After the uninterrupted run's first checkpoint: a SIGKILL at any
-        # moment up to the end of the run (its final evaluation and files
-        # included), a SIGTERM during the training (up to the last
-        # checkpoint: a SIGTERM after it lets the run finish). The first 80%
-        # of that window: a resumed run has less to do; later attempts,
-        # after one that finished first, stop sooner still.
-        first_checkpoint, last_checkpoint, seconds = training
-        end = seconds if stop == signal.SIGKILL else last_checkpoint
-        spread = (end - first_checkpoint) * 0.8 * 0.6 ** attempt
-        while landed < landed_needed and tries < 12:
-            tries += 1
-            delay = first_checkpoint + RNG.uniform(0, spread)
-            code, _, output, _, _ = run(args + ["--resume=auto"], cut, stop,
-                                        delay)
+        landed = 0
+        while landed < landed_needed:
+            # Later attempts, after one that finished first, stop sooner.
+            late = stop == signal.SIGKILL and RNG.random() < 0.5
+            delay = RNG.uniform(0, (tail if late else gap) * 0.6 ** attempt)
+            code, _, output, _ = run(args + ["--resume=auto"], cut, stop,
+                                     delay)
             if code == 0:
                 break  # finished before the stop
             # SIGTERM before main installed its handler (LibTorch still
@@ -259,23 +254,41 @@ def interrupted(name, args, training, stop, landed_needed):
                         {143, -signal.SIGTERM})
             if code not in expected:
                 raise AssertionError(
-                    f"{name}: stopped by {signal.Signals(stop).name} after "
-                    f"{delay:.2f} s, exit {code} (expected {expected}):\n"
-                    + output[-3000:])
-            counted = has_checkpoint(cut)
-            landed += counted
-            log(f"  {name}: {signal.Signals(stop).name} after {delay:.2f} s"
-                + (f" (stop {landed}, after a checkpoint)" if counted else
-                   " (before any checkpoint: not counted)"))
+                    f"{name}: stopped by {signal.Signals(stop).name} "
+                    f"{delay:.2f} s after a checkpoint, exit {code} "
+                    f"(expected {expected}):\n" + output[-3000:])
+            landed += 1
+            log(f"  {name}: {signal.Signals(stop).name} {delay:.2f} s after "
+                f"a checkpoint (stop {landed})")
         if landed < landed_needed:
             continue
-        code, _, output, _, _ = run(args + ["--resume=auto"], cut)
+        code, _, output, _ = run(args + ["--resume=auto"], cut)
         if code != 0:
             raise AssertionError(f"{name}: the resume failed, exit {code}:\n"
                                  + output[-3000:])
         return cut
     raise AssertionError(f"{name}: the run finished before {landed_needed} "
                          f"{signal.Signals(stop).name} stops landed, 5 times")
+
+
+def printed_config_reruns(name, args, whole):
+    """--print_config of the case, run with --config=, must give the
+    uninterrupted run's weights and results: every value in force is in the
+    printed config."""
+    printed = subprocess.run([MAIN] + args + ["--print_config"],
+                             capture_output=True, text=True)
+    if printed.returncode != 0:
+        return f"{name}: --print_config failed:\n{printed.stderr[-3000:]}"
+    path = os.path.join(ROOT, name + ".printed.json")
+    with open(path, "w") as f:
+        f.write(printed.stdout)
+    rerun = os.path.join(ROOT, name + ".printed")
+    shutil.rmtree(rerun, ignore_errors=True)
+    code, _, output, _ = run(["--config=" + path], rerun)
+    if code != 0:
+        return (f"{name}: the printed config failed, exit {code}:\n"
+                + output[-3000:])
+    return compare(f"{name} (its printed config)", whole, rerun)
 
 
 def model_cases():
@@ -311,9 +324,8 @@ def main():
     for name, args in sorted(cases.items()):
         whole = os.path.join(ROOT, name + ".whole")
         shutil.rmtree(whole, ignore_errors=True)
-        code, seconds, output, first_checkpoint, last_checkpoint = run(
-            args, whole)
-        if code == 0 and first_checkpoint is None:
+        code, seconds, output, checkpoint_times = run(args, whole)
+        if code == 0 and not checkpoint_times:
             failures.append(f"{name}: the uninterrupted run wrote no step "
                             f"checkpoint before it ended")
             continue
@@ -321,14 +333,20 @@ def main():
             failures.append(f"{name}: the uninterrupted run failed, exit "
                             f"{code}:\n{output[-3000:]}")
             continue
-        log(f"{name}: uninterrupted in {seconds:.1f} s, its checkpoints "
-            f"from {first_checkpoint:.1f} s to {last_checkpoint:.1f} s")
+        log(f"{name}: uninterrupted in {seconds:.1f} s, {len(checkpoint_times)}"
+            f" checkpoints from {checkpoint_times[0]:.1f} s to "
+            f"{checkpoint_times[-1]:.1f} s")
+        if args[0].startswith("--model="):
+            difference = printed_config_reruns(name, args, whole)
+            if difference:
+                failures.append(difference)
+            else:
+                log(f"  {name}: its --print_config, run with --config: "
+                    f"identical weights and results")
         for stop, needed in ((signal.SIGKILL, 2), (signal.SIGTERM, 1)):
             try:
-                cut = interrupted(name, args,
-                                  (first_checkpoint, last_checkpoint,
-                                   seconds), stop,
-                                  needed)
+                cut = interrupted(name, args, (seconds, checkpoint_times),
+                                  stop, needed)
             except AssertionError as error:
                 failures.append(str(error))
                 continue

@@ -323,26 +323,36 @@ class ResidualNet : public HypernetworkModel {
   torch::nn::Linear head_{nullptr};
 };
 
-// "must be > 0, or 0 for the default" check of an optional size field.
-absl::Status CheckSize(int64_t value, const char* field) {
-  if (value >= 0) return absl::OkStatus();
-  return ConfigFieldError(
-      absl::StrCat("model_config.", field),
-      absl::StrCat("must be >= 1, or 0 for the default (got ", value, ")"));
-}
-
 absl::Status ValidateHypernetworkConfig(const RunConfig& config) {
   return ParseHypernetworkConfig(config).status();
 }
 
 }  // namespace
 
+void FillDerivedHypernetworkDefaults(HypernetworkConfig* config,
+                                     const RunConfig&) {
+  if (!config->has_hidden_dim()) {
+    config->set_hidden_dim(config->embedding_dim());
+  }
+  const bool mnist_conv = config->architecture() == kMnistConv;
+  if (!config->has_kernel_size()) {
+    config->set_kernel_size(mnist_conv ? 7 : 3);
+  }
+  if (mnist_conv) {
+    if (!config->has_conv_channels()) config->set_conv_channels(16);
+    return;
+  }
+  if (config->stage_channels().empty()) {
+    for (int channels : {16, 32, 64}) config->add_stage_channels(channels);
+  }
+  if (!config->has_blocks_per_stage()) config->set_blocks_per_stage(1);
+}
+
 absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
     const RunConfig& config) {
   ASSIGN_OR_RETURN(
       HypernetworkConfig parsed,
       ParseSection<HypernetworkConfig>(config.model_config(), "model_config"));
-  if (parsed.architecture().empty()) parsed.set_architecture(kMnistConv);
   const bool mnist_conv = parsed.architecture() == kMnistConv;
   if (!mnist_conv && parsed.architecture() != kResnet) {
     return ConfigFieldError(
@@ -350,12 +360,26 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
         absl::StrCat("unknown architecture '", parsed.architecture(),
                      "'; known: mnist_conv, resnet"));
   }
-  if (parsed.kernels().empty()) parsed.set_kernels(kGenerated);
   if (parsed.kernels() != kGenerated && parsed.kernels() != kOrdinary) {
     return ConfigFieldError("model_config.kernels",
                             absl::StrCat("unknown kind '", parsed.kernels(),
                                          "'; known: generated, ordinary"));
   }
+  // Settings of the other architecture would silently do nothing.
+  if (mnist_conv &&
+      (parsed.stage_channels_size() > 0 || parsed.has_blocks_per_stage())) {
+    return ConfigFieldError(
+        parsed.stage_channels_size() > 0 ? "model_config.stage_channels"
+                                         : "model_config.blocks_per_stage",
+        "only for architecture resnet (got architecture mnist_conv)");
+  }
+  if (!mnist_conv && parsed.has_conv_channels()) {
+    return ConfigFieldError(
+        "model_config.conv_channels",
+        "only for architecture mnist_conv (got architecture resnet); resnet "
+        "uses stage_channels");
+  }
+  FillDerivedHypernetworkDefaults(&parsed, config);
   for (auto [value, field] :
        {std::pair<int64_t, const char*>{parsed.embedding_dim(),
                                         "embedding_dim"},
@@ -363,28 +387,18 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
         {parsed.tile_in_channels(), "tile_in_channels"},
         {parsed.tile_out_channels(), "tile_out_channels"},
         {parsed.kernel_size(), "kernel_size"},
-        {parsed.conv_channels(), "conv_channels"},
-        {parsed.blocks_per_stage(), "blocks_per_stage"}}) {
-    RETURN_IF_ERROR(CheckSize(value, field));
+        {mnist_conv ? parsed.conv_channels() : parsed.blocks_per_stage(),
+         mnist_conv ? "conv_channels" : "blocks_per_stage"}}) {
+    if (value < 1) {
+      return ConfigFieldError(absl::StrCat("model_config.", field),
+                              absl::StrCat("must be >= 1 (got ", value, ")"));
+    }
   }
-  if (parsed.kernel_size() % 2 == 0 && parsed.kernel_size() != 0) {
+  if (parsed.kernel_size() % 2 == 0) {
     return ConfigFieldError(
         "model_config.kernel_size",
         absl::StrCat("must be odd, so that padding keeps the image size (got ",
                      parsed.kernel_size(), ")"));
-  }
-  if (mnist_conv &&
-      (parsed.stage_channels_size() > 0 || parsed.blocks_per_stage() > 0)) {
-    return ConfigFieldError(
-        parsed.stage_channels_size() > 0 ? "model_config.stage_channels"
-                                         : "model_config.blocks_per_stage",
-        "only for architecture resnet (got architecture mnist_conv)");
-  }
-  if (!mnist_conv && parsed.conv_channels() > 0) {
-    return ConfigFieldError(
-        "model_config.conv_channels",
-        "only for architecture mnist_conv (got architecture resnet); resnet "
-        "uses stage_channels");
   }
   for (int i = 0; i < parsed.stage_channels_size(); ++i) {
     if (parsed.stage_channels(i) < 1) {
@@ -392,19 +406,6 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
           absl::StrCat("model_config.stage_channels[", i, "]"),
           absl::StrCat("must be >= 1 (got ", parsed.stage_channels(i), ")"));
     }
-  }
-  // The defaults of unset fields.
-  if (parsed.embedding_dim() == 0) parsed.set_embedding_dim(4);
-  if (parsed.hidden_dim() == 0) parsed.set_hidden_dim(parsed.embedding_dim());
-  if (parsed.tile_in_channels() == 0) parsed.set_tile_in_channels(16);
-  if (parsed.tile_out_channels() == 0) parsed.set_tile_out_channels(16);
-  if (parsed.kernel_size() == 0) parsed.set_kernel_size(mnist_conv ? 7 : 3);
-  if (mnist_conv && parsed.conv_channels() == 0) parsed.set_conv_channels(16);
-  if (!mnist_conv && parsed.stage_channels_size() == 0) {
-    for (int channels : {16, 32, 64}) parsed.add_stage_channels(channels);
-  }
-  if (!mnist_conv && parsed.blocks_per_stage() == 0) {
-    parsed.set_blocks_per_stage(1);
   }
   return parsed;
 }
@@ -477,6 +478,7 @@ OUROBOROS_REGISTER_MODEL(
     "hypernetwork",
     "Static hypernetwork (Ha et al. 2017): one shared generator makes the "
     "conv kernels from per-tile embeddings",
-    MakeHypernetwork, kDefaultConfigJson, ValidateHypernetworkConfig);
+    MakeHypernetwork, kDefaultConfigJson, ValidateHypernetworkConfig,
+    SectionDefaultsOf<HypernetworkConfig>(FillDerivedHypernetworkDefaults));
 
 }  // namespace ouroboros::hypernetwork

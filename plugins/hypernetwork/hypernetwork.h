@@ -138,6 +138,12 @@ class HypernetworkModel : public Model {
 absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
     const RunConfig& config);
 
+// The defaults that depend on other fields: hidden_dim (embedding_dim),
+// kernel_size (7 mnist_conv, 3 resnet), and the architecture's own sizes
+// (conv_channels 16; stage_channels [16, 32, 64], blocks_per_stage 1).
+void FillDerivedHypernetworkDefaults(HypernetworkConfig* config,
+                                     const RunConfig& run_config);
+
 // The model for a parsed config; InvalidArgument if the data does not fit
 // (inputs must be images: channels x height x width).
 absl::StatusOr<std::unique_ptr<HypernetworkModel>> BuildHypernetworkModel(

@@ -379,11 +379,9 @@ INSTANTIATE_TEST_SUITE_P(
                    "model_config.kernels: unknown kind 'dynamic'; known: "
                    "generated, ordinary"},
         BadSection{R"({"embedding_dim": -1})",
-                   "model_config.embedding_dim: must be >= 1, or 0 for the "
-                   "default (got -1)"},
+                   "model_config.embedding_dim: must be >= 1 (got -1)"},
         BadSection{R"({"tile_out_channels": -16})",
-                   "model_config.tile_out_channels: must be >= 1, or 0 for "
-                   "the default (got -16)"},
+                   "model_config.tile_out_channels: must be >= 1 (got -16)"},
         BadSection{R"({"kernel_size": 4})",
                    "model_config.kernel_size: must be odd, so that padding "
                    "keeps the image size (got 4)"},

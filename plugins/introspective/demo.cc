@@ -550,7 +550,6 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
   *demo.mutable_recorder() = *parsed;
   RETURN_IF_ERROR(
       CheckSteps(demo.jump_steps(), "pipeline_config.jump_steps", true));
-  if (demo.seeds().empty()) demo.add_seeds(1);
   for (int i = 0; i < demo.seeds_size(); ++i) {
     for (int j = 0; j < i; ++j) {
       if (demo.seeds(j) == demo.seeds(i)) {
@@ -562,14 +561,11 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
       }
     }
   }
-  if (demo.eval_every_steps() < 0) {
+  if (demo.eval_every_steps() < 1) {
     return ConfigFieldError(
         "pipeline_config.eval_every_steps",
-        absl::StrCat("must be >= 1, or 0 for the default 50 (got ",
-                     demo.eval_every_steps(), ")"));
+        absl::StrCat("must be >= 1 (got ", demo.eval_every_steps(), ")"));
   }
-  if (demo.eval_every_steps() == 0) demo.set_eval_every_steps(50);
-  if (demo.metric().empty()) demo.set_metric("accuracy");
   const std::vector<std::string> metrics = {"loss",   "accuracy", "precision",
                                             "recall", "f1",       "auroc"};
   if (std::find(metrics.begin(), metrics.end(), demo.metric()) ==
@@ -588,7 +584,7 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
   RETURN_IF_ERROR(RecordConfig(config, demo).status());
   absl::StatusOr<RunConfig> target = TargetConfig(demo, 1, false, "");
   if (!target.ok()) return target.status();
-  RETURN_IF_ERROR(CheckOptimizerState(demo.mutable_optimizer_state(),
+  RETURN_IF_ERROR(CheckOptimizerState(demo.optimizer_state(),
                                       target->optim_config().name(),
                                       "pipeline_config.optimizer_state"));
   return demo;
@@ -628,6 +624,7 @@ OUROBOROS_REGISTER_PIPELINE(
     "Introspection demo: record weight histories, train the introspection "
     "network, then train another model plain and with jumps; steps to the "
     "plain run's final test accuracy",
-    MakeDemoPipeline, ValidateDemoConfig);
+    MakeDemoPipeline, ValidateDemoConfig,
+    SectionDefaultsOf<DemoPipelineConfig>());
 
 }  // namespace ouroboros::introspective

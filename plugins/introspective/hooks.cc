@@ -70,15 +70,14 @@ bool IsPlainFileName(const std::string& name) {
 
 }  // namespace
 
-absl::Status CheckOptimizerState(std::string* optimizer_state,
+absl::Status CheckOptimizerState(const std::string& optimizer_state,
                                  const std::string& optimizer,
                                  const std::string& field) {
-  if (optimizer_state->empty()) *optimizer_state = "keep";
-  if (*optimizer_state != "keep" && *optimizer_state != "reset") {
-    return ConfigFieldError(field, absl::StrCat("unknown '", *optimizer_state,
+  if (optimizer_state != "keep" && optimizer_state != "reset") {
+    return ConfigFieldError(field, absl::StrCat("unknown '", optimizer_state,
                                                 "'; known: keep, reset"));
   }
-  if (*optimizer_state == "reset" && optimizer == "adagrad") {
+  if (optimizer_state == "reset" && optimizer == "adagrad") {
     return ConfigFieldError(
         field,
         "reset does not work with optimizer adagrad (LibTorch creates its "
@@ -159,28 +158,23 @@ absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
                    ParseSection<RecordHookConfig>(section, section_path));
   const std::string path(section_path);
   RETURN_IF_ERROR(CheckSteps(config.t_steps(), path + ".t_steps", false));
-  if (config.samples_per_t() < 0) {
+  if (config.samples_per_t() < 1) {
     return ConfigFieldError(
         path + ".samples_per_t",
-        absl::StrCat("must be >= 1, or 0 for the default 100000 (got ",
-                     config.samples_per_t(), ")"));
+        absl::StrCat("must be >= 1 (got ", config.samples_per_t(), ")"));
   }
-  if (config.balance_bins() < 0 || config.balance_bins() > 1000) {
+  if (config.balance_bins() < 1 || config.balance_bins() > 1000) {
     return ConfigFieldError(
         path + ".balance_bins",
-        absl::StrCat("must be in [1, 1000], or 0 for the default 8 (got ",
-                     config.balance_bins(), ")"));
+        absl::StrCat("must be in [1, 1000] (got ", config.balance_bins(), ")"));
   }
-  if (!config.output().empty() && !IsPlainFileName(config.output())) {
+  if (!IsPlainFileName(config.output())) {
     return ConfigFieldError(
         path + ".output",
         absl::StrCat("must be a plain file name (it goes into the run "
                      "directory), got '",
                      config.output(), "'"));
   }
-  if (config.samples_per_t() == 0) config.set_samples_per_t(100000);
-  if (config.balance_bins() == 0) config.set_balance_bins(8);
-  if (config.output().empty()) config.set_output(kHistoriesFile);
   return config;
 }
 
@@ -203,7 +197,7 @@ absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
                      "--model=introspective; it writes introspection_net.pt)"));
   }
   RETURN_IF_ERROR(CheckSteps(config.jump_steps(), path + ".jump_steps", true));
-  RETURN_IF_ERROR(CheckOptimizerState(config.mutable_optimizer_state(), "",
+  RETURN_IF_ERROR(CheckOptimizerState(config.optimizer_state(), "",
                                       path + ".optimizer_state"));
   return config;
 }
@@ -326,10 +320,10 @@ JumpHook::JumpHook(JumpHookConfig config, std::unique_ptr<IntrospectionNet> net,
       run_dir_(std::move(run_dir)) {}
 
 absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
-  std::string state = config_.optimizer_state();
   const bool adagrad =
       dynamic_cast<torch::optim::Adagrad*>(view.optimizer) != nullptr;
-  RETURN_IF_ERROR(CheckOptimizerState(&state, adagrad ? "adagrad" : "",
+  RETURN_IF_ERROR(CheckOptimizerState(config_.optimizer_state(),
+                                      adagrad ? "adagrad" : "",
                                       "introspection_jump: optimizer_state"));
   layout_ = LayoutOf(*view.module);
   for (int64_t t : config_.jump_steps()) {
@@ -478,8 +472,8 @@ absl::Status ValidateJumpHook(const google::protobuf::Struct& section,
                               absl::string_view path, const RunConfig& config) {
   absl::StatusOr<JumpHookConfig> parsed = ParseJumpHookConfig(section, path);
   if (!parsed.ok()) return parsed.status();
-  std::string state = parsed->optimizer_state();
-  RETURN_IF_ERROR(CheckOptimizerState(&state, config.optim_config().name(),
+  RETURN_IF_ERROR(CheckOptimizerState(parsed->optimizer_state(),
+                                      config.optim_config().name(),
                                       absl::StrCat(path, ".optimizer_state")));
   absl::StatusOr<std::unique_ptr<IntrospectionNet>> net =
       IntrospectionNet::Load(UserPath(parsed->network()));
@@ -522,10 +516,12 @@ OUROBOROS_REGISTER_HOOK(kRecordHook,
                         "Records every weight's history (w(0), w(0.4t), "
                         "w(0.7t), w(t) -> w(2t)) as a dataset for the "
                         "introspection network",
-                        MakeRecordHook, ValidateRecordHook);
+                        MakeRecordHook, ValidateRecordHook,
+                        SectionDefaultsOf<RecordHookConfig>());
 OUROBOROS_REGISTER_HOOK(kJumpHook,
                         "Replaces every weight by the introspection "
                         "network's prediction of w(2t) at the jump steps",
-                        MakeJumpHook, ValidateJumpHook);
+                        MakeJumpHook, ValidateJumpHook,
+                        SectionDefaultsOf<JumpHookConfig>());
 
 }  // namespace ouroboros::introspective

@@ -43,7 +43,6 @@ namespace ouroboros::introspective {
 
 inline constexpr char kRecordHook[] = "introspection_record";
 inline constexpr char kJumpHook[] = "introspection_jump";
-inline constexpr char kHistoriesFile[] = "introspection_histories.pt";
 // One JSON line per jump, in the run directory.
 inline constexpr char kJumpLogFile[] = "introspection_jumps.jsonl";
 // Strict parsing and checks of the hooks' sections; errors read
@@ -58,10 +57,10 @@ absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
 absl::Status CheckSteps(const google::protobuf::RepeatedField<int32_t>& steps,
                         const std::string& field, bool increasing);
 
-// optimizer_state: fills in the default "keep"; refuses anything but keep and
-// reset, and reset with `optimizer` adagrad (whose state LibTorch creates
-// once, in its constructor). Errors name `field`.
-absl::Status CheckOptimizerState(std::string* optimizer_state,
+// optimizer_state: refuses anything but keep and reset, and reset with
+// `optimizer` adagrad (whose state LibTorch creates once, in its
+// constructor). Errors name `field`.
+absl::Status CheckOptimizerState(const std::string& optimizer_state,
                                  const std::string& optimizer,
                                  const std::string& field);
 

@@ -250,26 +250,21 @@ absl::StatusOr<IntrospectionNetConfig> ParseIntrospectionNetConfig(
   ASSIGN_OR_RETURN(IntrospectionNetConfig parsed,
                    ParseSection<IntrospectionNetConfig>(config.model_config(),
                                                         "model_config"));
-  if (parsed.hidden_size() < 0) {
+  if (parsed.hidden_size() < 1) {
     return ConfigFieldError(
         "model_config.hidden_size",
-        absl::StrCat("must be >= 1, or 0 for the default 40 (got ",
-                     parsed.hidden_size(), ")"));
+        absl::StrCat("must be >= 1 (got ", parsed.hidden_size(), ")"));
   }
-  if (parsed.loss().empty()) parsed.set_loss("l1");
   if (parsed.loss() != "l1" && parsed.loss() != "mse") {
     return ConfigFieldError(
         "model_config.loss",
         absl::StrCat("unknown loss '", parsed.loss(), "'; known: l1, mse"));
   }
-  if (!(parsed.val_fraction() >= 0 && parsed.val_fraction() < 1)) {
+  if (!(parsed.val_fraction() > 0 && parsed.val_fraction() < 1)) {
     return ConfigFieldError(
         "model_config.val_fraction",
-        absl::StrCat("must be in [0, 1), 0 for the default 0.1 (got ",
-                     parsed.val_fraction(), ")"));
+        absl::StrCat("must be in (0, 1) (got ", parsed.val_fraction(), ")"));
   }
-  if (parsed.hidden_size() == 0) parsed.set_hidden_size(40);
-  if (parsed.val_fraction() == 0) parsed.set_val_fraction(0.1);
   return parsed;
 }
 
@@ -342,6 +337,7 @@ OUROBOROS_REGISTER_MODEL(
     "Introspection network (Sinha et al. 2017): a per-weight MLP that "
     "predicts w(2t) from w(0), w(0.4t), w(0.7t), w(t); its default config "
     "runs the whole demo",
-    MakeIntrospectiveModel, kDefaultConfigJson, ValidateIntrospectiveModel);
+    MakeIntrospectiveModel, kDefaultConfigJson, ValidateIntrospectiveModel,
+    SectionDefaultsOf<IntrospectionNetConfig>());
 
 }  // namespace ouroboros::introspective

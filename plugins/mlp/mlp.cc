@@ -84,8 +84,8 @@ absl::StatusOr<MlpConfig> ParseMlpConfig(const RunConfig& config) {
     }
   }
   const std::string& act = mlp.activation();
-  if (!act.empty() && act != "relu" && act != "tanh" && act != "selu" &&
-      act != "gelu" && act != "sigmoid") {
+  if (act != "relu" && act != "tanh" && act != "selu" && act != "gelu" &&
+      act != "sigmoid") {
     return ConfigFieldError(
         "model_config.activation",
         absl::StrCat("unknown activation '", act,
@@ -120,6 +120,7 @@ absl::Status ValidateMlpConfig(const RunConfig& config) {
 
 OUROBOROS_REGISTER_MODEL("mlp",
                          "Multi-layer perceptron, the classical baseline",
-                         MakeMlp, kDefaultConfigJson, ValidateMlpConfig);
+                         MakeMlp, kDefaultConfigJson, ValidateMlpConfig,
+                         SectionDefaultsOf<MlpConfig>());
 
 }  // namespace ouroboros::mlp

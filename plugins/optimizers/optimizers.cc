@@ -26,14 +26,13 @@ absl::StatusOr<Params> ParseParams(const OptimConfig& config) {
   return ParseSection<Params>(config.params(), "optim_config.params");
 }
 
-absl::Status PositiveIfSet(bool has, double value, absl::string_view field) {
-  if (!has || value > 0) return absl::OkStatus();
+absl::Status Positive(double value, absl::string_view field) {
+  if (value > 0) return absl::OkStatus();
   return ConfigFieldError(absl::StrCat("optim_config.params.", field),
                           absl::StrCat("must be > 0 (got ", value, ")"));
 }
 
 absl::StatusOr<std::tuple<double, double>> Betas(const AdamParams& params) {
-  if (params.betas().empty()) return std::make_tuple(0.9, 0.999);
   if (params.betas_size() != 2) {
     return ConfigFieldError(
         "optim_config.params.betas",
@@ -75,10 +74,9 @@ absl::StatusOr<Options> AdamLikeOptions(const OptimConfig& c) {
   if (!params.ok()) return params.status();
   absl::StatusOr<std::tuple<double, double>> betas = Betas(*params);
   if (!betas.ok()) return betas.status();
-  RETURN_IF_ERROR(PositiveIfSet(params->has_eps(), params->eps(), "eps"));
+  RETURN_IF_ERROR(Positive(params->eps(), "eps"));
   Options options(c.lr());
-  options.betas(*betas).weight_decay(c.weight_decay());
-  if (params->has_eps()) options.eps(params->eps());
+  options.betas(*betas).eps(params->eps()).weight_decay(c.weight_decay());
   if constexpr (std::is_same_v<Options, AdamaxOptions>) {
     if (params->amsgrad()) {
       return ConfigFieldError("optim_config.params.amsgrad",
@@ -94,12 +92,12 @@ absl::StatusOr<torch::optim::AdagradOptions> AdagradOptions(
     const OptimConfig& c) {
   absl::StatusOr<AdagradParams> params = ParseParams<AdagradParams>(c);
   if (!params.ok()) return params.status();
-  RETURN_IF_ERROR(PositiveIfSet(params->has_eps(), params->eps(), "eps"));
+  RETURN_IF_ERROR(Positive(params->eps(), "eps"));
   torch::optim::AdagradOptions options(c.lr());
   options.lr_decay(params->lr_decay())
       .initial_accumulator_value(params->initial_accumulator_value())
+      .eps(params->eps())
       .weight_decay(c.weight_decay());
-  if (params->has_eps()) options.eps(params->eps());
   return options;
 }
 
@@ -107,17 +105,14 @@ absl::StatusOr<torch::optim::RMSpropOptions> RmspropOptions(
     const OptimConfig& c) {
   absl::StatusOr<RmspropParams> params = ParseParams<RmspropParams>(c);
   if (!params.ok()) return params.status();
-  for (auto [has, value, field] :
-       {std::make_tuple(params->has_eps(), params->eps(), "eps"),
-        std::make_tuple(params->has_alpha(), params->alpha(), "alpha")}) {
-    RETURN_IF_ERROR(PositiveIfSet(has, value, field));
-  }
+  RETURN_IF_ERROR(Positive(params->eps(), "eps"));
+  RETURN_IF_ERROR(Positive(params->alpha(), "alpha"));
   torch::optim::RMSpropOptions options(c.lr());
   options.momentum(params->momentum())
       .centered(params->centered())
+      .eps(params->eps())
+      .alpha(params->alpha())
       .weight_decay(c.weight_decay());
-  if (params->has_eps()) options.eps(params->eps());
-  if (params->has_alpha()) options.alpha(params->alpha());
   return options;
 }
 
@@ -155,16 +150,21 @@ using Rmsprop = Plugin<torch::optim::RMSprop, RmspropOptions>;
 }  // namespace
 
 OUROBOROS_REGISTER_OPTIMIZER("sgd", "SGD with optional (Nesterov) momentum",
-                             Sgd::Make, Sgd::Validate);
+                             Sgd::Make, Sgd::Validate,
+                             SectionDefaultsOf<SgdParams>());
 OUROBOROS_REGISTER_OPTIMIZER("adam", "Adam (Kingma & Ba)", Adam::Make,
-                             Adam::Validate);
+                             Adam::Validate, SectionDefaultsOf<AdamParams>());
 OUROBOROS_REGISTER_OPTIMIZER("adamw", "AdamW, decoupled weight decay",
-                             AdamW::Make, AdamW::Validate);
+                             AdamW::Make, AdamW::Validate,
+                             SectionDefaultsOf<AdamParams>());
 OUROBOROS_REGISTER_OPTIMIZER("adamax", "Adamax, Adam with the infinity norm",
-                             AdamaxPlugin::Make, AdamaxPlugin::Validate);
+                             AdamaxPlugin::Make, AdamaxPlugin::Validate,
+                             SectionDefaultsOf<AdamParams>());
 OUROBOROS_REGISTER_OPTIMIZER("adagrad", "Adagrad", Adagrad::Make,
-                             Adagrad::Validate);
+                             Adagrad::Validate,
+                             SectionDefaultsOf<AdagradParams>());
 OUROBOROS_REGISTER_OPTIMIZER("rmsprop", "RMSprop", Rmsprop::Make,
-                             Rmsprop::Validate);
+                             Rmsprop::Validate,
+                             SectionDefaultsOf<RmspropParams>());
 
 }  // namespace ouroboros::optimizers

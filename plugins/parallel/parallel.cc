@@ -371,6 +371,7 @@ OUROBOROS_REGISTER_COMPOSITE_PIPELINE(
     "parallel",
     "Several pipelines (train runs, tunes) side by side, each its own "
     "process; status lines, then a summary table",
-    MakeParallelPipeline, ValidateParallelConfig);
+    MakeParallelPipeline, ValidateParallelConfig,
+    SectionDefaultsOf<ParallelPipelineConfig>());
 
 }  // namespace ouroboros::parallel

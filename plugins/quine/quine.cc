@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,6 @@ namespace {
 
 constexpr char kVanilla[] = "vanilla";
 constexpr char kAuxiliary[] = "auxiliary";
-constexpr double kDefaultZeroQuineFraction = 1e-3;
 constexpr char kAbsoluteSrLoss[] = "absolute";
 constexpr char kRelativeSrLoss[] = "relative";
 // Keeps the coordinate shuffles apart from the image shuffles of the same
@@ -43,35 +43,45 @@ bool IsAuxiliary(const QuineConfig& config) {
   return config.variant() == kAuxiliary;
 }
 
+void FillDerivedQuineDefaults(QuineConfig* quine, const RunConfig&) {
+  const bool auxiliary = IsAuxiliary(*quine);
+  if (!quine->has_coordinate_embedding()) {
+    quine->set_coordinate_embedding(auxiliary ? 50 : 100);
+  }
+  if (auxiliary && !quine->has_image_embedding()) {
+    quine->set_image_embedding(50);
+  }
+}
+
 absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
   ASSIGN_OR_RETURN(
       QuineConfig quine,
       ParseSection<QuineConfig>(config.model_config(), "model_config"));
-  if (quine.variant().empty()) quine.set_variant(kVanilla);
+  FillDerivedQuineDefaults(&quine, config);
   if (quine.variant() != kVanilla && quine.variant() != kAuxiliary) {
     return ConfigFieldError("model_config.variant",
                             absl::StrCat("unknown variant '", quine.variant(),
                                          "'; known: vanilla, auxiliary"));
   }
   const bool auxiliary = IsAuxiliary(quine);
-  // Non-negative counts first; then 0 means "the paper's value".
-  for (const auto& [field, value] :
-       {std::pair<const char*, int64_t>{"coordinate_embedding",
-                                        quine.coordinate_embedding()},
-        {"image_embedding", quine.image_embedding()},
-        {"coordinates_per_step", quine.coordinates_per_step()},
-        {"regenerate_every_epochs", quine.regenerate_every_epochs()}}) {
-    if (value < 0) {
-      return ConfigFieldError(absl::StrCat("model_config.", field),
-                              absl::StrCat("must be >= 0 (got ", value, ")"));
+  for (const auto& [field, value, least] :
+       {std::make_tuple("coordinate_embedding", quine.coordinate_embedding(),
+                        1),
+        std::make_tuple("image_embedding", quine.image_embedding(),
+                        auxiliary ? 1 : 0),
+        std::make_tuple("coordinates_per_step", quine.coordinates_per_step(),
+                        0),
+        std::make_tuple("regenerate_every_epochs",
+                        quine.regenerate_every_epochs(), 0)}) {
+    if (value < least) {
+      return ConfigFieldError(
+          absl::StrCat("model_config.", field),
+          absl::StrCat("must be >= ", least, " (got ", value, ")"));
     }
   }
-  if (quine.coordinate_embedding() == 0) {
-    quine.set_coordinate_embedding(auxiliary ? 50 : 100);
-  }
   if (quine.hidden_sizes().empty()) {
-    quine.add_hidden_sizes(100);
-    quine.add_hidden_sizes(100);
+    return ConfigFieldError("model_config.hidden_sizes",
+                            "must list at least one hidden layer width");
   }
   for (int i = 0; i < quine.hidden_sizes_size(); ++i) {
     if (quine.hidden_sizes(i) < 1) {
@@ -81,7 +91,6 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
     }
   }
   if (auxiliary) {
-    if (quine.image_embedding() == 0) quine.set_image_embedding(50);
     if (!(quine.task_weight() > 0 && std::isfinite(quine.task_weight()))) {
       return ConfigFieldError(
           "model_config.task_weight",
@@ -93,7 +102,7 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
     // Settings of the auxiliary variant would silently do nothing here.
     for (const auto& [field, is_set] :
          {std::pair<const char*, bool>{"image_embedding",
-                                       quine.image_embedding() != 0},
+                                       quine.has_image_embedding()},
           {"task_weight", quine.task_weight() != 0},
           {"coordinates_per_step", quine.coordinates_per_step() != 0},
           {"task_only", quine.task_only()}}) {
@@ -105,21 +114,20 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
       }
     }
   }
-  if (!(quine.coordinate_projection_std() >= 0 &&
+  if (quine.has_coordinate_projection_std() &&
+      !(quine.coordinate_projection_std() > 0 &&
         std::isfinite(quine.coordinate_projection_std()))) {
-    return ConfigFieldError(
-        "model_config.coordinate_projection_std",
-        absl::StrCat("must be a finite number >= 0 (got ",
-                     quine.coordinate_projection_std(), ")"));
+    return ConfigFieldError("model_config.coordinate_projection_std",
+                            absl::StrCat("must be a finite number > 0 (got ",
+                                         quine.coordinate_projection_std(),
+                                         "); leave it out for 1/sqrt(N)"));
   }
-  if (!(quine.regeneration_damping() >= 0 &&
+  if (!(quine.regeneration_damping() > 0 &&
         quine.regeneration_damping() <= 1)) {
     return ConfigFieldError("model_config.regeneration_damping",
-                            absl::StrCat("must be in [0, 1] (got ",
+                            absl::StrCat("must be in (0, 1] (got ",
                                          quine.regeneration_damping(), ")"));
   }
-  if (quine.regeneration_damping() == 0) quine.set_regeneration_damping(1);
-  if (quine.sr_loss().empty()) quine.set_sr_loss(kAbsoluteSrLoss);
   if (quine.sr_loss() != kAbsoluteSrLoss &&
       quine.sr_loss() != kRelativeSrLoss) {
     return ConfigFieldError(
@@ -127,12 +135,9 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         absl::StrCat("must be 'absolute' or 'relative' (got '", quine.sr_loss(),
                      "')"));
   }
-  if (quine.zero_quine_fraction() == 0) {
-    quine.set_zero_quine_fraction(kDefaultZeroQuineFraction);
-  }
   if (!(quine.zero_quine_fraction() > 0 && quine.zero_quine_fraction() < 1)) {
     return ConfigFieldError("model_config.zero_quine_fraction",
-                            absl::StrCat("must be in [0, 1) (got ",
+                            absl::StrCat("must be in (0, 1) (got ",
                                          quine.zero_quine_fraction(), ")"));
   }
   return quine;
@@ -240,7 +245,7 @@ QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
   }
   modules_->theta = modules_->module.register_parameter("theta", theta);
   const double projection_std =
-      config.coordinate_projection_std() > 0
+      config.has_coordinate_projection_std()
           ? config.coordinate_projection_std()
           : 1 / std::sqrt(static_cast<double>(layout_.num_parameters));
   modules_->coordinate_projection = modules_->module.register_buffer(
@@ -514,11 +519,14 @@ OUROBOROS_REGISTER_DATA_SOURCE(
     kCoordinatesDataSource,
     "The coordinates of a vanilla quine's own weights (0 .. N-1, N from "
     "model_config): its training, validation and test set",
-    MakeCoordinateSplits, ValidateCoordinateSource);
+    MakeCoordinateSplits, ValidateCoordinateSource,
+    SectionDefaultsOf<QuineCoordinatesConfig>());
 
-OUROBOROS_REGISTER_MODEL("quine",
-                         "Neural network quine (vanilla or auxiliary) that "
-                         "predicts and regenerates its own weights",
-                         MakeQuine, kDefaultConfigJson, ValidateQuineConfig);
+OUROBOROS_REGISTER_MODEL(
+    "quine",
+    "Neural network quine (vanilla or auxiliary) that "
+    "predicts and regenerates its own weights",
+    MakeQuine, kDefaultConfigJson, ValidateQuineConfig,
+    SectionDefaultsOf<QuineConfig>(FillDerivedQuineDefaults));
 
 }  // namespace ouroboros::quine

@@ -35,6 +35,9 @@ inline constexpr char kCoordinatesDataSource[] = "quine_coordinates";
 // Parses and validates model_config ("model_config.<field>: reason"), with
 // the defaults filled in.
 absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config);
+// The defaults that depend on the variant: coordinate_embedding (100
+// vanilla, 50 auxiliary) and the auxiliary quine's image_embedding (50).
+void FillDerivedQuineDefaults(QuineConfig* quine, const RunConfig& config);
 
 bool IsAuxiliary(const QuineConfig& config);
 

@@ -307,22 +307,23 @@ class QuineRunTest : public ::testing::Test {
     ASSERT_TRUE(
         registry_
             .Register(ModelEntry{"quine", "", MakeQuine, kDefaultConfigJson,
-                                 ValidateQuineConfig, "test"})
+                                 ValidateQuineConfig, nullptr, "test"})
             .ok());
     ASSERT_TRUE(RegisterBuiltinDataSources(registry_).ok());
-    ASSERT_TRUE(
-        registry_
-            .Register(DataSourceEntry{kCoordinatesDataSource, "",
-                                      MakeCoordinateSplits, nullptr, "test"})
-            .ok());
+    ASSERT_TRUE(registry_
+                    .Register(DataSourceEntry{kCoordinatesDataSource, "",
+                                              MakeCoordinateSplits, nullptr,
+                                              nullptr, "test"})
+                    .ok());
     OptimizerFactory adam = [](const OptimizerContext& context)
         -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
       return std::make_unique<torch::optim::Adam>(context.parameters,
                                                   context.config->lr());
     };
-    ASSERT_TRUE(
-        registry_.Register(OptimizerEntry{"adam", "", adam, nullptr, "test"})
-            .ok());
+    ASSERT_TRUE(registry_
+                    .Register(OptimizerEntry{"adam", "", adam, nullptr, nullptr,
+                                             "test"})
+                    .ok());
   }
 
   absl::StatusOr<TrainResult> Train(const RunConfig& config,
@@ -469,10 +470,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "(the vanilla quine's training set is its coordinates, "
                    "run_config.batch_size per step)"},
         BadSection{R"({"zero_quine_fraction": 1.5})",
-                   "model_config.zero_quine_fraction: must be in [0, 1) (got "
+                   "model_config.zero_quine_fraction: must be in (0, 1) (got "
                    "1.5)"},
         BadSection{R"({"regeneration_damping": 1.5})",
-                   "model_config.regeneration_damping: must be in [0, 1] (got "
+                   "model_config.regeneration_damping: must be in (0, 1] (got "
                    "1.5)"},
         BadSection{R"({"sr_loss": "cosine"})",
                    "model_config.sr_loss: must be 'absolute' or 'relative' "

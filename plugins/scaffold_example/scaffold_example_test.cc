@@ -62,8 +62,11 @@ PluginRegistry& Registry() {
                                                   context.config->lr());
     };
     EXPECT_TRUE(
-        r->Register(OptimizerEntry{"adam", "", adam, nullptr, "test"}).ok());
-    PipelineEntry train{kDefaultPipeline, "", nullptr, nullptr, "test"};
+        r->Register(OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"})
+            .ok());
+    PipelineEntry train;
+    train.name = kDefaultPipeline;
+    train.source = "test";
     train.factory = [](const PipelineContext&)
         -> absl::StatusOr<std::unique_ptr<Pipeline>> { return nullptr; };
     EXPECT_TRUE(r->Register(std::move(train)).ok());

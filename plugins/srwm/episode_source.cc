@@ -38,8 +38,6 @@ constexpr int64_t kEvalChunk = 100;
 // Seeds of the fixed evaluation episodes, per pool.
 constexpr uint64_t kValSeed = 1001, kTestSeed = 2002, kDigitsSeed = 3003;
 
-int OrDefault(int value, int fallback) { return value > 0 ? value : fallback; }
-
 std::string Field(absl::string_view name) {
   return absl::StrCat(kSection, ".", name);
 }
@@ -115,7 +113,7 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
   ASSIGN_OR_RETURN(FewshotEpisodesConfig c,
                    ParseSection<FewshotEpisodesConfig>(
                        config.data_config().source_config(), kSection));
-  RETURN_IF_ERROR(CheckSizesOrDefault(
+  RETURN_IF_ERROR(CheckSizes(
       kSection, {{"ways", c.ways()},
                  {"shots", c.shots()},
                  {"queries_per_class", c.queries_per_class()},
@@ -124,15 +122,6 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                  {"meta_test_classes", c.meta_test_classes()},
                  {"train_episodes_per_epoch", c.train_episodes_per_epoch()},
                  {"eval_episodes", c.eval_episodes()}}));
-  c.set_ways(OrDefault(c.ways(), 5));
-  c.set_shots(OrDefault(c.shots(), 1));
-  c.set_queries_per_class(OrDefault(c.queries_per_class(), 1));
-  c.set_rotations(OrDefault(c.rotations(), 4));
-  c.set_meta_val_classes(OrDefault(c.meta_val_classes(), 8));
-  c.set_meta_test_classes(OrDefault(c.meta_test_classes(), 8));
-  c.set_train_episodes_per_epoch(OrDefault(c.train_episodes_per_epoch(), 3200));
-  c.set_eval_episodes(OrDefault(c.eval_episodes(), 1000));
-  if (c.images().empty()) c.set_images(kFashion);
   if (c.ways() < 2) {
     return ConfigFieldError(Field("ways"),
                             absl::StrCat("must be >= 2 (got ", c.ways(), ")"));
@@ -217,9 +206,7 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
                                        c.meta_test_classes(), seed));
     if (!c.skip_mnist_digits()) {
       ASSIGN_OR_RETURN(pools->digits,
-                       LoadMnistDigitPool(c.mnist_digits_path().empty()
-                                              ? kMnistDigitsDir
-                                              : c.mnist_digits_path()));
+                       LoadMnistDigitPool(c.mnist_digits_path()));
     }
   }
   for (const ClassPool* pool :

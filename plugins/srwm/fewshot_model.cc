@@ -30,12 +30,10 @@ namespace {
 
 constexpr int kEncoderBlocks = 4;
 
-int64_t OrDefault(int64_t value, int64_t fallback) {
-  return value > 0 ? value : fallback;
-}
-
+// A baseline's width differs from the srwm model's; its inner width
+// follows its own.
 int64_t FeedForwardSize(const ModelShape& shape) {
-  return OrDefault(shape.ff_size, 2 * shape.width);
+  return shape.ff_size > 0 ? shape.ff_size : 2 * shape.width;
 }
 
 // Parameters of the sequence layer alone, per block.
@@ -278,53 +276,67 @@ class FewShotModel : public Model {
 
 }  // namespace
 
-absl::Status CheckSizesOrDefault(
+absl::Status CheckSizes(
     absl::string_view section,
     std::initializer_list<std::pair<const char*, int32_t>> fields) {
   for (const auto& [name, value] : fields) {
-    if (value < 0) {
-      return ConfigFieldError(
-          absl::StrCat(section, ".", name),
-          absl::StrCat("must be >= 1, or 0 for the default (got ", value, ")"));
+    if (value < 1) {
+      return ConfigFieldError(absl::StrCat(section, ".", name),
+                              absl::StrCat("must be >= 1 (got ", value, ")"));
     }
   }
   return absl::OkStatus();
+}
+
+void FillDerivedSrwmDefaults(SrwmConfig* srwm, const RunConfig&) {
+  if (!srwm->has_w0_init_std() && srwm->num_heads() > 0 &&
+      srwm->hidden_size() % srwm->num_heads() == 0) {
+    const int64_t d = srwm->hidden_size() / srwm->num_heads();
+    srwm->set_w0_init_std(1 / std::sqrt(double(d)));
+  }
 }
 
 absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
   ASSIGN_OR_RETURN(SrwmConfig srwm, ParseSection<SrwmConfig>(
                                         config.model_config(), "model_config"));
   const std::string& kind = srwm.sequence_model();
-  if (!kind.empty() && kind != "srwm" && kind != "deltanet" &&
-      kind != "fake_sr" && kind != "lstm") {
+  if (kind != "srwm" && kind != "deltanet" && kind != "fake_sr" &&
+      kind != "lstm") {
     return ConfigFieldError(
         "model_config.sequence_model",
         absl::StrCat("unknown sequence model '", kind,
                      "'; known: srwm, deltanet, fake_sr, lstm"));
   }
   const std::string& kernel = srwm.srwm_kernel();
-  if (!kernel.empty() && kernel != "fused" && kernel != "naive") {
+  if (kernel != "fused" && kernel != "naive") {
     return ConfigFieldError(
         "model_config.srwm_kernel",
         absl::StrCat("must be fused or naive (got '", kernel, "')"));
   }
-  RETURN_IF_ERROR(CheckSizesOrDefault(
-      "model_config", {{"hidden_size", srwm.hidden_size()},
-                       {"num_heads", srwm.num_heads()},
-                       {"num_layers", srwm.num_layers()},
-                       {"ff_size", srwm.ff_size()},
-                       {"encoder_channels", srwm.encoder_channels()}}));
-  if (!(srwm.label_input_scale() >= 0) ||
-      !std::isfinite(srwm.label_input_scale())) {
+  FillDerivedSrwmDefaults(&srwm, config);
+  RETURN_IF_ERROR(CheckSizes("model_config",
+                             {{"hidden_size", srwm.hidden_size()},
+                              {"num_heads", srwm.num_heads()},
+                              {"num_layers", srwm.num_layers()},
+                              {"encoder_channels", srwm.encoder_channels()}}));
+  if (srwm.hidden_size() % srwm.num_heads() != 0) {
     return ConfigFieldError(
-        "model_config.label_input_scale",
-        absl::StrCat("must be a finite number > 0, or 0 for the default (got ",
-                     srwm.label_input_scale(), ")"));
+        "model_config.hidden_size",
+        absl::StrCat("must be a multiple of num_heads (got ",
+                     srwm.hidden_size(), " and ", srwm.num_heads(), " heads)"));
   }
-  if (!(srwm.w0_init_std() >= 0) || !std::isfinite(srwm.w0_init_std())) {
-    return ConfigFieldError("model_config.w0_init_std",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         srwm.w0_init_std(), ")"));
+  if (srwm.has_ff_size()) {
+    RETURN_IF_ERROR(CheckSizes("model_config", {{"ff_size", srwm.ff_size()}}));
+  }
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"label_input_scale",
+                                       srwm.label_input_scale()},
+        {"w0_init_std", srwm.w0_init_std()}}) {
+    if (!(value > 0) || !std::isfinite(value)) {
+      return ConfigFieldError(
+          absl::StrCat("model_config.", name),
+          absl::StrCat("must be a finite number > 0 (got ", value, ")"));
+    }
   }
   for (const auto& [name, value] :
        {std::pair<const char*, double>{"w0_key_identity",
@@ -337,20 +349,11 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
     }
   }
   const std::string& srwm_input = srwm.srwm_input();
-  if (!srwm_input.empty() && srwm_input != "layer_norm" &&
-      srwm_input != "residual") {
+  if (srwm_input != "layer_norm" && srwm_input != "residual") {
     return ConfigFieldError(
         "model_config.srwm_input",
         absl::StrCat("must be layer_norm or residual (got '", srwm_input,
                      "')"));
-  }
-  const int64_t width = OrDefault(srwm.hidden_size(), 128);
-  const int64_t heads = OrDefault(srwm.num_heads(), 8);
-  if (width % heads != 0) {
-    return ConfigFieldError(
-        "model_config.hidden_size",
-        absl::StrCat("must be a multiple of num_heads (got ", width, " and ",
-                     heads, " heads)"));
   }
   return srwm;
 }
@@ -373,11 +376,11 @@ int64_t CountParameters(const ModelShape& shape, int64_t ways) {
 ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   ModelShape shape;
   shape.sequence_model = "srwm";
-  shape.width = OrDefault(config.hidden_size(), 128);
-  shape.heads = OrDefault(config.num_heads(), 8);
-  shape.layers = OrDefault(config.num_layers(), 2);
-  shape.ff_size = config.ff_size();
-  shape.encoder_channels = OrDefault(config.encoder_channels(), 32);
+  shape.width = config.hidden_size();
+  shape.heads = config.num_heads();
+  shape.layers = config.num_layers();
+  shape.ff_size = config.has_ff_size() ? config.ff_size() : 0;
+  shape.encoder_channels = config.encoder_channels();
   shape.fused_kernel = config.srwm_kernel() != "naive";
   shape.w0_init_std = config.w0_init_std();
   shape.input_softmax = config.input_softmax();
@@ -385,11 +388,8 @@ ModelShape ResolveModelShape(const SrwmConfig& config, int64_t ways) {
   shape.w0_key_identity = config.w0_key_identity();
   shape.srwm_reads_residual = config.srwm_input() == "residual";
   shape.query_loss_only = config.query_loss_only();
-  if (config.label_input_scale() > 0) {
-    shape.label_input_scale = config.label_input_scale();
-  }
-  const std::string kind =
-      config.sequence_model().empty() ? "srwm" : config.sequence_model();
+  shape.label_input_scale = config.label_input_scale();
+  const std::string& kind = config.sequence_model();
   if (kind == "srwm" || kind == "fake_sr") {
     shape.sequence_model = kind;
     return shape;

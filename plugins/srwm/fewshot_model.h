@@ -43,15 +43,18 @@ struct ModelShape {
   bool query_loss_only = false;
 };
 
-// "<section>.<name>: must be >= 1, or 0 for the default (got v)" for the
-// first (name, v) of `fields` with v < 0, else OK. (Config sizes where 0
-// means "use the default".)
-absl::Status CheckSizesOrDefault(
+// "<section>.<name>: must be >= 1 (got v)" for the first (name, v) of
+// `fields` with v < 1, else OK.
+absl::Status CheckSizes(
     absl::string_view section,
     std::initializer_list<std::pair<const char*, int32_t>> fields);
 
 // Parses and validates model_config ("model_config.<field>: reason").
 absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config);
+
+// The default that depends on other fields: w0_init_std, the paper's
+// 1/sqrt(d) with d = hidden_size / num_heads.
+void FillDerivedSrwmDefaults(SrwmConfig* srwm, const RunConfig& config);
 
 // The shape to build for `config` on episodes with `ways` labels: for a
 // baseline, the width whose parameter count is closest to the srwm model of

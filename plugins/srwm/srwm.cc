@@ -29,11 +29,13 @@ OUROBOROS_REGISTER_MODEL(
     "srwm",
     "Few-shot learner on a self-referential weight matrix (or its baselines "
     "DeltaNet, Fake-SR, LSTM); data source fewshot_episodes",
-    MakeSrwm, kDefaultConfigJson, ValidateSrwmConfig);
+    MakeSrwm, kDefaultConfigJson, ValidateSrwmConfig,
+    SectionDefaultsOf<SrwmConfig>(FillDerivedSrwmDefaults));
 OUROBOROS_REGISTER_DATA_SOURCE(
     kEpisodeDataSource,
     "Sequential N-way K-shot episodes: rotated Fashion-MNIST classes (or "
     "synthetic), drawn afresh each step; MNIST digits cross-domain",
-    MakeEpisodeSplits, ValidateEpisodeSource);
+    MakeEpisodeSplits, ValidateEpisodeSource,
+    SectionDefaultsOf<FewshotEpisodesConfig>());
 
 }  // namespace ouroboros::srwm

@@ -311,8 +311,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "model_config.hidden_size: must be a multiple of "
                   "num_heads (got 30 and 8 heads)"},
         BadConfig{R"({"num_layers": -1})", "",
-                  "model_config.num_layers: must be >= 1, or 0 for the "
-                  "default (got -1)"},
+                  "model_config.num_layers: must be >= 1 (got -1)"},
         BadConfig{R"({"srwm_kernel": "cuda"})", "",
                   "model_config.srwm_kernel: must be fused or naive (got "
                   "'cuda')"},
@@ -338,7 +337,7 @@ TEST(SrwmConfigTest, DefaultConfigIsValid) {
   EXPECT_TRUE(ValidateSrwmConfig(*config).ok());
   EXPECT_TRUE(ValidateEpisodeSource(*config).ok());
   // Under the plain train pipeline, with episodes as its data.
-  EXPECT_EQ(config->pipeline(), "");
+  EXPECT_EQ(config->pipeline(), "train");
   EXPECT_EQ(config->data_config().dataset(), kEpisodeDataSource);
 }
 
@@ -370,17 +369,17 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
   absl::StatusOr<RunConfig> config = ParseRunConfig(json, "test.json");
   if (!config.ok()) return config.status();
   PluginRegistry registry;
-  RETURN_IF_ERROR(
-      registry.Register(ModelEntry{"srwm", "", MakeSrwm, "", nullptr, "test"}));
+  RETURN_IF_ERROR(registry.Register(
+      ModelEntry{"srwm", "", MakeSrwm, "", nullptr, nullptr, "test"}));
   RETURN_IF_ERROR(registry.Register(DataSourceEntry{
-      kEpisodeDataSource, "", MakeEpisodeSplits, nullptr, "test"}));
+      kEpisodeDataSource, "", MakeEpisodeSplits, nullptr, nullptr, "test"}));
   OptimizerFactory adam = [](const OptimizerContext& c)
       -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
     return std::make_unique<torch::optim::Adam>(
         c.parameters, torch::optim::AdamOptions(c.config->lr()));
   };
-  if (absl::Status s =
-          registry.Register(OptimizerEntry{"adam", "", adam, nullptr, "test"});
+  if (absl::Status s = registry.Register(
+          OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"});
       !s.ok()) {
     return s;
   }

@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeTrainPipeline(
 
 OUROBOROS_REGISTER_PIPELINE(kDefaultPipeline,
                             "One Trainer run of the configured model (Demo)",
-                            MakeTrainPipeline, ValidateTrainConfig);
+                            MakeTrainPipeline, ValidateTrainConfig,
+                            SectionDefaultsOf<TrainPipelineConfig>());
 
 }  // namespace ouroboros::train

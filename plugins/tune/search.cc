@@ -89,11 +89,25 @@ double Quantile(std::vector<double> values, double q) {
 
 }  // namespace
 
+void FillDerivedTuneDefaults(TunePipelineConfig* tune,
+                             const RunConfig& config) {
+  if (!tune->has_metric()) {
+    tune->set_metric(config.score_config().monitor().empty()
+                         ? "loss"
+                         : config.score_config().monitor());
+  }
+  if (!tune->has_mode())
+    tune->set_mode(tune->metric() == "loss" ? "min" : "max");
+  if (!tune->has_num_trials()) {
+    tune->set_num_trials(tune->search() == "random" ? 8 : 0);
+  }
+}
+
 absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
   ASSIGN_OR_RETURN(TunePipelineConfig tune,
                    ParseSection<TunePipelineConfig>(config.pipeline_config(),
                                                     "pipeline_config"));
-  if (tune.search().empty()) tune.set_search("random");
+  FillDerivedTuneDefaults(&tune, config);
   if (tune.search() != "random" && tune.search() != "grid") {
     return ConfigFieldError(
         "pipeline_config.search",
@@ -108,11 +122,6 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
   for (const auto& [path, space] : tune.space()) {
     RETURN_IF_ERROR(CheckSpace(path, space, tune.search() == "grid"));
   }
-  if (tune.metric().empty()) {
-    tune.set_metric(config.score_config().monitor().empty()
-                        ? "loss"
-                        : config.score_config().monitor());
-  }
   if (std::find(std::begin(kMetrics), std::end(kMetrics), tune.metric()) ==
       std::end(kMetrics)) {
     return ConfigFieldError(
@@ -120,8 +129,6 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
         absl::StrCat("unknown metric '", tune.metric(),
                      "'; known: loss, accuracy, precision, recall, f1, auroc"));
   }
-  if (tune.mode().empty())
-    tune.set_mode(tune.metric() == "loss" ? "min" : "max");
   if (tune.mode() != "max" && tune.mode() != "min") {
     return ConfigFieldError(
         "pipeline_config.mode",
@@ -136,36 +143,38 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
         {"max_concurrent", double(tune.max_concurrent())},
         {"trial_threads", double(tune.trial_threads())},
         {"trial_epochs", double(tune.trial_epochs())},
-        {"trial_timeout_seconds", tune.trial_timeout_seconds()},
-        {"early_stopping.grace_epochs",
-         double(tune.early_stopping().grace_epochs())},
-        {"early_stopping.min_trials",
-         double(tune.early_stopping().min_trials())}}) {
+        {"trial_timeout_seconds", tune.trial_timeout_seconds()}}) {
     if (!(f.value >= 0)) {
       return ConfigFieldError(absl::StrCat("pipeline_config.", f.field),
                               absl::StrCat("must be >= 0 (got ", f.value, ")"));
     }
   }
-  if (tune.search() == "random" && tune.num_trials() == 0) {
-    tune.set_num_trials(8);
+  if (tune.search() == "random" && tune.num_trials() < 1) {
+    return ConfigFieldError("pipeline_config.num_trials",
+                            absl::StrCat("random search needs >= 1 trial (got ",
+                                         tune.num_trials(), ")"));
   }
-  EarlyStopping& rule = *tune.mutable_early_stopping();
-  if (rule.method().empty()) rule.set_method("none");
+  const EarlyStopping& rule = tune.early_stopping();
   if (rule.method() != "none" && rule.method() != "median" &&
       rule.method() != "asha") {
     return ConfigFieldError("pipeline_config.early_stopping.method",
                             absl::StrCat("must be none, median or asha (got '",
                                          rule.method(), "')"));
   }
-  if (rule.grace_epochs() == 0) rule.set_grace_epochs(1);
-  if (rule.min_trials() == 0) rule.set_min_trials(3);
-  if (rule.reduction_factor() == 0) rule.set_reduction_factor(3);
+  for (const auto& [field, value] :
+       {std::pair<const char*, int>{"grace_epochs", rule.grace_epochs()},
+        {"min_trials", rule.min_trials()}}) {
+    if (value < 1) {
+      return ConfigFieldError(
+          absl::StrCat("pipeline_config.early_stopping.", field),
+          absl::StrCat("must be >= 1 (got ", value, ")"));
+    }
+  }
   if (rule.reduction_factor() < 2) {
     return ConfigFieldError(
         "pipeline_config.early_stopping.reduction_factor",
         absl::StrCat("must be >= 2 (got ", rule.reduction_factor(), ")"));
   }
-  if (tune.trial_pipeline().empty()) tune.set_trial_pipeline(kDefaultPipeline);
   if (tune.trial_pipeline() == "tune") {
     return ConfigFieldError("pipeline_config.trial_pipeline",
                             "a trial cannot itself be a tune");

@@ -23,6 +23,11 @@ namespace ouroboros::tune {
 // mode, num_trials, early stopping).
 absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config);
 
+// The defaults that depend on other fields: metric (score_config.monitor,
+// else loss), mode (min for loss, else max), num_trials (8 for a random
+// search, 0 = every point of a grid).
+void FillDerivedTuneDefaults(TunePipelineConfig* tune, const RunConfig& config);
+
 struct Trial {
   int index = 0;
   // Field path -> the value as compact JSON ("0.001", "[64,32]", "\"adam\"").

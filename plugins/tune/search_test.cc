@@ -54,6 +54,22 @@ TEST(ParseTuneConfigTest, FillsDefaults) {
   EXPECT_EQ(tune.mode(), "min");
   EXPECT_EQ(tune.early_stopping().method(), "none");
   EXPECT_EQ(tune.trial_pipeline(), "train");
+  EXPECT_EQ(tune.early_stopping().grace_epochs(), 1);
+  EXPECT_EQ(tune.early_stopping().reduction_factor(), 3);
+  EXPECT_EQ(tune.early_stopping().min_trials(), 3);
+}
+
+TEST(ParseTuneConfigTest, AnExplicitValueIsKeptAndChecked) {
+  EXPECT_EQ(Parse(R"({"search": "grid", "space": {"a": {"grid": [1, 2]}}})")
+                .num_trials(),
+            0);  // every point of the grid
+  EXPECT_EQ(ErrorOf(R"({"num_trials": 0, "space": {"a": {"grid": [1]}}})"),
+            "pipeline_config.num_trials: random search needs >= 1 trial (got "
+            "0)");
+  EXPECT_EQ(ErrorOf(R"({"early_stopping": {"grace_epochs": 0},
+                        "space": {"a": {"grid": [1]}}})"),
+            "pipeline_config.early_stopping.grace_epochs: must be >= 1 (got "
+            "0)");
 }
 
 TEST(ParseTuneConfigTest, ErrorsNameTheFieldAndReason) {

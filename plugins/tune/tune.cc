@@ -674,6 +674,7 @@ OUROBOROS_REGISTER_PIPELINE(
     "tune",
     "Search config fields (grid/random, median/ASHA early stopping), each "
     "trial its own process; then a full run with the best values",
-    MakeTunePipeline, ValidateTuneConfig);
+    MakeTunePipeline, ValidateTuneConfig,
+    SectionDefaultsOf<TunePipelineConfig>(FillDerivedTuneDefaults));
 
 }  // namespace ouroboros::tune

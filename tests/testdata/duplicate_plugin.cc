@@ -14,6 +14,6 @@ absl::StatusOr<std::unique_ptr<ouroboros::Model>> MakeNothing(
 }  // namespace
 
 OUROBOROS_REGISTER_MODEL("fresh_model", "Registered before the clash",
-                         MakeNothing, "", nullptr);
+                         MakeNothing, "", nullptr, nullptr);
 OUROBOROS_REGISTER_MODEL("test_model", "Clashes with good_plugin", MakeNothing,
-                         "", nullptr);
+                         "", nullptr, nullptr);

@@ -24,6 +24,6 @@ good_plugin_global_registry() {
 }
 
 OUROBOROS_REGISTER_MODEL("test_model", "A model for the loader tests",
-                         MakeNothing, "", nullptr);
+                         MakeNothing, "", nullptr, nullptr);
 OUROBOROS_REGISTER_PIPELINE("test_pipeline", "A pipeline for the loader tests",
-                            MakeNoPipeline, nullptr);
+                            MakeNoPipeline, nullptr, nullptr);

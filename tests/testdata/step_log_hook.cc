@@ -80,4 +80,4 @@ absl::StatusOr<std::unique_ptr<ouroboros::TrainerHook>> MakeStepLog(
 }  // namespace
 
 OUROBOROS_REGISTER_HOOK("step_log", "Logs the Trainer's boundaries (tests)",
-                        MakeStepLog, ValidateStepLog);
+                        MakeStepLog, ValidateStepLog, nullptr);
