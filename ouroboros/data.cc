@@ -210,9 +210,14 @@ Batch BatchLoader::Make(int64_t index) const {
                    std::min((index + 1) * batch_size_, order_.size(0)));
   // A generated split: the batch only says which samples (and so how many);
   // the Trainer draws them at their step.
-  if (data_.generator != nullptr) return Batch{idx, at::Tensor()};
-  return Batch{data_.inputs.index_select(0, idx),
-               data_.targets.index_select(0, idx)};
+  if (data_.generator != nullptr) return Batch{idx, at::Tensor(), {}};
+  Batch batch{data_.inputs.index_select(0, idx),
+              data_.targets.index_select(0, idx),
+              {}};
+  for (const auto& [name, values] : data_.extras) {
+    batch.extras[name] = values.index_select(0, idx);
+  }
+  return batch;
 }
 
 void BatchLoader::Produce(int64_t first) {

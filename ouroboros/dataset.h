@@ -28,6 +28,10 @@ struct DataSpec {
 struct Batch {
   at::Tensor inputs;
   at::Tensor targets;
+  // Per-sample tensors beside them (first dimension the batch's size), as
+  // the data source put them in Dataset::extras or its generator draws
+  // them: e.g. "task", the task each sample belongs to in a continual run.
+  std::map<std::string, at::Tensor> extras;
 };
 
 // Training samples made on demand rather than stored, e.g. few-shot

@@ -46,6 +46,10 @@ struct FigureSpec {
   std::string mark_where_present;
   std::string mark_label;
   bool log_scale = false;
+  // One heatmap instead of stacked panels: a row per epoch, a column per
+  // series, each cell its value at that epoch (blank where it has none),
+  // e.g. a continual run's accuracy on each task after each task.
+  bool heatmap = false;
 };
 
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)

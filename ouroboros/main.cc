@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -898,6 +899,10 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   ouroboros::InstallConsoleLog();
   ouroboros::InstallStopSignalHandlers();
+  // A write to a peer that is gone (the socket of a rank that died) fails
+  // with EPIPE, which Gloo reports as an error of the collective, instead
+  // of SIGPIPE ending this process without a word.
+  signal(SIGPIPE, SIG_IGN);
   absl::Status status = ouroboros::Run(argc, argv);
   if (absl::IsCancelled(status)) {
     // Not an error: the run did what a stop signal asks.

@@ -79,6 +79,7 @@ google::protobuf::Value FiguresJson(const std::vector<FigureSpec>& figures) {
     fields["mark_where_present"].set_string_value(figure.mark_where_present);
     fields["mark_label"].set_string_value(figure.mark_label);
     fields["log_scale"].set_bool_value(figure.log_scale);
+    fields["heatmap"].set_bool_value(figure.heatmap);
   }
   return root;
 }

@@ -273,8 +273,48 @@ def series_label(name):
   return " ".join(parts)
 
 
+def plot_heatmap(pyplot, run, out, spec):
+  """A row per epoch, a column per series, the value in each cell."""
+  names = spec.get("series", [])
+  epochs = sorted({r["epoch"] for r in run.epochs if "epoch" in r})
+  by_epoch = {r["epoch"]: r for r in run.epochs if "epoch" in r}
+  rows = []
+  for epoch in epochs:
+    row = []
+    for name in names:
+      section, _, metric = name.partition("/")
+      value = by_epoch[epoch].get(section, {}).get(metric)
+      ok = isinstance(value, (int, float)) and math.isfinite(value)
+      row.append(value if ok else float("nan"))
+    rows.append(row)
+  if not rows or all(math.isnan(v) for row in rows for v in row):
+    sys.stderr.write("plots: figure %s: none of %s has values\n" %
+                     (spec.get("name"), ", ".join(names)))
+    return None
+  figure, axes = pyplot.subplots(
+      figsize=(1.2 + 0.62 * len(names), 1.4 + 0.42 * len(rows)))
+  image = axes.imshow(rows, cmap="viridis", aspect="auto", vmin=0, vmax=1,
+                      interpolation="nearest")
+  for i, row in enumerate(rows):
+    for j, value in enumerate(row):
+      if not math.isnan(value):
+        axes.text(j, i, "%.2f" % value, ha="center", va="center",
+                  fontsize=7, color="white" if value < 0.6 else "black")
+  axes.set_xticks(range(len(names)))
+  axes.set_xticklabels([series_label(n) for n in names], rotation=45,
+                       ha="right", fontsize=8)
+  axes.set_yticks(range(len(rows)))
+  axes.set_yticklabels(["after %d" % e for e in epochs], fontsize=8)
+  axes.set_title(spec.get("title") or spec.get("name"))
+  figure.colorbar(image, ax=axes)
+  return save(pyplot, figure, os.path.join(out, spec["name"] + ".png"))
+
+
 def plot_family_figure(pyplot, run, out, spec):
-  """A model's own figure: one panel per series, stacked, sharing the x axis."""
+  """A model's own figure: one panel per series, stacked, sharing the x axis
+  (or, with "heatmap", one matrix of epochs x series)."""
+  if spec.get("heatmap"):
+    return plot_heatmap(pyplot, run, out, spec)
   present = [(name, run.series(name)) for name in spec.get("series", [])]
   present = [(name, s) for name, s in present if s is not None]
   if not present:

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -80,7 +82,15 @@ absl::StatusOr<std::unique_ptr<RunDirLock>> RunDirLock::Take(
     return absl::UnavailableError(
         absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A holder that is being killed (a child of a killed tune or parallel
+  // job gets SIGKILL when its parent dies, a moment later) lets go at its
+  // exit: a resume started at once waits for that instead of refusing.
+  bool locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  for (int wait = 0; !locked && wait < 30; ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  }
+  if (!locked) {
     std::string holder;
     char text[32] = {};
     if (pread(fd, text, sizeof(text) - 1, 0) > 0) holder = text;

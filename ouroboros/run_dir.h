@@ -36,7 +36,9 @@ absl::StatusOr<std::string> CreateRunDir(const std::string& explicit_dir,
 //
 //   absl::StatusOr<std::unique_ptr<RunDirLock>> lock = RunDirLock::Take(dir);
 //   // FailedPrecondition (exit 2) while another process holds it, naming
-//   // its PID and command line.
+//   // its PID and command line. A holder about to exit (a killed job's
+//   // child, which dies with its parent a moment later) is waited for, up
+//   // to 1.5 s.
 class RunDirLock {
  public:
   static absl::StatusOr<std::unique_ptr<RunDirLock>> Take(

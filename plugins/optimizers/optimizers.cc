@@ -16,6 +16,7 @@
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/status_macros.h"
 #include "plugins/optimizers/adamax.h"
+#include "plugins/optimizers/fused_adam.h"
 #include "plugins/optimizers/optimizers.pb.h"
 
 namespace ouroboros::optimizers {
@@ -82,6 +83,11 @@ absl::StatusOr<Options> AdamLikeOptions(const OptimConfig& c) {
       return ConfigFieldError("optim_config.params.amsgrad",
                               "adamax has no amsgrad variant");
     }
+    if (!params->fused()) {
+      return ConfigFieldError("optim_config.params.fused",
+                              "adamax has only its own step (for adam and "
+                              "adamw)");
+    }
   } else {
     options.amsgrad(params->amsgrad());
   }
@@ -116,6 +122,34 @@ absl::StatusOr<torch::optim::RMSpropOptions> RmspropOptions(
   return options;
 }
 
+// Adam and AdamW: the fused one-pass step unless params.fused is false.
+template <typename LibTorch, typename Fused, typename Options>
+struct AdamPlugin {
+  static absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> Make(
+      const OptimizerContext& context) {
+    absl::StatusOr<Options> options = AdamLikeOptions<Options>(*context.config);
+    if (!options.ok()) {
+      return WithContext(options.status(), context.config_source);
+    }
+    ASSIGN_OR_RETURN(AdamParams params,
+                     ParseParams<AdamParams>(*context.config));
+    std::unique_ptr<torch::optim::Optimizer> optimizer;
+    RETURN_IF_ERROR(CallTorch(
+        absl::StrCat("creating optimizer ", context.config->name()), [&] {
+          if (params.fused()) {
+            optimizer = std::make_unique<Fused>(context.parameters, *options);
+          } else {
+            optimizer =
+                std::make_unique<LibTorch>(context.parameters, *options);
+          }
+        }));
+    return optimizer;
+  }
+  static absl::Status Validate(const RunConfig& config) {
+    return AdamLikeOptions<Options>(config.optim_config()).status();
+  }
+};
+
 // The factory and the validator of one optimizer, from its options parser.
 template <typename Optim, auto kOptionsFrom>
 struct Plugin {
@@ -140,9 +174,9 @@ struct Plugin {
 
 using Sgd = Plugin<torch::optim::SGD, SgdOptions>;
 using Adam =
-    Plugin<torch::optim::Adam, AdamLikeOptions<torch::optim::AdamOptions>>;
+    AdamPlugin<torch::optim::Adam, FusedAdam, torch::optim::AdamOptions>;
 using AdamW =
-    Plugin<torch::optim::AdamW, AdamLikeOptions<torch::optim::AdamWOptions>>;
+    AdamPlugin<torch::optim::AdamW, FusedAdamW, torch::optim::AdamWOptions>;
 using AdamaxPlugin = Plugin<Adamax, AdamLikeOptions<AdamaxOptions>>;
 using Adagrad = Plugin<torch::optim::Adagrad, AdagradOptions>;
 using Rmsprop = Plugin<torch::optim::RMSprop, RmspropOptions>;

@@ -3,11 +3,15 @@
 #include <torch/serialize/archive.h>
 
 #include <cmath>
+#include <memory>
+#include <sstream>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/plugin_api.h"
 #include "plugins/optimizers/adamax.h"
+#include "plugins/optimizers/fused_adam.h"
 
 namespace ouroboros::optimizers {
 namespace {
@@ -153,6 +157,106 @@ TEST(AdamaxTest, SavedStateContinuesExactly) {
   restored.load(in);
   run(restored, y, 2);
   EXPECT_TRUE(at::equal(x, y));
+}
+
+}  // namespace
+}  // namespace ouroboros::optimizers
+
+namespace ouroboros::optimizers {
+namespace {
+
+// n steps of `optimizer` on a fixed quadratic-plus-noise loss of p.
+void Steps(torch::optim::Optimizer& optimizer, at::Tensor& p, int n) {
+  for (int step = 0; step < n; ++step) {
+    optimizer.zero_grad();
+    at::Tensor loss =
+        (p * p).sum() +
+        (p * at::linspace(-1, 1, p.numel()).view(p.sizes())).sum() *
+            std::sin(step);
+    loss.backward();
+    optimizer.step();
+  }
+}
+
+// The one-pass update computes LibTorch's Adam and AdamW (to rounding), with
+// weight decay, over many steps of a parameter large enough to be split
+// between threads, and its state is LibTorch's (a checkpoint of one loads
+// into the other).
+TEST(FusedAdamTest, AgreesWithLibTorchsAdamAndAdamW) {
+  for (bool decoupled : {false, true}) {
+    at::manual_seed(7);
+    at::Tensor start = at::randn({1 << 17});
+    at::Tensor fused_p = start.clone().set_requires_grad(true);
+    at::Tensor plain_p = start.clone().set_requires_grad(true);
+    std::unique_ptr<torch::optim::Optimizer> fused, plain;
+    if (decoupled) {
+      torch::optim::AdamWOptions options(0.01);
+      options.weight_decay(0.1).betas({0.8, 0.99}).eps(1e-6);
+      fused = std::make_unique<FusedAdamW>(std::vector<at::Tensor>{fused_p},
+                                           options);
+      plain = std::make_unique<torch::optim::AdamW>(
+          std::vector<at::Tensor>{plain_p}, options);
+    } else {
+      torch::optim::AdamOptions options(0.01);
+      options.weight_decay(0.1).betas({0.8, 0.99}).eps(1e-6);
+      fused = std::make_unique<FusedAdam>(std::vector<at::Tensor>{fused_p},
+                                          options);
+      plain = std::make_unique<torch::optim::Adam>(
+          std::vector<at::Tensor>{plain_p}, options);
+    }
+    Steps(*fused, fused_p, 30);
+    Steps(*plain, plain_p, 30);
+    EXPECT_TRUE(at::allclose(fused_p, plain_p, 1e-5, 1e-6)) << decoupled;
+    EXPECT_GT((fused_p - start).abs().max().item<float>(), 0.1f);
+    // Saved by the fused optimizer, loaded into LibTorch's: the same
+    // continuation.
+    torch::serialize::OutputArchive out;
+    fused->save(out);
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    at::Tensor continued = fused_p.detach().clone().set_requires_grad(true);
+    std::unique_ptr<torch::optim::Optimizer> reloaded;
+    if (decoupled) {
+      reloaded = std::make_unique<torch::optim::AdamW>(
+          std::vector<at::Tensor>{continued}, torch::optim::AdamWOptions(0.01)
+                                                  .weight_decay(0.1)
+                                                  .betas({0.8, 0.99})
+                                                  .eps(1e-6));
+    } else {
+      reloaded = std::make_unique<torch::optim::Adam>(
+          std::vector<at::Tensor>{continued}, torch::optim::AdamOptions(0.01)
+                                                  .weight_decay(0.1)
+                                                  .betas({0.8, 0.99})
+                                                  .eps(1e-6));
+    }
+    torch::serialize::InputArchive in;
+    std::istringstream read(bytes.str());
+    in.load_from(read);
+    reloaded->load(in);
+    Steps(*reloaded, continued, 5);
+    Steps(*fused, fused_p, 5);
+    EXPECT_TRUE(at::allclose(fused_p, continued, 1e-5, 1e-6)) << decoupled;
+  }
+}
+
+TEST(FusedAdamTest, AdamIsFusedUnlessAskedNotTo) {
+  at::Tensor x = at::ones({4}).set_requires_grad(true);
+  OptimConfig fused = Config("adam", 0.1);
+  OptimConfig plain = Config("adam", 0.1, R"({"fused": false})");
+  const OptimizerEntry* adam = *Registry().FindOptimizer("adam");
+  auto a = adam->factory({{x}, &fused, "test.json"});
+  auto b = adam->factory({{x}, &plain, "test.json"});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(dynamic_cast<FusedAdam*>(a->get()), nullptr);
+  EXPECT_EQ(dynamic_cast<FusedAdam*>(b->get()), nullptr);
+  RunConfig run;
+  *run.mutable_optim_config() = Config("adamax", 0.1, R"({"fused": false})");
+  EXPECT_EQ(
+      std::string((*Registry().FindOptimizer("adamax"))
+                      ->validate_config(run)
+                      .message()),
+      "optim_config.params.fused: adamax has only its own step (for adam and "
+      "adamw)");
 }
 
 }  // namespace
