@@ -292,7 +292,8 @@ def plot_heatmap(pyplot, run, out, spec):
                      (spec.get("name"), ", ".join(names)))
     return None
   figure, axes = pyplot.subplots(
-      figsize=(1.2 + 0.62 * len(names), 1.4 + 0.42 * len(rows)))
+      figsize=(max(6.0, 1.2 + 0.62 * len(names)),
+               max(3.2, 1.4 + 0.42 * len(rows))))
   image = axes.imshow(rows, cmap="viridis", aspect="auto", vmin=0, vmax=1,
                       interpolation="nearest")
   for i, row in enumerate(rows):

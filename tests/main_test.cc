@@ -119,7 +119,7 @@ TEST_F(MainTest, FreedMemoryIsKeptByDefaultWithTheSameResults) {
   ASSERT_EQ(env.exit_code, 0) << env.output;
   EXPECT_THAT(ReadFile(tmp_ / "kept/log.txt"),
               HasSubstr("malloc: freed memory kept for reuse "
-                        "(MALLOC_MMAP_THRESHOLD_=32 MiB, "
+                        "(MALLOC_MMAP_THRESHOLD_=32 MiB, MALLOC_MMAP_MAX_=0, "
                         "MALLOC_TRIM_THRESHOLD_=1024 MiB, "
                         "MALLOC_TOP_PAD_=256 MiB)"));
   EXPECT_THAT(

@@ -23,6 +23,9 @@ SCRATCH = os.environ["TEST_TMPDIR"]
 BLUE = (31, 119, 180)
 ORANGE = (255, 127, 14)
 GREEN = (44, 160, 44)
+# viridis at 1.0 and at 0.5: a heatmap's cells (accuracy 1, accuracy 0.5).
+VIRIDIS_TOP = (253, 231, 37)
+VIRIDIS_MIDDLE = (33, 145, 140)
 # tab:red at alpha 0.35 on white: the dashed marks (regenerations, jumps).
 MARK_PINK = (241, 179, 180)
 
@@ -123,6 +126,23 @@ class FamilyFigureTest(unittest.TestCase):
     marks, _ = colour_extent(png, MARK_PINK, tolerance=12)
     # Three regenerations, dashed, down three panels.
     self.assertGreater(marks, 200, "no regeneration marks")
+
+
+  def test_continual_draws_its_accuracy_matrix_as_a_heatmap(self):
+    run_dir = os.path.join(SCRATCH, "continual")
+    code, output = run_main(
+        "--config=" + os.path.join(WORKSPACE, "tests/testdata/tiny_continual.json"),
+        "--run_dir=" + run_dir)
+    self.assertEqual(code, 0, output)
+    png = os.path.join(run_dir, "plots", "continual_matrix.png")
+    self.assertTrue(os.path.isfile(png), output)
+    # viridis at the top of the scale: the cells of tasks just learned
+    # (accuracy ~1) are yellow; a task forgotten by fine-tuning (~0.5)
+    # teal.
+    yellow, _ = colour_extent(png, VIRIDIS_TOP, tolerance=40)
+    self.assertGreater(yellow, 10000, "no cells near accuracy 1")
+    teal, _ = colour_extent(png, VIRIDIS_MIDDLE, tolerance=40)
+    self.assertGreater(teal, 5000, "no cell near accuracy 0.5")
 
 
 class CompareRunsTest(unittest.TestCase):

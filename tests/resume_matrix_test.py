@@ -64,17 +64,6 @@ SHORTENED = {
         "--set=run_config.batch_size=4",
         "--set=run_config.checkpoint_every_steps=10",
     ],
-    # Two tasks of 5% of the digits, a few steps each: the task switch (the
-    # regulariser's targets, the accuracy matrix) falls inside the run. A
-    # chunked hypernetwork: the full one's 9M parameters make every
-    # checkpoint 100 MB (its resume is also checked in continual_test).
-    "continual": [
-        "--set=model_config.chunk_size=2987",
-        "--set=data_config.source_config.tasks=2",
-        "--set=data_config.data_subset=0.05",
-        "--set=run_config.epochs=2",
-        "--set=run_config.checkpoint_every_steps=2",
-    ],
     "srwm": [
         "--set=data_config.source_config.train_episodes_per_epoch=64",
         "--set=data_config.source_config.eval_episodes=16",
@@ -96,6 +85,21 @@ EXTRA = {
     ],
     "parallel": [
         "--config=tests/testdata/tiny_parallel.json",
+    ],
+    # A continual run (model continual; its default config is a parallel
+    # demo): two tasks of 5% of the digits, a few steps each, so that the
+    # task switch (the regulariser's targets, the accuracy matrix) falls
+    # inside the run. A chunked hypernetwork: the full one's 9M parameters
+    # make every checkpoint 100 MB (its resume is also checked in
+    # continual_test).
+    "continual": [
+        "--config=configs/continual_permuted_digits.json",
+        "--set=model_config.chunk_size=2987",
+        "--set=model_config.hnet_hidden_sizes=[25]",
+        "--set=data_config.source_config.tasks=2",
+        "--set=data_config.data_subset=0.05",
+        "--set=run_config.epochs=2",
+        "--set=run_config.checkpoint_every_steps=2",
     ],
     # The introspective demo (a record run, I trained in-process, target
     # runs plain and with jumps), resumed as a whole.

@@ -432,9 +432,11 @@ class ContinualModel : public Model {
     double loss_value = 0;
     RETURN_IF_ERROR(CallTorch("a continual training step", [&] {
       const int64_t task = tasks[0].item<int64_t>();
-      if (task != timed_task_) {
-        timed_task_ = task;
-        task_start_ = Clock::now();
+      // The clock of each epoch (a task, or a joint run's share of steps).
+      const int64_t epoch = training.step() / StepsPerTask(training);
+      if (epoch != timed_epoch_) {
+        timed_epoch_ = epoch;
+        epoch_start_ = Clock::now();
       }
       torch::optim::Optimizer& optimizer = training.optimizer();
       optimizer.zero_grad();
@@ -484,9 +486,9 @@ class ContinualModel : public Model {
   absl::Status OnEpochEnd(int64_t epoch, TrainingContext& training,
                           std::map<std::string, double>* metrics) override {
     return CallTorch("ending a task", [&] {
-      if (timed_task_ == epoch) {
+      if (timed_epoch_ == epoch) {
         seconds_per_task_[epoch] =
-            std::chrono::duration<double>(Clock::now() - task_start_).count();
+            std::chrono::duration<double>(Clock::now() - epoch_start_).count();
       }
       if (!joint_) FinishTask(epoch, training);
       tasks_finished_ = joint_ ? tasks_ : epoch + 1;
@@ -653,11 +655,8 @@ class ContinualModel : public Model {
   // Empirical Fisher of `task`: mean squared gradient of the log-likelihood
   // of fisher_samples of its training samples, one sample at a time.
   void AddFisher(int64_t task, TrainingContext& training) {
-    const Dataset& train = training.data().train;
-    const int64_t batch = training.config().run_config().batch_size();
-    const int64_t steps_per_task = train.generated_size / batch;
-    absl::StatusOr<Batch> drawn = train.generator->Draw(
-        config_.fisher_samples(), task * steps_per_task, 0);
+    absl::StatusOr<Batch> drawn = training.data().train.generator->Draw(
+        config_.fisher_samples(), task * StepsPerTask(training), 0);
     if (!drawn.ok()) throw std::runtime_error(drawn.status().ToString());
     at::Tensor fisher = at::zeros_like(theta_);
     const int64_t n = drawn->inputs.size(0);
@@ -674,14 +673,17 @@ class ContinualModel : public Model {
     anchor_ = theta_.detach().clone();
   }
 
+  // Optimizer steps per task: the Trainer's steps per epoch.
+  static int64_t StepsPerTask(TrainingContext& training) {
+    const int64_t batch = training.config().run_config().batch_size();
+    return std::max<int64_t>(1, training.data().train.generated_size / batch);
+  }
+
   // The tasks trained so far at the training's step (one per epoch; all of
   // them in a joint run).
   int64_t SeenTasks(TrainingContext& training) const {
     if (joint_) return tasks_;
-    const Dataset& train = training.data().train;
-    const int64_t batch = training.config().run_config().batch_size();
-    const int64_t steps_per_task =
-        std::max<int64_t>(1, train.generated_size / batch);
+    const int64_t steps_per_task = StepsPerTask(training);
     const int64_t begun =
         (training.step() + steps_per_task - 1) / steps_per_task;
     return std::clamp<int64_t>(begun, 1, tasks_);
@@ -825,8 +827,7 @@ class ContinualModel : public Model {
     int64_t trainable = 0;
     for (const at::Tensor& p : module_.parameters()) trainable += p.numel();
     parameters["trainable"].set_number_value(trainable);
-    const int64_t batch = training.config().run_config().batch_size();
-    const int64_t steps_per_task = training.data().train.generated_size / batch;
+    const int64_t steps_per_task = StepsPerTask(training);
     fields["steps_per_task"].set_number_value(steps_per_task);
     // Clocks, not results (the resume checks skip "time").
     auto& time = *fields["time"].mutable_struct_value()->mutable_fields();
@@ -870,8 +871,8 @@ class ContinualModel : public Model {
   std::vector<std::vector<double>> test_rows_;
   std::vector<double> seconds_per_task_;
   double last_cl3_ = std::nan("");
-  int64_t timed_task_ = -1;
-  Clock::time_point task_start_;
+  int64_t timed_epoch_ = -1;
+  Clock::time_point epoch_start_;
 };
 
 }  // namespace
