@@ -200,6 +200,28 @@ TEST(BatchLoaderTest, PrefetchYieldsTheSameBatchesInOrder) {
   EXPECT_EQ(batches, 11);
 }
 
+// The loader copies a batch's rows itself (one thread); what it copies is
+// what LibTorch's index_select gives, extras included, the last short batch
+// too.
+TEST(BatchLoaderTest, BatchesAreTheOrderedRows) {
+  absl::StatusOr<Dataset> data =
+      MakeSyntheticDataset(Synthetic(103).synthetic(), 2);
+  ASSERT_TRUE(data.ok());
+  data->extras["task"] = at::arange(103) % 4;
+  at::Tensor order = EpochOrder(103, 1, 0);
+  BatchLoader loader(*data, 10, order, 0, 2);
+  for (int64_t start = 0; start < 103; start += 10) {
+    std::optional<Batch> batch = loader.Next();
+    ASSERT_TRUE(batch.has_value());
+    const at::Tensor rows =
+        order.slice(0, start, std::min<int64_t>(start + 10, 103));
+    EXPECT_TRUE(at::equal(batch->inputs, data->inputs.index_select(0, rows)));
+    EXPECT_TRUE(at::equal(batch->targets, data->targets.index_select(0, rows)));
+    EXPECT_TRUE(at::equal(batch->extras.at("task"),
+                          data->extras.at("task").index_select(0, rows)));
+  }
+}
+
 TEST(BatchLoaderTest, StartsAtAGivenBatchAndStopsEarlySafely) {
   absl::StatusOr<Dataset> data =
       MakeSyntheticDataset(Synthetic(50).synthetic(), 2);

@@ -106,10 +106,14 @@ ABSL_FLAG(bool, keep_freed_memory, true,
           "MALLOC_TOP_PAD_ in the environment wins for that setting.");
 ABSL_FLAG(int, threads, 0,
           "Intra-op threads for LibTorch (OpenMP) and OpenBLAS. 0: measured "
-          "at start-up: the cores (shared among the ranks on this machine: "
-          "cores / LOCAL_WORLD_SIZE) if a 30 ms probe finds them at least "
-          "1.25x as fast as one thread, else 1 (a busy or non-scaling "
-          "machine).");
+          "at start-up over the cores (shared among the ranks on this "
+          "machine: cores / LOCAL_WORLD_SIZE): a short probe times "
+          "element-wise loops and matrix products with 1 thread and with "
+          "the cores, and gives the cores to what is at least 1.25x as fast "
+          "with them: to both pools when OpenBLAS is its OpenMP build, else "
+          "to the one that scales better (two pools would contend); else 1 "
+          "(a busy or non-scaling machine). log.txt says what it chose and "
+          "why.");
 
 namespace ouroboros {
 namespace {

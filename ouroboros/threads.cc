@@ -42,6 +42,17 @@ double ProbeSeconds(const at::Tensor& x) {
       .count();
 }
 
+// Seconds for a few matrix products of a small network's size.
+double ProductSeconds(const at::Tensor& a, const at::Tensor& b) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2; ++i) {
+    at::Tensor c = at::mm(a, b);
+    (void)c.data_ptr<float>();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
@@ -50,10 +61,17 @@ double Median(std::vector<double> values) {
 }  // namespace
 
 void SetThreads(int threads, int blas_threads) {
-  at::set_num_threads(threads);
-  // The user's OPENBLAS_NUM_THREADS wins (OpenBLAS read it at start-up).
-  if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) return;
+  // OpenBLAS first: its OpenMP build sets the calling thread's OpenMP count
+  // to its own, which LibTorch's setting then overrides (its products keep
+  // their count unless that is 1).
+  // The user's OPENBLAS_NUM_THREADS wins. Set here, not left to OpenBLAS:
+  // its OpenMP build ignores the variable and starts at OpenMP's count.
+  if (const char* user = std::getenv("OPENBLAS_NUM_THREADS")) {
+    const int count = std::atoi(user);
+    if (count > 0) blas_threads = count;
+  }
   if (SetCount set = OpenBlasSet()) set(blas_threads);
+  at::set_num_threads(threads);
 }
 
 std::string DescribeThreads() {
@@ -73,6 +91,10 @@ std::string DescribeBlas() {
   return get_config();  // "OpenBLAS 0.3.21 ..."
 }
 
+bool BlasSharesOpenMpPool() {
+  return DescribeBlas().find("USE_OPENMP") != std::string::npos;
+}
+
 ThreadChoice ChooseThreads(int requested, int local_ranks) {
   if (requested > 0) return {requested, requested, "--threads"};
   const int cores =
@@ -82,36 +104,83 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
     return {1, 1,
             local_ranks > 1 ? "one core per rank on this machine" : "one core"};
   }
-  const at::Tensor x = at::randn({1 << 22});
-  // Each thread count in a block of its own, after warm-up rounds (the
-  // pools start, pages are touched): switching counts every round would
-  // time the workers' wake-ups, which a training loop does not pay. Medians:
-  // a competitor that comes and goes counts as it typically is.
-  // OpenBLAS stays at one thread meanwhile: its pool spins for a while
-  // after it starts, and would starve the loop being timed.
-  if (SetCount set = OpenBlasSet()) set(1);
-  const auto block = [&](int threads) {
-    at::set_num_threads(threads);
-    for (int warm = 0; warm < 3; ++warm) ProbeSeconds(x);
+  // The user's OPENBLAS_NUM_THREADS is kept: the products are not probed.
+  SetCount set_blas =
+      std::getenv("OPENBLAS_NUM_THREADS") == nullptr ? OpenBlasSet() : nullptr;
+  const bool one_pool = BlasSharesOpenMpPool();
+  // About a millisecond of work per timing at one thread: the whole probe
+  // stays under a tenth of a second, which every run pays.
+  const at::Tensor x = at::randn({1 << 20});
+  // The first layer of the Fashion-MNIST MLP, batch 128: the matrix
+  // products of the small networks trained here, where threads pay least.
+  const at::Tensor a = at::randn({128, 784});
+  const at::Tensor b = at::randn({784, 256});
+  // Each setting in a block of its own, after warm-up rounds (the pools
+  // start, pages are touched): switching every round would time the
+  // workers' wake-ups, which a training loop does not pay. Medians: a
+  // competitor that comes and goes counts as it typically is.
+  const auto block = [&](int omp, int blas, bool products) {
+    if (set_blas != nullptr) set_blas(blas);
+    at::set_num_threads(omp);
+    const auto once = [&] {
+      return products ? ProductSeconds(a, b) : ProbeSeconds(x);
+    };
+    for (int warm = 0; warm < 2; ++warm) once();
     std::vector<double> seconds;
-    for (int round = 0; round < 5; ++round) {
-      seconds.push_back(ProbeSeconds(x));
-    }
+    for (int round = 0; round < 5; ++round) seconds.push_back(once());
     return Median(seconds);
   };
-  // Three probes, the median: one unlucky moment (another process taking a
-  // core for a scheduler tick) must not decide.
-  std::vector<double> speedups;
+  // Three probes of each, the median: one unlucky moment (another process
+  // taking a core for a scheduler tick) must not decide. Element-wise loops
+  // with OpenBLAS at one thread (its pool spins for a while after it runs
+  // and would starve the loop being timed); products with OpenMP at one,
+  // except in OpenBLAS's OpenMP build, whose products run on OpenMP's team
+  // (at one OpenMP thread they would have one).
+  std::vector<double> loop_speedups;
+  std::vector<double> product_speedups;
   for (int probe = 0; probe < 3; ++probe) {
-    const double all = block(cores);
-    speedups.push_back(block(1) / all);
+    loop_speedups.push_back(block(1, 1, false) / block(cores, 1, false));
+    if (set_blas != nullptr) {
+      product_speedups.push_back(block(1, 1, true) /
+                                 block(one_pool ? cores : 1, cores, true));
+    }
   }
-  const double speedup = Median(speedups);
-  const int threads = speedup >= kProbeSpeedup ? cores : 1;
-  return {threads, 1,
-          absl::StrFormat(
-              "start-up probe: %d threads %.2fx as fast as 1%s", cores, speedup,
-              threads == 1 ? " (busy or not scaling: 1 thread)" : "")};
+  const double loops = Median(loop_speedups);
+  const double products =
+      product_speedups.empty() ? 1.0 : Median(product_speedups);
+  const bool loops_scale = loops >= kProbeSpeedup;
+  const bool products_scale = products >= kProbeSpeedup;
+  const std::string measured = absl::StrFormat(
+      "start-up probe: %d threads %.2fx as fast as 1 on element-wise loops, "
+      "%.2fx on matrix products",
+      cores, loops, products);
+  if (!loops_scale && !products_scale) {
+    return {1, 1, absl::StrCat(measured, " (busy or not scaling: 1 thread)")};
+  }
+  if (one_pool) {
+    // OpenBLAS's OpenMP build runs on LibTorch's own OpenMP team: one pool,
+    // nothing to fight. OpenMP gets the cores; the products get them only
+    // when they are all that scales: timed alone they may be 1.7x as fast
+    // with two threads, but inside a training loop here two made the
+    // Fashion-MNIST MLP slower (20 epochs: 24-30 s against 19.5 s with
+    // OpenBLAS at 1), and the SRWM no faster (README, "Threads").
+    const int blas = products_scale && !loops_scale ? cores : 1;
+    return {cores, blas,
+            absl::StrCat(measured, " (one OpenMP pool: OpenMP ", cores,
+                         ", OpenBLAS ", blas, ")")};
+  }
+  // Two pools (OpenBLAS's pthreads beside OpenMP) on these cores spin
+  // against each other, so only the one that scales better gets them.
+  if (products_scale && (!loops_scale || products >= loops)) {
+    return {1, cores,
+            absl::StrCat(measured,
+                         " (OpenBLAS gets the cores, OpenMP 1: two "
+                         "pools would contend)")};
+  }
+  return {cores, 1,
+          absl::StrCat(measured,
+                       " (OpenMP gets the cores, OpenBLAS 1: two "
+                       "pools would contend)")};
 }
 
 }  // namespace ouroboros

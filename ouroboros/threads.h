@@ -4,13 +4,21 @@
 // run in OpenBLAS, whose thread pool is separate: at::set_num_threads()
 // alone leaves OpenBLAS on all cores. SetThreads() sets both.
 //
-// The default is measured, not assumed: on the 2-vCPU machines this project
+// The default is measured, not assumed. On the 2-vCPU machines this project
 // runs on, two threads make an OpenMP-heavy run (the SRWM) 1.3x faster when
 // the machine is quiet and up to 1.5x slower next to another busy process,
 // because OpenMP's workers spin at every barrier waiting for a thread that
-// is not scheduled. ChooseThreads() times a short OpenMP loop (at::exp, no
-// matrix products) with one thread and with all the cores and takes the
-// cores only if they are clearly faster now.
+// is not scheduled; and the MLP's matrix products may run 1.7x faster with
+// OpenBLAS at two threads, while two pools at two (OpenMP's and the pthread
+// build of OpenBLAS's) fight over the cores. ChooseThreads() times a short
+// element-wise loop (at::exp) with one thread and with all the cores, and a
+// small matrix product the same way, and gives the cores only to what is
+// clearly faster with them now. With OpenBLAS's OpenMP build (what
+// tools/bootstrap installs) there is one pool: OpenMP gets the cores if
+// either scales, OpenBLAS only if its products are all that scales (two
+// threads in the products made a training loop slower here even when they
+// were faster alone). With the pthread build only the pool that scales
+// better gets them.
 //
 //   ThreadChoice choice = ChooseThreads(/*requested=*/0, /*local_ranks=*/1);
 //   SetThreads(choice.threads, choice.blas_threads);
@@ -28,12 +36,11 @@ struct ThreadChoice {
   std::string why;       // e.g. "start-up probe: 2 threads 1.71x as fast as 1"
 };
 
-// `requested` > 0: that many, for both pools. 0: for OpenMP the cores this
-// process may use (the machine's, divided among `local_ranks` ranks on it),
-// more than one only if the start-up probe finds them at least
-// kProbeSpeedup times faster than one thread; OpenBLAS one thread, because
-// its pool and OpenMP's contend for the same cores (tools/bench_mlp: the MLP
-// step is 2.6x faster with both pools at 1 than at 2 on 2 vCPUs).
+// `requested` > 0: that many, for both pools. 0: measured (above) over the
+// cores this process may use (the machine's, divided among `local_ranks`
+// ranks on it); a pool gets more than one thread only if the start-up probe
+// finds it at least kProbeSpeedup times faster with them. Never both pools
+// at more than one thread when they are two pools.
 ThreadChoice ChooseThreads(int requested, int local_ranks);
 inline constexpr double kProbeSpeedup = 1.25;
 
@@ -41,6 +48,10 @@ inline constexpr double kProbeSpeedup = 1.25;
 // wins for the latter).
 void SetThreads(int threads, int blas_threads);
 inline void SetThreads(int threads) { SetThreads(threads, threads); }
+
+// Whether the OpenBLAS loaded is its OpenMP build (Debian's
+// libopenblas0-openmp), whose threads are LibTorch's OpenMP team.
+bool BlasSharesOpenMpPool();
 
 // What is in force: "OpenMP 2, OpenBLAS 2" (OpenBLAS: "?" when it is not the
 // BLAS loaded).

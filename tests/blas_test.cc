@@ -1,7 +1,10 @@
-// LibTorch must run its matrix products on OpenBLAS (tools/bootstrap points
-// libblas.so.3 at it); Debian's reference BLAS is ~30x slower.
+// LibTorch must run its matrix products on OpenBLAS's OpenMP build
+// (tools/bootstrap points libblas.so.3, liblapack.so.3 and libopenblas.so.0
+// at it): Debian's reference BLAS is ~30x slower, and the pthread build's
+// pool contends with LibTorch's OpenMP threads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <fstream>
 #include <string>
@@ -27,6 +30,23 @@ TEST(BlasTest, MatmulRunsOnOpenBlas) {
   EXPECT_TRUE(openblas) << "libopenblas is not mapped: run tools/bootstrap";
   EXPECT_FALSE(reference_blas)
       << "the reference BLAS is loaded: run tools/bootstrap";
+}
+
+TEST(BlasTest, OnlyTheOpenMpBuildIsLoaded) {
+  at::Tensor a = at::rand({256, 256});
+  ASSERT_EQ(at::mm(a, a).size(0), 256);
+  using GetConfig = char* (*)();
+  auto get_config =
+      reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  ASSERT_NE(get_config, nullptr) << "OpenBLAS is not loaded";
+  EXPECT_NE(std::string(get_config()).find("USE_OPENMP"), std::string::npos)
+      << get_config() << ": not the OpenMP build; run tools/bootstrap";
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    EXPECT_EQ(line.find("openblas-pthread"), std::string::npos)
+        << "the pthread build is mapped too: " << line;
+  }
 }
 
 TEST(BlasTest, ThreadCountIsSettable) {
