@@ -159,12 +159,12 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
   }
   if (one_pool) {
     // OpenBLAS's OpenMP build runs on LibTorch's own OpenMP team: one pool,
-    // nothing to fight. OpenMP gets the cores; the products get them only
-    // when they are all that scales: timed alone they may be 1.7x as fast
-    // with two threads, but inside a training loop here two made the
-    // Fashion-MNIST MLP slower (20 epochs: 24-30 s against 19.5 s with
-    // OpenBLAS at 1), and the SRWM no faster (README, "Threads").
-    const int blas = products_scale && !loops_scale ? cores : 1;
+    // nothing to fight, so each kind of work gets the cores if it is faster
+    // with them. The products' reading is this process's own: at these
+    // sizes two threads were 1.6-1.7x as fast in some processes here and no
+    // faster, or slower, in others (README, "Threads"). (The products
+    // follow OpenMP's count unless set to 1, so they cannot have more.)
+    const int blas = products_scale ? cores : 1;
     return {cores, blas,
             absl::StrCat(measured, " (one OpenMP pool: OpenMP ", cores,
                          ", OpenBLAS ", blas, ")")};

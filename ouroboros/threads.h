@@ -15,10 +15,8 @@
 // small matrix product the same way, and gives the cores only to what is
 // clearly faster with them now. With OpenBLAS's OpenMP build (what
 // tools/bootstrap installs) there is one pool: OpenMP gets the cores if
-// either scales, OpenBLAS only if its products are all that scales (two
-// threads in the products made a training loop slower here even when they
-// were faster alone). With the pthread build only the pool that scales
-// better gets them.
+// either scales, OpenBLAS if its products do. With the pthread build only
+// the pool that scales better gets them.
 //
 //   ThreadChoice choice = ChooseThreads(/*requested=*/0, /*local_ranks=*/1);
 //   SetThreads(choice.threads, choice.blas_threads);
