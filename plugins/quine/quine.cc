@@ -455,8 +455,10 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch, TrainingContext& training,
 std::vector<FigureSpec> QuineModel::Figures() const {
   FigureSpec figure;
   figure.name = "quine";
-  figure.title = "self-replication per epoch (before regeneration)";
-  figure.series = {"model/sr_loss", "model/rho", "model/weight_sq"};
+  figure.title =
+      "self-replication per epoch (before regeneration, and right after)";
+  figure.series = {"model/sr_loss", "model/rho", "model/rho_after_regeneration",
+                   "model/weight_sq", "model/regenerated_weight_sq"};
   figure.mark_where_present = "model/regenerated_weight_sq";
   figure.mark_label = "regeneration";
   figure.log_scale = true;
@@ -474,9 +476,14 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch,
     weight_sq = stats.weight_sq;
     if (RegeneratesAfter(epoch)) {
       Regenerate();
-      torch::NoGradGuard no_grad;
-      weight_sq = modules_->theta.pow(2).sum().item<double>();
-      (*metrics)["regenerated_weight_sq"] = weight_sq;
+      // Is the print a quine too? The regenerated network against its own
+      // weights (#27: within a generation rho can be 1% while the print
+      // misses its weights by twice their size).
+      const ReplicationStats after = Stats();
+      weight_sq = after.weight_sq;
+      (*metrics)["regenerated_weight_sq"] = after.weight_sq;
+      (*metrics)["sr_loss_after_regeneration"] = after.sr_loss;
+      (*metrics)["rho_after_regeneration"] = after.rho;
     }
   });
   if (!status.ok()) return status;

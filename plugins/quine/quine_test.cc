@@ -286,6 +286,33 @@ TEST(QuineTest, ZeroQuineGuardFires) {
   EXPECT_EQ(metrics.at("weight_sq"), 0);
 }
 
+// After a regeneration the epoch records how well the printed network
+// prints itself: rho_after_regeneration is L_SR / sum(theta^2) of
+// theta' = f_theta(C), against the same regeneration done by hand.
+TEST(QuineTest, RecordsRhoRightAfterRegeneration) {
+  const RunConfig config =
+      ConfigWith(R"({"hidden_sizes": [4], "regenerate_every_epochs": 1})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  std::unique_ptr<QuineModel> by_hand = MakeModel(config);
+  std::map<std::string, double> metrics;
+  ASSERT_TRUE(model->OnEpochEnd(0, &metrics).ok());
+
+  torch::NoGradGuard no_grad;
+  const at::Tensor all = at::arange(by_hand->num_parameters(), at::kLong);
+  const at::Tensor printed = by_hand->PredictWeights(all).reshape({-1});
+  by_hand->weights().copy_(printed);
+  const at::Tensor reprinted = by_hand->PredictWeights(all).reshape({-1});
+  const double sr_loss = (reprinted - printed).pow(2).sum().item<double>();
+  const double weight_sq = printed.pow(2).sum().item<double>();
+  EXPECT_NEAR(metrics.at("sr_loss_after_regeneration"), sr_loss,
+              1e-5 * sr_loss);
+  EXPECT_NEAR(metrics.at("regenerated_weight_sq"), weight_sq, 1e-5 * weight_sq);
+  EXPECT_NEAR(metrics.at("rho_after_regeneration"), sr_loss / weight_sq,
+              1e-5 * sr_loss / weight_sq);
+  // Before the regeneration, the original network's numbers.
+  EXPECT_NE(metrics.at("rho"), metrics.at("rho_after_regeneration"));
+}
+
 TEST(QuineTest, RegeneratesEveryTEpochs) {
   std::unique_ptr<QuineModel> every_third = MakeModel(
       ConfigWith(R"({"hidden_sizes": [4], "regenerate_every_epochs": 3})"));
