@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/utils.h>
@@ -72,7 +73,9 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         std::make_tuple("coordinates_per_step", quine.coordinates_per_step(),
                         0),
         std::make_tuple("regenerate_every_epochs",
-                        quine.regenerate_every_epochs(), 0)}) {
+                        quine.regenerate_every_epochs(), 0),
+        std::make_tuple("spectral_radius_iterations",
+                        quine.spectral_radius_iterations(), 0)}) {
     if (value < least) {
       return ConfigFieldError(
           absl::StrCat("model_config.", field),
@@ -420,6 +423,45 @@ void QuineModel::Regenerate() {
   }
 }
 
+double SpectralRadiusByPowerIteration(
+    const std::function<at::Tensor(const at::Tensor&)>& apply, int64_t size,
+    int iterations, uint64_t seed) {
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor v = at::randn({size}, generator, at::kDouble);
+  v /= v.norm();
+  const int settle = iterations / 2;
+  double log_growth = 0;
+  for (int i = 0; i < iterations; ++i) {
+    at::Tensor next = apply(v.to(at::kFloat)).to(at::kDouble);
+    const double growth = next.norm().item<double>();
+    if (!(growth > 0)) return 0;  // A v = 0: v is in the null space
+    if (i >= settle) log_growth += std::log(growth);
+    v = next / growth;
+  }
+  return std::exp(log_growth / std::max(1, iterations - settle));
+}
+
+double QuineModel::RegenerationSpectralRadius(int iterations) {
+  const at::Tensor& theta = modules_->theta;
+  const double damping = config_.regeneration_damping();
+  torch::AutoGradMode grad_mode(true);
+  // J^T u by one backward pass, kept as a graph in u (create_graph), so
+  // that differentiating <J^T u, v> in u gives J v.
+  const at::Tensor printed =
+      PredictFromEmbedding(modules_->coordinate_projection);
+  const at::Tensor u = at::zeros_like(theta).requires_grad_(true);
+  const at::Tensor transposed_product =
+      torch::autograd::grad({printed}, {theta}, {u}, /*retain_graph=*/true,
+                            /*create_graph=*/true)[0];
+  const auto apply = [&](const at::Tensor& v) {
+    const at::Tensor jv = torch::autograd::grad({transposed_product}, {u}, {v},
+                                                /*retain_graph=*/true)[0];
+    return (jv * damping + v * (1 - damping)).detach();
+  };
+  return SpectralRadiusByPowerIteration(apply, theta.numel(), iterations,
+                                        seed_ ^ 0x6a61636f6269ULL);  // "jacobi"
+}
+
 bool QuineModel::RegeneratesAfter(int64_t epoch) const {
   const int64_t every = config_.regenerate_every_epochs();
   return every > 0 && (epoch + 1) % every == 0;
@@ -484,6 +526,10 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch,
       (*metrics)["regenerated_weight_sq"] = after.weight_sq;
       (*metrics)["sr_loss_after_regeneration"] = after.sr_loss;
       (*metrics)["rho_after_regeneration"] = after.rho;
+      if (config_.spectral_radius_iterations() > 0) {
+        (*metrics)["regeneration_spectral_radius"] =
+            RegenerationSpectralRadius(config_.spectral_radius_iterations());
+      }
     }
   });
   if (!status.ok()) return status;

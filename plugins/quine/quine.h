@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,6 +64,16 @@ struct ReplicationStats {
   double weight_sq = 0;  // sum(theta^2)
   double rho = 0;        // L_SR / sum(theta^2)
 };
+
+// The spectral radius of a linear map on R^size given by its products
+// `apply(v)` = A v: power iteration from a random start drawn from `seed`,
+// the geometric mean of the growth ||A v|| / ||v|| over the second half of
+// `iterations` steps (the first half lets the start settle). The growth
+// rate, not a Rayleigh quotient, so that a complex dominant pair (a
+// rotation) gives its modulus too.
+double SpectralRadiusByPowerIteration(
+    const std::function<at::Tensor(const at::Tensor&)>& apply, int64_t size,
+    int iterations, uint64_t seed);
 
 class QuineModel : public Model {
  public:
@@ -117,6 +128,11 @@ class QuineModel : public Model {
   // theta <- f_theta(C) for all coordinates at once, written into the live
   // parameter (same tensor, so optimizers and views keep pointing at it).
   void Regenerate();
+  // The spectral radius of the Jacobian of the regeneration map
+  // theta -> (1 - a) theta + a f_theta(C) at the current theta (a: the
+  // damping), from Jacobian-vector products (two backward passes each).
+  // Draws from its own generator, not the global one.
+  double RegenerationSpectralRadius(int iterations);
   // True if the epoch-end hook of 0-based `epoch` regenerates.
   bool RegeneratesAfter(int64_t epoch) const;
 

@@ -313,6 +313,62 @@ TEST(QuineTest, RecordsRhoRightAfterRegeneration) {
   EXPECT_NE(metrics.at("rho"), metrics.at("rho_after_regeneration"));
 }
 
+// Power iteration on maps whose spectrum is known: a diagonal one (radius
+// 0.9), and one whose largest eigenvalues are a complex pair of modulus 0.8
+// (a scaled rotation beside 0.5 and -0.3), where a Rayleigh quotient would
+// oscillate.
+TEST(SpectralRadiusTest, MatchesKnownSpectra) {
+  const at::Tensor diagonal = at::tensor({0.9f, 0.5f, 0.3f, -0.2f, 0.1f});
+  const double diagonal_radius = SpectralRadiusByPowerIteration(
+      [&](const at::Tensor& v) { return diagonal * v; }, 5, 200, 3);
+  EXPECT_NEAR(diagonal_radius, 0.9, 0.01);
+
+  const double angle = 0.7;
+  at::Tensor rotation = at::zeros({4, 4});
+  rotation[0][0] = 0.8 * std::cos(angle);
+  rotation[0][1] = -0.8 * std::sin(angle);
+  rotation[1][0] = 0.8 * std::sin(angle);
+  rotation[1][1] = 0.8 * std::cos(angle);
+  rotation[2][2] = 0.5;
+  rotation[3][3] = -0.3;
+  const double rotation_radius = SpectralRadiusByPowerIteration(
+      [&](const at::Tensor& v) { return at::mv(rotation, v); }, 4, 200, 4);
+  EXPECT_NEAR(rotation_radius, 0.8, 0.01);
+}
+
+// The regeneration map's Jacobian-vector products against finite
+// differences of f_theta(C), through the radius of a tiny quine whose map
+// is one matrix: with damping a the radius of (1 - a) I + a J.
+TEST(SpectralRadiusTest, RegenerationJacobianOfATinyQuine) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "regenerate_every_epochs": 1})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  const int64_t n = model->num_parameters();
+  // The Jacobian by central differences, column by column.
+  at::Tensor jacobian = at::zeros({n, n}, at::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor all = at::arange(n, at::kLong);
+    const at::Tensor theta = model->weights().clone();
+    const double h = 1e-3;
+    for (int64_t c = 0; c < n; ++c) {
+      model->weights().copy_(theta);
+      model->weights()[c] += h;
+      const at::Tensor up = model->PredictWeights(all).to(at::kDouble);
+      model->weights().copy_(theta);
+      model->weights()[c] -= h;
+      const at::Tensor down = model->PredictWeights(all).to(at::kDouble);
+      jacobian.select(1, c).copy_((up - down) / (2 * h));
+    }
+    model->weights().copy_(theta);
+  }
+  const double expected =
+      at::linalg_eigvals(jacobian).abs().max().item<double>();
+  EXPECT_NEAR(model->RegenerationSpectralRadius(400), expected,
+              0.02 * expected);
+}
+
 TEST(QuineTest, RegeneratesEveryTEpochs) {
   std::unique_ptr<QuineModel> every_third = MakeModel(
       ConfigWith(R"({"hidden_sizes": [4], "regenerate_every_epochs": 3})"));
