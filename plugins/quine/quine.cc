@@ -125,6 +125,12 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                                          quine.coordinate_projection_std(),
                                          "); leave it out for 1/sqrt(N)"));
   }
+  if (!(quine.two_step_weight() >= 0 &&
+        std::isfinite(quine.two_step_weight()))) {
+    return ConfigFieldError("model_config.two_step_weight",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         quine.two_step_weight(), ")"));
+  }
   if (!(quine.regeneration_damping() > 0 &&
         quine.regeneration_damping() <= 1)) {
     return ConfigFieldError("model_config.regeneration_damping",
@@ -277,37 +283,47 @@ const at::Tensor& QuineModel::coordinate_projection() const {
   return modules_->coordinate_projection;
 }
 
-at::Tensor QuineModel::View(const QuineLayout::Matrix& matrix) const {
-  return modules_->theta.narrow(0, matrix.offset, matrix.rows * matrix.cols)
+at::Tensor QuineModel::View(const at::Tensor& theta,
+                            const QuineLayout::Matrix& matrix) const {
+  return theta.narrow(0, matrix.offset, matrix.rows * matrix.cols)
       .view({matrix.rows, matrix.cols});
 }
 
 at::Tensor QuineModel::Body(const at::Tensor& input, int64_t first_column,
-                            const QuineLayout::Matrix& head) {
+                            const QuineLayout::Matrix& head,
+                            const at::Tensor& theta) {
   // The input fills only its own columns of the first layer (coordinate or
   // image half); the other half is zero, so its columns are skipped.
   at::Tensor h = at::linear(
-      input, View(layout_.hidden[0]).narrow(1, first_column, input.size(1)));
+      input,
+      View(theta, layout_.hidden[0]).narrow(1, first_column, input.size(1)));
   // Without autograd (evaluation, regeneration) SELU can overwrite its input.
   const bool in_place = !at::GradMode::is_enabled();
   for (size_t i = 0;; ++i) {
     h = in_place ? at::selu_(h) : at::selu(h);
     if (i + 1 == layout_.hidden.size()) break;
-    h = at::linear(h, View(layout_.hidden[i + 1]));
+    h = at::linear(h, View(theta, layout_.hidden[i + 1]));
   }
-  return at::linear(h, View(head));
+  return at::linear(h, View(theta, head));
 }
 
 at::Tensor QuineModel::Forward(const at::Tensor& inputs) {
   if (!auxiliary()) return PredictWeights(inputs.flatten());
   at::Tensor embedded =
       at::matmul(inputs.flatten(1).to(at::kFloat), modules_->image_projection);
-  return Body(embedded, config_.coordinate_embedding(), layout_.class_head);
+  return Body(embedded, config_.coordinate_embedding(), layout_.class_head,
+              modules_->theta);
 }
 
 at::Tensor QuineModel::Loss(const at::Tensor& outputs,
                             const at::Tensor& targets) {
-  if (!auxiliary()) return ReplicationError(outputs, targets);
+  if (!auxiliary()) {
+    at::Tensor loss = ReplicationError(outputs, targets);
+    if (config_.two_step_weight() > 0) {
+      loss = loss + config_.two_step_weight() * TwoStepError(targets);
+    }
+    return loss;
+  }
   at::Tensor task = Model::Loss(outputs, targets);
   if (config_.task_only()) return task;
   return SelfReplicationLoss(NextCoordinates()) + config_.task_weight() * task;
@@ -372,11 +388,32 @@ at::Tensor QuineModel::PredictWeights(const at::Tensor& coordinates) {
 }
 
 at::Tensor QuineModel::PredictFromEmbedding(const at::Tensor& embedded) {
-  return Body(embedded, 0, layout_.weight_head).squeeze(1);
+  return Body(embedded, 0, layout_.weight_head, modules_->theta).squeeze(1);
 }
 
 at::Tensor QuineModel::SelfReplicationLoss(const at::Tensor& coordinates) {
-  return ReplicationError(PredictWeights(coordinates), coordinates);
+  at::Tensor loss = ReplicationError(PredictWeights(coordinates), coordinates);
+  if (config_.two_step_weight() > 0) {
+    loss = loss + config_.two_step_weight() * TwoStepError(coordinates);
+  }
+  return loss;
+}
+
+at::Tensor QuineModel::TwoStepError(const at::Tensor& coordinates) {
+  const at::Tensor& projection = modules_->coordinate_projection;
+  // theta' = f_theta(C), with its gradient: the print's own error is a
+  // function of theta through both the print's weights and its targets.
+  const at::Tensor printed =
+      Body(projection, 0, layout_.weight_head, modules_->theta).squeeze(1);
+  const at::Tensor reprinted = Body(projection.index_select(0, coordinates), 0,
+                                    layout_.weight_head, printed)
+                                   .squeeze(1);
+  at::Tensor error =
+      (reprinted - printed.index_select(0, coordinates)).pow(2).sum();
+  if (config_.sr_loss() != kRelativeSrLoss) return error;
+  const double fraction = static_cast<double>(coordinates.numel()) /
+                          static_cast<double>(printed.numel());
+  return error / (printed.pow(2).sum() * fraction);
 }
 
 at::Tensor QuineModel::ReplicationError(const at::Tensor& predictions,

@@ -121,8 +121,14 @@ class QuineModel : public Model {
   // coordinate_projection(), batch x coordinate_embedding).
   at::Tensor PredictFromEmbedding(const at::Tensor& embedded);
   // sum over `coordinates` of (f(c) - theta_c)^2; the targets theta_c are
-  // detached, so gradients reach theta only through f.
+  // detached, so gradients reach theta only through f. Plus, with
+  // two_step_weight w > 0, w * TwoStepError(coordinates).
   at::Tensor SelfReplicationLoss(const at::Tensor& coordinates);
+  // The print's own error over `coordinates`: sum (f_theta'(c) -
+  // theta'_c)^2 with theta' = f_theta(C), differentiable in theta through
+  // both (with sr_loss "relative", over the coordinates' share of
+  // sum(theta'^2)). What the next regeneration's network will miss.
+  at::Tensor TwoStepError(const at::Tensor& coordinates);
   // L_SR, sum(theta^2) and rho over all coordinates, without gradients.
   ReplicationStats Stats();
   // theta <- f_theta(C) for all coordinates at once, written into the live
@@ -147,18 +153,20 @@ class QuineModel : public Model {
   double initial_weight_sq() const { return initial_weight_sq_; }
 
  private:
-  // The shared body: the SELU layers, then `head`, giving (batch x head
-  // rows). `input` is one half of the first layer's input (coordinate or
-  // image embedding), starting at column `first_column`; the other half is 0.
+  // The shared body with weights `theta` (the live ones, or a print of
+  // them): the SELU layers, then `head`, giving (batch x head rows). `input` is
+  // one half of the first layer's input (coordinate or image embedding),
+  // starting at column `first_column`; the other half is 0.
   at::Tensor Body(const at::Tensor& input, int64_t first_column,
-                  const QuineLayout::Matrix& head);
+                  const QuineLayout::Matrix& head, const at::Tensor& theta);
   // f_theta(C) for every coordinate, without gradients.
   at::Tensor PredictAllWeights();
   // sum_c (predictions_c - theta_c)^2 with theta_c detached; with sr_loss
   // "relative", divided by sum_c theta_c^2 (not detached).
   at::Tensor ReplicationError(const at::Tensor& predictions,
                               const at::Tensor& coordinates);
-  at::Tensor View(const QuineLayout::Matrix& matrix) const;
+  at::Tensor View(const at::Tensor& theta,
+                  const QuineLayout::Matrix& matrix) const;
   // The auxiliary quine's next L_SR coordinates: all of them, or the next
   // coordinates_per_step of a shuffled order (reshuffled when used up).
   at::Tensor NextCoordinates();

@@ -369,6 +369,52 @@ TEST(SpectralRadiusTest, RegenerationJacobianOfATinyQuine) {
               0.02 * expected);
 }
 
+// The two-step loss: a step's loss is L_SR + w * the print's own error,
+// against the print computed by hand in a second model (theta <- f(C),
+// then its error on the step's coordinates), absolute and relative; the
+// gradient reaches theta through the print.
+TEST(QuineTest, TwoStepLossIsThePrintsOwnError) {
+  for (const std::string sr_loss : {"absolute", "relative"}) {
+    const RunConfig config = ConfigWith(
+        R"({"hidden_sizes": [4], "two_step_weight": 0.5, "sr_loss": ")" +
+        sr_loss + R"("})");
+    std::unique_ptr<QuineModel> model = MakeModel(config);
+    std::unique_ptr<QuineModel> print = MakeModel(config);
+    const int64_t n = model->num_parameters();
+    const at::Tensor batch = at::tensor({3, 0, 7}, at::kLong);
+    double one_step = 0;
+    double two_step = 0;
+    {
+      torch::NoGradGuard no_grad;
+      const at::Tensor theta = model->weights();
+      const double scale =
+          sr_loss == "relative" ? theta.pow(2).sum().item<double>() * 3 / n : 1;
+      one_step = (model->PredictWeights(batch) - theta.index_select(0, batch))
+                     .pow(2)
+                     .sum()
+                     .item<double>() /
+                 scale;
+      const at::Tensor printed = print->PredictWeights(at::arange(n));
+      print->weights().copy_(printed);
+      const double print_scale =
+          sr_loss == "relative" ? printed.pow(2).sum().item<double>() * 3 / n
+                                : 1;
+      two_step = (print->PredictWeights(batch) - printed.index_select(0, batch))
+                     .pow(2)
+                     .sum()
+                     .item<double>() /
+                 print_scale;
+    }
+    const at::Tensor loss = model->Loss(model->Forward(batch), batch);
+    EXPECT_NEAR(loss.item<double>(), one_step + 0.5 * two_step,
+                1e-4 * (one_step + two_step))
+        << sr_loss;
+    loss.backward();
+    EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
+  }
+  EXPECT_FALSE(ParseQuineConfig(ConfigWith(R"({"two_step_weight": -1})")).ok());
+}
+
 TEST(QuineTest, RegeneratesEveryTEpochs) {
   std::unique_ptr<QuineModel> every_third = MakeModel(
       ConfigWith(R"({"hidden_sizes": [4], "regenerate_every_epochs": 3})"));
