@@ -317,13 +317,7 @@ at::Tensor QuineModel::Forward(const at::Tensor& inputs) {
 
 at::Tensor QuineModel::Loss(const at::Tensor& outputs,
                             const at::Tensor& targets) {
-  if (!auxiliary()) {
-    at::Tensor loss = ReplicationError(outputs, targets);
-    if (config_.two_step_weight() > 0) {
-      loss = loss + config_.two_step_weight() * TwoStepError(targets);
-    }
-    return loss;
-  }
+  if (!auxiliary()) return ReplicationLoss(outputs, targets);
   at::Tensor task = Model::Loss(outputs, targets);
   if (config_.task_only()) return task;
   return SelfReplicationLoss(NextCoordinates()) + config_.task_weight() * task;
@@ -392,7 +386,12 @@ at::Tensor QuineModel::PredictFromEmbedding(const at::Tensor& embedded) {
 }
 
 at::Tensor QuineModel::SelfReplicationLoss(const at::Tensor& coordinates) {
-  at::Tensor loss = ReplicationError(PredictWeights(coordinates), coordinates);
+  return ReplicationLoss(PredictWeights(coordinates), coordinates);
+}
+
+at::Tensor QuineModel::ReplicationLoss(const at::Tensor& predictions,
+                                       const at::Tensor& coordinates) {
+  at::Tensor loss = ReplicationError(predictions, coordinates);
   if (config_.two_step_weight() > 0) {
     loss = loss + config_.two_step_weight() * TwoStepError(coordinates);
   }
@@ -408,25 +407,27 @@ at::Tensor QuineModel::TwoStepError(const at::Tensor& coordinates) {
   const at::Tensor reprinted = Body(projection.index_select(0, coordinates), 0,
                                     layout_.weight_head, printed)
                                    .squeeze(1);
-  at::Tensor error =
-      (reprinted - printed.index_select(0, coordinates)).pow(2).sum();
-  if (config_.sr_loss() != kRelativeSrLoss) return error;
-  const double fraction = static_cast<double>(coordinates.numel()) /
-                          static_cast<double>(printed.numel());
-  return error / (printed.pow(2).sum() * fraction);
+  return SquaredError(reprinted, printed.index_select(0, coordinates), printed);
 }
 
 at::Tensor QuineModel::ReplicationError(const at::Tensor& predictions,
                                         const at::Tensor& coordinates) {
-  at::Tensor targets = modules_->theta.detach().index_select(0, coordinates);
+  return SquaredError(predictions,
+                      modules_->theta.detach().index_select(0, coordinates),
+                      modules_->theta);
+}
+
+at::Tensor QuineModel::SquaredError(const at::Tensor& predictions,
+                                    const at::Tensor& targets,
+                                    const at::Tensor& weights) {
   at::Tensor error = (predictions - targets).pow(2).sum();
   if (config_.sr_loss() != kRelativeSrLoss) return error;
-  // Divided by these coordinates' expected share of sum(theta^2) (the whole
-  // sum, with its gradient, scaled by their fraction: the sum over a batch
-  // of 10 weights alone is too noisy a denominator).
-  const double fraction = static_cast<double>(coordinates.numel()) /
-                          static_cast<double>(modules_->theta.numel());
-  return error / (modules_->theta.pow(2).sum() * fraction);
+  // Divided by these coordinates' expected share of sum(weights^2) (the
+  // whole sum, with its gradient, scaled by their fraction: the sum over a
+  // batch of 10 weights alone is too noisy a denominator).
+  const double fraction = static_cast<double>(targets.numel()) /
+                          static_cast<double>(weights.numel());
+  return error / (weights.pow(2).sum() * fraction);
 }
 
 at::Tensor QuineModel::PredictAllWeights() {

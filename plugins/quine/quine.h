@@ -165,6 +165,14 @@ class QuineModel : public Model {
   // "relative", divided by sum_c theta_c^2 (not detached).
   at::Tensor ReplicationError(const at::Tensor& predictions,
                               const at::Tensor& coordinates);
+  // ReplicationError, plus w * TwoStepError(coordinates) with
+  // two_step_weight w > 0: a step's self-replication loss.
+  at::Tensor ReplicationLoss(const at::Tensor& predictions,
+                             const at::Tensor& coordinates);
+  // sum (predictions - targets)^2; with sr_loss "relative", divided by the
+  // targets' share of sum(weights^2) (not detached).
+  at::Tensor SquaredError(const at::Tensor& predictions,
+                          const at::Tensor& targets, const at::Tensor& weights);
   at::Tensor View(const at::Tensor& theta,
                   const QuineLayout::Matrix& matrix) const;
   // The auxiliary quine's next L_SR coordinates: all of them, or the next
