@@ -91,9 +91,11 @@ class Model : public Stateful {
                                   std::map<std::string, double>* metrics) {
     return absl::OkStatus();
   }
-  // Once the run is over: after the final test evaluation and metrics.json
-  // (rank 0 writes; every rank calls it), e.g. a meta-test of the best
-  // checkpoint written to a file of the family's own.
+  // Once the run is over: after the final checkpoint and test evaluation,
+  // before metrics.json (which marks the run finished for --resume, so a
+  // run killed in here runs it again when resumed); rank 0 writes, every
+  // rank calls it. E.g. a meta-test of the best checkpoint written to a
+  // file of the family's own.
   virtual absl::Status OnRunEnd(TrainingContext& training) {
     return absl::OkStatus();
   }

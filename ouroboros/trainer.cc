@@ -959,12 +959,15 @@ absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
     LOG(INFO) << "test: " << FormatMetrics(result.test);
   }
   if (events_ != nullptr) (void)events_->Flush();
-  if (writes_outputs()) RETURN_IF_ERROR(WriteMetricsJson(result));
   RETURN_IF_ERROR(model_->OnRunEnd(*this));
   if (writes_outputs() && !config().run_config().skip_plots()) {
     ReportPlots(DrawRunPlots(context_.run_dir, model_->Figures()),
                 RunFile(context_.run_dir, kPlotsDir), "the run's figures");
   }
+  // Last: main's --resume reads a metrics.json as "this run is finished",
+  // so a run killed before it (in the family's meta-test, in the plots)
+  // resumes and writes them.
+  if (writes_outputs()) RETURN_IF_ERROR(WriteMetricsJson(result));
   return result;
 }
 

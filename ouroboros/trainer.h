@@ -207,7 +207,7 @@ class Trainer final : public TrainingContext {
   absl::Status EndEpoch(int64_t epoch, const EpochLoss& loss,
                         TrainResult* result);
   // Early-stopping message, the hooks' end, the last checkpoint, the test
-  // set, metrics.json and the model's OnRunEnd.
+  // set, the model's OnRunEnd, the plots and, last, metrics.json.
   absl::StatusOr<TrainResult> FinishRun(TrainResult result);
 
   PipelineContext context_;

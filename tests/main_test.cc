@@ -608,5 +608,49 @@ TEST_F(MainTest, EarlyStoppingEndsTheRunAndIsExactAcrossResume) {
   EXPECT_THAT(again.output, HasSubstr("the run is finished"));
 }
 
+// metrics.json marks a run finished for --resume, so it is the last file a
+// run writes: a run that ends before its family's own results (here the
+// SRWM's fewshot.json cannot be written) has none, and its resume writes
+// them. Before, a kill in the meta-test left a "finished" run without
+// fewshot.json (the resume matrix, seed 500659874).
+TEST_F(MainTest, AFamilysResultsAreWrittenBeforeTheRunCountsAsFinished) {
+  const std::vector<std::string> srwm = {
+      "--model=srwm",
+      "--run_dir=srwm",
+      "--resume=auto",
+      "--threads=1",
+      "--set=data_config.source_config.images=synthetic",
+      "--set=data_config.synthetic.num_samples=100",
+      "--set=data_config.synthetic.num_features=256",
+      "--set=data_config.synthetic.num_classes=10",
+      "--set=data_config.source_config.skip_mnist_digits=true",
+      "--set=data_config.source_config.train_episodes_per_epoch=16",
+      "--set=data_config.source_config.eval_episodes=8",
+      "--set=run_config.epochs=1",
+      "--set=run_config.skip_plots=true",
+      "--set=model_config.hidden_size=16",
+      "--set=model_config.num_heads=2",
+      "--set=model_config.num_layers=1",
+      "--set=model_config.encoder_channels=4"};
+  // A directory where fewshot.json goes: the meta-test cannot write it
+  // (config.json: an earlier attempt's run directory, which --resume=auto
+  // starts afresh in).
+  std::filesystem::create_directories(tmp_ / "srwm/fewshot.json");
+  std::ofstream(tmp_ / "srwm/config.json") << "{}";
+  Result blocked = Run(srwm);
+  ASSERT_NE(blocked.exit_code, 0) << blocked.output;
+  EXPECT_THAT(blocked.output, HasSubstr("fewshot.json"));
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "srwm/metrics.json"));
+  std::filesystem::remove(tmp_ / "srwm/fewshot.json");
+  Result resumed = Run(srwm);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("meta-test meta_test: accuracy"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(tmp_ / "srwm/fewshot.json"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(tmp_ / "srwm/metrics.json"));
+  Result done = Run(srwm);
+  EXPECT_EQ(done.exit_code, 0) << done.output;
+  EXPECT_THAT(done.output, HasSubstr("the run is finished"));
+}
+
 }  // namespace
 }  // namespace ouroboros
