@@ -125,6 +125,9 @@ std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir) {
     StepEvalRecord record;
     record.step = static_cast<int64_t>(NumberField(fields, "step"));
     record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
+    if (auto it = fields.find("train_seconds"); it != fields.end()) {
+      record.train_seconds = it->second.number_value();
+    }
     if (auto it = fields.find("val"); it != fields.end()) {
       record.val = NumberFields(it->second);
     }
@@ -507,9 +510,13 @@ std::string Trainer::StepCheckpointPath() const {
 }
 
 absl::Status Trainer::EvaluateAtStep() {
+  const auto evaluation_start = std::chrono::steady_clock::now();
   google::protobuf::Struct record;
   auto& fields = *record.mutable_fields();
   fields["step"].set_number_value(state_.position.step);
+  fields["train_seconds"].set_number_value(
+      std::chrono::duration<double>(evaluation_start - train_start_).count() -
+      step_evaluation_seconds_);
   // 1-based, the epoch the step belongs to: as the console and epochs.jsonl
   // number them.
   fields["epoch"].set_number_value(state_.position.epoch + 1);
@@ -530,6 +537,10 @@ absl::Status Trainer::EvaluateAtStep() {
     absl::StrAppend(&line, " ", name, ": ", FormatMetrics(*metrics), ";");
   }
   VLOG(1) << line;
+  step_evaluation_seconds_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                    evaluation_start)
+          .count();
   if (!writes_outputs()) return absl::OkStatus();
   return AppendJsonLine(RunFile(context_.run_dir, kStepEvalFile), record);
 }
@@ -742,6 +753,7 @@ absl::StatusOr<TrainResult> Trainer::Run() {
   // Resumed at the run's last step: no step runs, the checkpoint's counts.
   result.last_train_loss = state_.last_train_loss;
   result.val = state_.last_val;
+  train_start_ = std::chrono::steady_clock::now();
   for (int64_t epoch = state_.position.epoch;
        epoch < config().run_config().epochs() && !PatienceRanOut(); ++epoch) {
     ASSIGN_OR_RETURN(EpochLoss loss,

@@ -31,6 +31,8 @@
 #ifndef OUROBOROS_TRAINER_H_
 #define OUROBOROS_TRAINER_H_
 
+#include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,6 +82,12 @@ std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
 struct StepEvalRecord {
   int64_t step = 0;
   int64_t epoch = 0;  // the step's epoch, 1-based (as on the console)
+  // Wall seconds this process trained before the evaluation: from the
+  // start of its first step, less the time of the step evaluations before
+  // (so two runs compare by the cost of their steps, hooks, epoch
+  // evaluations and checkpoints). A resumed run counts from its resume;
+  // NaN in a record written before this field.
+  double train_seconds = std::nan("");
   std::map<std::string, double> val;
   std::map<std::string, double> test;
 };
@@ -233,6 +241,10 @@ class Trainer final : public TrainingContext {
   int stop_votes_ = 0;
   bool stop_votes_exchanged_ = false;
   std::string last_checkpoint_;
+  // evals.jsonl's train_seconds: when this process's training began, and
+  // the time its step evaluations took since.
+  std::chrono::steady_clock::time_point train_start_;
+  double step_evaluation_seconds_ = 0;
 };
 
 // The one-screen summary a run ends with (TrainerPipeline logs it), e.g.

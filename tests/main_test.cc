@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -308,6 +309,10 @@ TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(records[i].step, 5 * (i + 1));
     EXPECT_EQ(records[i].epoch, records[i].step > 12 ? 2 : 1);
+    // The training's clock, growing from one evaluation to the next.
+    EXPECT_GE(records[i].train_seconds, 0.0);
+    if (i > 0)
+      EXPECT_GT(records[i].train_seconds, records[i - 1].train_seconds);
     for (const auto* metrics : {&records[i].val, &records[i].test}) {
       ASSERT_EQ(metrics->count("accuracy"), 1u);
       EXPECT_GE(metrics->at("accuracy"), 0.0);
@@ -353,6 +358,9 @@ TEST_F(MainTest, ResumedRunsEvaluationsKeepTheLastRecordOfEachStep) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(records[i].step, steps[i]);
   EXPECT_GE(records[2].test.at("accuracy"), 0.0);
   EXPECT_EQ(records[0].test.at("accuracy"), -3);
+  // A record without the training's clock reads NaN.
+  EXPECT_TRUE(std::isnan(records[0].train_seconds));
+  EXPECT_GE(records[2].train_seconds, 0.0);
 }
 
 TEST_F(MainTest, UnknownModelExitsTwoWithTheKnownNames) {

@@ -107,9 +107,14 @@ EXTRA = {
         "--config=tests/testdata/tiny_demo.json",
     ],
 }
-# Keys whose values are clocks, not results.
+# Keys whose values are clocks (or ratios of clocks), not results.
 VOLATILE = {"final_checkpoint", "seconds", "train_seconds", "wall_seconds",
             "elapsed_seconds", "time", "started", "finished"}
+
+
+def volatile(key):
+    return (key in VOLATILE or "seconds" in key or
+            key.startswith("speedup_wall"))
 RESULT_FILES = ("metrics.json", "fewshot.json", "results.json",
                 "continual.json")
 
@@ -184,7 +189,7 @@ def artifacts(run_dir):
 def first_json_difference(a, b, path=""):
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
-            if key in VOLATILE:
+            if volatile(key):
                 continue
             where = f"{path}.{key}" if path else key
             if key not in a or key not in b:

@@ -178,18 +178,40 @@ absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
   return config;
 }
 
+absl::Status CheckPredictor(const std::string& predictor,
+                            const std::string& field) {
+  if (predictor == kNetworkPredictor || predictor == kLinearPredictor) {
+    return absl::OkStatus();
+  }
+  return ConfigFieldError(
+      field, absl::StrCat("unknown predictor '", predictor,
+                          "'; known: ", kNetworkPredictor,
+                          " (the introspection network), ", kLinearPredictor,
+                          " (each weight's least-squares line)"));
+}
+
 absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
     const google::protobuf::Struct& section, absl::string_view section_path) {
   ASSIGN_OR_RETURN(JumpHookConfig config,
                    ParseSection<JumpHookConfig>(section, section_path));
   const std::string path(section_path);
-  if (config.network().empty()) {
+  RETURN_IF_ERROR(CheckPredictor(config.predictor(), path + ".predictor"));
+  if (config.predictor() != kNetworkPredictor) {
+    if (!config.network().empty()) {
+      return ConfigFieldError(
+          path + ".network",
+          absl::StrCat("predictor '", config.predictor(),
+                       "' uses no network; drop the field or set predictor "
+                       "\"network\""));
+    }
+  } else if (config.network().empty()) {
     return ConfigFieldError(path + ".network",
                             "missing: the introspection_net.pt to apply "
                             "(written by --model=introspective)");
   }
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(UserPath(config.network()), ec)) {
+  if (config.predictor() == kNetworkPredictor &&
+      !std::filesystem::is_regular_file(UserPath(config.network()), ec)) {
     return ConfigFieldError(
         path + ".network",
         absl::StrCat(config.network(),
@@ -336,8 +358,9 @@ absl::Status JumpHook::OnTrainBegin(const TrainingView& view) {
     for (int k = 0; k < 3; ++k) wanted_.insert(HistorySteps(t)[k]);
   }
   LOG(INFO) << absl::StrFormat(
-      "%s: %d weights, jumps at steps %s (optimizer state: %s)", kJumpHook,
-      layout_.total, absl::StrJoin(jumps_, ", "), config_.optimizer_state());
+      "%s: %d weights, jumps at steps %s (predictor %s, optimizer state: %s)",
+      kJumpHook, layout_.total, absl::StrJoin(jumps_, ", "),
+      config_.predictor(), config_.optimizer_state());
   if (view.step == 0) return OnStepEnd(view);
   // Resumed at view.step: the snapshots up to it were taken (after any jump
   // of their step) before the checkpoint, which holds the ones still needed.
@@ -385,16 +408,19 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
   absl::Status status = CallTorch("introspection jump", [&] {
     before = Snapshot(*view.module);
     history[3] = before;
-    after = PredictWeights(*net_, history, layout_);
+    after = net_ != nullptr ? PredictWeights(*net_, history, layout_)
+                            : ExtrapolateLinearly(history, steps, 2 * t);
     finite = at::isfinite(after).all().item<bool>();
   });
   if (!status.ok()) return status;
   if (!finite) {
     return absl::InternalError(absl::StrFormat(
-        "%s at step %d: the introspection network predicted non-finite "
-        "weights (is %s a trained network?); the weights were left as they "
-        "were",
-        kJumpHook, t, config_.network()));
+        "%s at step %d: predictor %s predicted non-finite weights%s; the "
+        "weights were left as they were",
+        kJumpHook, t, config_.predictor(),
+        net_ != nullptr
+            ? absl::StrCat(" (is ", config_.network(), " a trained network?)")
+            : ""));
   }
   RETURN_IF_ERROR(WriteSnapshot(after, *view.module));
   if (config_.optimizer_state() == "reset" && view.optimizer != nullptr) {
@@ -475,6 +501,7 @@ absl::Status ValidateJumpHook(const google::protobuf::Struct& section,
   RETURN_IF_ERROR(CheckOptimizerState(parsed->optimizer_state(),
                                       config.optim_config().name(),
                                       absl::StrCat(path, ".optimizer_state")));
+  if (parsed->predictor() != kNetworkPredictor) return absl::OkStatus();
   absl::StatusOr<std::unique_ptr<IntrospectionNet>> net =
       IntrospectionNet::Load(UserPath(parsed->network()));
   if (!net.ok()) {
@@ -503,10 +530,11 @@ absl::StatusOr<std::unique_ptr<TrainerHook>> MakeJumpHook(
   absl::StatusOr<JumpHookConfig> config = ParseJumpHookConfig(
       context.config->hooks(context.index).config(), SectionPath(context));
   if (!config.ok()) return WithContext(config.status(), context.config_source);
-  absl::StatusOr<std::unique_ptr<IntrospectionNet>> net =
-      IntrospectionNet::Load(UserPath(config->network()));
-  if (!net.ok()) return net.status();
-  return std::make_unique<JumpHook>(*std::move(config), *std::move(net),
+  std::unique_ptr<IntrospectionNet> net;  // none for the linear baseline
+  if (config->predictor() == kNetworkPredictor) {
+    ASSIGN_OR_RETURN(net, IntrospectionNet::Load(UserPath(config->network())));
+  }
+  return std::make_unique<JumpHook>(*std::move(config), std::move(net),
                                     context.run_dir);
 }
 

@@ -11,13 +11,13 @@
 // snapshot) at 0, 0.4t, 0.7t, t and 2t of each t and, once the last one is
 // taken, writes the history dataset (weight_history.h) into the run
 // directory. introspection_jump keeps the snapshots its jump steps need and
-// at each jump step t replaces every weight by I's prediction of w(2t), in
-// one batched pass; the optimizer's state is kept or reset
-// (optimizer_state). Both hooks keep the snapshots a resume may still need
-// in the checkpoint (their SaveState / LoadState, component_state.h), so a
-// killed and resumed run records the same dataset and jumps the same way as
-// an uninterrupted one. In a distributed run only the rank that writes
-// outputs records (every rank jumps).
+// at each jump step t replaces every weight by I's prediction of w(2t) (or,
+// with predictor "linear", the least-squares line's), in one batched pass;
+// the optimizer's state is kept or reset (optimizer_state). Both hooks keep the
+// snapshots a resume may still need in the checkpoint (their SaveState /
+// LoadState, component_state.h), so a killed and resumed run records the same
+// dataset and jumps the same way as an uninterrupted one. In a distributed run
+// only the rank that writes outputs records (every rank jumps).
 #ifndef PLUGINS_INTROSPECTIVE_HOOKS_H_
 #define PLUGINS_INTROSPECTIVE_HOOKS_H_
 
@@ -43,6 +43,9 @@ namespace ouroboros::introspective {
 
 inline constexpr char kRecordHook[] = "introspection_record";
 inline constexpr char kJumpHook[] = "introspection_jump";
+// JumpHookConfig.predictor.
+inline constexpr char kNetworkPredictor[] = "network";
+inline constexpr char kLinearPredictor[] = "linear";
 // One JSON line per jump, in the run directory.
 inline constexpr char kJumpLogFile[] = "introspection_jumps.jsonl";
 // Strict parsing and checks of the hooks' sections; errors read
@@ -51,6 +54,10 @@ absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
     const google::protobuf::Struct& section, absl::string_view section_path);
 absl::StatusOr<JumpHookConfig> ParseJumpHookConfig(
     const google::protobuf::Struct& section, absl::string_view section_path);
+
+// network or linear; errors name `field`.
+absl::Status CheckPredictor(const std::string& predictor,
+                            const std::string& field);
 
 // Steps of t_steps / jump_steps: at least one, each >= 5, never repeated,
 // increasing when `increasing`; errors name `field`.
@@ -99,6 +106,7 @@ class RecordHook : public TrainerHook {
 
 class JumpHook : public TrainerHook {
  public:
+  // `net`: I, for predictor "network"; null for "linear".
   JumpHook(JumpHookConfig config, std::unique_ptr<IntrospectionNet> net,
            std::string run_dir);
 

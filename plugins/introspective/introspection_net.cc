@@ -175,6 +175,25 @@ at::Tensor PredictWeights(const IntrospectionNet& net,
   return history[3] + features.move_scale * net.Predict(features.inputs);
 }
 
+at::Tensor ExtrapolateLinearly(const std::array<at::Tensor, 4>& history,
+                               const std::array<int64_t, 4>& steps,
+                               int64_t target_step) {
+  double mean_step = 0;
+  for (int64_t step : steps) mean_step += step / 4.0;
+  double spread = 0;  // sum of squared deviations of the steps
+  for (int64_t step : steps) spread += (step - mean_step) * (step - mean_step);
+  at::Tensor prediction;
+  for (int k = 0; k < 4; ++k) {
+    // The fitted line's value at target_step, as a weight of snapshot k:
+    // its share of the mean plus its share of the slope.
+    const double coefficient =
+        0.25 + (steps[k] - mean_step) * (target_step - mean_step) / spread;
+    prediction = k == 0 ? history[k] * coefficient
+                        : prediction.add(history[k], coefficient);
+  }
+  return prediction;
+}
+
 absl::StatusOr<IntrospectionTrainResult> TrainIntrospectionNet(
     const HistoryDataset& dataset, const IntrospectionTrainOptions& options,
     torch::optim::Optimizer& optimizer, IntrospectionNet* net,

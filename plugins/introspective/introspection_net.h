@@ -66,6 +66,14 @@ at::Tensor PredictWeights(const IntrospectionNet& net,
                           const std::array<at::Tensor, 4>& history,
                           const ParameterLayout& layout);
 
+// The nowcasting papers' baseline (issue #28): each weight's least-squares
+// line through its values `history` at `steps`, evaluated at `target_step`;
+// a fixed weighted sum of the four snapshots (for steps 0, 0.4t, 0.7t, t
+// and target 2t about -1.164, -0.087, 0.721, 1.530).
+at::Tensor ExtrapolateLinearly(const std::array<at::Tensor, 4>& history,
+                               const std::array<int64_t, 4>& steps,
+                               int64_t target_step);
+
 struct IntrospectionTrainOptions {
   int64_t epochs = 8;
   int64_t batch_size = 512;

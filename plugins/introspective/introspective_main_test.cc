@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/json.h"
+#include "ouroboros/trainer.h"
 #include "plugins/introspective/introspection_net.h"
 #include "plugins/introspective/weight_history.h"
 #include "tests/test_util.h"
@@ -220,11 +222,13 @@ constexpr char kTinyDemo[] = R"({
     "target": {"inline_config": {"model": "mlp",
       "data_config": {"dataset": "synthetic",
         "synthetic": {"num_samples": 400, "num_features": 6,
-                      "num_classes": 4, "noise": 1.0}},
+                      "num_classes": 4, "noise": 1.0},
+        "split": {"val_fraction": 0.25}},
       "optim_config": {"name": "sgd", "lr": 0.1},
       "run_config": {"epochs": 2, "batch_size": 16},
       "model_config": {"layer_sizes": [12, 12]}}},
-    "jump_steps": [8], "seeds": [1, 2], "eval_every_steps": 4, "workers": 2
+    "jump_steps": [8], "seeds": [1, 2], "eval_every_steps": 4, "workers": 2,
+    "predictors": ["network", "linear"]
   }
 })";
 
@@ -236,24 +240,75 @@ TEST_F(IntrospectiveMainTest, TinyDemoRecordsTrainsJumpsAndReports) {
   EXPECT_THAT(r.output, HasSubstr("[1/3] recording weight histories"));
   EXPECT_THAT(r.output, HasSubstr("[2/3] training the introspection network"));
   EXPECT_THAT(r.output, HasSubstr("[3/3] target runs"));
-  EXPECT_THAT(r.output, HasSubstr("| seed | plain final test accuracy"));
+  EXPECT_THAT(r.output, HasSubstr("| seed | predictor | plain: best val "
+                                  "accuracy (target)"));
   EXPECT_TRUE(
       IntrospectionNet::Load((demo / "introspection_net.pt").string()).ok());
-  for (const char* run :
-       {"plain-seed1", "jump-seed1", "plain-seed2", "jump-seed2"}) {
+  for (const char* run : {"plain-seed1", "jump-seed1", "jump_linear-seed1",
+                          "plain-seed2", "jump-seed2", "jump_linear-seed2"}) {
     EXPECT_TRUE(fs::exists(demo / "targets" / run / "evals.jsonl")) << run;
   }
-  EXPECT_THAT(ReadFile(demo / "targets/jump-seed2/introspection_jumps.jsonl"),
-              HasSubstr("\"step\": 8}"));
+  for (const char* run : {"jump-seed2", "jump_linear-seed2"}) {
+    EXPECT_THAT(ReadFile(demo / "targets" / run / "introspection_jumps.jsonl"),
+                HasSubstr("\"step\": 8}"))
+        << run;
+  }
+  EXPECT_THAT(ReadFile(demo / "targets/jump_linear-seed1.out"),
+              HasSubstr("predictor linear"));
   EXPECT_FALSE(
       fs::exists(demo / "targets/plain-seed2/introspection_jumps.jsonl"));
   absl::StatusOr<google::protobuf::Value> results =
       ReadJsonFile((demo / "results.json").string());
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_EQ(
-      results->struct_value().fields().at("seeds").list_value().values_size(),
-      2);
-  EXPECT_THAT(ReadFile(demo / "results.md"), HasSubstr("| 2 | "));
+  // One entry per seed and predictor, each against its seed's plain run's
+  // best validation accuracy (read back from the plain run's evals.jsonl).
+  const auto& entries =
+      results->struct_value().fields().at("entries").list_value();
+  ASSERT_EQ(entries.values_size(), 4);
+  for (int i = 0; i < 4; ++i) {
+    const auto& e = entries.values(i).struct_value().fields();
+    EXPECT_EQ(e.at("seed").number_value(), 1 + i / 2);
+    EXPECT_EQ(e.at("predictor").string_value(), i % 2 ? "linear" : "network");
+    double best = 0;
+    for (const StepEvalRecord& record : ReadStepEvalRecords(
+             (demo / "targets" / absl::StrCat("plain-seed", 1 + i / 2))
+                 .string())) {
+      best = std::max(best, record.val.at("accuracy"));
+    }
+    EXPECT_EQ(e.at("target_val").number_value(), best);
+    for (const char* field :
+         {"plain_steps_to_target_val", "steps_to_target_val", "speedup_steps",
+          "speedup_wall", "test_at_end", "plain_test_at_end"}) {
+      EXPECT_EQ(e.count(field), 1u) << field;
+    }
+  }
+  const auto& predictors =
+      results->struct_value().fields().at("predictors").struct_value().fields();
+  EXPECT_EQ(predictors.count("network"), 1u);
+  EXPECT_EQ(predictors.count("linear"), 1u);
+  EXPECT_GT(results->struct_value()
+                .fields()
+                .at("network_cost_seconds")
+                .number_value(),
+            0);
+  EXPECT_THAT(ReadFile(demo / "results.md"), HasSubstr("| 2 | linear | "));
+}
+
+// The linear baseline alone needs no record run and no I.
+TEST_F(IntrospectiveMainTest, LinearBaselineAloneSkipsTheRecordRun) {
+  std::string config = kTinyDemo;
+  const std::string both = R"("predictors": ["network", "linear"])";
+  config.replace(config.find(both), both.size(), R"("predictors": ["linear"])");
+  std::ofstream(scratch() / "linear.json") << config;
+  Result r = Run({"--config=linear.json", "--run_dir=linear",
+                  "--set=pipeline_config.seeds=[1]"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("[1/3], [2/3] skipped"));
+  EXPECT_FALSE(fs::exists(scratch() / "linear/record"));
+  EXPECT_FALSE(fs::exists(scratch() / "linear/introspection_net.pt"));
+  EXPECT_TRUE(fs::exists(scratch() / "linear/targets/jump_linear-seed1"));
+  EXPECT_THAT(ReadFile(scratch() / "linear/results.md"),
+              HasSubstr("| 1 | linear | "));
 }
 
 TEST_F(IntrospectiveMainTest, BadDemoConfigsExitTwoBeforeAnythingRuns) {
@@ -284,6 +339,24 @@ TEST_F(IntrospectiveMainTest, BadDemoConfigsExitTwoBeforeAnythingRuns) {
   EXPECT_THAT(target.output, HasSubstr("target.json: pipeline_config.target: "
                                        "model_config.layer_sizes[1]"));
   EXPECT_FALSE(fs::exists(scratch() / "target/record"));
+  // The steps to target are decided on validation: a target without a
+  // validation split is refused.
+  Result no_val = run_changed("no_val",
+                              "\"num_classes\": 4, \"noise\": 1.0},\n        "
+                              "\"split\": {\"val_fraction\": 0.25}",
+                              "\"num_classes\": 4, \"noise\": 1.0}");
+  EXPECT_EQ(no_val.exit_code, 2) << no_val.output;
+  EXPECT_THAT(no_val.output,
+              HasSubstr("no_val.json: pipeline_config.target: "
+                        "data_config.split.val_fraction: the steps to the "
+                        "plain run's best validation metric need a "
+                        "validation split"));
+  Result predictor = run_changed("predictor", "[\"network\", \"linear\"]",
+                                 "[\"network\", \"cubic\"]");
+  EXPECT_EQ(predictor.exit_code, 2) << predictor.output;
+  EXPECT_THAT(predictor.output,
+              HasSubstr("predictor.json: pipeline_config.predictors[1]: "
+                        "unknown predictor 'cubic'"));
   Result train = Run({"--model=introspective", "--pipeline=train"});
   EXPECT_EQ(train.exit_code, 2) << train.output;
   EXPECT_THAT(train.output,

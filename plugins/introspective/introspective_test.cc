@@ -261,6 +261,19 @@ TEST(IntrospectionNetTest, SavesLoadsAndRefusesOtherFiles) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(LinearBaselineTest, ExtrapolatesTheLeastSquaresLine) {
+  // Values 1, 2, 0, 3 at steps 0, 4, 7, 10: the fitted line at step 20 is
+  // 3.2511415... (numpy.polyfit); a weight on a line stays on it.
+  const std::array<int64_t, 4> steps = {0, 4, 7, 10};
+  at::Tensor w0 = at::tensor({1.0, -3.0}, at::kDouble);
+  at::Tensor w4 = at::tensor({2.0, -3.0 + 0.5 * 4}, at::kDouble);
+  at::Tensor w7 = at::tensor({0.0, -3.0 + 0.5 * 7}, at::kDouble);
+  at::Tensor w10 = at::tensor({3.0, -3.0 + 0.5 * 10}, at::kDouble);
+  at::Tensor predicted = ExtrapolateLinearly({w0, w4, w7, w10}, steps, 20);
+  EXPECT_NEAR(predicted[0].item<double>(), 3.251141552511416, 1e-12);
+  EXPECT_NEAR(predicted[1].item<double>(), -3.0 + 0.5 * 20, 1e-12);
+}
+
 TEST(IntrospectionNetTest, TrainingLearnsALinearTrend) {
   // Moves that continue the trend: target = -x0 (w(2t) - w(t) = w(t) - w(0)).
   torch::manual_seed(5);
@@ -306,6 +319,7 @@ struct TinyTraining {
 
 JumpHookConfig JumpConfig(const std::string& state) {
   JumpHookConfig config;
+  config.set_predictor(kNetworkPredictor);
   config.set_network("unused");
   config.add_jump_steps(10);
   config.set_optimizer_state(state);
@@ -364,6 +378,32 @@ TEST(JumpHookTest, JumpWritesIntoTheLiveWeightsAndTrainingGoesOn) {
     EXPECT_TRUE(std::isfinite(loss));
     EXPECT_TRUE(at::isfinite(Snapshot(*training.module)).all().item<bool>());
   }
+}
+
+TEST(JumpHookTest, TheLinearBaselineJumpsWithoutANetwork) {
+  torch::manual_seed(6);
+  TinyTraining training;
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.1));
+  JumpHookConfig config = JumpConfig("keep");
+  config.set_predictor(kLinearPredictor);
+  config.clear_network();
+  JumpHook hook(config, nullptr, "");
+  TrainingView view{training.module.get(), &sgd, 0, 0, ""};
+  std::map<int64_t, at::Tensor> seen;
+  seen[0] = Snapshot(*training.module);
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  for (int64_t step = 1; step <= 10; ++step) {
+    training.Step(sgd);
+    view.step = step;
+    seen[step] = Snapshot(*training.module);
+    ASSERT_TRUE(hook.OnStepEnd(view).ok());
+  }
+  EXPECT_TRUE(
+      at::allclose(Snapshot(*training.module),
+                   ExtrapolateLinearly({seen[0], seen[4], seen[7], seen[10]},
+                                       {0, 4, 7, 10}, 20)));
+  EXPECT_EQ(hook.jumps_done(), 1);
 }
 
 TEST(RecordHookTest, RowsComeFromTheSnapshotsOfStepsZeroFourSevenTenTwenty) {
@@ -536,8 +576,8 @@ TEST(JumpHookTest, NonFinitePredictionIsAnError) {
   }
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(status.message(),
-              HasSubstr("at step 10: the introspection network predicted "
-                        "non-finite weights"));
+              HasSubstr("at step 10: predictor network predicted "
+                        "non-finite weights (is unused a trained network?)"));
   EXPECT_TRUE(at::isfinite(Snapshot(*training.module)).all().item<bool>());
   EXPECT_EQ(hook.jumps_done(), 0);
 }
@@ -629,24 +669,52 @@ TEST(HookConfigTest, BadSectionsNameTheFieldAndTheReason) {
               HasSubstr("hooks[1].config.optimizer_state: unknown 'zero'"));
   EXPECT_TRUE(
       jump(R"({"network": ")" + net + R"(", "jump_steps": [10]})").ok());
+  // The linear baseline needs no network, and refuses one.
+  EXPECT_TRUE(jump(R"({"predictor": "linear", "jump_steps": [10]})").ok());
+  EXPECT_THAT(jump(R"({"predictor": "linear", "network": ")" + net +
+                   R"(", "jump_steps": [10]})")
+                  .message(),
+              HasSubstr("hooks[1].config.network: predictor 'linear' uses no "
+                        "network"));
+  EXPECT_THAT(jump(R"({"predictor": "cubic", "jump_steps": [10]})").message(),
+              HasSubstr("hooks[1].config.predictor: unknown predictor "
+                        "'cubic'; known: network"));
   EXPECT_THAT(CheckOptimizerState("reset", "adagrad", "f").message(),
               HasSubstr("f: reset does not work with optimizer adagrad"));
   EXPECT_TRUE(CheckOptimizerState("keep", "adagrad", "f").ok());
 }
 
-TEST(DemoTest, StepsToTargetIsTheFirstEvaluationThatReachesIt) {
-  std::vector<StepEvalRecord> records(4);
-  const double accuracy[] = {0.5, 0.7, 0.65, 0.8};
-  for (int i = 0; i < 4; ++i) {
+TEST(DemoTest, TheTargetIsThePlainRunsBestValidationAndCrossingsUseIt) {
+  std::vector<StepEvalRecord> records(5);
+  const double val[] = {0.5, 0.7, 0.65, 0.8, 0.8};
+  for (int i = 0; i < 5; ++i) {
     records[i].step = 50 * (i + 1);
-    records[i].test["accuracy"] = accuracy[i];
-    records[i].test["loss"] = 1 - accuracy[i];
+    records[i].val["accuracy"] = val[i];
+    records[i].val["loss"] = 1 - val[i];
+    records[i].test["accuracy"] = val[i] - 0.01;  // never used as a target
+    records[i].train_seconds = i + 0.5;
   }
-  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.66, true), 100);
-  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.8, true), 200);
-  EXPECT_EQ(StepsToTarget(records, "accuracy", 0.81, true), -1);
-  EXPECT_EQ(StepsToTarget(records, "loss", 0.31, false), 100);
-  EXPECT_EQ(StepsToTarget(records, "f1", 0.1, true), -1);
+  // The best validation accuracy, where it was first reached, and the
+  // test accuracy and clock there.
+  absl::StatusOr<TargetCrossing> best =
+      BestValidation(records, "accuracy", true);
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(best->step, 200);
+  EXPECT_EQ(best->value, 0.8);
+  EXPECT_EQ(best->test, 0.79);
+  EXPECT_EQ(best->train_seconds, 3.5);
+  EXPECT_EQ(BestValidation(records, "loss", false)->step, 200);
+  EXPECT_EQ(BestValidation(records, "f1", true)->step, -1);
+  // A run with jumps: its first evaluation at or past the target.
+  EXPECT_EQ(FirstValidationCrossing(records, "accuracy", 0.66, true).step, 100);
+  EXPECT_EQ(FirstValidationCrossing(records, "accuracy", 0.8, true).step, 200);
+  EXPECT_EQ(FirstValidationCrossing(records, "accuracy", 0.81, true).step, -1);
+  EXPECT_EQ(FirstValidationCrossing(records, "loss", 0.31, false).step, 100);
+  // The test set alone never makes a crossing.
+  std::vector<StepEvalRecord> test_only(1);
+  test_only[0].step = 50;
+  test_only[0].test["accuracy"] = 0.99;
+  EXPECT_EQ(FirstValidationCrossing(test_only, "accuracy", 0.5, true).step, -1);
 }
 
 }  // namespace
