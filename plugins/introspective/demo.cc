@@ -90,11 +90,30 @@ std::string MessageJson(const google::protobuf::Message& message) {
   return json;
 }
 
-// The record run: the spec with the top level's data_config and seed.
+// The record runs: `record`, then each of `more_records`; index 0 is
+// `record`.
+int RecordRunCount(const DemoPipelineConfig& demo) {
+  return 1 + demo.more_records_size();
+}
+const RunSpec& RecordSpec(const DemoPipelineConfig& demo, int index) {
+  return index == 0 ? demo.record() : demo.more_records(index - 1);
+}
+std::string RecordField(int index) {
+  return index == 0
+             ? "pipeline_config.record"
+             : absl::StrCat("pipeline_config.more_records[", index - 1, "]");
+}
+// record/, record_2/, ...: the record run's directory under the demo's.
+std::string RecordDirName(int index) {
+  return index == 0 ? "record" : absl::StrCat("record_", index + 1);
+}
+
+// Record run `index`: its spec with the top level's data_config and seed.
 absl::StatusOr<RunConfig> RecordConfig(const RunConfig& top,
-                                       const DemoPipelineConfig& demo) {
+                                       const DemoPipelineConfig& demo,
+                                       int index = 0) {
   absl::StatusOr<RunConfig> config =
-      ResolveDemoRun(demo.record(), "pipeline_config.record",
+      ResolveDemoRun(RecordSpec(demo, index), RecordField(index),
                      {"data_config=" + MessageJson(top.data_config()),
                       absl::StrCat("seed=", top.seed())});
   if (!config.ok()) return config.status();
@@ -104,7 +123,7 @@ absl::StatusOr<RunConfig> RecordConfig(const RunConfig& top,
   if (recorder != top.pipeline_config().fields().end()) {
     *hook->mutable_config() = recorder->second.struct_value();
   }
-  config->set_run_name(top.run_name() + "_record");
+  config->set_run_name(top.run_name() + "_" + RecordDirName(index));
   return config;
 }
 
@@ -248,38 +267,47 @@ class DemoPipeline : public Pipeline {
                      kNetworkPredictor) != demo_.predictors().end();
   }
 
-  // Step 1: one run of the record spec with the recorder.
+  // Step 1: the record runs with the recorder, one after the other.
   absl::Status RecordHistories() {
-    absl::StatusOr<RunConfig> config = RecordConfig(*context_.config, demo_);
-    if (!config.ok())
-      return WithContext(config.status(), context_.config_source);
-    if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
-      return WithContext(s, "pipeline_config.record");
-    }
-    const std::string dir = context_.run_dir + "/record";
-    LOG(INFO) << absl::StrFormat(
-        "[1/3] recording weight histories: model %s on %s, t = %s -> %s",
-        config->model(), config->data_config().dataset(),
-        absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
     const Clock::time_point start = Clock::now();
-    ChildPool pool(1);
-    RETURN_IF_ERROR(AddRun(pool, "record", *config, dir, Cores()));
-    ProgressBar bar("record run (epochs)", config->run_config().epochs());
-    pool.Run([&](ChildPool&) {
-      bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
-    });
-    bar.Finish();
-    if (pool.interrupted()) {
-      return StoppedBySignal(absl::StrCat(
-          "during the record run; continue the demo with --resume=",
-          context_.run_dir));
+    for (int index = 0; index < RecordRunCount(demo_); ++index) {
+      absl::StatusOr<RunConfig> config =
+          RecordConfig(*context_.config, demo_, index);
+      if (!config.ok())
+        return WithContext(config.status(), context_.config_source);
+      if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
+        return WithContext(s, RecordField(index));
+      }
+      const std::string name = RecordDirName(index);
+      const std::string dir = context_.run_dir + "/" + name;
+      LOG(INFO) << absl::StrFormat(
+          "[1/3] recording weight histories%s: model %s (%s) on %s, t = %s "
+          "-> %s",
+          RecordRunCount(demo_) > 1
+              ? absl::StrFormat(" (%d of %d)", index + 1, RecordRunCount(demo_))
+              : "",
+          config->model(), config->optim_config().name(),
+          config->data_config().dataset(),
+          absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
+      ChildPool pool(1);
+      RETURN_IF_ERROR(AddRun(pool, name, *config, dir, Cores()));
+      ProgressBar bar(name + " run (epochs)", config->run_config().epochs());
+      pool.Run([&](ChildPool&) {
+        bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
+      });
+      bar.Finish();
+      if (pool.interrupted()) {
+        return StoppedBySignal(absl::StrCat(
+            "during the record run; continue the demo with --resume=",
+            context_.run_dir));
+      }
+      if (pool.status(0).state != ChildState::kSucceeded) {
+        return absl::InternalError(absl::StrCat(
+            "the record run ", name, " failed (",
+            ChildStateName(pool.status(0).state), "); see ", dir, ".out"));
+      }
+      histories_.push_back(dir + "/" + demo_.recorder().output());
     }
-    if (pool.status(0).state != ChildState::kSucceeded) {
-      return absl::InternalError(absl::StrCat(
-          "the record run failed (", ChildStateName(pool.status(0).state),
-          "); see ", dir, ".out"));
-    }
-    histories_ = dir + "/" + demo_.recorder().output();
     record_seconds_ = SecondsSince(start);
     return absl::OkStatus();
   }
@@ -294,8 +322,13 @@ class DemoPipeline : public Pipeline {
                 << network;
       return absl::OkStatus();
     }
-    absl::StatusOr<HistoryDataset> dataset = LoadHistoryDataset(histories_);
-    if (!dataset.ok()) return dataset.status();
+    // Every record run's rows, in the order of the runs.
+    std::vector<HistoryDataset> parts;
+    for (const std::string& histories : histories_) {
+      ASSIGN_OR_RETURN(HistoryDataset part, LoadHistoryDataset(histories));
+      parts.push_back(std::move(part));
+    }
+    absl::StatusOr<HistoryDataset> dataset = ConcatDatasets(parts);
     const RunConfig& config = *context_.config;
     absl::StatusOr<IntrospectionNetConfig> net_config =
         ParseIntrospectionNetConfig(config);
@@ -659,7 +692,7 @@ class DemoPipeline : public Pipeline {
   std::string self_;
   int workers_ = 1;
   int threads_ = 1;
-  std::string histories_;
+  std::vector<std::string> histories_;  // one file per record run
   IntrospectionTrainResult train_result_;
   double record_seconds_ = 0;
   double record_and_training_seconds_ = 0;
@@ -765,7 +798,9 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
       }
     }
   }
-  RETURN_IF_ERROR(RecordConfig(config, demo).status());
+  for (int index = 0; index < RecordRunCount(demo); ++index) {
+    RETURN_IF_ERROR(RecordConfig(config, demo, index).status());
+  }
   absl::StatusOr<RunConfig> target = TargetConfig(demo, 1, "", "");
   if (!target.ok()) return target.status();
   RETURN_IF_ERROR(CheckTargetValidates(*target));
@@ -783,12 +818,15 @@ absl::StatusOr<std::unique_ptr<Pipeline>> MakeDemoPipeline(
   // record run's (recorder included) and the target runs' (the jump hook's
   // network exists only after phase 2; its other fields were checked above).
   if (context.registry != nullptr) {
-    absl::StatusOr<RunConfig> record = RecordConfig(*context.config, *demo);
-    if (!record.ok())
-      return WithContext(record.status(), context.config_source);
-    if (absl::Status s = context.registry->CheckConfig(*record); !s.ok()) {
-      return WithContext(
-          s, absl::StrCat(context.config_source, ": pipeline_config.record"));
+    for (int index = 0; index < RecordRunCount(*demo); ++index) {
+      absl::StatusOr<RunConfig> record =
+          RecordConfig(*context.config, *demo, index);
+      if (!record.ok())
+        return WithContext(record.status(), context.config_source);
+      if (absl::Status s = context.registry->CheckConfig(*record); !s.ok()) {
+        return WithContext(
+            s, absl::StrCat(context.config_source, ": ", RecordField(index)));
+      }
     }
     for (uint64_t seed : demo->seeds()) {
       absl::StatusOr<RunConfig> target = TargetConfig(*demo, seed, "", "");

@@ -294,6 +294,28 @@ TEST_F(IntrospectiveMainTest, TinyDemoRecordsTrainsJumpsAndReports) {
   EXPECT_THAT(ReadFile(demo / "results.md"), HasSubstr("| 2 | linear | "));
 }
 
+// I learns from the rows of every record run: here the tiny demo's SGD
+// run and a second one under Adam.
+TEST_F(IntrospectiveMainTest, MoreRecordRunsJoinTheHistories) {
+  std::ofstream(scratch() / "more.json") << kTinyDemo;
+  Result r = Run(
+      {"--config=more.json", "--run_dir=more",
+       "--set=pipeline_config.seeds=[1]",
+       R"(--set=pipeline_config.more_records=[{"inline_config": {"model": "mlp", "optim_config": {"name": "adam", "lr": 0.01}, "run_config": {"epochs": 2, "batch_size": 16}, "model_config": {"layer_sizes": [16]}}}])"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("recording weight histories (2 of 2): "
+                                  "model mlp (adam)"));
+  int64_t rows = 0;
+  for (const char* record : {"record", "record_2"}) {
+    absl::StatusOr<HistoryDataset> part = LoadHistoryDataset(
+        (scratch() / "more" / record / "introspection_histories.pt").string());
+    ASSERT_TRUE(part.ok()) << record << ": " << part.status();
+    EXPECT_GT(part->size(), 0) << record;
+    rows += part->size();
+  }
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("on ", rows, " history rows")));
+}
+
 // The linear baseline alone needs no record run and no I.
 TEST_F(IntrospectiveMainTest, LinearBaselineAloneSkipsTheRecordRun) {
   std::string config = kTinyDemo;
