@@ -125,6 +125,24 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                                          quine.coordinate_projection_std(),
                                          "); leave it out for 1/sqrt(N)"));
   }
+  if (!(quine.contraction_weight() >= 0 &&
+        std::isfinite(quine.contraction_weight()))) {
+    return ConfigFieldError("model_config.contraction_weight",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         quine.contraction_weight(), ")"));
+  }
+  if (quine.contraction_weight() > 0 &&
+      quine.spectral_radius_iterations() <= 0) {
+    return ConfigFieldError(
+        "model_config.contraction_weight",
+        "the penalty acts along the direction the regeneration's power "
+        "iteration finds: set model_config.spectral_radius_iterations > 0");
+  }
+  if (!(quine.contraction_target() > 0 && quine.contraction_target() <= 1)) {
+    return ConfigFieldError("model_config.contraction_target",
+                            absl::StrCat("must be in (0, 1] (got ",
+                                         quine.contraction_target(), ")"));
+  }
   if (!(quine.two_step_weight() >= 0 &&
         std::isfinite(quine.two_step_weight()))) {
     return ConfigFieldError("model_config.two_step_weight",
@@ -342,6 +360,9 @@ at::Tensor QuineModel::NextCoordinates() {
 }
 
 absl::Status QuineModel::SaveState(ComponentState* state) const {
+  if (contraction_direction_.defined()) {
+    state->SetTensor("contraction_direction", contraction_direction_);
+  }
   if (!auxiliary()) return absl::OkStatus();
   state->SetInt("coordinate_pass", coordinate_pass_);
   state->SetInt("coordinate_cursor", coordinate_cursor_);
@@ -352,6 +373,17 @@ absl::Status QuineModel::SaveState(ComponentState* state) const {
 }
 
 absl::Status QuineModel::LoadState(const ComponentState& state) {
+  if (state.Has("contraction_direction")) {
+    ASSIGN_OR_RETURN(at::Tensor direction,
+                     state.GetTensor("contraction_direction"));
+    if (direction.dim() != 1 || direction.size(0) != num_parameters() ||
+        direction.scalar_type() != at::kFloat) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("contraction_direction is not ", num_parameters(),
+                       " float32 values"));
+    }
+    contraction_direction_ = direction;
+  }
   if (!auxiliary()) return absl::OkStatus();
   ASSIGN_OR_RETURN(const int64_t pass, state.GetInt("coordinate_pass"));
   ASSIGN_OR_RETURN(const int64_t cursor, state.GetInt("coordinate_cursor"));
@@ -394,6 +426,9 @@ at::Tensor QuineModel::ReplicationLoss(const at::Tensor& predictions,
   at::Tensor loss = ReplicationError(predictions, coordinates);
   if (config_.two_step_weight() > 0) {
     loss = loss + config_.two_step_weight() * TwoStepError(coordinates);
+  }
+  if (config_.contraction_weight() > 0) {
+    loss = loss + ContractionPenalty(coordinates);
   }
   return loss;
 }
@@ -463,7 +498,7 @@ void QuineModel::Regenerate() {
 
 double SpectralRadiusByPowerIteration(
     const std::function<at::Tensor(const at::Tensor&)>& apply, int64_t size,
-    int iterations, uint64_t seed) {
+    int iterations, uint64_t seed, at::Tensor* direction) {
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   at::Tensor v = at::randn({size}, generator, at::kDouble);
   v /= v.norm();
@@ -476,6 +511,7 @@ double SpectralRadiusByPowerIteration(
     if (i >= settle) log_growth += std::log(growth);
     v = next / growth;
   }
+  if (direction != nullptr) *direction = v;
   return std::exp(log_growth / std::max(1, iterations - settle));
 }
 
@@ -496,8 +532,48 @@ double QuineModel::RegenerationSpectralRadius(int iterations) {
                                                 /*retain_graph=*/true)[0];
     return (jv * damping + v * (1 - damping)).detach();
   };
-  return SpectralRadiusByPowerIteration(apply, theta.numel(), iterations,
-                                        seed_ ^ 0x6a61636f6269ULL);  // "jacobi"
+  at::Tensor direction;
+  const double radius = SpectralRadiusByPowerIteration(
+      apply, theta.numel(), iterations, seed_ ^ 0x6a61636f6269ULL,  // "jacobi"
+      &direction);
+  contraction_direction_ = direction.to(at::kFloat);
+  return radius;
+}
+
+at::Tensor QuineModel::MapProductOnRows(const at::Tensor& coordinates) {
+  const at::Tensor& theta = modules_->theta;
+  const at::Tensor& v = contraction_direction_;
+  const double damping = config_.regeneration_damping();
+  // J_S v with its graph in theta: J_S^T u by a backward pass kept as a
+  // graph in u and theta, then differentiated in u (create_graph again, so
+  // that the result can be differentiated in theta).
+  const at::Tensor rows = PredictWeights(coordinates);
+  const at::Tensor u = at::zeros_like(rows).requires_grad_(true);
+  const at::Tensor transposed = torch::autograd::grad(
+      {rows}, {theta}, {u}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const at::Tensor jv = torch::autograd::grad({transposed}, {u}, {v},
+                                              /*retain_graph=*/true,
+                                              /*create_graph=*/true)[0];
+  return jv * damping + v.index_select(0, coordinates) * (1 - damping);
+}
+
+at::Tensor QuineModel::ContractionPenalty(const at::Tensor& coordinates) {
+  if (!contraction_direction_.defined()) {
+    return at::zeros({}, modules_->theta.options());
+  }
+  const double scale = std::sqrt(static_cast<double>(num_parameters()) /
+                                 static_cast<double>(coordinates.numel()));
+  const at::Tensor gain = MapProductOnRows(coordinates).norm() * scale;
+  return config_.contraction_weight() *
+         at::relu(gain - config_.contraction_target()).pow(2);
+}
+
+double QuineModel::ContractionGain(const at::Tensor& coordinates) {
+  if (!contraction_direction_.defined()) return std::nan("");
+  torch::AutoGradMode grad_mode(true);
+  const double scale = std::sqrt(static_cast<double>(num_parameters()) /
+                                 static_cast<double>(coordinates.numel()));
+  return MapProductOnRows(coordinates).norm().item<double>() * scale;
 }
 
 bool QuineModel::RegeneratesAfter(int64_t epoch) const {

@@ -71,9 +71,11 @@ struct ReplicationStats {
 // `iterations` steps (the first half lets the start settle). The growth
 // rate, not a Rayleigh quotient, so that a complex dominant pair (a
 // rotation) gives its modulus too.
+// With `direction`: the last iterate (unit norm, float64), the dominant
+// direction found.
 double SpectralRadiusByPowerIteration(
     const std::function<at::Tensor(const at::Tensor&)>& apply, int64_t size,
-    int iterations, uint64_t seed);
+    int iterations, uint64_t seed, at::Tensor* direction = nullptr);
 
 class QuineModel : public Model {
  public:
@@ -111,7 +113,8 @@ class QuineModel : public Model {
   std::vector<FigureSpec> Figures() const override;
   // The auxiliary quine's coordinate order (its pass, cursor and the order
   // itself), so that a resumed run draws the coordinates an uninterrupted
-  // one would. The vanilla quine has no state beyond its tensors.
+  // one would; with contraction_weight, the direction the penalty uses.
+  // Otherwise the vanilla quine has no state beyond its tensors.
   absl::Status SaveState(ComponentState* state) const override;
   absl::Status LoadState(const ComponentState& state) override;
 
@@ -139,6 +142,14 @@ class QuineModel : public Model {
   // damping), from Jacobian-vector products (two backward passes each).
   // Draws from its own generator, not the global one.
   double RegenerationSpectralRadius(int iterations);
+  // The contraction penalty of the step's `coordinates` (contraction_weight;
+  // 0 before the first regeneration found a direction): w * max(0, g -
+  // target)^2, g = sqrt(N / |S|) * ||((1 - a) I + a J)_S v||, differentiable
+  // in theta.
+  at::Tensor ContractionPenalty(const at::Tensor& coordinates);
+  // The gain g of ContractionPenalty (no gradient), or NaN without a
+  // direction.
+  double ContractionGain(const at::Tensor& coordinates);
   // True if the epoch-end hook of 0-based `epoch` regenerates.
   bool RegeneratesAfter(int64_t epoch) const;
 
@@ -149,6 +160,11 @@ class QuineModel : public Model {
   int64_t num_parameters() const { return layout_.num_parameters; }
   const QuineConfig& config() const { return config_; }
   bool auxiliary() const { return IsAuxiliary(config_); }
+  // The direction ContractionPenalty uses (undefined before the first
+  // RegenerationSpectralRadius).
+  const at::Tensor& contraction_direction() const {
+    return contraction_direction_;
+  }
   // sum(theta^2) right after initialization (the zero-quine guard's scale).
   double initial_weight_sq() const { return initial_weight_sq_; }
 
@@ -188,6 +204,11 @@ class QuineModel : public Model {
   at::Tensor coordinate_order_;
   int64_t coordinate_cursor_ = 0;
   int64_t coordinate_pass_ = 0;
+  // The regeneration map's dominant direction at the last regeneration
+  // (float32, unit norm), for ContractionPenalty; undefined before.
+  at::Tensor contraction_direction_;
+  // ((1 - a) I + a J)_S v over `coordinates`, with the graph in theta.
+  at::Tensor MapProductOnRows(const at::Tensor& coordinates);
 };
 
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);

@@ -369,6 +369,70 @@ TEST(SpectralRadiusTest, RegenerationJacobianOfATinyQuine) {
               0.02 * expected);
 }
 
+// The contraction penalty: the damped map's gain along the direction the
+// power iteration found, on a subset of the rows scaled to all of them,
+// against the Jacobian by central differences; no penalty before a
+// direction exists; the gradient reaches theta.
+TEST(QuineTest, ContractionPenaltyIsTheMapsGainAlongTheDominantDirection) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "regeneration_damping": 0.6, "spectral_radius_iterations": 50,
+          "contraction_weight": 2, "contraction_target": 0.05})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  const int64_t n = model->num_parameters();
+  const at::Tensor rows = at::arange(0, n, 3, at::kLong);
+  EXPECT_EQ(model->ContractionPenalty(rows).item<double>(), 0);
+  EXPECT_TRUE(std::isnan(model->ContractionGain(rows)));
+  model->RegenerationSpectralRadius(50);
+  const at::Tensor v = model->contraction_direction().to(at::kDouble);
+  ASSERT_EQ(v.numel(), n);
+  EXPECT_NEAR(v.norm().item<double>(), 1, 1e-6);
+  // J v by central differences along v itself.
+  at::Tensor jv;
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor all = at::arange(n, at::kLong);
+    const at::Tensor theta = model->weights().clone();
+    const double h = 1e-3;
+    model->weights().copy_(theta + h * v.to(at::kFloat));
+    const at::Tensor up = model->PredictWeights(all).to(at::kDouble);
+    model->weights().copy_(theta - h * v.to(at::kFloat));
+    const at::Tensor down = model->PredictWeights(all).to(at::kDouble);
+    model->weights().copy_(theta);
+    jv = (up - down) / (2 * h);
+  }
+  const at::Tensor map_v = 0.6 * jv + 0.4 * v;
+  const double expected_gain =
+      map_v.index_select(0, rows).norm().item<double>() *
+      std::sqrt(double(n) / rows.numel());
+  EXPECT_NEAR(model->ContractionGain(rows), expected_gain,
+              1e-3 * expected_gain);
+  const at::Tensor penalty = model->ContractionPenalty(rows);
+  // A target below the gain, so that the penalty is on.
+  const double excess = expected_gain - 0.05;
+  ASSERT_GT(excess, 0);
+  EXPECT_NEAR(penalty.item<double>(), 2 * excess * excess,
+              1e-2 * 2 * excess * excess);
+  penalty.backward();
+  ASSERT_TRUE(model->weights().grad().defined());
+  EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
+}
+
+// The direction travels in the checkpoint's component state.
+TEST(QuineTest, ContractionDirectionIsSavedAndRestored) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "spectral_radius_iterations": 10, "contraction_weight": 1})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  model->RegenerationSpectralRadius(10);
+  ComponentState state;
+  ASSERT_TRUE(model->SaveState(&state).ok());
+  std::unique_ptr<QuineModel> resumed = MakeModel(config);
+  ASSERT_TRUE(resumed->LoadState(state).ok());
+  EXPECT_TRUE(at::equal(resumed->contraction_direction(),
+                        model->contraction_direction()));
+}
+
 // The two-step loss: a step's loss is L_SR + w * the print's own error,
 // against the print computed by hand in a second model (theta <- f(C),
 // then its error on the step's coordinates), absolute and relative; the
@@ -606,7 +670,17 @@ INSTANTIATE_TEST_SUITE_P(
                    "1.5)"},
         BadSection{R"({"sr_loss": "cosine"})",
                    "model_config.sr_loss: must be 'absolute' or 'relative' "
-                   "(got 'cosine')"}));
+                   "(got 'cosine')"},
+        BadSection{R"({"contraction_weight": 1})",
+                   "model_config.contraction_weight: the penalty acts along "
+                   "the direction the regeneration's power iteration finds: "
+                   "set model_config.spectral_radius_iterations > 0"},
+        BadSection{R"({"contraction_weight": -1})",
+                   "model_config.contraction_weight: must be a finite number "
+                   ">= 0 (got -1)"},
+        BadSection{R"({"contraction_target": 0})",
+                   "model_config.contraction_target: must be in (0, 1] (got "
+                   "0)"}));
 
 TEST(QuineConfigTest, TheDataFitsTheVariant) {
   // Under the plain train pipeline (no pipeline of its own).
