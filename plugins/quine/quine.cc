@@ -138,6 +138,11 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         "the penalty acts along the direction the regeneration's power "
         "iteration finds: set model_config.spectral_radius_iterations > 0");
   }
+  if (quine.contraction_directions() < 1) {
+    return ConfigFieldError("model_config.contraction_directions",
+                            absl::StrCat("must be >= 1 (got ",
+                                         quine.contraction_directions(), ")"));
+  }
   if (!(quine.contraction_target() > 0 && quine.contraction_target() <= 1)) {
     return ConfigFieldError("model_config.contraction_target",
                             absl::StrCat("must be in (0, 1] (got ",
@@ -360,8 +365,8 @@ at::Tensor QuineModel::NextCoordinates() {
 }
 
 absl::Status QuineModel::SaveState(ComponentState* state) const {
-  if (contraction_direction_.defined()) {
-    state->SetTensor("contraction_direction", contraction_direction_);
+  if (contraction_directions_.defined()) {
+    state->SetTensor("contraction_directions", contraction_directions_);
   }
   if (!auxiliary()) return absl::OkStatus();
   state->SetInt("coordinate_pass", coordinate_pass_);
@@ -373,16 +378,18 @@ absl::Status QuineModel::SaveState(ComponentState* state) const {
 }
 
 absl::Status QuineModel::LoadState(const ComponentState& state) {
-  if (state.Has("contraction_direction")) {
-    ASSIGN_OR_RETURN(at::Tensor direction,
-                     state.GetTensor("contraction_direction"));
-    if (direction.dim() != 1 || direction.size(0) != num_parameters() ||
-        direction.scalar_type() != at::kFloat) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("contraction_direction is not ", num_parameters(),
-                       " float32 values"));
+  if (state.Has("contraction_directions")) {
+    ASSIGN_OR_RETURN(at::Tensor directions,
+                     state.GetTensor("contraction_directions"));
+    if (directions.dim() != 2 ||
+        directions.size(0) != config_.contraction_directions() ||
+        directions.size(1) != num_parameters() ||
+        directions.scalar_type() != at::kFloat) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "contraction_directions is not ", config_.contraction_directions(),
+          " x ", num_parameters(), " float32 values"));
     }
-    contraction_direction_ = direction;
+    contraction_directions_ = directions;
   }
   if (!auxiliary()) return absl::OkStatus();
   ASSIGN_OR_RETURN(const int64_t pass, state.GetInt("coordinate_pass"));
@@ -536,44 +543,72 @@ double QuineModel::RegenerationSpectralRadius(int iterations) {
   const double radius = SpectralRadiusByPowerIteration(
       apply, theta.numel(), iterations, seed_ ^ 0x6a61636f6269ULL,  // "jacobi"
       &direction);
-  contraction_direction_ = direction.to(at::kFloat);
+  const int64_t k = config_.contraction_directions();
+  if (config_.contraction_weight() <= 0) return radius;
+  if (k == 1) {
+    contraction_directions_ = direction.to(at::kFloat).unsqueeze(0);
+    return radius;
+  }
+  // The k most amplified directions: subspace iteration from the dominant
+  // one and k - 1 random ones, orthonormalised (QR) after every product.
+  at::Generator generator =
+      at::make_generator<at::CPUGeneratorImpl>(seed_ ^ 0x626c6f636bULL);
+  at::Tensor block = at::randn({theta.numel(), k}, generator, at::kDouble);
+  block.select(1, 0).copy_(direction);
+  block = std::get<0>(at::linalg_qr(block));
+  for (int i = 0; i < iterations; ++i) {
+    std::vector<at::Tensor> columns;
+    for (int64_t j = 0; j < k; ++j) {
+      columns.push_back(
+          apply(block.select(1, j).to(at::kFloat)).to(at::kDouble));
+    }
+    block = std::get<0>(at::linalg_qr(at::stack(columns, 1)));
+  }
+  contraction_directions_ = block.t().to(at::kFloat).contiguous();
   return radius;
 }
 
 at::Tensor QuineModel::MapProductOnRows(const at::Tensor& coordinates) {
   const at::Tensor& theta = modules_->theta;
-  const at::Tensor& v = contraction_direction_;
   const double damping = config_.regeneration_damping();
   // J_S v with its graph in theta: J_S^T u by a backward pass kept as a
   // graph in u and theta, then differentiated in u (create_graph again, so
-  // that the result can be differentiated in theta).
+  // that the result can be differentiated in theta), once per direction.
   const at::Tensor rows = PredictWeights(coordinates);
   const at::Tensor u = at::zeros_like(rows).requires_grad_(true);
   const at::Tensor transposed = torch::autograd::grad(
       {rows}, {theta}, {u}, /*retain_graph=*/true, /*create_graph=*/true)[0];
-  const at::Tensor jv = torch::autograd::grad({transposed}, {u}, {v},
-                                              /*retain_graph=*/true,
-                                              /*create_graph=*/true)[0];
-  return jv * damping + v.index_select(0, coordinates) * (1 - damping);
+  std::vector<at::Tensor> products;
+  for (int64_t j = 0; j < contraction_directions_.size(0); ++j) {
+    const at::Tensor v = contraction_directions_[j];
+    const at::Tensor jv = torch::autograd::grad({transposed}, {u}, {v},
+                                                /*retain_graph=*/true,
+                                                /*create_graph=*/true)[0];
+    products.push_back(jv * damping +
+                       v.index_select(0, coordinates) * (1 - damping));
+  }
+  return at::stack(products, 0);
 }
 
 at::Tensor QuineModel::ContractionPenalty(const at::Tensor& coordinates) {
-  if (!contraction_direction_.defined()) {
+  if (!contraction_directions_.defined()) {
     return at::zeros({}, modules_->theta.options());
   }
   const double scale = std::sqrt(static_cast<double>(num_parameters()) /
                                  static_cast<double>(coordinates.numel()));
-  const at::Tensor gain = MapProductOnRows(coordinates).norm() * scale;
+  const at::Tensor gains = MapProductOnRows(coordinates).norm(2, {1}) * scale;
   return config_.contraction_weight() *
-         at::relu(gain - config_.contraction_target()).pow(2);
+         at::relu(gains - config_.contraction_target()).pow(2).sum();
 }
 
-double QuineModel::ContractionGain(const at::Tensor& coordinates) {
-  if (!contraction_direction_.defined()) return std::nan("");
+at::Tensor QuineModel::ContractionGains(const at::Tensor& coordinates) {
+  if (!contraction_directions_.defined()) return at::Tensor();
   torch::AutoGradMode grad_mode(true);
   const double scale = std::sqrt(static_cast<double>(num_parameters()) /
                                  static_cast<double>(coordinates.numel()));
-  return MapProductOnRows(coordinates).norm().item<double>() * scale;
+  return (MapProductOnRows(coordinates).norm(2, {1}) * scale)
+      .detach()
+      .to(at::kDouble);
 }
 
 bool QuineModel::RegeneratesAfter(int64_t epoch) const {

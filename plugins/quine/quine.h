@@ -140,16 +140,19 @@ class QuineModel : public Model {
   // The spectral radius of the Jacobian of the regeneration map
   // theta -> (1 - a) theta + a f_theta(C) at the current theta (a: the
   // damping), from Jacobian-vector products (two backward passes each).
-  // Draws from its own generator, not the global one.
+  // With contraction_weight, also the directions of ContractionPenalty:
+  // the dominant one, or with contraction_directions k > 1 the k most
+  // amplified (subspace iteration, `iterations` more rounds of k
+  // products). Draws from its own generators, not the global one.
   double RegenerationSpectralRadius(int iterations);
   // The contraction penalty of the step's `coordinates` (contraction_weight;
-  // 0 before the first regeneration found a direction): w * max(0, g -
-  // target)^2, g = sqrt(N / |S|) * ||((1 - a) I + a J)_S v||, differentiable
-  // in theta.
+  // 0 before the first regeneration found directions): w * sum over the
+  // directions v of max(0, g_v - target)^2, g_v = sqrt(N / |S|) *
+  // ||((1 - a) I + a J)_S v||, differentiable in theta.
   at::Tensor ContractionPenalty(const at::Tensor& coordinates);
-  // The gain g of ContractionPenalty (no gradient), or NaN without a
-  // direction.
-  double ContractionGain(const at::Tensor& coordinates);
+  // The gains g_v of ContractionPenalty (float64, no gradient), or an
+  // undefined tensor without directions.
+  at::Tensor ContractionGains(const at::Tensor& coordinates);
   // True if the epoch-end hook of 0-based `epoch` regenerates.
   bool RegeneratesAfter(int64_t epoch) const;
 
@@ -160,10 +163,11 @@ class QuineModel : public Model {
   int64_t num_parameters() const { return layout_.num_parameters; }
   const QuineConfig& config() const { return config_; }
   bool auxiliary() const { return IsAuxiliary(config_); }
-  // The direction ContractionPenalty uses (undefined before the first
-  // RegenerationSpectralRadius).
-  const at::Tensor& contraction_direction() const {
-    return contraction_direction_;
+  // The directions ContractionPenalty uses, contraction_directions x N
+  // (undefined before the first RegenerationSpectralRadius, and without
+  // contraction_weight).
+  const at::Tensor& contraction_directions() const {
+    return contraction_directions_;
   }
   // sum(theta^2) right after initialization (the zero-quine guard's scale).
   double initial_weight_sq() const { return initial_weight_sq_; }
@@ -204,10 +208,12 @@ class QuineModel : public Model {
   at::Tensor coordinate_order_;
   int64_t coordinate_cursor_ = 0;
   int64_t coordinate_pass_ = 0;
-  // The regeneration map's dominant direction at the last regeneration
-  // (float32, unit norm), for ContractionPenalty; undefined before.
-  at::Tensor contraction_direction_;
-  // ((1 - a) I + a J)_S v over `coordinates`, with the graph in theta.
+  // The regeneration map's most amplified directions at the last
+  // regeneration (k x N float32, orthonormal rows), for
+  // ContractionPenalty; undefined before.
+  at::Tensor contraction_directions_;
+  // ((1 - a) I + a J)_S v over `coordinates` for each direction v (k x |S|),
+  // with the graph in theta.
   at::Tensor MapProductOnRows(const at::Tensor& coordinates);
 };
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
@@ -369,68 +370,88 @@ TEST(SpectralRadiusTest, RegenerationJacobianOfATinyQuine) {
               0.02 * expected);
 }
 
-// The contraction penalty: the damped map's gain along the direction the
-// power iteration found, on a subset of the rows scaled to all of them,
-// against the Jacobian by central differences; no penalty before a
-// direction exists; the gradient reaches theta.
-TEST(QuineTest, ContractionPenaltyIsTheMapsGainAlongTheDominantDirection) {
-  const RunConfig config = ConfigWith(
-      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
-          "regeneration_damping": 0.6, "spectral_radius_iterations": 50,
-          "contraction_weight": 2, "contraction_target": 0.05})");
-  std::unique_ptr<QuineModel> model = MakeModel(config);
-  const int64_t n = model->num_parameters();
-  const at::Tensor rows = at::arange(0, n, 3, at::kLong);
-  EXPECT_EQ(model->ContractionPenalty(rows).item<double>(), 0);
-  EXPECT_TRUE(std::isnan(model->ContractionGain(rows)));
-  model->RegenerationSpectralRadius(50);
-  const at::Tensor v = model->contraction_direction().to(at::kDouble);
-  ASSERT_EQ(v.numel(), n);
-  EXPECT_NEAR(v.norm().item<double>(), 1, 1e-6);
-  // J v by central differences along v itself.
-  at::Tensor jv;
-  {
-    torch::NoGradGuard no_grad;
-    const at::Tensor all = at::arange(n, at::kLong);
-    const at::Tensor theta = model->weights().clone();
-    const double h = 1e-3;
-    model->weights().copy_(theta + h * v.to(at::kFloat));
-    const at::Tensor up = model->PredictWeights(all).to(at::kDouble);
-    model->weights().copy_(theta - h * v.to(at::kFloat));
-    const at::Tensor down = model->PredictWeights(all).to(at::kDouble);
-    model->weights().copy_(theta);
-    jv = (up - down) / (2 * h);
+// The contraction penalty: the damped map's gains along the directions the
+// regeneration's iteration found (the dominant one; with k = 3 the three
+// most amplified, orthonormal), on a subset of the rows scaled to all of
+// them, against central differences of f_theta(C); no penalty before the
+// directions exist; the gradient reaches theta.
+TEST(QuineTest, ContractionPenaltyIsTheMapsGainAlongItsDirections) {
+  for (const int k : {1, 3}) {
+    SCOPED_TRACE(k);
+    const RunConfig config = ConfigWith(absl::StrCat(
+        R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+            "regeneration_damping": 0.6, "spectral_radius_iterations": 50,
+            "contraction_weight": 2, "contraction_target": 0.05,
+            "contraction_directions": )",
+        k, "}"));
+    std::unique_ptr<QuineModel> model = MakeModel(config);
+    const int64_t n = model->num_parameters();
+    const at::Tensor rows = at::arange(0, n, 3, at::kLong);
+    EXPECT_EQ(model->ContractionPenalty(rows).item<double>(), 0);
+    EXPECT_FALSE(model->ContractionGains(rows).defined());
+    model->RegenerationSpectralRadius(50);
+    const at::Tensor directions =
+        model->contraction_directions().to(at::kDouble);
+    ASSERT_EQ(directions.size(0), k);
+    ASSERT_EQ(directions.size(1), n);
+    EXPECT_TRUE(at::allclose(directions.mm(directions.t()),
+                             at::eye(k, at::kDouble), 1e-5, 1e-5));
+    const at::Tensor gains = model->ContractionGains(rows);
+    double expected_penalty = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const at::Tensor v = directions[j];
+      // J v by central differences along v itself.
+      at::Tensor jv;
+      {
+        torch::NoGradGuard no_grad;
+        const at::Tensor all = at::arange(n, at::kLong);
+        const at::Tensor theta = model->weights().clone();
+        const double h = 1e-3;
+        model->weights().copy_(theta + h * v.to(at::kFloat));
+        const at::Tensor up = model->PredictWeights(all).to(at::kDouble);
+        model->weights().copy_(theta - h * v.to(at::kFloat));
+        const at::Tensor down = model->PredictWeights(all).to(at::kDouble);
+        model->weights().copy_(theta);
+        jv = (up - down) / (2 * h);
+      }
+      const at::Tensor map_v = 0.6 * jv + 0.4 * v;
+      const double expected_gain =
+          map_v.index_select(0, rows).norm().item<double>() *
+          std::sqrt(double(n) / rows.numel());
+      EXPECT_NEAR(gains[j].item<double>(), expected_gain, 1e-3 * expected_gain);
+      // A target below every gain, so that the penalty is on.
+      ASSERT_GT(expected_gain, 0.05);
+      expected_penalty += 2 * std::pow(expected_gain - 0.05, 2);
+    }
+    const at::Tensor penalty = model->ContractionPenalty(rows);
+    EXPECT_NEAR(penalty.item<double>(), expected_penalty,
+                1e-2 * expected_penalty);
+    penalty.backward();
+    ASSERT_TRUE(model->weights().grad().defined());
+    EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
   }
-  const at::Tensor map_v = 0.6 * jv + 0.4 * v;
-  const double expected_gain =
-      map_v.index_select(0, rows).norm().item<double>() *
-      std::sqrt(double(n) / rows.numel());
-  EXPECT_NEAR(model->ContractionGain(rows), expected_gain,
-              1e-3 * expected_gain);
-  const at::Tensor penalty = model->ContractionPenalty(rows);
-  // A target below the gain, so that the penalty is on.
-  const double excess = expected_gain - 0.05;
-  ASSERT_GT(excess, 0);
-  EXPECT_NEAR(penalty.item<double>(), 2 * excess * excess,
-              1e-2 * 2 * excess * excess);
-  penalty.backward();
-  ASSERT_TRUE(model->weights().grad().defined());
-  EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
 }
 
-// The direction travels in the checkpoint's component state.
-TEST(QuineTest, ContractionDirectionIsSavedAndRestored) {
+// The directions travel in the checkpoint's component state.
+TEST(QuineTest, ContractionDirectionsAreSavedAndRestored) {
   const RunConfig config = ConfigWith(
       R"({"hidden_sizes": [3], "coordinate_embedding": 4,
-          "spectral_radius_iterations": 10, "contraction_weight": 1})");
+          "spectral_radius_iterations": 10, "contraction_weight": 1,
+          "contraction_directions": 2})");
   std::unique_ptr<QuineModel> model = MakeModel(config);
   model->RegenerationSpectralRadius(10);
   ComponentState state;
   ASSERT_TRUE(model->SaveState(&state).ok());
   std::unique_ptr<QuineModel> resumed = MakeModel(config);
   ASSERT_TRUE(resumed->LoadState(state).ok());
-  EXPECT_TRUE(at::equal(resumed->contraction_direction(),
-                        model->contraction_direction()));
+  EXPECT_TRUE(at::equal(resumed->contraction_directions(),
+                        model->contraction_directions()));
+  // Another k than the checkpoint's is refused.
+  std::unique_ptr<QuineModel> other = MakeModel(ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "spectral_radius_iterations": 10, "contraction_weight": 1})"));
+  EXPECT_THAT(std::string(other->LoadState(state).message()),
+              ::testing::HasSubstr("contraction_directions is not 1 x"));
 }
 
 // The two-step loss: a step's loss is L_SR + w * the print's own error,
@@ -678,6 +699,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{R"({"contraction_weight": -1})",
                    "model_config.contraction_weight: must be a finite number "
                    ">= 0 (got -1)"},
+        BadSection{R"({"contraction_directions": 0})",
+                   "model_config.contraction_directions: must be >= 1 (got "
+                   "0)"},
         BadSection{R"({"contraction_target": 0})",
                    "model_config.contraction_target: must be in (0, 1] (got "
                    "0)"}));
