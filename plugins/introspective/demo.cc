@@ -340,7 +340,7 @@ class DemoPipeline : public Pipeline {
     absl::StatusOr<std::unique_ptr<Model>> model =
         (*model_entry)
             ->factory(ModelContext{&config, context_.config_source,
-                                   DataSpec{{kHistoryInputs}, 0}});
+                                   DataSpec{{dataset->inputs.size(1)}, 0}});
     if (!model.ok()) return model.status();
     IntrospectionNet* net = IntrospectionNetOf(**model);
     if (net == nullptr) {

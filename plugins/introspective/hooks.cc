@@ -6,6 +6,7 @@
 #include <torch/optim/adagrad.h>
 #include <torch/optim/optimizer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -90,6 +91,8 @@ namespace {
 
 // The snapshots go into the checkpoint as tensors named "snapshot/<step>".
 constexpr char kSnapshotPrefix[] = "snapshot/";
+// The recorder's Adam directions by t (optimizer_features).
+constexpr char kDirectionPrefix[] = "direction/";
 
 void SaveSnapshots(const std::map<int64_t, at::Tensor>& snapshots,
                    ComponentState* state) {
@@ -106,6 +109,7 @@ absl::Status LoadSnapshots(const ComponentState& state,
   snapshots->clear();
   for (const auto& [key, flat] : state.tensors()) {
     int64_t step = 0;
+    if (absl::StartsWith(key, kDirectionPrefix)) continue;  // LoadDirections
     if (!absl::StartsWith(key, kSnapshotPrefix) ||
         !absl::SimpleAtoi(key.substr(strlen(kSnapshotPrefix)), &step)) {
       return absl::InvalidArgumentError(
@@ -124,6 +128,29 @@ absl::Status LoadSnapshots(const ComponentState& state,
   if (static_cast<int64_t>(snapshots->size()) != count) {
     return absl::InvalidArgumentError(absl::StrCat(
         count, " snapshots listed, ", snapshots->size(), " found"));
+  }
+  return absl::OkStatus();
+}
+
+void SaveDirections(const std::map<int64_t, at::Tensor>& directions,
+                    ComponentState* state) {
+  for (const auto& [t, flat] : directions) {
+    state->SetTensor(absl::StrCat(kDirectionPrefix, t), flat);
+  }
+}
+
+absl::Status LoadDirections(const ComponentState& state,
+                            std::map<int64_t, at::Tensor>* directions) {
+  directions->clear();
+  for (const auto& [key, flat] : state.tensors()) {
+    if (!absl::StartsWith(key, kDirectionPrefix)) continue;
+    int64_t t = 0;
+    if (!absl::SimpleAtoi(key.substr(strlen(kDirectionPrefix)), &t) ||
+        flat.dim() != 1 || flat.scalar_type() != at::kFloat) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", key, "' is not a flat float direction of a t"));
+    }
+    (*directions)[t] = flat;
   }
   return absl::OkStatus();
 }
@@ -264,13 +291,15 @@ absl::Status RecordHook::OnTrainBegin(const TrainingView& view) {
 absl::Status RecordHook::SaveState(ComponentState* state) const {
   state->SetInt("written", written_ ? 1 : 0);
   SaveSnapshots(snapshots_, state);
+  SaveDirections(directions_, state);
   return absl::OkStatus();
 }
 
 absl::Status RecordHook::LoadState(const ComponentState& state) {
   ASSIGN_OR_RETURN(const int64_t written, state.GetInt("written"));
   written_ = written != 0;
-  return LoadSnapshots(state, &snapshots_);
+  RETURN_IF_ERROR(LoadSnapshots(state, &snapshots_));
+  return LoadDirections(state, &directions_);
 }
 
 absl::Status RecordHook::Take(const TrainingView& view) {
@@ -282,6 +311,20 @@ absl::Status RecordHook::Take(const TrainingView& view) {
     snapshots_[view.step] = Snapshot(*view.module);
   });
   const bool last = view.step == *wanted_.rbegin();
+  if (status.ok() && config_.optimizer_features() &&
+      std::find(t_steps_.begin(), t_steps_.end(), view.step) !=
+          t_steps_.end()) {
+    absl::StatusOr<at::Tensor> direction =
+        view.optimizer != nullptr
+            ? AdamDirection(*view.optimizer, *view.module)
+            : absl::StatusOr<at::Tensor>(
+                  absl::FailedPreconditionError("no optimizer in view"));
+    if (!direction.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kRecordHook, ": optimizer_features: ", direction.status().message()));
+    }
+    directions_[view.step] = *direction;
+  }
   snapshot_seconds_ += SecondsSince(start);
   if (!status.ok()) return status;
   if (last) return Write(view);
@@ -322,8 +365,9 @@ absl::Status RecordHook::Write(const TrainingView& view) {
   sampling.samples_per_t = config_.samples_per_t();
   sampling.balance_bins = config_.balance_bins();
   sampling.seed = seed_;
-  absl::StatusOr<HistoryDataset> dataset =
-      BuildHistoryDataset(snapshots_, complete, layout_, sampling);
+  absl::StatusOr<HistoryDataset> dataset = BuildHistoryDataset(
+      snapshots_, complete, layout_, sampling,
+      config_.optimizer_features() ? &directions_ : nullptr);
   if (!dataset.ok()) return dataset.status();
   RETURN_IF_ERROR(SaveHistoryDataset(*dataset, output_path_));
   LOG(INFO) << absl::StrFormat(
@@ -332,6 +376,7 @@ absl::Status RecordHook::Write(const TrainingView& view) {
       kRecordHook, dataset->size(), absl::StrJoin(complete, ", "),
       snapshots_.size(), layout_.total, output_path_, 1000 * snapshot_seconds_);
   snapshots_.clear();
+  directions_.clear();
   return absl::OkStatus();
 }
 
@@ -403,12 +448,28 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
   std::array<at::Tensor, 4> history;
   for (int k = 0; k < 3; ++k) history[k] = snapshots_.at(steps[k]);
   const Clock::time_point start = Clock::now();
+  // A net that reads Adam's direction gets it at t, before the jump (and
+  // before a reset drops the moments).
+  at::Tensor direction;
+  if (net_ != nullptr && net_->inputs() > kHistoryInputs) {
+    absl::StatusOr<at::Tensor> found =
+        view.optimizer != nullptr
+            ? AdamDirection(*view.optimizer, *view.module)
+            : absl::StatusOr<at::Tensor>(
+                  absl::FailedPreconditionError("no optimizer in view"));
+    if (!found.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kJumpHook, " at step ", t, ": ", config_.network(),
+                       " reads Adam's direction: ", found.status().message()));
+    }
+    direction = *found;
+  }
   at::Tensor before, after;
   bool finite = true;
   absl::Status status = CallTorch("introspection jump", [&] {
     before = Snapshot(*view.module);
     history[3] = before;
-    after = net_ != nullptr ? PredictWeights(*net_, history, layout_)
+    after = net_ != nullptr ? PredictWeights(*net_, history, layout_, direction)
                             : ExtrapolateLinearly(history, steps, 2 * t);
     finite = at::isfinite(after).all().item<bool>();
   });

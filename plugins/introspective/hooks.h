@@ -100,6 +100,8 @@ class RecordHook : public TrainerHook {
   std::set<int64_t> wanted_;      // steps to snapshot
   ParameterLayout layout_;
   std::map<int64_t, at::Tensor> snapshots_;
+  // optimizer_features: AdamDirection at each t, by t.
+  std::map<int64_t, at::Tensor> directions_;
   bool written_ = false;
   double snapshot_seconds_ = 0;
 };

@@ -52,19 +52,19 @@ double MeanAbs(const at::Tensor& t) { return t.abs().mean().item<double>(); }
 
 }  // namespace
 
-IntrospectionNet::IntrospectionNet(int64_t hidden_size)
+IntrospectionNet::IntrospectionNet(int64_t hidden_size, int64_t inputs)
     : hidden_size_(hidden_size),
+      inputs_(inputs),
       module_(std::make_shared<torch::nn::Module>("IntrospectionNet")) {
   // LibTorch's Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-  const double bound1 = 1.0 / std::sqrt(static_cast<double>(kHistoryInputs));
+  const double bound1 = 1.0 / std::sqrt(static_cast<double>(inputs));
   const double bound2 = 1.0 / std::sqrt(static_cast<double>(hidden_size));
   auto fc1 =
       module_->register_module("fc1", std::make_shared<torch::nn::Module>());
   auto fc2 =
       module_->register_module("fc2", std::make_shared<torch::nn::Module>());
   w1_ = fc1->register_parameter(
-      "weight",
-      at::empty({hidden_size, kHistoryInputs}).uniform_(-bound1, bound1));
+      "weight", at::empty({hidden_size, inputs}).uniform_(-bound1, bound1));
   b1_ = fc1->register_parameter(
       "bias", at::empty({hidden_size}).uniform_(-bound1, bound1));
   w2_ = fc2->register_parameter(
@@ -82,9 +82,12 @@ at::Tensor IntrospectionNet::Forward(const at::Tensor& inputs) const {
 
 at::Tensor IntrospectionNet::Predict(const at::Tensor& inputs) const {
   torch::NoGradGuard no_grad;
-  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == kHistoryInputs,
-              "the introspection network reads N x 4 histories, got ",
-              inputs.sizes());
+  TORCH_CHECK(inputs.dim() == 2 && inputs.size(1) == inputs_,
+              "the introspection network reads N x ", inputs_,
+              " histories, got ", inputs.sizes());
+  // The hand-vectorised kernel is for the 4 history inputs; with Adam's
+  // direction, LibTorch's two products.
+  if (inputs_ != kHistoryInputs) return Forward(inputs.to(at::kFloat));
   // Column-major inputs (ComputeFeatures makes them so) are read in place.
   const at::Tensor columns = inputs.to(at::kFloat).t().contiguous();
   const int64_t n = inputs.size(0);
@@ -148,7 +151,11 @@ absl::StatusOr<std::unique_ptr<IntrospectionNet>> IntrospectionNet::Load(
     TORCH_CHECK(
         saved.count("fc1.weight") == 1 && saved["fc1.weight"].dim() == 2,
         "no fc1.weight matrix");
-    net = std::make_unique<IntrospectionNet>(saved["fc1.weight"].size(0));
+    const int64_t inputs = saved["fc1.weight"].size(1);
+    TORCH_CHECK(inputs == 4 || inputs == 5, "fc1.weight reads ", inputs,
+                " inputs, not 4 or 5");
+    net =
+        std::make_unique<IntrospectionNet>(saved["fc1.weight"].size(0), inputs);
     torch::NoGradGuard no_grad;
     for (auto& item : net->module().named_parameters()) {
       auto it = saved.find(item.key());
@@ -170,8 +177,9 @@ absl::StatusOr<std::unique_ptr<IntrospectionNet>> IntrospectionNet::Load(
 
 at::Tensor PredictWeights(const IntrospectionNet& net,
                           const std::array<at::Tensor, 4>& history,
-                          const ParameterLayout& layout) {
-  HistoryFeatures features = ComputeFeatures(history, layout);
+                          const ParameterLayout& layout,
+                          const at::Tensor& direction) {
+  HistoryFeatures features = ComputeFeatures(history, layout, direction);
   return history[3] + features.move_scale * net.Predict(features.inputs);
 }
 
@@ -296,11 +304,11 @@ namespace {
 // Trainer's Forward/Loss path never runs it.
 class IntrospectiveModel : public Model {
  public:
-  explicit IntrospectiveModel(const IntrospectionNetConfig& config)
-      : net_(config.hidden_size()) {}
+  IntrospectiveModel(const IntrospectionNetConfig& config, int64_t inputs)
+      : net_(config.hidden_size(), inputs) {}
   torch::nn::Module& module() override { return net_.module(); }
   at::Tensor Forward(const at::Tensor& inputs) override {
-    return net_.Forward(inputs.reshape({-1, kHistoryInputs})).unsqueeze(1);
+    return net_.Forward(inputs.reshape({-1, net_.inputs()})).unsqueeze(1);
   }
   IntrospectionNet& net() { return net_; }
 
@@ -327,18 +335,21 @@ absl::StatusOr<std::unique_ptr<Model>> MakeIntrospectiveModel(
   absl::StatusOr<IntrospectionNetConfig> config =
       ParseIntrospectionNetConfig(*context.config);
   if (!config.ok()) return WithContext(config.status(), context.config_source);
-  if (context.data.input_shape != std::vector<int64_t>{kHistoryInputs}) {
+  if (context.data.input_shape != std::vector<int64_t>{kHistoryInputs} &&
+      context.data.input_shape != std::vector<int64_t>{kHistoryInputs + 1}) {
     return WithContext(
         ConfigFieldError(
             "data_config",
             absl::StrCat("model 'introspective' reads weight histories (4 "
-                         "inputs per row), not inputs of shape [",
+                         "inputs per row, 5 with Adam's direction), not "
+                         "inputs of shape [",
                          absl::StrJoin(context.data.input_shape, ", "), "]")),
         context.config_source);
   }
   std::unique_ptr<Model> model;
   absl::Status status = CallTorch("building the introspection network", [&] {
-    model = std::make_unique<IntrospectiveModel>(*config);
+    model = std::make_unique<IntrospectiveModel>(*config,
+                                                 context.data.input_shape[0]);
   });
   if (!status.ok()) return status;
   return model;

@@ -34,7 +34,9 @@ inline constexpr int64_t kHistoryInputs = 4;
 class IntrospectionNet {
  public:
   // LibTorch's default Linear initialisation, from the global generator.
-  explicit IntrospectionNet(int64_t hidden_size);
+  // `inputs`: 4 (the history) or 5 (with Adam's direction).
+  explicit IntrospectionNet(int64_t hidden_size,
+                            int64_t inputs = kHistoryInputs);
   ~IntrospectionNet();
 
   // N x 4 -> N, recording gradients (training).
@@ -47,6 +49,8 @@ class IntrospectionNet {
   // fc2.bias.
   torch::nn::Module& module() { return *module_; }
   int64_t hidden_size() const { return hidden_size_; }
+  // 5: the net reads Adam's direction beside the history.
+  int64_t inputs() const { return inputs_; }
 
   // A torch-pickled dict of the four parameters (torch.load in Python).
   absl::Status Save(const std::string& path) const;
@@ -56,15 +60,18 @@ class IntrospectionNet {
 
  private:
   int64_t hidden_size_;
+  int64_t inputs_;
   std::shared_ptr<torch::nn::Module> module_;
   at::Tensor w1_, b1_, w2_, b2_;
 };
 
-// w(2t) of every weight, predicted from its snapshots at 0, 0.4t, 0.7t, t:
-// w(t) + c_move * I(x) (weight_history.h), one batched Predict.
+// w(2t) of every weight, predicted from its snapshots at 0, 0.4t, 0.7t, t
+// (and, for a 5-input net, Adam's direction at t): w(t) + c_move * I(x)
+// (weight_history.h), one batched Predict.
 at::Tensor PredictWeights(const IntrospectionNet& net,
                           const std::array<at::Tensor, 4>& history,
-                          const ParameterLayout& layout);
+                          const ParameterLayout& layout,
+                          const at::Tensor& direction = at::Tensor());
 
 // The nowcasting papers' baseline (issue #28): each weight's least-squares
 // line through its values `history` at `steps`, evaluated at `target_step`;

@@ -457,6 +457,122 @@ TEST(RecordHookTest, RowsComeFromTheSnapshotsOfStepsZeroFourSevenTenTwenty) {
   EXPECT_TRUE(state.tensors().empty());
 }
 
+// Adam's direction, m_hat / (sqrt(v_hat) + eps), against moments summed by
+// hand from the gradients of three steps; SGD has none to give.
+TEST(OptimizerFeaturesTest, AdamDirectionIsTheBiasCorrectedStep) {
+  torch::manual_seed(21);
+  TinyTraining training;
+  torch::optim::Adam adam(
+      training.module->parameters(),
+      torch::optim::AdamOptions(0.01).betas({0.8, 0.99}).eps(1e-6));
+  std::vector<at::Tensor> first, second;
+  for (const at::Tensor& p : training.module->parameters()) {
+    first.push_back(at::zeros_like(p).to(at::kDouble));
+    second.push_back(at::zeros_like(p).to(at::kDouble));
+  }
+  for (int step = 0; step < 3; ++step) {
+    training.Step(adam);
+    int i = 0;
+    for (const at::Tensor& p : training.module->parameters()) {
+      const at::Tensor g = p.grad().to(at::kDouble);
+      first[i] = 0.8 * first[i] + 0.2 * g;
+      second[i] = 0.99 * second[i] + 0.01 * g * g;
+      ++i;
+    }
+  }
+  std::vector<at::Tensor> expected;
+  for (size_t i = 0; i < first.size(); ++i) {
+    expected.push_back(((first[i] / (1 - std::pow(0.8, 3))) /
+                        ((second[i] / (1 - std::pow(0.99, 3))).sqrt() + 1e-6))
+                           .reshape({-1}));
+  }
+  absl::StatusOr<at::Tensor> direction = AdamDirection(adam, *training.module);
+  ASSERT_TRUE(direction.ok()) << direction.status();
+  EXPECT_TRUE(
+      at::allclose(direction->to(at::kDouble), at::cat(expected), 1e-4, 1e-5));
+  torch::optim::SGD sgd(training.module->parameters(),
+                        torch::optim::SGDOptions(0.1));
+  EXPECT_THAT(
+      std::string(AdamDirection(sgd, *training.module).status().message()),
+      HasSubstr("must be adam or adamw"));
+}
+
+// With optimizer_features the recorder's rows gain Adam's direction at t,
+// the net reads 5 inputs (saved and loaded as such), and a jump feeds it
+// the direction at the jump step.
+TEST(OptimizerFeaturesTest, RecordedRowsAndJumpsCarryAdamsDirection) {
+  torch::manual_seed(22);
+  TinyTraining training;
+  torch::optim::Adam adam(training.module->parameters(),
+                          torch::optim::AdamOptions(0.01));
+  const std::string dir = Scratch("record_adam");
+  RecordHookConfig config;
+  config.add_t_steps(10);
+  config.set_samples_per_t(1000);
+  config.set_balance_bins(1);
+  config.set_optimizer_features(true);
+  RecordHook hook(config, dir + "/h.pt", 1);
+  TrainingView view{training.module.get(), &adam, 0, 0, dir};
+  ASSERT_TRUE(hook.OnTrainBegin(view).ok());
+  at::Tensor direction_at_10;
+  for (int64_t step = 1; step <= 20; ++step) {
+    training.Step(adam);
+    view.step = step;
+    if (step == 10) direction_at_10 = *AdamDirection(adam, *training.module);
+    ASSERT_TRUE(hook.OnStepEnd(view).ok());
+    if (step == 15) {
+      // A checkpoint here carries the direction of t = 10 for a resume.
+      ComponentState state;
+      ASSERT_TRUE(hook.SaveState(&state).ok());
+      ASSERT_TRUE(state.Has("direction/10"));
+      EXPECT_TRUE(at::equal(*state.GetTensor("direction/10"), direction_at_10));
+      RecordHook resumed(config, dir + "/unused.pt", 1);
+      EXPECT_TRUE(resumed.LoadState(state).ok());
+    }
+  }
+  absl::StatusOr<HistoryDataset> dataset = LoadHistoryDataset(dir + "/h.pt");
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  ASSERT_EQ(dataset->inputs.size(1), 5);
+  EXPECT_TRUE(
+      at::allclose(dataset->inputs.select(1, 4),
+                   direction_at_10.index_select(0, dataset->weight_index)));
+
+  const std::string path = dir + "/i5.pt";
+  ASSERT_TRUE(IntrospectionNet(6, 5).Save(path).ok());
+  absl::StatusOr<std::unique_ptr<IntrospectionNet>> loaded =
+      IntrospectionNet::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->inputs(), 5);
+  EXPECT_TRUE(at::allclose((*loaded)->Predict(dataset->inputs),
+                           (*loaded)->Forward(dataset->inputs).detach()));
+
+  // A jump at 10 with the 5-input net, in a fresh run of the same seed.
+  torch::manual_seed(22);
+  TinyTraining again;
+  torch::optim::Adam adam_again(again.module->parameters(),
+                                torch::optim::AdamOptions(0.01));
+  const IntrospectionNet& net = **loaded;
+  JumpHook jump(JumpConfig("keep"), std::move(*loaded), "");
+  TrainingView jump_view{again.module.get(), &adam_again, 0, 0, ""};
+  std::map<int64_t, at::Tensor> seen;
+  seen[0] = Snapshot(*again.module);
+  ASSERT_TRUE(jump.OnTrainBegin(jump_view).ok());
+  for (int64_t step = 1; step <= 10; ++step) {
+    again.Step(adam_again);
+    jump_view.step = step;
+    seen[step] = Snapshot(*again.module);
+    if (step == 10) {
+      const at::Tensor expected = PredictWeights(
+          net, {seen[0], seen[4], seen[7], seen[10]}, LayoutOf(*again.module),
+          *AdamDirection(adam_again, *again.module));
+      ASSERT_TRUE(jump.OnStepEnd(jump_view).ok());
+      EXPECT_TRUE(at::allclose(Snapshot(*again.module), expected));
+    } else {
+      ASSERT_TRUE(jump.OnStepEnd(jump_view).ok());
+    }
+  }
+}
+
 TEST(RecordHookTest, SnapshotsGoThroughTheCheckpointState) {
   torch::manual_seed(14);
   TinyTraining training;

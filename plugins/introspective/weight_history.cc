@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/module.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 #include <torch/utils.h>
 
@@ -95,19 +97,93 @@ std::array<int64_t, 4> HistorySteps(int64_t t) {
 }
 
 HistoryFeatures ComputeFeatures(const std::array<at::Tensor, 4>& history,
-                                const ParameterLayout& layout) {
+                                const ParameterLayout& layout,
+                                const at::Tensor& direction) {
   const at::Tensor& wt = history[3];
   HistoryFeatures features;
   features.move_scale = PerTensorRms(wt - history[0], layout);
   at::Tensor position_scale = PerTensorRms(wt, layout);
-  // Built column-major (4 x N, viewed as N x 4): Predict reads it in place.
-  features.inputs =
-      at::stack({(history[0] - wt) / features.move_scale,
-                 (history[1] - wt) / features.move_scale,
-                 (history[2] - wt) / features.move_scale, wt / position_scale},
-                0)
-          .t();
+  std::vector<at::Tensor> columns = {(history[0] - wt) / features.move_scale,
+                                     (history[1] - wt) / features.move_scale,
+                                     (history[2] - wt) / features.move_scale,
+                                     wt / position_scale};
+  if (direction.defined()) columns.push_back(direction.to(at::kFloat));
+  // Built column-major (F x N, viewed as N x F): Predict reads it in place.
+  features.inputs = at::stack(columns, 0).t();
   return features;
+}
+
+absl::StatusOr<at::Tensor> AdamDirection(torch::optim::Optimizer& optimizer,
+                                         torch::nn::Module& module) {
+  std::vector<at::Tensor> parts;
+  absl::Status status = CallTorch("Adam's direction", [&] {
+    for (const at::Tensor& p : module.parameters()) {
+      parts.push_back(at::zeros({p.numel()}, at::kFloat));
+    }
+  });
+  if (!status.ok()) return status;
+  // The options of the group holding each parameter (betas, eps).
+  std::map<const void*, const torch::optim::OptimizerOptions*> options_of;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const at::Tensor& p : group.params()) {
+      options_of[p.unsafeGetTensorImpl()] = &group.options();
+    }
+  }
+  int64_t index = 0;
+  for (const at::Tensor& p : module.parameters()) {
+    const at::Tensor* first = nullptr;
+    const at::Tensor* second = nullptr;
+    int64_t step = 0;
+    auto found =
+        optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    auto options = options_of.find(p.unsafeGetTensorImpl());
+    if (options == options_of.end()) {
+      return absl::InvalidArgumentError(
+          "Adam's direction: a parameter of the model is not in the optimizer");
+    }
+    double beta1 = 0, beta2 = 0, eps = 0;
+    if (const auto* adam =
+            dynamic_cast<const torch::optim::AdamOptions*>(options->second)) {
+      std::tie(beta1, beta2) = adam->betas();
+      eps = adam->eps();
+    } else if (const auto* adamw =
+                   dynamic_cast<const torch::optim::AdamWOptions*>(
+                       options->second)) {
+      std::tie(beta1, beta2) = adamw->betas();
+      eps = adamw->eps();
+    } else {
+      return absl::InvalidArgumentError(
+          "optimizer features read Adam's moments: the run's optimizer must "
+          "be adam or adamw");
+    }
+    if (found != optimizer.state().end()) {
+      if (const auto* state = dynamic_cast<const torch::optim::AdamParamState*>(
+              found->second.get())) {
+        first = &state->exp_avg();
+        second = &state->exp_avg_sq();
+        step = state->step();
+      } else if (const auto* state =
+                     dynamic_cast<const torch::optim::AdamWParamState*>(
+                         found->second.get())) {
+        first = &state->exp_avg();
+        second = &state->exp_avg_sq();
+        step = state->step();
+      }
+    }
+    if (first != nullptr && step > 0) {
+      status = CallTorch("Adam's direction", [&] {
+        torch::NoGradGuard no_grad;
+        const double correction1 = 1 - std::pow(beta1, double(step));
+        const double correction2 = 1 - std::pow(beta2, double(step));
+        const at::Tensor direction =
+            (*first / correction1) / ((*second / correction2).sqrt() + eps);
+        parts[index].copy_(direction.reshape({-1}));
+      });
+      if (!status.ok()) return status;
+    }
+    ++index;
+  }
+  return at::cat(parts);
 }
 
 at::Tensor BalancedSample(const at::Tensor& movement, int64_t count, int bins,
@@ -147,7 +223,8 @@ at::Tensor BalancedSample(const at::Tensor& movement, int64_t count, int bins,
 absl::StatusOr<HistoryDataset> BuildHistoryDataset(
     const std::map<int64_t, at::Tensor>& snapshots,
     const std::vector<int64_t>& t_steps, const ParameterLayout& layout,
-    const SamplingOptions& options) {
+    const SamplingOptions& options,
+    const std::map<int64_t, at::Tensor>* directions) {
   std::vector<HistoryDataset> parts;
   for (int64_t t : t_steps) {
     std::array<at::Tensor, 4> history;
@@ -161,9 +238,15 @@ absl::StatusOr<HistoryDataset> BuildHistoryDataset(
       }
       if (k < 4) history[k] = snapshots.at(step);
     }
+    if (directions != nullptr && directions->count(t) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("history of t=", t, ": no optimizer direction at t"));
+    }
     HistoryDataset part;
     absl::Status status = CallTorch("building the history dataset", [&] {
-      HistoryFeatures features = ComputeFeatures(history, layout);
+      HistoryFeatures features = ComputeFeatures(
+          history, layout,
+          directions != nullptr ? directions->at(t) : at::Tensor());
       at::Tensor targets =
           (snapshots.at(2 * t) - history[3]) / features.move_scale;
       at::Tensor rows = BalancedSample(targets.abs(), options.samples_per_t,
@@ -231,10 +314,12 @@ absl::StatusOr<HistoryDataset> LoadHistoryDataset(const std::string& path) {
     dataset.weight_index = by_name["weight_index"];
     dataset.t = by_name["t"];
     const int64_t n = dataset.inputs.size(0);
-    TORCH_CHECK(dataset.inputs.dim() == 2 && dataset.inputs.size(1) == 4 &&
-                    dataset.targets.numel() == n &&
-                    dataset.weight_index.numel() == n && dataset.t.numel() == n,
-                "not a history dataset (inputs must be N x 4, the others N)");
+    TORCH_CHECK(
+        dataset.inputs.dim() == 2 &&
+            (dataset.inputs.size(1) == 4 || dataset.inputs.size(1) == 5) &&
+            dataset.targets.numel() == n && dataset.weight_index.numel() == n &&
+            dataset.t.numel() == n,
+        "not a history dataset (inputs must be N x 4 or N x 5, the others N)");
   });
   if (!status.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -14,7 +14,10 @@
 //   x = [(w(0) - w(t)) / c_move, (w(0.4t) - w(t)) / c_move,
 //        (w(0.7t) - w(t)) / c_move, w(t) / c_pos]
 //   target = (w(2t) - w(t)) / c_move.
-// A network that outputs 0 leaves every weight where it is.
+// A network that outputs 0 leaves every weight where it is. With optimizer
+// features (issue #28), a fifth column: the step Adam would take at t in
+// units of its learning rate, m_hat / (sqrt(v_hat) + eps) (AdamDirection),
+// dimensionless already.
 #ifndef PLUGINS_INTROSPECTIVE_WEIGHT_HISTORY_H_
 #define PLUGINS_INTROSPECTIVE_WEIGHT_HISTORY_H_
 
@@ -33,6 +36,9 @@
 namespace torch::nn {
 class Module;
 }  // namespace torch::nn
+namespace torch::optim {
+class Optimizer;
+}  // namespace torch::optim
 
 namespace ouroboros::introspective {
 
@@ -65,17 +71,27 @@ absl::StatusOr<std::vector<char>> ReadFileBytes(const std::string& path);
 std::array<int64_t, 4> HistorySteps(int64_t t);
 
 struct HistoryFeatures {
-  at::Tensor inputs;      // weights x 4, float32
+  at::Tensor inputs;      // weights x 4 (or 5 with a direction), float32
   at::Tensor move_scale;  // weights: c_move of the weight's tensor
 };
 
-// The features of every weight from its snapshots at 0, 0.4t, 0.7t, t.
+// The features of every weight from its snapshots at 0, 0.4t, 0.7t, t, and
+// with `direction` (AdamDirection at t, defined) a fifth column.
 HistoryFeatures ComputeFeatures(const std::array<at::Tensor, 4>& history,
-                                const ParameterLayout& layout);
+                                const ParameterLayout& layout,
+                                const at::Tensor& direction = at::Tensor());
+
+// Adam's (or AdamW's) next step for every weight in units of its learning
+// rate, m_hat / (sqrt(v_hat) + eps) with the bias corrections of each
+// parameter's step count, flat in the order of module.parameters()
+// (float32); 0 for a parameter without state yet. InvalidArgument when the
+// optimizer is not Adam or AdamW.
+absl::StatusOr<at::Tensor> AdamDirection(torch::optim::Optimizer& optimizer,
+                                         torch::nn::Module& module);
 
 // The training set of the introspection network.
 struct HistoryDataset {
-  at::Tensor inputs;        // N x 4, float32
+  at::Tensor inputs;        // N x 4 (5 with optimizer features), float32
   at::Tensor targets;       // N, (w(2t) - w(t)) / c_move
   at::Tensor weight_index;  // N, int64: the weight's index in the snapshot
   at::Tensor t;             // N, int64: the t of the row
@@ -100,10 +116,13 @@ at::Tensor BalancedSample(const at::Tensor& movement, int64_t count, int bins,
 // The rows of every t: for each t, BalancedSample of |target| over all
 // weights, rows built from snapshots[0], [0.4t], [0.7t], [t] and [2t]
 // exactly. FailedPrecondition naming a missing snapshot step.
+// With `directions` (AdamDirection by t), each row's fifth column is its
+// weight's direction at t.
 absl::StatusOr<HistoryDataset> BuildHistoryDataset(
     const std::map<int64_t, at::Tensor>& snapshots,
     const std::vector<int64_t>& t_steps, const ParameterLayout& layout,
-    const SamplingOptions& options);
+    const SamplingOptions& options,
+    const std::map<int64_t, at::Tensor>* directions = nullptr);
 
 // A torch-pickled dict {"inputs", "targets", "weight_index", "t"} (opens in
 // Python with torch.load).
