@@ -132,6 +132,14 @@ absl::Status LoadSnapshots(const ComponentState& state,
   return absl::OkStatus();
 }
 
+// AdamDirection of the run's optimizer and model.
+absl::StatusOr<at::Tensor> AdamDirectionOf(const TrainingView& view) {
+  if (view.optimizer == nullptr) {
+    return absl::FailedPreconditionError("the run has no optimizer");
+  }
+  return AdamDirection(*view.optimizer, *view.module);
+}
+
 void SaveDirections(const std::map<int64_t, at::Tensor>& directions,
                     ComponentState* state) {
   for (const auto& [t, flat] : directions) {
@@ -314,11 +322,7 @@ absl::Status RecordHook::Take(const TrainingView& view) {
   if (status.ok() && config_.optimizer_features() &&
       std::find(t_steps_.begin(), t_steps_.end(), view.step) !=
           t_steps_.end()) {
-    absl::StatusOr<at::Tensor> direction =
-        view.optimizer != nullptr
-            ? AdamDirection(*view.optimizer, *view.module)
-            : absl::StatusOr<at::Tensor>(
-                  absl::FailedPreconditionError("no optimizer in view"));
+    absl::StatusOr<at::Tensor> direction = AdamDirectionOf(view);
     if (!direction.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           kRecordHook, ": optimizer_features: ", direction.status().message()));
@@ -452,11 +456,7 @@ absl::Status JumpHook::Jump(const TrainingView& view, int64_t t) {
   // before a reset drops the moments).
   at::Tensor direction;
   if (net_ != nullptr && net_->inputs() > kHistoryInputs) {
-    absl::StatusOr<at::Tensor> found =
-        view.optimizer != nullptr
-            ? AdamDirection(*view.optimizer, *view.module)
-            : absl::StatusOr<at::Tensor>(
-                  absl::FailedPreconditionError("no optimizer in view"));
+    absl::StatusOr<at::Tensor> found = AdamDirectionOf(view);
     if (!found.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(kJumpHook, " at step ", t, ": ", config_.network(),

@@ -590,25 +590,27 @@ at::Tensor QuineModel::MapProductOnRows(const at::Tensor& coordinates) {
   return at::stack(products, 0);
 }
 
+at::Tensor QuineModel::GainsOnRows(const at::Tensor& coordinates) {
+  // The rows' share of every direction's product, scaled to all N rows.
+  const double scale = std::sqrt(static_cast<double>(num_parameters()) /
+                                 static_cast<double>(coordinates.numel()));
+  return MapProductOnRows(coordinates).norm(2, {1}) * scale;
+}
+
 at::Tensor QuineModel::ContractionPenalty(const at::Tensor& coordinates) {
   if (!contraction_directions_.defined()) {
     return at::zeros({}, modules_->theta.options());
   }
-  const double scale = std::sqrt(static_cast<double>(num_parameters()) /
-                                 static_cast<double>(coordinates.numel()));
-  const at::Tensor gains = MapProductOnRows(coordinates).norm(2, {1}) * scale;
   return config_.contraction_weight() *
-         at::relu(gains - config_.contraction_target()).pow(2).sum();
+         at::relu(GainsOnRows(coordinates) - config_.contraction_target())
+             .pow(2)
+             .sum();
 }
 
 at::Tensor QuineModel::ContractionGains(const at::Tensor& coordinates) {
   if (!contraction_directions_.defined()) return at::Tensor();
   torch::AutoGradMode grad_mode(true);
-  const double scale = std::sqrt(static_cast<double>(num_parameters()) /
-                                 static_cast<double>(coordinates.numel()));
-  return (MapProductOnRows(coordinates).norm(2, {1}) * scale)
-      .detach()
-      .to(at::kDouble);
+  return GainsOnRows(coordinates).detach().to(at::kDouble);
 }
 
 bool QuineModel::RegeneratesAfter(int64_t epoch) const {

@@ -215,6 +215,8 @@ class QuineModel : public Model {
   // ((1 - a) I + a J)_S v over `coordinates` for each direction v (k x |S|),
   // with the graph in theta.
   at::Tensor MapProductOnRows(const at::Tensor& coordinates);
+  // The gains g_v of ContractionPenalty, with the graph in theta.
+  at::Tensor GainsOnRows(const at::Tensor& coordinates);
 };
 
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);
