@@ -138,6 +138,11 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         "the penalty acts along the direction the regeneration's power "
         "iteration finds: set model_config.spectral_radius_iterations > 0");
   }
+  if (quine.contraction_ramp_epochs() < 0) {
+    return ConfigFieldError("model_config.contraction_ramp_epochs",
+                            absl::StrCat("must be >= 0 (got ",
+                                         quine.contraction_ramp_epochs(), ")"));
+  }
   if (quine.contraction_directions() < 1) {
     return ConfigFieldError("model_config.contraction_directions",
                             absl::StrCat("must be >= 1 (got ",
@@ -368,6 +373,9 @@ absl::Status QuineModel::SaveState(ComponentState* state) const {
   if (contraction_directions_.defined()) {
     state->SetTensor("contraction_directions", contraction_directions_);
   }
+  if (config_.contraction_ramp_epochs() > 0) {
+    state->SetInt("epochs_done", epochs_done_);
+  }
   if (!auxiliary()) return absl::OkStatus();
   state->SetInt("coordinate_pass", coordinate_pass_);
   state->SetInt("coordinate_cursor", coordinate_cursor_);
@@ -390,6 +398,9 @@ absl::Status QuineModel::LoadState(const ComponentState& state) {
           " x ", num_parameters(), " float32 values"));
     }
     contraction_directions_ = directions;
+  }
+  if (config_.contraction_ramp_epochs() > 0) {
+    ASSIGN_OR_RETURN(epochs_done_, state.GetInt("epochs_done"));
   }
   if (!auxiliary()) return absl::OkStatus();
   ASSIGN_OR_RETURN(const int64_t pass, state.GetInt("coordinate_pass"));
@@ -601,10 +612,17 @@ at::Tensor QuineModel::ContractionPenalty(const at::Tensor& coordinates) {
   if (!contraction_directions_.defined()) {
     return at::zeros({}, modules_->theta.options());
   }
-  return config_.contraction_weight() *
+  return ContractionWeightNow() *
          at::relu(GainsOnRows(coordinates) - config_.contraction_target())
              .pow(2)
              .sum();
+}
+
+double QuineModel::ContractionWeightNow() const {
+  const int64_t ramp = config_.contraction_ramp_epochs();
+  const double share =
+      ramp > 0 ? std::min(1.0, double(epochs_done_ + 1) / double(ramp)) : 1.0;
+  return config_.contraction_weight() * share;
 }
 
 at::Tensor QuineModel::ContractionGains(const at::Tensor& coordinates) {
@@ -660,6 +678,7 @@ std::vector<FigureSpec> QuineModel::Figures() const {
 
 absl::Status QuineModel::OnEpochEnd(int64_t epoch,
                                     std::map<std::string, double>* metrics) {
+  epochs_done_ = epoch + 1;
   double weight_sq = 0;
   absl::Status status = CallTorch("quine epoch end", [&] {
     ReplicationStats stats = Stats();

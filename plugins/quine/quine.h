@@ -217,6 +217,11 @@ class QuineModel : public Model {
   at::Tensor MapProductOnRows(const at::Tensor& coordinates);
   // The gains g_v of ContractionPenalty, with the graph in theta.
   at::Tensor GainsOnRows(const at::Tensor& coordinates);
+  // contraction_weight, ramped over contraction_ramp_epochs.
+  double ContractionWeightNow() const;
+  // Epochs ended so far (OnEpochEnd), for the ramp; in the checkpoint when
+  // a ramp is set.
+  int64_t epochs_done_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);

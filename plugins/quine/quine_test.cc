@@ -432,6 +432,55 @@ TEST(QuineTest, ContractionPenaltyIsTheMapsGainAlongItsDirections) {
   }
 }
 
+// With contraction_ramp_epochs R the penalty's weight is (e + 1) / R of
+// contraction_weight in epoch e (0-based), then all of it; the count of
+// epochs travels in the checkpoint.
+TEST(QuineTest, ContractionPenaltyRampsOverItsEpochs) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "regenerate_every_epochs": 1, "spectral_radius_iterations": 20,
+          "contraction_weight": 2, "contraction_target": 0.05,
+          "contraction_ramp_epochs": 4, "allow_zero_quine": true})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  const at::Tensor rows = at::arange(0, model->num_parameters(), 2, at::kLong);
+  std::map<std::string, double> metrics;
+  // Epoch 0 ends: a regeneration finds the directions; epoch 1 runs at 2/4.
+  // (An untrained quine regenerated five times shrinks: allowed here.)
+  ASSERT_TRUE(model->OnEpochEnd(0, &metrics).ok());
+  const double full = 2 * (model->ContractionGains(rows) - 0.05)
+                              .clamp_min(0)
+                              .pow(2)
+                              .sum()
+                              .item<double>();
+  ASSERT_GT(full, 0);
+  EXPECT_NEAR(model->ContractionPenalty(rows).item<double>(), full * 2 / 4,
+              1e-6 * full);
+  ComponentState state;
+  ASSERT_TRUE(model->SaveState(&state).ok());
+  EXPECT_EQ(*state.GetInt("epochs_done"), 1);
+  const at::Tensor saved_weights = model->weights().detach().clone();
+  for (int64_t epoch = 1; epoch < 5; ++epoch) {
+    ASSERT_TRUE(model->OnEpochEnd(epoch, &metrics).ok());
+  }
+  const double full_now = 2 * (model->ContractionGains(rows) - 0.05)
+                                  .clamp_min(0)
+                                  .pow(2)
+                                  .sum()
+                                  .item<double>();
+  EXPECT_NEAR(model->ContractionPenalty(rows).item<double>(), full_now,
+              1e-6 * full_now + 1e-12);
+  // A resumed model: the weights from the checkpoint's tensors, the
+  // directions and the epoch count from its state.
+  std::unique_ptr<QuineModel> resumed = MakeModel(config);
+  {
+    torch::NoGradGuard no_grad;
+    resumed->weights().copy_(saved_weights);
+  }
+  ASSERT_TRUE(resumed->LoadState(state).ok());
+  EXPECT_NEAR(resumed->ContractionPenalty(rows).item<double>(), full * 2 / 4,
+              1e-6 * full);
+}
+
 // The directions travel in the checkpoint's component state.
 TEST(QuineTest, ContractionDirectionsAreSavedAndRestored) {
   const RunConfig config = ConfigWith(
@@ -699,6 +748,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadSection{R"({"contraction_weight": -1})",
                    "model_config.contraction_weight: must be a finite number "
                    ">= 0 (got -1)"},
+        BadSection{R"({"contraction_ramp_epochs": -1})",
+                   "model_config.contraction_ramp_epochs: must be >= 0 (got "
+                   "-1)"},
         BadSection{R"({"contraction_directions": 0})",
                    "model_config.contraction_directions: must be >= 1 (got "
                    "0)"},
