@@ -389,8 +389,11 @@ absl::Status QuineModel::LoadState(const ComponentState& state) {
   if (state.Has("contraction_directions")) {
     ASSIGN_OR_RETURN(at::Tensor directions,
                      state.GetTensor("contraction_directions"));
+    const int64_t k = config_.contraction_directions();
     if (directions.dim() != 2 ||
-        directions.size(0) != config_.contraction_directions() ||
+        (directions.size(0) != k &&
+         !(config_.contraction_previous_directions() &&
+           directions.size(0) == 2 * k)) ||
         directions.size(1) != num_parameters() ||
         directions.scalar_type() != at::kFloat) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -557,7 +560,7 @@ double QuineModel::RegenerationSpectralRadius(int iterations) {
   const int64_t k = config_.contraction_directions();
   if (config_.contraction_weight() <= 0) return radius;
   if (k == 1) {
-    contraction_directions_ = direction.to(at::kFloat).unsqueeze(0);
+    KeepContractionDirections(direction.unsqueeze(0));
     return radius;
   }
   // The k most amplified directions: subspace iteration from the dominant
@@ -575,8 +578,24 @@ double QuineModel::RegenerationSpectralRadius(int iterations) {
     }
     block = std::get<0>(at::linalg_qr(at::stack(columns, 1)));
   }
-  contraction_directions_ = block.t().to(at::kFloat).contiguous();
+  KeepContractionDirections(block.t());
   return radius;
+}
+
+void QuineModel::KeepContractionDirections(const at::Tensor& newest) {
+  const int64_t k = config_.contraction_directions();
+  at::Tensor rows = newest.to(at::kDouble);
+  if (config_.contraction_previous_directions() &&
+      contraction_directions_.defined()) {
+    // The previous regeneration's own k (the first rows), orthonormalised
+    // together with the newest, which stay first.
+    const at::Tensor both = at::cat(
+        {rows, contraction_directions_.narrow(0, 0, k).to(at::kDouble)}, 0);
+    rows = std::get<0>(at::linalg_qr(both.t())).t();
+    // QR keeps the span and the order; the newest rows' signs may flip,
+    // which the penalty does not see.
+  }
+  contraction_directions_ = rows.to(at::kFloat).contiguous();
 }
 
 at::Tensor QuineModel::MapProductOnRows(const at::Tensor& coordinates) {

@@ -217,6 +217,9 @@ class QuineModel : public Model {
   at::Tensor MapProductOnRows(const at::Tensor& coordinates);
   // The gains g_v of ContractionPenalty, with the graph in theta.
   at::Tensor GainsOnRows(const at::Tensor& coordinates);
+  // Stores the newest directions (k x N), with the previous
+  // regeneration's k behind them under contraction_previous_directions.
+  void KeepContractionDirections(const at::Tensor& newest);
   // contraction_weight, ramped over contraction_ramp_epochs.
   double ContractionWeightNow() const;
   // Epochs ended so far (OnEpochEnd), for the ramp; in the checkpoint when

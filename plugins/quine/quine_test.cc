@@ -481,6 +481,36 @@ TEST(QuineTest, ContractionPenaltyRampsOverItsEpochs) {
               1e-6 * full);
 }
 
+// With contraction_previous_directions the penalty holds 2k orthonormal
+// directions after the second regeneration: the newest k first, then what
+// the previous regeneration found.
+TEST(QuineTest, PreviousDirectionsAreHeldDownToo) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "spectral_radius_iterations": 20, "contraction_weight": 1,
+          "contraction_directions": 2,
+          "contraction_previous_directions": true})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  model->RegenerationSpectralRadius(20);
+  ASSERT_EQ(model->contraction_directions().size(0), 2);
+  const at::Tensor first = model->contraction_directions().to(at::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    model->weights().mul_(1.3);  // another theta, other directions
+  }
+  model->RegenerationSpectralRadius(20);
+  const at::Tensor all = model->contraction_directions().to(at::kDouble);
+  ASSERT_EQ(all.size(0), 4);
+  EXPECT_TRUE(
+      at::allclose(all.mm(all.t()), at::eye(4, at::kDouble), 1e-5, 1e-5));
+  // The first regeneration's directions lie in the span of the four.
+  const at::Tensor projected = first.mm(all.t()).mm(all);
+  EXPECT_TRUE(at::allclose(projected, first, 1e-4, 1e-4));
+  ComponentState state;
+  ASSERT_TRUE(model->SaveState(&state).ok());
+  EXPECT_TRUE(MakeModel(config)->LoadState(state).ok());
+}
+
 // The directions travel in the checkpoint's component state.
 TEST(QuineTest, ContractionDirectionsAreSavedAndRestored) {
   const RunConfig config = ConfigWith(
