@@ -36,11 +36,6 @@ namespace ouroboros::introspective {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 constexpr char kNetworkFile[] = "introspection_net.pt";
 // What training I found (IntrospectionTrainResult), written after the
@@ -269,7 +264,7 @@ class DemoPipeline : public Pipeline {
 
   // Step 1: the record runs with the recorder, one after the other.
   absl::Status RecordHistories() {
-    const Clock::time_point start = Clock::now();
+    record_seconds_ = 0;
     for (int index = 0; index < RecordRunCount(demo_); ++index) {
       absl::StatusOr<RunConfig> config =
           RecordConfig(*context_.config, demo_, index);
@@ -307,8 +302,8 @@ class DemoPipeline : public Pipeline {
             ChildStateName(pool.status(0).state), "); see ", dir, ".out"));
       }
       histories_.push_back(dir + "/" + demo_.recorder().output());
+      record_seconds_ += pool.status(0).seconds;
     }
-    record_seconds_ = SecondsSince(start);
     return absl::OkStatus();
   }
 
@@ -369,7 +364,7 @@ class DemoPipeline : public Pipeline {
         net->hidden_size(), options.loss, config.optim_config().name(),
         dataset->size(), options.epochs);
     ProgressBar bar("introspection network (epochs)", options.epochs);
-    const Clock::time_point start = Clock::now();
+    const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<IntrospectionTrainResult> result = TrainIntrospectionNet(
         *dataset, options, **optimizer, net,
         [&](int64_t epoch, double loss, double val_error) {
@@ -385,7 +380,10 @@ class DemoPipeline : public Pipeline {
         result->val_error, result->no_move_error, result->linear_error,
         result->train_rows, result->steps);
     train_result_ = *result;
-    record_and_training_seconds_ = record_seconds_ + SecondsSince(start);
+    record_and_training_seconds_ =
+        record_seconds_ +
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     RETURN_IF_ERROR(net->Save(network));
     RETURN_IF_ERROR(WriteTrainResult(result_file));
     LOG(INFO) << "introspection network: " << network;
