@@ -33,10 +33,15 @@ namespace {
 constexpr char kSection[] = "data_config.source_config";
 constexpr char kFashion[] = "fashion_mnist";
 constexpr char kSynthetic[] = "synthetic";
+constexpr char kEpisodesLayout[] = "episodes";
+constexpr char kFashionDomain[] = "fashion";
+constexpr char kDigitsDomain[] = "digits";
 // Episodes sampled (and, in evaluation, run through the model) at a time.
 constexpr int64_t kEvalChunk = 100;
 // Seeds of the fixed evaluation episodes, per pool.
 constexpr uint64_t kValSeed = 1001, kTestSeed = 2002, kDigitsSeed = 3003;
+// Offset of the seed that splits the digit classes (sequential streams).
+constexpr uint64_t kDigitSplitSeedOffset = 7;
 
 std::string Field(absl::string_view name) {
   return absl::StrCat(kSection, ".", name);
@@ -47,6 +52,67 @@ std::string Field(absl::string_view name) {
 struct EpisodePools {
   MetaSplit split;
   std::optional<ClassPool> digits;
+  // Sequential streams: the two domains' splits (first, second).
+  MetaSplit domains[2];
+};
+
+bool IsSequential(const FewshotEpisodesConfig& config) {
+  return config.layout() == kSequentialLayout;
+}
+
+// Each stream's direction: 0 first -> second; with both_directions, the
+// first half of `count` streams 0 and the rest 1 (evaluation), or each at
+// random (training, `rng` given).
+std::vector<int> StreamDirections(const SequentialStreamConfig& stream,
+                                  int64_t count, std::mt19937_64* rng) {
+  std::vector<int> directions(count, 0);
+  if (!stream.both_directions()) return directions;
+  for (int64_t i = 0; i < count; ++i) {
+    directions[i] = rng != nullptr
+                        ? std::bernoulli_distribution(0.5)(*rng) ? 1 : 0
+                        : (i >= count / 2 ? 1 : 0);
+  }
+  return directions;
+}
+
+StreamSampler MakeStreamSampler(const ClassPool& first, const ClassPool& second,
+                                const FewshotEpisodesConfig& config) {
+  const SequentialStreamConfig& stream = config.stream();
+  return StreamSampler(&first, &second, config.ways(), stream.length(),
+                       stream.switch_at(), stream.switch_jitter());
+}
+
+class StreamGenerator : public SampleGenerator {
+ public:
+  StreamGenerator(std::shared_ptr<const EpisodePools> pools,
+                  const FewshotEpisodesConfig& config, uint64_t seed)
+      : pools_(std::move(pools)),
+        sampler_(MakeStreamSampler(pools_->domains[0].train,
+                                   pools_->domains[1].train, config)),
+        stream_(config.stream()),
+        ways_(config.ways()),
+        seed_(seed) {}
+
+  absl::StatusOr<Batch> Draw(int64_t count, int64_t step, int rank) override {
+    std::seed_seq step_seed{uint32_t(seed_), uint32_t(seed_ >> 32),
+                            uint32_t(rank), uint32_t(step),
+                            uint32_t(step >> 32)};
+    std::mt19937_64 rng(step_seed);
+    Batch streams;
+    RETURN_IF_ERROR(CallTorch("sampling training streams", [&] {
+      EpisodeBatch sampled =
+          sampler_.Sample(StreamDirections(stream_, count, &rng), rng);
+      streams = {PackEpisodeInputs(sampled, ways_), sampled.labels};
+    }));
+    return streams;
+  }
+
+ private:
+  std::shared_ptr<const EpisodePools> pools_;
+  StreamSampler sampler_;
+  SequentialStreamConfig stream_;
+  int ways_;
+  uint64_t seed_;
 };
 
 class EpisodeGenerator : public SampleGenerator {
@@ -106,6 +172,171 @@ absl::StatusOr<Dataset> FixedEpisodes(const ClassPool& pool,
   return episodes;
 }
 
+// `count` streams from `first` to `second` (and back, with
+// both_directions), the same ones for a given `seed`.
+absl::StatusOr<Dataset> FixedStreams(const ClassPool& first,
+                                     const ClassPool& second,
+                                     const FewshotEpisodesConfig& config,
+                                     int64_t count, uint64_t seed,
+                                     const DataSpec& spec) {
+  StreamSampler sampler = MakeStreamSampler(first, second, config);
+  RETURN_IF_ERROR(sampler.CheckPools());
+  const std::vector<int> directions =
+      StreamDirections(config.stream(), count, nullptr);
+  std::mt19937_64 rng(seed);
+  Dataset streams;
+  RETURN_IF_ERROR(CallTorch("sampling evaluation streams", [&] {
+    std::vector<at::Tensor> inputs, labels, is_query, switch_at, direction;
+    for (int64_t done = 0; done < count; done += kEvalChunk) {
+      const int64_t end = std::min(count, done + kEvalChunk);
+      EpisodeBatch batch = sampler.Sample(
+          std::vector<int>(directions.begin() + done, directions.begin() + end),
+          rng);
+      inputs.push_back(PackEpisodeInputs(batch, config.ways()));
+      labels.push_back(batch.labels);
+      is_query.push_back(batch.is_query);
+      switch_at.push_back(batch.switch_at);
+      direction.push_back(batch.direction);
+    }
+    streams.inputs = at::cat(inputs);
+    streams.targets = at::cat(labels);
+    streams.extras[kIsQuery] = at::cat(is_query);
+    streams.extras[kSwitchAt] = at::cat(switch_at);
+    streams.extras[kDirection] = at::cat(direction);
+    streams.spec = spec;
+  }));
+  return streams;
+}
+
+// The stream fields of a sequential layout ("<section>.stream.<field>").
+absl::Status CheckStreamConfig(const FewshotEpisodesConfig& c) {
+  const SequentialStreamConfig& stream = c.stream();
+  const std::string section = absl::StrCat(kSection, ".stream");
+  for (const auto& [name, domain] :
+       {std::pair<const char*, std::string>{"first_domain",
+                                            stream.first_domain()},
+        {"second_domain", stream.second_domain()}}) {
+    if (domain != kFashionDomain && domain != kDigitsDomain) {
+      return ConfigFieldError(
+          absl::StrCat(section, ".", name),
+          absl::StrCat("a stream's domains are fashion or digits (got '",
+                       domain, "')"));
+    }
+  }
+  RETURN_IF_ERROR(
+      CheckSizes(section, {{"length", stream.length()},
+                           {"switch_at", stream.switch_at()},
+                           {"digit_rotations", stream.digit_rotations()}}));
+  if (stream.switch_jitter() < 0) {
+    return ConfigFieldError(
+        absl::StrCat(section, ".switch_jitter"),
+        absl::StrCat("must be >= 0 (got ", stream.switch_jitter(), ")"));
+  }
+  const int64_t earliest = int64_t{stream.switch_at()} - stream.switch_jitter();
+  const int64_t latest = int64_t{stream.switch_at()} + stream.switch_jitter();
+  if (earliest < 1 || latest > int64_t{stream.length()} - 1) {
+    return ConfigFieldError(
+        absl::StrCat(section, ".switch_at"),
+        absl::StrCat("the switch (", stream.switch_at(), " +- ",
+                     stream.switch_jitter(),
+                     ") must fall inside the stream, at 1 to length - 1 = ",
+                     stream.length() - 1, ", so that both domains are shown"));
+  }
+  if (stream.digit_rotations() > 4) {
+    return ConfigFieldError(absl::StrCat(section, ".digit_rotations"),
+                            absl::StrCat("must be 1 to 4 quarter turns (got ",
+                                         stream.digit_rotations(), ")"));
+  }
+  if (c.images() == kSynthetic) return absl::OkStatus();
+  const bool uses_digits = stream.first_domain() == kDigitsDomain ||
+                           stream.second_domain() == kDigitsDomain;
+  const int digit_classes = 10 * stream.digit_rotations();
+  if (uses_digits &&
+      digit_classes - c.meta_val_classes() - c.meta_test_classes() < c.ways()) {
+    return ConfigFieldError(
+        absl::StrCat(section, ".digit_rotations"),
+        absl::StrCat("the digits domain has ", digit_classes,
+                     " classes; meta-validation + meta-test (",
+                     c.meta_val_classes() + c.meta_test_classes(),
+                     ") leave fewer than ", c.ways(),
+                     " meta-training classes for ", c.ways(),
+                     "-way streams: use more rotations"));
+  }
+  return absl::OkStatus();
+}
+
+// The three pools of one stream domain.
+absl::StatusOr<MetaSplit> LoadDomain(const std::string& domain,
+                                     const FewshotEpisodesConfig& c,
+                                     const DataConfig& data, uint64_t seed,
+                                     const MetaSplit& fashion) {
+  if (c.images() == kSynthetic) {
+    const SyntheticData& synthetic = data.synthetic();
+    const int classes = synthetic.num_classes();
+    const int per_class = synthetic.num_samples() / classes;
+    const int side =
+        static_cast<int>(std::lround(std::sqrt(synthetic.num_features())));
+    // The fashion domain is the episodes' synthetic split; digits another.
+    const uint64_t offset = domain == kFashionDomain ? 0 : 3;
+    MetaSplit split;
+    split.train =
+        SyntheticClassPool(classes, per_class, side, synthetic.noise(),
+                           seed + offset, 100 * offset);
+    split.val = SyntheticClassPool(classes, per_class, side, synthetic.noise(),
+                                   seed + offset + 1, 100 * (offset + 1));
+    split.test = SyntheticClassPool(classes, per_class, side, synthetic.noise(),
+                                    seed + offset + 2, 100 * (offset + 2));
+    return split;
+  }
+  if (domain == kFashionDomain) return fashion;
+  return LoadRotatedDigitSplit(
+      c.mnist_digits_path(), c.stream().digit_rotations(), c.meta_val_classes(),
+      c.meta_test_classes(), seed + kDigitSplitSeedOffset);
+}
+
+// The splits of a sequential layout: training streams drawn every step,
+// fixed validation and test streams, from the two domains' pools.
+absl::StatusOr<DataSplits> MakeStreamSplits(
+    const FewshotEpisodesConfig& c, const DataConfig& data, uint64_t seed,
+    int side, std::shared_ptr<EpisodePools> pools) {
+  const SequentialStreamConfig& stream = c.stream();
+  const std::string names[2] = {stream.first_domain(), stream.second_domain()};
+  for (int i = 0; i < 2; ++i) {
+    ASSIGN_OR_RETURN(pools->domains[i],
+                     LoadDomain(names[i], c, data, seed, pools->split));
+  }
+  const MetaSplit& first = pools->domains[0];
+  const MetaSplit& second = pools->domains[1];
+  for (const auto& [a, b] : {std::pair{&first.train, &second.train},
+                             {&first.val, &second.val},
+                             {&first.test, &second.test}}) {
+    RETURN_IF_ERROR(MakeStreamSampler(*a, *b, c).CheckPools());
+  }
+  LOG(INFO) << absl::StrFormat(
+      "fewshot: sequential %d-way streams of %d steps, %s -> %s%s, switch at "
+      "%d +- %d; classes (meta-train / -validation / -test): %s %d / %d / %d, "
+      "%s %d / %d / %d",
+      c.ways(), stream.length(), names[0], names[1],
+      stream.both_directions() ? " and back" : "", stream.switch_at(),
+      stream.switch_jitter(), names[0], first.train.classes.size(),
+      first.val.classes.size(), first.test.classes.size(), names[1],
+      second.train.classes.size(), second.val.classes.size(),
+      second.test.classes.size());
+  DataSplits splits;
+  splits.spec =
+      DataSpec{{stream.length(), int64_t{side} * side + c.ways()}, c.ways()};
+  splits.train.spec = splits.spec;
+  splits.train.generator = std::make_shared<StreamGenerator>(pools, c, seed);
+  splits.train.generated_size = c.train_episodes_per_epoch();
+  ASSIGN_OR_RETURN(splits.val,
+                   FixedStreams(first.val, second.val, c, c.eval_episodes(),
+                                kValSeed, splits.spec));
+  ASSIGN_OR_RETURN(splits.test,
+                   FixedStreams(first.test, second.test, c, c.eval_episodes(),
+                                kTestSeed, splits.spec));
+  return splits;
+}
+
 }  // namespace
 
 absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
@@ -148,6 +379,12 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                      "or synthetic images (got '",
                      c.images(), "')"));
   }
+  if (c.layout() != kEpisodesLayout && c.layout() != kSequentialLayout) {
+    return ConfigFieldError(
+        Field("layout"), absl::StrCat("must be episodes or sequential (got '",
+                                      c.layout(), "')"));
+  }
+  if (IsSequential(c)) RETURN_IF_ERROR(CheckStreamConfig(c));
   if (c.images() == kSynthetic) {
     const int64_t pixels = config.data_config().synthetic().num_features();
     const int64_t side = std::lround(std::sqrt(double(pixels)));
@@ -204,11 +441,12 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
     ASSIGN_OR_RETURN(pools->split, LoadRotatedFashionSplit(
                                        dir, c.rotations(), c.meta_val_classes(),
                                        c.meta_test_classes(), seed));
-    if (!c.skip_mnist_digits()) {
+    if (!c.skip_mnist_digits() && !IsSequential(c)) {
       ASSIGN_OR_RETURN(pools->digits,
                        LoadMnistDigitPool(c.mnist_digits_path()));
     }
   }
+  if (IsSequential(c)) return MakeStreamSplits(c, data, seed, side, pools);
   for (const ClassPool* pool :
        {&pools->split.train, &pools->split.val, &pools->split.test}) {
     EpisodeSampler sampler(pool, c.ways(), c.shots(), c.queries_per_class());
@@ -240,6 +478,23 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
                                    kDigitsSeed, splits.spec));
   }
   return splits;
+}
+
+absl::StatusOr<at::Tensor> CorrectPredictions(Model& model,
+                                              const Dataset& episodes) {
+  std::vector<at::Tensor> correct;
+  RETURN_IF_ERROR(CallTorch("fewshot evaluation", [&] {
+    torch::NoGradGuard no_grad;
+    model.module().eval();
+    for (int64_t done = 0; done < episodes.size(); done += kEvalChunk) {
+      const int64_t end = std::min(done + kEvalChunk, episodes.size());
+      at::Tensor labels = episodes.targets.slice(0, done, end);
+      at::Tensor logits = model.Forward(episodes.inputs.slice(0, done, end));
+      correct.push_back((logits.argmax(-1) == labels).to(at::kFloat));
+    }
+    model.module().train();
+  }));
+  return at::cat(correct);
 }
 
 absl::StatusOr<EpisodeScore> ScoreEpisodes(Model& model,
@@ -279,6 +534,59 @@ absl::StatusOr<EpisodeScore> ScoreEpisodes(Model& model,
   return score;
 }
 
+std::map<int, SwitchCurve> SwitchCurves(const at::Tensor& correct,
+                                        const at::Tensor& switch_at,
+                                        const at::Tensor& direction) {
+  at::Tensor hits = correct.to(at::kDouble).contiguous();
+  at::Tensor switches = switch_at.to(at::kLong).contiguous();
+  at::Tensor directions = direction.to(at::kLong).contiguous();
+  const int64_t streams = hits.size(0), steps = hits.size(1);
+  const double* hit = hits.data_ptr<double>();
+  const int64_t* switch_of = switches.data_ptr<int64_t>();
+  const int64_t* direction_of = directions.data_ptr<int64_t>();
+  struct Sums {
+    std::map<int64_t, std::pair<double, int64_t>> by_offset;
+    double before = 0, after = 0, window = 0;
+    int64_t before_n = 0, after_n = 0, window_n = 0;
+  };
+  std::map<int, Sums> sums;
+  for (int64_t e = 0; e < streams; ++e) {
+    Sums& s = sums[static_cast<int>(direction_of[e])];
+    for (int64_t t = 0; t < steps; ++t) {
+      const double h = hit[e * steps + t];
+      const int64_t offset = t - switch_of[e];
+      auto& [sum, n] = s.by_offset[offset];
+      sum += h;
+      ++n;
+      if (offset < 0) {
+        s.before += h;
+        ++s.before_n;
+      } else {
+        s.after += h;
+        ++s.after_n;
+        if (offset < kRecoveryWindow) {
+          s.window += h;
+          ++s.window_n;
+        }
+      }
+    }
+  }
+  auto mean = [](double sum, int64_t n) { return n > 0 ? sum / n : 0.0; };
+  std::map<int, SwitchCurve> curves;
+  for (const auto& [dir, s] : sums) {
+    SwitchCurve& curve = curves[dir];
+    for (const auto& [offset, sum_n] : s.by_offset) {
+      curve.offsets.push_back(offset);
+      curve.accuracy.push_back(mean(sum_n.first, sum_n.second));
+      curve.streams.push_back(sum_n.second);
+    }
+    curve.before_switch = mean(s.before, s.before_n);
+    curve.after_switch = mean(s.after, s.after_n);
+    curve.first_after_switch = mean(s.window, s.window_n);
+  }
+  return curves;
+}
+
 absl::Status MetaTest(Model& model, TrainingContext& training) {
   // Rank 0 writes fewshot.json; the other ranks would score the same
   // episodes for nothing.
@@ -313,6 +621,47 @@ absl::Status MetaTest(Model& model, TrainingContext& training) {
     (*out)["ci95"].set_number_value(score.ci95);
     (*out)["loss"].set_number_value(score.loss);
     (*out)["episodes"].set_number_value(score.episodes);
+  }
+  const Dataset& test = training.data().test;
+  auto switch_at = test.extras.find(kSwitchAt);
+  auto direction = test.extras.find(kDirection);
+  if (switch_at != test.extras.end() && direction != test.extras.end()) {
+    ASSIGN_OR_RETURN(at::Tensor correct, CorrectPredictions(model, test));
+    ASSIGN_OR_RETURN(FewshotEpisodesConfig episodes,
+                     ParseEpisodesConfig(training.config()));
+    const SequentialStreamConfig& stream = episodes.stream();
+    auto* sequential =
+        (*fields)["sequential"].mutable_struct_value()->mutable_fields();
+    (*sequential)["recovery_window"].set_number_value(kRecoveryWindow);
+    for (const auto& [dir, curve] :
+         SwitchCurves(correct, switch_at->second, direction->second)) {
+      const std::string name =
+          dir == 0 ? absl::StrCat(stream.first_domain(), "_then_",
+                                  stream.second_domain())
+                   : absl::StrCat(stream.second_domain(), "_then_",
+                                  stream.first_domain());
+      LOG(INFO) << absl::StrFormat(
+          "meta-test stream %s: accuracy %.2f%% before the switch, %.2f%% "
+          "over the first %d examples after it, %.2f%% after it",
+          name, 100 * curve.before_switch, 100 * curve.first_after_switch,
+          kRecoveryWindow, 100 * curve.after_switch);
+      auto* out = (*sequential)[name].mutable_struct_value()->mutable_fields();
+      (*out)["accuracy_before_switch"].set_number_value(curve.before_switch);
+      (*out)["accuracy_first_after_switch"].set_number_value(
+          curve.first_after_switch);
+      (*out)["accuracy_after_switch"].set_number_value(curve.after_switch);
+      auto list = [&](const char* key) {
+        return (*out)[key].mutable_list_value();
+      };
+      auto* offsets = list("offsets");
+      auto* accuracy = list("accuracy");
+      auto* counts = list("streams");
+      for (size_t i = 0; i < curve.offsets.size(); ++i) {
+        offsets->add_values()->set_number_value(curve.offsets[i]);
+        accuracy->add_values()->set_number_value(curve.accuracy[i]);
+        counts->add_values()->set_number_value(curve.streams[i]);
+      }
+    }
   }
   (*fields)["steps"].set_number_value(training.step());
   return WriteFileAtomically(RunFile(training.run_dir(), "fewshot.json"),

@@ -13,10 +13,17 @@
 // classes, the same for every model with the same seed; the MNIST digits
 // (cross-domain) are DataSplits::more["mnist_digits"]. Each evaluation
 // dataset carries extras["is_query"]: accuracy is over the query steps.
+// With "layout": "sequential" the samples are streams that switch domain
+// (srwm.proto, SequentialStreamConfig) and carry extras["switch_at"] and
+// ["direction"]; the digits are then part of the streams.
 #ifndef PLUGINS_SRWM_EPISODE_SOURCE_H_
 #define PLUGINS_SRWM_EPISODE_SOURCE_H_
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <map>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,6 +37,14 @@ inline constexpr char kEpisodeDataSource[] = "fewshot_episodes";
 inline constexpr char kDigitsSplit[] = "mnist_digits";
 // Dataset::extras of the evaluation sets: bool, episodes x steps.
 inline constexpr char kIsQuery[] = "is_query";
+// data_config.source_config.layout of switching streams.
+inline constexpr char kSequentialLayout[] = "sequential";
+// Dataset::extras of sequential streams, int64 per stream: the first step
+// of the second domain, and the direction (0 first -> second domain).
+inline constexpr char kSwitchAt[] = "switch_at";
+inline constexpr char kDirection[] = "direction";
+// The examples after the switch over which recovery is scored.
+inline constexpr int64_t kRecoveryWindow = 20;
 
 // data_config.source_config with the defaults filled in, checked against
 // the rest of data_config ("data_config.source_config.<field>: reason").
@@ -52,9 +67,34 @@ struct EpisodeScore {
 absl::StatusOr<EpisodeScore> ScoreEpisodes(Model& model,
                                            const Dataset& episodes);
 
+// Per-step correctness (float 0/1, episodes x steps) of `model`'s
+// predictions, in evaluation mode and without gradients.
+absl::StatusOr<at::Tensor> CorrectPredictions(Model& model,
+                                              const Dataset& episodes);
+
+// Accuracy against the position relative to the switch, for the streams of
+// one direction: offset k is the k-th example of the second domain (k >= 0)
+// or the (-k)-th before the switch.
+struct SwitchCurve {
+  std::vector<int64_t> offsets;
+  std::vector<double> accuracy;
+  std::vector<int64_t> streams;   // streams with a step at that offset
+  double before_switch = 0;       // every step before the switch
+  double after_switch = 0;        // every step from the switch on
+  double first_after_switch = 0;  // offsets 0 .. kRecoveryWindow - 1
+};
+
+// The curves of `correct` (streams x steps, CorrectPredictions) by
+// direction (0, 1): only the directions present.
+std::map<int, SwitchCurve> SwitchCurves(const at::Tensor& correct,
+                                        const at::Tensor& switch_at,
+                                        const at::Tensor& direction);
+
 // The meta-test at the end of a few-shot run: the best checkpoint (by
 // validation accuracy; else the last model) scored on the meta-test episodes
 // and the digits, logged and written to <run_dir>/fewshot.json (rank 0).
+// For sequential streams, also each direction's SwitchCurve on the
+// meta-test streams ("sequential" in fewshot.json).
 absl::Status MetaTest(Model& model, TrainingContext& training);
 
 }  // namespace ouroboros::srwm

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/idx.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros::srwm {
 namespace {
@@ -15,6 +16,44 @@ namespace {
 // datasets are bytes, so this is exact and takes 4x less memory.
 at::Tensor ToBytes(const at::Tensor& images) {
   return (images.squeeze(1) * 255).round().clamp(0, 255).to(at::kByte);
+}
+
+// Float images in [0, 1], (B*T) x rows x cols: step i shows image rows[i]
+// of pools[pool_of_step[i]], turned by turns[i] quarter turns.
+at::Tensor GatherTurnedImages(const std::vector<const ClassPool*>& pools,
+                              const std::vector<int>& pool_of_step,
+                              const std::vector<int64_t>& rows,
+                              const std::vector<int64_t>& turns) {
+  at::Tensor images;
+  if (pools.size() == 1) {
+    images = pools[0]->images.index_select(0, at::tensor(rows, at::kLong));
+  } else {
+    const at::Tensor& like = pools[0]->images;
+    images = at::empty(
+        {static_cast<int64_t>(rows.size()), like.size(1), like.size(2)},
+        like.options());
+    for (size_t p = 0; p < pools.size(); ++p) {
+      std::vector<int64_t> steps, pool_rows;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (pool_of_step[i] != static_cast<int>(p)) continue;
+        steps.push_back(static_cast<int64_t>(i));
+        pool_rows.push_back(rows[i]);
+      }
+      if (steps.empty()) continue;
+      images.index_copy_(
+          0, at::tensor(steps, at::kLong),
+          pools[p]->images.index_select(0, at::tensor(pool_rows, at::kLong)));
+    }
+  }
+  // Turn each image by its class's quarter turns.
+  at::Tensor turns_tensor = at::tensor(turns, at::kLong);
+  for (int k = 1; k < 4; ++k) {
+    at::Tensor where = (turns_tensor == k).nonzero().squeeze(1);
+    if (where.numel() == 0) continue;
+    images.index_copy_(0, where,
+                       at::rot90(images.index_select(0, where), k, {1, 2}));
+  }
+  return images.to(at::kFloat).div_(255);
 }
 
 }  // namespace
@@ -45,18 +84,13 @@ ClassPool RotatedClassPool(const Dataset& data, int rotations,
   return pool;
 }
 
-absl::StatusOr<MetaSplit> LoadRotatedFashionSplit(const std::string& dir,
-                                                  int rotations,
-                                                  int val_classes,
-                                                  int test_classes,
-                                                  uint64_t seed) {
-  absl::StatusOr<Dataset> train = ReadIdxImagesAndLabels(
-      dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
-  if (!train.ok()) return train.status();
-  absl::StatusOr<Dataset> test = ReadIdxImagesAndLabels(
-      dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
-  if (!test.ok()) return test.status();
-  const int64_t num_classes = train->spec.num_classes * rotations;
+absl::StatusOr<MetaSplit> SplitRotatedClasses(const Dataset& train_images,
+                                              const Dataset& eval_images,
+                                              int rotations, int val_classes,
+                                              int test_classes, uint64_t seed,
+                                              const std::string& name_prefix,
+                                              int64_t first_id) {
+  const int64_t num_classes = train_images.spec.num_classes * rotations;
   if (val_classes + test_classes >= num_classes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "meta-validation + meta-test classes (", val_classes + test_classes,
@@ -72,10 +106,46 @@ absl::StatusOr<MetaSplit> LoadRotatedFashionSplit(const std::string& dir,
   std::vector<int64_t> train_ids(ids.begin() + val_classes + test_classes,
                                  ids.end());
   MetaSplit split;
-  split.train = RotatedClassPool(*train, rotations, "fashion", train_ids);
-  split.val = RotatedClassPool(*test, rotations, "fashion", val_ids);
-  split.test = RotatedClassPool(*test, rotations, "fashion", test_ids);
+  split.train =
+      RotatedClassPool(train_images, rotations, name_prefix, train_ids);
+  split.val = RotatedClassPool(eval_images, rotations, name_prefix, val_ids);
+  split.test = RotatedClassPool(eval_images, rotations, name_prefix, test_ids);
+  for (ClassPool* pool : {&split.train, &split.val, &split.test}) {
+    for (ClassPool::Class& c : pool->classes) c.id += first_id;
+  }
   return split;
+}
+
+absl::StatusOr<MetaSplit> LoadRotatedFashionSplit(const std::string& dir,
+                                                  int rotations,
+                                                  int val_classes,
+                                                  int test_classes,
+                                                  uint64_t seed) {
+  absl::StatusOr<Dataset> train = ReadIdxImagesAndLabels(
+      dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
+  if (!train.ok()) return train.status();
+  absl::StatusOr<Dataset> test = ReadIdxImagesAndLabels(
+      dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
+  if (!test.ok()) return test.status();
+  return SplitRotatedClasses(*train, *test, rotations, val_classes,
+                             test_classes, seed, "fashion", 0);
+}
+
+absl::StatusOr<MetaSplit> LoadRotatedDigitSplit(const std::string& dir,
+                                                int rotations, int val_classes,
+                                                int test_classes,
+                                                uint64_t seed) {
+  absl::StatusOr<Dataset> digits = ReadMnistDigits(dir);
+  if (!digits.ok()) return digits.status();
+  Dataset halves[2];
+  for (int parity : {0, 1}) {
+    at::Tensor rows = at::arange(parity, digits->size(), 2, at::kLong);
+    halves[parity].inputs = digits->inputs.index_select(0, rows);
+    halves[parity].targets = digits->targets.index_select(0, rows);
+    halves[parity].spec = digits->spec;
+  }
+  return SplitRotatedClasses(halves[0], halves[1], rotations, val_classes,
+                             test_classes, seed, "digit", 1000);
 }
 
 absl::StatusOr<ClassPool> LoadMnistDigitPool(const std::string& dir) {
@@ -166,27 +236,111 @@ EpisodeBatch EpisodeSampler::Sample(int64_t batch_size,
       ids[at] = c.id;
     }
   }
-  at::Tensor images = pool_->images.index_select(
-      0, at::tensor(image_rows, at::kLong));  // (B*T) x rows x cols, uint8
-  // Turn each image by its class's quarter turns.
-  at::Tensor turns_tensor = at::tensor(turns, at::kLong);
-  for (int k = 1; k < 4; ++k) {
-    at::Tensor where = (turns_tensor == k).nonzero().squeeze(1);
-    if (where.numel() == 0) continue;
-    images.index_copy_(0, where,
-                       at::rot90(images.index_select(0, where), k, {1, 2}));
-  }
   EpisodeBatch batch;
   batch.images =
-      images.to(at::kFloat)
-          .div_(255)
-          .view({batch_size, steps, 1, images.size(1), images.size(2)});
+      GatherTurnedImages({pool_}, std::vector<int>(image_rows.size()),
+                         image_rows, turns)
+          .view({batch_size, steps, 1, pool_->images.size(1),
+                 pool_->images.size(2)});
   batch.labels = at::tensor(labels, at::kLong).view({batch_size, steps});
   batch.class_ids = at::tensor(ids, at::kLong).view({batch_size, steps});
   batch.is_query = (at::arange(steps, at::kLong) >= support_steps)
                        .unsqueeze(0)
                        .expand({batch_size, steps})
                        .contiguous();
+  batch.label_shown = batch.is_query.logical_not();
+  return batch;
+}
+
+StreamSampler::StreamSampler(const ClassPool* first, const ClassPool* second,
+                             int ways, int64_t length, int64_t switch_at,
+                             int64_t switch_jitter)
+    : pools_{first, second},
+      ways_(ways),
+      length_(length),
+      switch_at_(switch_at),
+      switch_jitter_(switch_jitter) {}
+
+int64_t StreamSampler::LongestSegment() const {
+  return std::max(switch_at_ + switch_jitter_,
+                  length_ - (switch_at_ - switch_jitter_));
+}
+
+absl::Status StreamSampler::CheckPools() const {
+  const int64_t per_class = (LongestSegment() + ways_ - 1) / ways_;
+  for (const ClassPool* pool : pools_) {
+    RETURN_IF_ERROR(EpisodeSampler(pool, ways_, static_cast<int>(per_class), 0)
+                        .CheckPool());
+  }
+  return absl::OkStatus();
+}
+
+EpisodeBatch StreamSampler::Sample(const std::vector<int>& directions,
+                                   std::mt19937_64& rng) const {
+  const int64_t batch_size = directions.size(), steps = length_;
+  std::vector<int64_t> image_rows(batch_size * steps),
+      turns(batch_size * steps);
+  std::vector<int64_t> labels(batch_size * steps), ids(batch_size * steps);
+  std::vector<int> pool_of_step(batch_size * steps);
+  std::vector<int64_t> switches(batch_size), direction(batch_size);
+  for (int64_t b = 0; b < batch_size; ++b) {
+    std::uniform_int_distribution<int64_t> jitter(-switch_jitter_,
+                                                  switch_jitter_);
+    const int64_t switch_at = switch_at_ + jitter(rng);
+    switches[b] = switch_at;
+    direction[b] = directions[b];
+    for (int segment = 0; segment < 2; ++segment) {
+      const int pool_index = segment == directions[b] ? 0 : 1;
+      const ClassPool& pool = *pools_[pool_index];
+      const int64_t begin = segment == 0 ? 0 : switch_at;
+      const int64_t end = segment == 0 ? switch_at : steps;
+      // N distinct classes; their order is the segment's label assignment.
+      std::vector<int64_t> classes(pool.classes.size());
+      std::iota(classes.begin(), classes.end(), 0);
+      for (int i = 0; i < ways_; ++i) {
+        std::uniform_int_distribution<int64_t> pick(i, classes.size() - 1);
+        std::swap(classes[i], classes[pick(rng)]);
+      }
+      // Each label equally often (+-1), in shuffled order.
+      std::vector<int> segment_labels(end - begin);
+      for (size_t i = 0; i < segment_labels.size(); ++i) {
+        segment_labels[i] = static_cast<int>(i % ways_);
+      }
+      std::shuffle(segment_labels.begin(), segment_labels.end(), rng);
+      // Distinct images of each class, drawn in order of appearance.
+      std::vector<std::vector<int64_t>> rows(ways_);
+      std::vector<size_t> used(ways_, 0);
+      for (int label = 0; label < ways_; ++label) {
+        rows[label] = pool.classes[classes[label]].rows;
+      }
+      for (int64_t t = begin; t < end; ++t) {
+        const int label = segment_labels[t - begin];
+        std::vector<int64_t>& class_rows = rows[label];
+        const size_t i = used[label]++;
+        std::uniform_int_distribution<size_t> pick(i, class_rows.size() - 1);
+        std::swap(class_rows[i], class_rows[pick(rng)]);
+        const ClassPool::Class& c = pool.classes[classes[label]];
+        const int64_t at = b * steps + t;
+        labels[at] = label;
+        image_rows[at] = class_rows[i];
+        turns[at] = c.quarter_turns;
+        ids[at] = c.id;
+        pool_of_step[at] = pool_index;
+      }
+    }
+  }
+  const ClassPool& first = *pools_[0];
+  EpisodeBatch batch;
+  batch.images = GatherTurnedImages({pools_[0], pools_[1]}, pool_of_step,
+                                    image_rows, turns)
+                     .view({batch_size, steps, 1, first.images.size(1),
+                            first.images.size(2)});
+  batch.labels = at::tensor(labels, at::kLong).view({batch_size, steps});
+  batch.class_ids = at::tensor(ids, at::kLong).view({batch_size, steps});
+  batch.is_query = at::ones({batch_size, steps}, at::kBool);
+  batch.label_shown = at::ones({batch_size, steps}, at::kBool);
+  batch.switch_at = at::tensor(switches, at::kLong);
+  batch.direction = at::tensor(direction, at::kLong);
   return batch;
 }
 
@@ -196,11 +350,8 @@ at::Tensor PackEpisodeInputs(const EpisodeBatch& batch, int ways) {
   if (steps > 1) {
     at::Tensor one_hot =
         at::one_hot(batch.labels.narrow(1, 0, steps - 1), ways).to(at::kFloat);
-    // Only support labels are ever given (see episodes.h).
-    at::Tensor given = batch.is_query.narrow(1, 0, steps - 1)
-                           .logical_not()
-                           .unsqueeze(-1)
-                           .to(at::kFloat);
+    at::Tensor given =
+        batch.label_shown.narrow(1, 0, steps - 1).unsqueeze(-1).to(at::kFloat);
     previous.narrow(1, 1, steps - 1).copy_(one_hot * given);
   }
   return at::cat({batch.images.flatten(2), previous}, -1);

@@ -76,12 +76,36 @@ ClassPool SyntheticClassPool(int num_classes, int images_per_class,
                              int image_side, double noise, uint64_t seed,
                              int64_t first_id);
 
-// A batch of episodes: B x T for labels, class ids and the query mask.
+// The MNIST digits x `rotations` quarter turns (ids from 1000), split like
+// LoadRotatedFashionSplit: meta-train classes take the even-numbered images,
+// meta-validation and meta-test classes the odd-numbered ones.
+absl::StatusOr<MetaSplit> LoadRotatedDigitSplit(const std::string& dir,
+                                                int rotations, int val_classes,
+                                                int test_classes,
+                                                uint64_t seed);
+
+// The classes of `train_images` and `eval_images` (the same labels) x
+// rotations, split by a seeded permutation of the class ids: meta-train
+// classes from `train_images`, the others from `eval_images`. Ids start at
+// `first_id`.
+absl::StatusOr<MetaSplit> SplitRotatedClasses(const Dataset& train_images,
+                                              const Dataset& eval_images,
+                                              int rotations, int val_classes,
+                                              int test_classes, uint64_t seed,
+                                              const std::string& name_prefix,
+                                              int64_t first_id);
+
+// A batch of episodes or streams: B x T for labels, class ids and the masks.
 struct EpisodeBatch {
-  at::Tensor images;     // float32 in [0, 1], B x T x 1 x rows x cols
-  at::Tensor labels;     // int64 episode labels 0..N-1
-  at::Tensor class_ids;  // int64 ClassPool::Class::id of each step
-  at::Tensor is_query;   // bool
+  at::Tensor images;       // float32 in [0, 1], B x T x 1 x rows x cols
+  at::Tensor labels;       // int64 episode labels 0..N-1
+  at::Tensor class_ids;    // int64 ClassPool::Class::id of each step
+  at::Tensor is_query;     // bool: the step is scored
+  at::Tensor label_shown;  // bool: the step's label is input at step t + 1
+  // Streams only (StreamSampler), int64, B: the first step of the second
+  // domain, and 0 for first -> second, 1 for second -> first.
+  at::Tensor switch_at;
+  at::Tensor direction;
 };
 
 class EpisodeSampler {
@@ -100,8 +124,35 @@ class EpisodeSampler {
   int ways_, shots_, queries_;
 };
 
+// Sequential multi-task streams (srwm.proto, SequentialStreamConfig): a
+// segment of N-way examples from one pool, then one from the other, each
+// with its own N classes in a random label assignment and each class
+// equally often (+-1) in shuffled order. Every step is a query and shows
+// its label at the next step. The pools must outlive the sampler.
+class StreamSampler {
+ public:
+  StreamSampler(const ClassPool* first, const ClassPool* second, int ways,
+                int64_t length, int64_t switch_at, int64_t switch_jitter);
+
+  // OK if each pool has >= ways classes, each with enough images for the
+  // longest segment it can get.
+  absl::Status CheckPools() const;
+  int64_t steps() const { return length_; }
+  // directions[b]: 0 first -> second, 1 second -> first.
+  EpisodeBatch Sample(const std::vector<int>& directions,
+                      std::mt19937_64& rng) const;
+
+ private:
+  int64_t LongestSegment() const;
+
+  const ClassPool* pools_[2];
+  int ways_;
+  int64_t length_, switch_at_, switch_jitter_;
+};
+
 // The sequence model's input: B x T x (rows * cols + ways), each step's
-// flattened image followed by the one-hot label input described above.
+// flattened image followed by the one-hot label input: step t's label at
+// step t + 1 where label_shown says so, else zeros.
 at::Tensor PackEpisodeInputs(const EpisodeBatch& batch, int ways);
 
 }  // namespace ouroboros::srwm

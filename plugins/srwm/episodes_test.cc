@@ -2,10 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "ouroboros/data.h"
+#include "plugins/srwm/episode_source.h"
 
 namespace ouroboros::srwm {
 namespace {
@@ -159,6 +162,127 @@ TEST(EpisodesTest, CheckPoolRefusesTooFewClassesOrImages) {
   EXPECT_FALSE(EpisodeSampler(&pool, 5, 1, 1).CheckPool().ok());
   EXPECT_FALSE(EpisodeSampler(&pool, 3, 4, 1).CheckPool().ok());
   EXPECT_TRUE(EpisodeSampler(&pool, 3, 3, 1).CheckPool().ok());
+}
+
+// Two synthetic domains (ids from 0 and from 100), 3-way streams of 20
+// steps that switch at 8 +- 2.
+struct TwoDomains {
+  ClassPool first = SyntheticClassPool(5, 12, 16, 0.1, 1, 0);
+  ClassPool second = SyntheticClassPool(4, 12, 16, 0.1, 2, 100);
+  StreamSampler sampler{&first,          &second,
+                        /*ways=*/3,      /*length=*/20,
+                        /*switch_at=*/8, /*switch_jitter=*/2};
+};
+
+TEST(StreamsTest, AStreamSwitchesDomainOnceWithNewClassesAndLabels) {
+  TwoDomains domains;
+  ASSERT_TRUE(domains.sampler.CheckPools().ok());
+  const std::vector<int> directions = {0, 1, 0, 1, 1, 0};
+  std::mt19937_64 rng(7);
+  EpisodeBatch batch = domains.sampler.Sample(directions, rng);
+  ASSERT_EQ(batch.images.sizes(), (at::IntArrayRef{6, 20, 1, 16, 16}));
+  EXPECT_TRUE(batch.is_query.all().item<bool>());
+  EXPECT_TRUE(batch.label_shown.all().item<bool>());
+  std::set<int64_t> switches;
+  for (int64_t b = 0; b < 6; ++b) {
+    EXPECT_EQ(batch.direction[b].item<int64_t>(), directions[b]);
+    const int64_t switch_at = batch.switch_at[b].item<int64_t>();
+    switches.insert(switch_at);
+    ASSERT_TRUE(switch_at >= 6 && switch_at <= 10) << switch_at;
+    for (int segment = 0; segment < 2; ++segment) {
+      const int64_t begin = segment == 0 ? 0 : switch_at;
+      const int64_t end = segment == 0 ? switch_at : 20;
+      // Direction 0 starts in the first domain (ids < 100).
+      const bool from_second = (segment == 0) == (directions[b] == 1);
+      std::map<int64_t, int64_t> class_of_label;
+      std::map<int64_t, int> count;
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t label = batch.labels[b][t].item<int64_t>();
+        const int64_t id = batch.class_ids[b][t].item<int64_t>();
+        ASSERT_TRUE(label >= 0 && label < 3);
+        EXPECT_EQ(id >= 100, from_second) << "stream " << b << " step " << t;
+        auto [it, inserted] = class_of_label.emplace(label, id);
+        EXPECT_EQ(it->second, id);  // one class per label in a segment
+        ++count[label];
+      }
+      std::set<int64_t> ids;
+      for (const auto& [label, id] : class_of_label) ids.insert(id);
+      EXPECT_EQ(ids.size(), class_of_label.size());  // distinct classes
+      // Each label equally often, +-1.
+      const int64_t length = end - begin;
+      for (int label = 0; label < 3; ++label) {
+        EXPECT_GE(count[label], length / 3);
+        EXPECT_LE(count[label], (length + 2) / 3);
+      }
+    }
+  }
+  EXPECT_GT(switches.size(), 1u);  // the jitter moves the switch
+  // The seed fixes the streams.
+  std::mt19937_64 same(7), other(8);
+  EpisodeBatch again = domains.sampler.Sample(directions, same);
+  EXPECT_TRUE(at::equal(again.images, batch.images));
+  EXPECT_TRUE(at::equal(again.labels, batch.labels));
+  EXPECT_TRUE(at::equal(again.switch_at, batch.switch_at));
+  EXPECT_FALSE(at::equal(domains.sampler.Sample(directions, other).class_ids,
+                         batch.class_ids));
+}
+
+TEST(StreamsTest, TheDelayedLabelCrossesTheSwitch) {
+  TwoDomains domains;
+  std::mt19937_64 rng(3);
+  EpisodeBatch batch = domains.sampler.Sample({0, 1}, rng);
+  at::Tensor inputs = PackEpisodeInputs(batch, 3);
+  at::Tensor label_input = inputs.narrow(-1, 16 * 16, 3);
+  for (int64_t b = 0; b < 2; ++b) {
+    EXPECT_EQ(label_input[b][0].sum().item<float>(), 0.0f);
+    for (int64_t t = 1; t < 20; ++t) {
+      EXPECT_EQ(label_input[b][t].sum().item<float>(), 1.0f);
+      EXPECT_EQ(label_input[b][t].argmax().item<int64_t>(),
+                batch.labels[b][t - 1].item<int64_t>());
+    }
+    // The first step of the second domain shows the first domain's last
+    // label: no reset at the switch.
+    const int64_t switch_at = batch.switch_at[b].item<int64_t>();
+    EXPECT_EQ(label_input[b][switch_at].argmax().item<int64_t>(),
+              batch.labels[b][switch_at - 1].item<int64_t>());
+  }
+}
+
+TEST(StreamsTest, CheckPoolsRefusesADomainWithTooFewClassesOrImages) {
+  ClassPool three = SyntheticClassPool(3, 12, 16, 0.1, 1, 0);
+  ClassPool five = SyntheticClassPool(5, 12, 16, 0.1, 2, 100);
+  EXPECT_FALSE(StreamSampler(&five, &three, 4, 20, 10, 0).CheckPools().ok());
+  EXPECT_TRUE(StreamSampler(&five, &three, 3, 20, 10, 0).CheckPools().ok());
+  // 3 ways over a segment of up to 40 steps: 14 images of a class.
+  EXPECT_FALSE(StreamSampler(&five, &three, 3, 50, 10, 0).CheckPools().ok());
+}
+
+TEST(StreamsTest, SwitchCurvesAgreeWithCountingByHand) {
+  // 3 streams x 6 steps; stream 0 and 1 go one way, stream 2 the other.
+  at::Tensor correct = at::tensor({1, 0, 1, 1, 0, 1,  //
+                                   0, 0, 1, 0, 1, 1,  //
+                                   1, 1, 0, 0, 0, 1},
+                                  at::kFloat)
+                           .view({3, 6});
+  at::Tensor switch_at = at::tensor({2, 3, 4}, at::kLong);
+  at::Tensor direction = at::tensor({0, 0, 1}, at::kLong);
+  std::map<int, SwitchCurve> curves =
+      SwitchCurves(correct, switch_at, direction);
+  ASSERT_EQ(curves.size(), 2u);
+  const SwitchCurve& way = curves.at(0);
+  // Stream 0 covers offsets -2..3, stream 1 offsets -3..2.
+  EXPECT_EQ(way.offsets, (std::vector<int64_t>{-3, -2, -1, 0, 1, 2, 3}));
+  EXPECT_EQ(way.streams, (std::vector<int64_t>{1, 2, 2, 2, 2, 2, 1}));
+  // offset -3: s1 t0 = 0; -2: s0 t0 1, s1 t1 0; -1: s0 t1 0, s1 t2 1;
+  // 0: s0 t2 1, s1 t3 0; 1: s0 t3 1, s1 t4 1; 2: s0 t4 0, s1 t5 1; 3: 1.
+  EXPECT_EQ(way.accuracy, (std::vector<double>{0, 0.5, 0.5, 0.5, 1, 0.5, 1}));
+  EXPECT_DOUBLE_EQ(way.before_switch, 2.0 / 5);       // 1 0 | 0 0 1
+  EXPECT_DOUBLE_EQ(way.after_switch, 5.0 / 7);        // 1 1 0 1 | 0 1 1
+  EXPECT_DOUBLE_EQ(way.first_after_switch, 5.0 / 7);  // all within 20
+  const SwitchCurve& back = curves.at(1);
+  EXPECT_EQ(back.offsets, (std::vector<int64_t>{-4, -3, -2, -1, 0, 1}));
+  EXPECT_DOUBLE_EQ(back.before_switch, 0.5);
+  EXPECT_DOUBLE_EQ(back.after_switch, 0.5);
 }
 
 }  // namespace

@@ -348,6 +348,17 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
           absl::StrCat("must be a finite number (got ", value, ")"));
     }
   }
+  if (srwm.query_loss_only() &&
+      config.data_config().dataset() == kEpisodeDataSource) {
+    absl::StatusOr<FewshotEpisodesConfig> episodes =
+        ParseEpisodesConfig(config);
+    if (episodes.ok() && episodes->layout() == kSequentialLayout) {
+      return ConfigFieldError(
+          "model_config.query_loss_only",
+          "a sequential stream shows every step's label at the next step, so "
+          "every step is a query: leave it out");
+    }
+  }
   const std::string& srwm_input = srwm.srwm_input();
   if (srwm_input != "layer_norm" && srwm_input != "residual") {
     return ConfigFieldError(

@@ -328,7 +328,51 @@ INSTANTIATE_TEST_SUITE_P(
                   "quarter turns (got 5)"},
         BadConfig{"{}", R"("shotz": 5)",
                   "data_config.source_config.shotz: unknown field; did you "
-                  "mean 'shots'?"}));
+                  "mean 'shots'?"},
+        BadConfig{"{}", R"("layout": "stream")",
+                  "data_config.source_config.layout: must be episodes or "
+                  "sequential (got 'stream')"},
+        BadConfig{"{}",
+                  R"("layout": "sequential",
+                     "stream": {"length": 60, "switch_at": 60})",
+                  "data_config.source_config.stream.switch_at: the switch "
+                  "(60 +- 0) must fall inside the stream, at 1 to length - 1 "
+                  "= 59, so that both domains are shown"},
+        BadConfig{"{}",
+                  R"("layout": "sequential",
+                     "stream": {"switch_at": 30, "switch_jitter": 30})",
+                  "data_config.source_config.stream.switch_at: the switch "
+                  "(30 +- 30) must fall inside the stream, at 1 to length - "
+                  "1 = 59, so that both domains are shown"},
+        BadConfig{"{}",
+                  R"("layout": "sequential",
+                     "stream": {"second_domain": "omniglot"})",
+                  "data_config.source_config.stream.second_domain: a "
+                  "stream's domains are fashion or digits (got 'omniglot')"},
+        BadConfig{"{}", R"("layout": "sequential", "stream": {"lenght": 10})",
+                  "data_config.source_config.stream.lenght: unknown field; "
+                  "did you mean 'length'?"},
+        BadConfig{R"({"query_loss_only": true})", R"("layout": "sequential")",
+                  "model_config.query_loss_only: a sequential stream shows "
+                  "every step's label at the next step, so every step is a "
+                  "query: leave it out"}));
+
+TEST(SrwmConfigTest, ADomainWithTooFewClassesForTheWaysIsRefused) {
+  RunConfig config = ConfigWith(
+      "{}", R"("layout": "sequential", "stream": {"digit_rotations": 1})",
+      "fashion_mnist");
+  EXPECT_EQ(std::string(ValidateEpisodeSource(config).message()),
+            "data_config.source_config.stream.digit_rotations: the digits "
+            "domain has 10 classes; meta-validation + meta-test (16) leave "
+            "fewer than 5 meta-training classes for 5-way streams: use more "
+            "rotations");
+  RunConfig fashion_only =
+      ConfigWith("{}",
+                 R"("layout": "sequential", "stream": {"digit_rotations": 1,
+         "second_domain": "fashion"})",
+                 "fashion_mnist");
+  EXPECT_TRUE(ValidateEpisodeSource(fashion_only).ok());
+}
 
 TEST(SrwmConfigTest, DefaultConfigIsValid) {
   absl::StatusOr<RunConfig> config =
@@ -357,6 +401,7 @@ TEST(SrwmConfigTest, TheModelNeedsEpisodesAndEpisodesNeedImages) {
 struct FewshotRun {
   TrainResult result;
   std::map<std::string, EpisodeScore> scores;  // from fewshot.json
+  google::protobuf::Value fewshot;             // all of fewshot.json
 };
 
 // Meta-trains the config `json` with the plain Trainer (and a plain Adam
@@ -397,10 +442,11 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
   ASSIGN_OR_RETURN(TrainResult result, trainer.Run());
   ASSIGN_OR_RETURN(google::protobuf::Value fewshot,
                    ReadJsonFile(run_dir + "/fewshot.json"));
-  FewshotRun run{result, {}};
+  FewshotRun run{result, {}, fewshot};
   for (const auto& [name, value] : fewshot.struct_value().fields()) {
     if (!value.has_struct_value()) continue;
     const auto& fields = value.struct_value().fields();
+    if (!fields.contains("accuracy")) continue;  // "sequential"
     EpisodeScore& score = run.scores[name];
     score.accuracy = fields.at("accuracy").number_value();
     score.ci95 = fields.at("ci95").number_value();
@@ -489,6 +535,51 @@ TEST(FewshotRunTest, ResumedRunDrawsTheSameEpisodes) {
   ASSERT_FALSE(weights(*whole).empty());
   EXPECT_EQ(weights(*resumed), weights(*whole));
   EXPECT_EQ(resumed->result.last_train_loss, whole->result.last_train_loss);
+}
+
+// A short run on switching streams (synthetic domains): fewshot.json holds
+// each direction's accuracy against the position from the switch.
+TEST(FewshotRunTest, SequentialStreamsReportAccuracyAroundTheSwitch) {
+  absl::StatusOr<FewshotRun> run = RunFewshot(
+      R"({"model": "srwm", "seed": 4,
+    "data_config": {"dataset": "fewshot_episodes",
+                    "synthetic": {"num_samples": 100, "num_features": 256,
+                                  "num_classes": 5, "noise": 0.3},
+                    "source_config": {"images": "synthetic", "ways": 3,
+                        "layout": "sequential",
+                        "stream": {"length": 12, "switch_at": 6},
+                        "train_episodes_per_epoch": 32, "eval_episodes": 10}},
+    "optim_config": {"name": "adam", "lr": 0.003},
+    "run_config": {"epochs": 1, "batch_size": 8},
+    "model_config": {"hidden_size": 16, "num_heads": 2, "num_layers": 1,
+                     "encoder_channels": 4}})",
+      TestDir("sequential"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->result.position.step, 4);
+  EXPECT_EQ(run->scores.at("meta_test").episodes, 10);
+  const auto& sequential =
+      run->fewshot.struct_value().fields().at("sequential").struct_value();
+  EXPECT_EQ(sequential.fields().at("recovery_window").number_value(), 20);
+  for (const char* direction : {"fashion_then_digits", "digits_then_fashion"}) {
+    ASSERT_TRUE(sequential.fields().contains(direction)) << direction;
+    const auto& curve = sequential.fields().at(direction).struct_value();
+    const auto& offsets = curve.fields().at("offsets").list_value();
+    const auto& accuracy = curve.fields().at("accuracy").list_value();
+    const auto& streams = curve.fields().at("streams").list_value();
+    ASSERT_EQ(offsets.values_size(), 12);
+    EXPECT_EQ(offsets.values(0).number_value(), -6);
+    EXPECT_EQ(offsets.values(11).number_value(), 5);
+    for (int i = 0; i < 12; ++i) {
+      EXPECT_EQ(streams.values(i).number_value(), 5);  // half of 10 each way
+      EXPECT_GE(accuracy.values(i).number_value(), 0);
+      EXPECT_LE(accuracy.values(i).number_value(), 1);
+    }
+    const double before =
+        curve.fields().at("accuracy_before_switch").number_value();
+    double sum = 0;
+    for (int i = 0; i < 6; ++i) sum += accuracy.values(i).number_value();
+    EXPECT_NEAR(before, sum / 6, 1e-12);  // every stream switches at 6
+  }
 }
 
 #ifdef SRWM_LEARNING_TEST
