@@ -100,6 +100,17 @@ absl::StatusOr<DistributedConfig> DistributedFromEnvironment() {
   absl::StatusOr<int> timeout = IntFromEnv("OUROBOROS_DIST_TIMEOUT", 120, 1);
   if (!timeout.ok()) return timeout.status();
   config.timeout_seconds = *timeout;
+  absl::StatusOr<int> overlap = IntFromEnv("OUROBOROS_DIST_OVERLAP", 1, 0);
+  if (!overlap.ok()) return overlap.status();
+  if (*overlap > 1) {
+    return absl::InvalidArgumentError(
+        "environment variable OUROBOROS_DIST_OVERLAP must be 0 or 1");
+  }
+  config.overlap_backward = *overlap == 1;
+  absl::StatusOr<int> bucket =
+      IntFromEnv("OUROBOROS_DIST_BUCKET_KIB", config.bucket_kib, 1);
+  if (!bucket.ok()) return bucket.status();
+  config.bucket_kib = *bucket;
   absl::StatusOr<int> group_rank = IntFromEnv("GROUP_RANK", 0, 0);
   if (!group_rank.ok()) return group_rank.status();
   config.group_rank = *group_rank;
@@ -180,6 +191,9 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
   std::chrono::milliseconds timeout;
+  // StartSumInPlace's collectives in flight, by ticket.
+  std::map<int64_t, c10::intrusive_ptr<c10d::Work>> pending;
+  int64_t next_ticket = 0;
 
   // Waits for a collective, turning a failure (a dead rank, a timeout) into
   // a Status that says what was going on.
@@ -194,8 +208,8 @@ struct ProcessGroup::Impl {
 ProcessGroup::ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl,
                            std::string device)
     : config_(std::move(config)),
-      impl_(std::move(impl)),
-      device_(std::move(device)) {}
+      device_(std::move(device)),
+      impl_(std::move(impl)) {}
 
 ProcessGroup::~ProcessGroup() = default;
 
@@ -357,6 +371,27 @@ absl::Status ProcessGroup::SumInPlace(at::Tensor& tensor) {
       CallTorch("all-reduce", [&] { work = impl_->gloo->allreduce(one); });
   if (!status.ok()) return status;
   return impl_->Wait(work, "summing over the ranks", config_.rank);
+}
+
+absl::StatusOr<int64_t> ProcessGroup::StartSumInPlace(const at::Tensor& flat) {
+  std::vector<at::Tensor> one = {flat};
+  c10::intrusive_ptr<c10d::Work> work;
+  RETURN_IF_ERROR(
+      CallTorch("all-reduce", [&] { work = impl_->gloo->allreduce(one); }));
+  const int64_t ticket = impl_->next_ticket++;
+  impl_->pending[ticket] = std::move(work);
+  return ticket;
+}
+
+absl::Status ProcessGroup::WaitForSum(int64_t ticket) {
+  auto work = impl_->pending.find(ticket);
+  if (work == impl_->pending.end()) {
+    return absl::InternalError(
+        absl::StrCat("no all-reduce in flight with ticket ", ticket));
+  }
+  c10::intrusive_ptr<c10d::Work> started = std::move(work->second);
+  impl_->pending.erase(work);
+  return impl_->Wait(started, "summing over the ranks", config_.rank);
 }
 
 absl::Status ProcessGroup::Barrier() {

@@ -54,12 +54,19 @@ struct DistributedConfig {
   bool use_agent_store = false;
   // GLOO_SOCKET_IFNAME, split at commas.
   std::vector<std::string> gloo_interfaces;
+  // The Trainer's standard step averages the gradients while the backward
+  // runs (GradientReducer), in buckets of at most this many KiB;
+  // OUROBOROS_DIST_OVERLAP=0: after the backward, in 25 MiB buckets.
+  // OUROBOROS_DIST_BUCKET_KIB sets the size.
+  bool overlap_backward = true;
+  int bucket_kib = 256;
   bool enabled() const { return world_size > 1; }
 };
 
 // From torchrun's variables; world size 1 (not distributed) when WORLD_SIZE
 // is unset. InvalidArgument naming the variable for a bad value.
-// OUROBOROS_DIST_TIMEOUT sets timeout_seconds.
+// OUROBOROS_DIST_TIMEOUT sets timeout_seconds; OUROBOROS_DIST_OVERLAP
+// (0 or 1) and OUROBOROS_DIST_BUCKET_KIB overlap_backward and bucket_kib.
 absl::StatusOr<DistributedConfig> DistributedFromEnvironment();
 
 // The local address of the interface whose route reaches `host` (a name or
@@ -95,6 +102,11 @@ class ProcessGroup {
                                 int64_t bucket_bytes = 25 << 20);
   // Sum over the ranks, in place.
   absl::Status SumInPlace(at::Tensor& tensor);
+  // The same, started and left running: returns at once with a ticket that
+  // WaitForSum takes (once). For overlapping the messages with computation,
+  // as GradientReducer (gradient_reducer.h) does with the backward.
+  absl::StatusOr<int64_t> StartSumInPlace(const at::Tensor& flat);
+  absl::Status WaitForSum(int64_t ticket);
   absl::Status Barrier();
 
   // The job's key-value store (the rendezvous TCPStore), for coordination

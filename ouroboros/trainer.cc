@@ -18,6 +18,7 @@
 #include "ouroboros/errors.h"
 #include "ouroboros/event_writer.h"
 #include "ouroboros/files.h"
+#include "ouroboros/gradient_reducer.h"
 #include "ouroboros/json.h"
 #include "ouroboros/plots.h"
 #include "ouroboros/progress.h"
@@ -182,11 +183,23 @@ absl::StatusOr<double> Trainer::StandardTrainStep(const Batch& batch) {
     loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) return;  // reported by the caller
     optimizer_->zero_grad();
+    // The stop vote rides on the gradients, as in SynchronizeGradients.
+    if (reducer_ != nullptr) reducer_->Arm(StopSignal() != 0 ? 1 : 0);
     loss.backward();
   });
-  if (!status.ok()) return status;
+  if (!status.ok()) {
+    if (reducer_ != nullptr) reducer_->Disarm();
+    return status;
+  }
   if (!std::isfinite(loss_value)) return loss_value;
-  RETURN_IF_ERROR(SynchronizeGradients());
+  if (reducer_ != nullptr) {
+    absl::StatusOr<int> votes = reducer_->Finish();
+    if (!votes.ok()) return votes.status();
+    stop_votes_ = *votes;
+    stop_votes_exchanged_ = true;
+  } else {
+    RETURN_IF_ERROR(SynchronizeGradients());
+  }
   status = CallTorch("optimizer step", [&] {
     if (config().optim_config().grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(
@@ -359,6 +372,18 @@ absl::Status Trainer::Setup() {
       state.push_back(buffer);
     }
     RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
+    const DistributedConfig& distributed = group_->config();
+    if (distributed.overlap_backward) {
+      absl::StatusOr<std::unique_ptr<GradientReducer>> reducer =
+          GradientReducer::Create(group_.get(), model_->module().parameters(),
+                                  int64_t{distributed.bucket_kib} << 10);
+      if (!reducer.ok()) return reducer.status();
+      reducer_ = *std::move(reducer);
+      LOG(INFO) << absl::StrFormat(
+          "distributed: gradients averaged during the backward, in %d "
+          "buckets of <= %d KiB (OUROBOROS_DIST_OVERLAP=0: after it)",
+          reducer_->buckets(), distributed.bucket_kib);
+    }
   }
   // Rank 0 (or the only process) writes; the other ranks only read the
   // checkpoint they resume from.

@@ -49,6 +49,7 @@
 namespace ouroboros {
 
 class EventWriter;
+class GradientReducer;
 class ProcessGroup;
 
 // In the run directory's kEpochRecordFile (run_layout.h): one JSON object
@@ -226,7 +227,11 @@ class Trainer final : public TrainingContext {
   std::unique_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<EventWriter> events_;
-  std::unique_ptr<ProcessGroup> group_;              // null unless distributed
+  std::unique_ptr<ProcessGroup> group_;  // null unless distributed
+  // The standard step's gradient averaging during the backward (null: not
+  // distributed, or OUROBOROS_DIST_OVERLAP=0). Declared after group_, so
+  // destroyed before it.
+  std::unique_ptr<GradientReducer> reducer_;
   std::vector<std::unique_ptr<TrainerHook>> hooks_;  // config().hooks()
   // HookEntry::in_every_run: after hooks_, and after each step's checkpoint.
   std::vector<std::unique_ptr<TrainerHook>> every_run_hooks_;

@@ -311,8 +311,9 @@ TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
     EXPECT_EQ(records[i].epoch, records[i].step > 12 ? 2 : 1);
     // The training's clock, growing from one evaluation to the next.
     EXPECT_GE(records[i].train_seconds, 0.0);
-    if (i > 0)
+    if (i > 0) {
       EXPECT_GT(records[i].train_seconds, records[i - 1].train_seconds);
+    }
     for (const auto* metrics : {&records[i].val, &records[i].test}) {
       ASSERT_EQ(metrics->count("accuracy"), 1u);
       EXPECT_GE(metrics->at("accuracy"), 0.0);

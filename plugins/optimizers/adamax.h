@@ -43,7 +43,8 @@ struct AdamaxParamState
 
 class Adamax : public torch::optim::Optimizer {
  public:
-  Adamax(std::vector<torch::Tensor> params, AdamaxOptions defaults = {});
+  Adamax(std::vector<torch::Tensor> params,
+         AdamaxOptions defaults = AdamaxOptions());
   torch::Tensor step(LossClosure closure = nullptr) override;
   // For checkpoints (the base Optimizer saves nothing).
   void save(torch::serialize::OutputArchive& archive) const override;
