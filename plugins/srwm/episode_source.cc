@@ -119,29 +119,27 @@ class EpisodeGenerator : public SampleGenerator {
  public:
   EpisodeGenerator(std::shared_ptr<const EpisodePools> pools,
                    const FewshotEpisodesConfig& config, uint64_t seed)
-      : pools_(std::move(pools)),
-        sampler_(&pools_->split.train, config.ways(), config.shots(),
-                 config.queries_per_class()),
-        ways_(config.ways()),
-        seed_(seed) {}
+      : pools_(std::move(pools)), config_(config), seed_(seed) {}
 
   absl::StatusOr<Batch> Draw(int64_t count, int64_t step, int rank) override {
     std::seed_seq step_seed{uint32_t(seed_), uint32_t(seed_ >> 32),
                             uint32_t(rank), uint32_t(step),
                             uint32_t(step >> 32)};
     std::mt19937_64 rng(step_seed);
+    // Under a curriculum, fewer ways in the label inputs of `ways` width.
+    EpisodeSampler sampler(&pools_->split.train, WaysAtStep(config_, step),
+                           config_.shots(), config_.queries_per_class());
     Batch episodes;
     RETURN_IF_ERROR(CallTorch("sampling training episodes", [&] {
-      EpisodeBatch sampled = sampler_.Sample(count, rng);
-      episodes = {PackEpisodeInputs(sampled, ways_), sampled.labels};
+      EpisodeBatch sampled = sampler.Sample(count, rng);
+      episodes = {PackEpisodeInputs(sampled, config_.ways()), sampled.labels};
     }));
     return episodes;
   }
 
  private:
   std::shared_ptr<const EpisodePools> pools_;
-  EpisodeSampler sampler_;
-  int ways_;
+  FewshotEpisodesConfig config_;
   uint64_t seed_;
 };
 
@@ -379,6 +377,24 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                      "or synthetic images (got '",
                      c.images(), "')"));
   }
+  if (c.curriculum_steps() < 0) {
+    return ConfigFieldError(
+        Field("curriculum_steps"),
+        absl::StrCat("must be >= 0 (got ", c.curriculum_steps(), ")"));
+  }
+  if (c.curriculum_steps() > 0) {
+    if (c.curriculum_start_ways() < 2 || c.curriculum_start_ways() > c.ways()) {
+      return ConfigFieldError(
+          Field("curriculum_start_ways"),
+          absl::StrCat("must be 2 to ways (", c.ways(), ") (got ",
+                       c.curriculum_start_ways(), ")"));
+    }
+    if (c.layout() == kSequentialLayout) {
+      return ConfigFieldError(
+          Field("curriculum_steps"),
+          "a curriculum of ways is for episodes, not for sequential streams");
+    }
+  }
   if (c.layout() != kEpisodesLayout && c.layout() != kSequentialLayout) {
     return ConfigFieldError(
         Field("layout"), absl::StrCat("must be episodes or sequential (got '",
@@ -407,6 +423,15 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                      " meta-training classes out of ", total_classes));
   }
   return c;
+}
+
+int WaysAtStep(const FewshotEpisodesConfig& config, int64_t step) {
+  const int64_t steps = config.curriculum_steps();
+  if (steps <= 0 || step >= steps) return config.ways();
+  const int64_t start = config.curriculum_start_ways();
+  // Each of the (ways - start + 1) stages lasts steps / stages.
+  const int64_t stages = config.ways() - start + 1;
+  return static_cast<int>(start + step * stages / steps);
 }
 
 absl::Status ValidateEpisodeSource(const RunConfig& config) {
@@ -459,6 +484,15 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
       pools->split.train.classes.size(), pools->split.val.classes.size(),
       pools->split.test.classes.size(),
       pools->digits ? "; + MNIST digits (cross-domain)" : "");
+  if (c.curriculum_steps() > 0) {
+    LOG(INFO) << absl::StrFormat(
+        "fewshot: curriculum of ways, %d-way training episodes at first, one "
+        "way more every %.0f steps, %d-way from step %d",
+        c.curriculum_start_ways(),
+        double(c.curriculum_steps()) /
+            (c.ways() - c.curriculum_start_ways() + 1),
+        c.ways(), c.curriculum_steps());
+  }
 
   const int64_t steps = int64_t{c.ways()} * (c.shots() + c.queries_per_class());
   DataSplits splits;

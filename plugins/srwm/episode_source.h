@@ -53,6 +53,10 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
 
 absl::Status ValidateEpisodeSource(const RunConfig& config);
 
+// The ways of the training episodes at `step` under the config's
+// curriculum (curriculum_steps, curriculum_start_ways): `ways` without one.
+int WaysAtStep(const FewshotEpisodesConfig& config, int64_t step);
+
 absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context);
 
 struct EpisodeScore {

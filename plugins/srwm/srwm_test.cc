@@ -352,6 +352,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"{}", R"("layout": "sequential", "stream": {"lenght": 10})",
                   "data_config.source_config.stream.lenght: unknown field; "
                   "did you mean 'length'?"},
+        BadConfig{"{}",
+                  R"("curriculum_steps": 100, "curriculum_start_ways": 6)",
+                  "data_config.source_config.curriculum_start_ways: must be 2 "
+                  "to ways (5) (got 6)"},
+        BadConfig{"{}", R"("curriculum_steps": -1)",
+                  "data_config.source_config.curriculum_steps: must be >= 0 "
+                  "(got -1)"},
+        BadConfig{"{}", R"("curriculum_steps": 100, "layout": "sequential")",
+                  "data_config.source_config.curriculum_steps: a curriculum "
+                  "of ways is for episodes, not for sequential streams"},
         BadConfig{R"({"query_loss_only": true})", R"("layout": "sequential")",
                   "model_config.query_loss_only: a sequential stream shows "
                   "every step's label at the next step, so every step is a "
@@ -535,6 +545,46 @@ TEST(FewshotRunTest, ResumedRunDrawsTheSameEpisodes) {
   ASSERT_FALSE(weights(*whole).empty());
   EXPECT_EQ(weights(*resumed), weights(*whole));
   EXPECT_EQ(resumed->result.last_train_loss, whole->result.last_train_loss);
+}
+
+// The curriculum: 2-way episodes first, one way more every 100 of the first
+// 300 steps (labels within the step's ways, label inputs of the full
+// width), 4-way from step 300; the same step draws the same episodes.
+TEST(FewshotRunTest, ACurriculumOfWaysGrowsTheTrainingEpisodes) {
+  RunConfig config = ConfigWith(
+      "{}", R"("ways": 4, "curriculum_steps": 300, "curriculum_start_ways": 2,
+               "queries_per_class": 2, "skip_mnist_digits": true)");
+  absl::StatusOr<FewshotEpisodesConfig> episodes = ParseEpisodesConfig(config);
+  ASSERT_TRUE(episodes.ok()) << episodes.status();
+  EXPECT_EQ(WaysAtStep(*episodes, 0), 2);
+  EXPECT_EQ(WaysAtStep(*episodes, 99), 2);
+  EXPECT_EQ(WaysAtStep(*episodes, 100), 3);
+  EXPECT_EQ(WaysAtStep(*episodes, 299), 4);
+  EXPECT_EQ(WaysAtStep(*episodes, 300), 4);
+  EXPECT_EQ(WaysAtStep(*episodes, 100000), 4);
+  FewshotEpisodesConfig off = *episodes;
+  off.set_curriculum_steps(0);
+  EXPECT_EQ(WaysAtStep(off, 0), 4);
+
+  DataSourceContext context;
+  context.config = &config;
+  context.config_source = "test.json";
+  absl::StatusOr<DataSplits> splits = MakeEpisodeSplits(context);
+  ASSERT_TRUE(splits.ok()) << splits.status();
+  SampleGenerator& generator = *splits->train.generator;
+  for (const auto& [step, ways] :
+       {std::pair<int64_t, int>{0, 2}, {150, 3}, {299, 4}, {5000, 4}}) {
+    absl::StatusOr<Batch> batch = generator.Draw(6, step, 0);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_EQ(batch->targets.size(1), ways * (1 + 2)) << "step " << step;
+    EXPECT_EQ(batch->targets.max().item<int64_t>(), ways - 1);
+    EXPECT_EQ(batch->inputs.size(2), 256 + 4);  // label inputs of all 4 ways
+    absl::StatusOr<Batch> again = generator.Draw(6, step, 0);
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(at::equal(again->inputs, batch->inputs));
+  }
+  // Evaluation episodes have all the ways.
+  EXPECT_EQ(splits->val.targets.size(1), 4 * (1 + 2));
 }
 
 // A short run on switching streams (synthetic domains): fewshot.json holds
