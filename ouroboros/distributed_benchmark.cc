@@ -4,8 +4,9 @@
 // in the same run on the same link.
 //
 //   bazel-bin/ouroboros/distributed_benchmark                 # 2 ranks here
-//   RANK=0 WORLD_SIZE=2 MASTER_ADDR=10.99.0.1 MASTER_PORT=29533 \
+//   RANK=0 WORLD_SIZE=2 MASTER_ADDR=10.99.0.1 MASTER_PORT=29533
 //     bazel-bin/ouroboros/distributed_benchmark               # one per host
+//   (the variables and the command on one line)
 //
 // Without WORLD_SIZE it forks itself into two ranks on 127.0.0.1. With it,
 // each host runs one rank (the raw copy uses MASTER_PORT + 1). Rank 0 prints

@@ -196,10 +196,10 @@ class JsonReader {
   }
 
   absl::Status ReadUnicodeEscape(std::string* out) {
-    unsigned code;
+    unsigned code = 0;
     RETURN_IF_ERROR(ReadHex4(&code));
     if (code >= 0xD800 && code < 0xDC00) {  // surrogate pair
-      unsigned low;
+      unsigned low = 0;
       if (!Consume("\\u")) return Error("unpaired surrogate in \\u escape");
       RETURN_IF_ERROR(ReadHex4(&low));
       if (low < 0xDC00 || low > 0xDFFF) return Error("invalid low surrogate");
