@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -514,20 +515,37 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
   return splits;
 }
 
-absl::StatusOr<at::Tensor> CorrectPredictions(Model& model,
-                                              const Dataset& episodes) {
-  std::vector<at::Tensor> correct;
-  RETURN_IF_ERROR(CallTorch("fewshot evaluation", [&] {
+namespace {
+
+// Runs `model` over `episodes` in chunks, in evaluation mode and without
+// gradients: score(logits, labels, first, end) for each chunk.
+absl::Status ForEachChunk(
+    Model& model, const Dataset& episodes,
+    const std::function<void(const at::Tensor&, const at::Tensor&, int64_t,
+                             int64_t)>& score) {
+  return CallTorch("fewshot evaluation", [&] {
     torch::NoGradGuard no_grad;
     model.module().eval();
     for (int64_t done = 0; done < episodes.size(); done += kEvalChunk) {
       const int64_t end = std::min(done + kEvalChunk, episodes.size());
-      at::Tensor labels = episodes.targets.slice(0, done, end);
-      at::Tensor logits = model.Forward(episodes.inputs.slice(0, done, end));
-      correct.push_back((logits.argmax(-1) == labels).to(at::kFloat));
+      score(model.Forward(episodes.inputs.slice(0, done, end)),
+            episodes.targets.slice(0, done, end), done, end);
     }
     model.module().train();
-  }));
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> CorrectPredictions(Model& model,
+                                              const Dataset& episodes) {
+  std::vector<at::Tensor> correct;
+  RETURN_IF_ERROR(ForEachChunk(
+      model, episodes,
+      [&](const at::Tensor& logits, const at::Tensor& labels, int64_t,
+          int64_t) {
+        correct.push_back((logits.argmax(-1) == labels).to(at::kFloat));
+      }));
   return at::cat(correct);
 }
 
@@ -540,23 +558,19 @@ absl::StatusOr<EpisodeScore> ScoreEpisodes(Model& model,
         "fewshot_episodes)");
   }
   std::vector<at::Tensor> per_episode_accuracy, per_episode_loss;
-  RETURN_IF_ERROR(CallTorch("fewshot evaluation", [&] {
-    torch::NoGradGuard no_grad;
-    model.module().eval();
-    for (int64_t done = 0; done < episodes.size(); done += kEvalChunk) {
-      const int64_t end = std::min(done + kEvalChunk, episodes.size());
-      at::Tensor labels = episodes.targets.slice(0, done, end);
-      at::Tensor logits = model.Forward(episodes.inputs.slice(0, done, end));
-      at::Tensor query = query_mask->second.slice(0, done, end).to(at::kFloat);
-      at::Tensor correct = (logits.argmax(-1) == labels).to(at::kFloat);
-      at::Tensor nll = -at::log_softmax(logits, -1)
-                            .gather(-1, labels.unsqueeze(-1))
-                            .squeeze(-1);
-      per_episode_accuracy.push_back((correct * query).sum(1) / query.sum(1));
-      per_episode_loss.push_back((nll * query).sum(1) / query.sum(1));
-    }
-    model.module().train();
-  }));
+  RETURN_IF_ERROR(ForEachChunk(
+      model, episodes,
+      [&](const at::Tensor& logits, const at::Tensor& labels, int64_t first,
+          int64_t end) {
+        at::Tensor query =
+            query_mask->second.slice(0, first, end).to(at::kFloat);
+        at::Tensor correct = (logits.argmax(-1) == labels).to(at::kFloat);
+        at::Tensor nll = -at::log_softmax(logits, -1)
+                              .gather(-1, labels.unsqueeze(-1))
+                              .squeeze(-1);
+        per_episode_accuracy.push_back((correct * query).sum(1) / query.sum(1));
+        per_episode_loss.push_back((nll * query).sum(1) / query.sum(1));
+      }));
   at::Tensor accuracy = at::cat(per_episode_accuracy).to(at::kDouble);
   EpisodeScore score;
   score.episodes = accuracy.numel();
