@@ -154,6 +154,8 @@ void GradientReducer::Arm(int stop_vote) {
 
 void GradientReducer::Disarm() { state_->armed = false; }
 
+bool GradientReducer::armed() const { return state_->armed; }
+
 absl::StatusOr<int> GradientReducer::Finish() {
   State& s = *state_;
   s.armed = false;

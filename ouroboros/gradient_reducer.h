@@ -53,6 +53,8 @@ class GradientReducer {
   // Disarms without exchanging anything (the step failed before or during
   // its backward; the run ends).
   void Disarm();
+  // Between Arm and Finish (or Disarm).
+  bool armed() const;
 
   int64_t buckets() const;
   // Buckets whose all-reduce the last backward started while it ran (the

@@ -192,14 +192,7 @@ absl::StatusOr<double> Trainer::StandardTrainStep(const Batch& batch) {
     return status;
   }
   if (!std::isfinite(loss_value)) return loss_value;
-  if (reducer_ != nullptr) {
-    absl::StatusOr<int> votes = reducer_->Finish();
-    if (!votes.ok()) return votes.status();
-    stop_votes_ = *votes;
-    stop_votes_exchanged_ = true;
-  } else {
-    RETURN_IF_ERROR(SynchronizeGradients());
-  }
+  RETURN_IF_ERROR(SynchronizeGradients());
   status = CallTorch("optimizer step", [&] {
     if (config().optim_config().grad_clip_norm() > 0) {
       torch::nn::utils::clip_grad_norm_(
@@ -252,8 +245,15 @@ absl::Status Trainer::SynchronizeGradients() {
   if (group_ == nullptr) return absl::OkStatus();
   // The stop vote rides on the gradients: no message of its own per step.
   int votes = StopSignal() != 0 ? 1 : 0;
-  RETURN_IF_ERROR(
-      group_->AverageGradients(model_->module().parameters(), &votes));
+  if (reducer_ != nullptr && reducer_->armed()) {
+    // The standard step's backward has started the buckets already.
+    absl::StatusOr<int> reduced = reducer_->Finish();
+    if (!reduced.ok()) return reduced.status();
+    votes = *reduced;
+  } else {
+    RETURN_IF_ERROR(
+        group_->AverageGradients(model_->module().parameters(), &votes));
+  }
   stop_votes_ = votes;
   stop_votes_exchanged_ = true;
   return absl::OkStatus();

@@ -264,30 +264,33 @@ absl::Status CheckStreamConfig(const FewshotEpisodesConfig& c) {
   return absl::OkStatus();
 }
 
-// The three pools of one stream domain.
+// Three pools of data_config.synthetic's noisy prototypes (num_classes
+// classes, num_samples images, num_features pixels, a square), seeded from
+// seed + first and with ids from 100 * first: meta-train, -validation, -test.
+MetaSplit SyntheticSplit(const SyntheticData& synthetic, uint64_t seed,
+                         int first) {
+  const int classes = synthetic.num_classes();
+  const int per_class = synthetic.num_samples() / classes;
+  const int side =
+      static_cast<int>(std::lround(std::sqrt(synthetic.num_features())));
+  MetaSplit split;
+  ClassPool* pools[3] = {&split.train, &split.val, &split.test};
+  for (int i = 0; i < 3; ++i) {
+    *pools[i] = SyntheticClassPool(classes, per_class, side, synthetic.noise(),
+                                   seed + first + i, 100 * (first + i));
+  }
+  return split;
+}
+
+// The three pools of one stream domain; the fashion domain is the
+// episodes' split, `fashion` (rotated Fashion-MNIST, or synthetic).
 absl::StatusOr<MetaSplit> LoadDomain(const std::string& domain,
                                      const FewshotEpisodesConfig& c,
                                      const DataConfig& data, uint64_t seed,
                                      const MetaSplit& fashion) {
-  if (c.images() == kSynthetic) {
-    const SyntheticData& synthetic = data.synthetic();
-    const int classes = synthetic.num_classes();
-    const int per_class = synthetic.num_samples() / classes;
-    const int side =
-        static_cast<int>(std::lround(std::sqrt(synthetic.num_features())));
-    // The fashion domain is the episodes' synthetic split; digits another.
-    const uint64_t offset = domain == kFashionDomain ? 0 : 3;
-    MetaSplit split;
-    split.train =
-        SyntheticClassPool(classes, per_class, side, synthetic.noise(),
-                           seed + offset, 100 * offset);
-    split.val = SyntheticClassPool(classes, per_class, side, synthetic.noise(),
-                                   seed + offset + 1, 100 * (offset + 1));
-    split.test = SyntheticClassPool(classes, per_class, side, synthetic.noise(),
-                                    seed + offset + 2, 100 * (offset + 2));
-    return split;
-  }
   if (domain == kFashionDomain) return fashion;
+  if (c.images() == kSynthetic)
+    return SyntheticSplit(data.synthetic(), seed, 3);
   return LoadRotatedDigitSplit(
       c.mnist_digits_path(), c.stream().digit_rotations(), c.meta_val_classes(),
       c.meta_test_classes(), seed + kDigitSplitSeedOffset);
@@ -449,18 +452,9 @@ absl::StatusOr<DataSplits> MakeEpisodeSplits(const DataSourceContext& context) {
   auto pools = std::make_shared<EpisodePools>();
   int side = 28;
   if (c.images() == kSynthetic) {
-    // Each of the three pools: num_classes classes of noisy prototypes,
-    // num_samples images in all, images of num_features pixels (a square).
-    const SyntheticData& synthetic = data.synthetic();
-    const int classes = synthetic.num_classes();
-    const int per_class = synthetic.num_samples() / classes;
-    side = static_cast<int>(std::lround(std::sqrt(synthetic.num_features())));
-    pools->split.train = SyntheticClassPool(classes, per_class, side,
-                                            synthetic.noise(), seed, 0);
-    pools->split.val = SyntheticClassPool(classes, per_class, side,
-                                          synthetic.noise(), seed + 1, 100);
-    pools->split.test = SyntheticClassPool(classes, per_class, side,
-                                           synthetic.noise(), seed + 2, 200);
+    side = static_cast<int>(
+        std::lround(std::sqrt(data.synthetic().num_features())));
+    pools->split = SyntheticSplit(data.synthetic(), seed, 0);
   } else {
     const std::string dir =
         data.path().empty() ? kFashionMnistDir : data.path();
