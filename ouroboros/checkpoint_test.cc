@@ -56,7 +56,10 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   Net net;
   torch::optim::Adam adam(net.module.parameters(), 0.1);
   TrainSteps(net, adam, 3);
-  CheckpointState state{{2, 5, 17}, 0.75, true};
+  CheckpointState state;
+  state.position = {2, 5, 17};
+  state.best_metric = 0.75;
+  state.has_best = true;
   state.last_train_loss = 0.25;
   state.epoch_loss_sum = 1.5;
   state.epoch_loss_count = 4;
@@ -92,7 +95,8 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
 TEST_F(CheckpointTest, KeepsEachComponentsOwnStateByOwner) {
   Net net;
   torch::optim::Adam adam(net.module.parameters(), 0.1);
-  CheckpointState state{{1, 0, 9}, 0, false};
+  CheckpointState state;
+  state.position = {1, 0, 9};
   ComponentState& model = state.components["model quine"];
   model.SetInt("cursor", 42);
   model.SetDouble("scale", 0.125);

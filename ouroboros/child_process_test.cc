@@ -36,7 +36,8 @@ ChildJob Shell(const std::string& name, const std::string& script,
   return {name,
           {"/bin/sh", "-c", script},
           Scratch() + "/" + name + ".out",
-          timeout_seconds};
+          timeout_seconds,
+          {}};
 }
 
 TEST(ChildProcessTest, CapturesOutputAndExitCode) {

@@ -87,12 +87,12 @@ class Stateful {
   virtual ~Stateful() = default;
   // Called when a checkpoint is written (after the step, epoch or hook work
   // it follows). Writes nothing by default.
-  virtual absl::Status SaveState(ComponentState* state) const {
+  virtual absl::Status SaveState(ComponentState* /*state*/) const {
     return absl::OkStatus();
   }
   // Called once on resume, before training goes on (hooks: before their
   // OnTrainBegin), with what SaveState wrote.
-  virtual absl::Status LoadState(const ComponentState& state) {
+  virtual absl::Status LoadState(const ComponentState& /*state*/) {
     return absl::OkStatus();
   }
 };

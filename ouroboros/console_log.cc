@@ -11,7 +11,7 @@ bool Verbose() { return FLAGS_v > 0; }
 
 class ConsoleSink : public google::LogSink {
  public:
-  void send(google::LogSeverity severity, const char* full_filename,
+  void send(google::LogSeverity severity, const char* /*full_filename*/,
             const char* base_filename, int line,
             const google::LogMessageTime& time, const char* message,
             size_t message_len) override {

@@ -26,7 +26,7 @@ absl::StatusOr<double> Model::TrainStep(const Batch& batch,
 }
 
 absl::StatusOr<std::map<std::string, double>> Model::Evaluate(
-    Split split, const Dataset& data, TrainingContext& training) {
+    Split /*split*/, const Dataset& data, TrainingContext& training) {
   return training.StandardEvaluate(data);
 }
 

@@ -87,8 +87,9 @@ class Model : public Stateful {
   // regeneration (which may reset training.optimizer()'s state). Scalars put
   // in `metrics` are logged (console, log.txt, TensorBoard as
   // "model/<name>").
-  virtual absl::Status OnEpochEnd(int64_t epoch, TrainingContext& training,
-                                  std::map<std::string, double>* metrics) {
+  virtual absl::Status OnEpochEnd(int64_t /*epoch*/,
+                                  TrainingContext& /*training*/,
+                                  std::map<std::string, double>* /*metrics*/) {
     return absl::OkStatus();
   }
   // Once the run is over: after the final checkpoint and test evaluation,
@@ -96,7 +97,7 @@ class Model : public Stateful {
   // run killed in here runs it again when resumed); rank 0 writes, every
   // rank calls it. E.g. a meta-test of the best checkpoint written to a
   // file of the family's own.
-  virtual absl::Status OnRunEnd(TrainingContext& training) {
+  virtual absl::Status OnRunEnd(TrainingContext& /*training*/) {
     return absl::OkStatus();
   }
   // The family's own figures, besides the loss, the monitored metric and the
@@ -184,20 +185,20 @@ class TrainerHook : public Stateful {
  public:
   virtual ~TrainerHook() = default;
   // Once the model, optimizer and (on resume) checkpoint are loaded.
-  virtual absl::Status OnTrainBegin(const TrainingView& view) {
+  virtual absl::Status OnTrainBegin(const TrainingView& /*view*/) {
     return absl::OkStatus();
   }
   // After every optimizer step (view.step already counts it).
-  virtual absl::Status OnStepEnd(const TrainingView& view) {
+  virtual absl::Status OnStepEnd(const TrainingView& /*view*/) {
     return absl::OkStatus();
   }
   // After every epoch; scalars put in `metrics` are logged like the model's.
-  virtual absl::Status OnEpochEnd(const TrainingView& view,
-                                  std::map<std::string, double>* metrics) {
+  virtual absl::Status OnEpochEnd(const TrainingView& /*view*/,
+                                  std::map<std::string, double>* /*metrics*/) {
     return absl::OkStatus();
   }
   // After the last step, before the final test evaluation.
-  virtual absl::Status OnTrainEnd(const TrainingView& view) {
+  virtual absl::Status OnTrainEnd(const TrainingView& /*view*/) {
     return absl::OkStatus();
   }
 };

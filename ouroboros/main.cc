@@ -39,12 +39,12 @@
 #include "ouroboros/console_log.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
-#include "ouroboros/json.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/plugin_loader.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_dir.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_metrics.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
@@ -495,34 +495,22 @@ absl::StatusOr<std::string> RestartRunDir(const std::string& dir) {
 // epochs, or run_config.max_steps): the line to print instead of running.
 std::optional<std::string> FinishedRun(const std::string& run_dir,
                                        const RunConfig& config) {
-  absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(RunFile(run_dir, kMetricsFile));
+  absl::StatusOr<RunMetrics> metrics = ReadRunMetrics(run_dir);
   if (!metrics.ok()) return std::nullopt;
-  const auto& fields = metrics->struct_value().fields();
-  const auto number = [&](const char* key) {
-    auto it = fields.find(key);
-    return it == fields.end() ? 0.0 : it->second.number_value();
-  };
-  const double epochs = number("epochs");
-  const double steps = number("steps");
+  const int64_t epochs = metrics->epochs;
+  const int64_t steps = metrics->steps;
   const int64_t max_steps = config.run_config().max_steps();
   // Stopped early, and the config asks for no more patience than it had.
-  bool stopped_early = false;
-  if (auto early = fields.find("early_stopping"); early != fields.end()) {
-    const auto& e = early->second.struct_value().fields();
-    auto stopped = e.find("stopped");
-    auto patience = e.find("patience");
-    stopped_early =
-        stopped != e.end() && stopped->second.bool_value() &&
-        patience != e.end() && config.score_config().patience() > 0 &&
-        config.score_config().patience() <= patience->second.number_value();
-  }
+  const bool stopped_early =
+      metrics->early_stopping.has_value() && metrics->early_stopping->stopped &&
+      config.score_config().patience() > 0 &&
+      config.score_config().patience() <= metrics->early_stopping->patience;
   if (!stopped_early && epochs < config.run_config().epochs() &&
       (max_steps <= 0 || steps < max_steps)) {
     return std::nullopt;
   }
   return absl::StrFormat(
-      "%s: the run is finished (%g epochs, %g steps; metrics.json); nothing "
+      "%s: the run is finished (%d epochs, %d steps; metrics.json); nothing "
       "to do. To train further, resume with a larger "
       "--set=run_config.epochs=N.",
       run_dir, epochs, steps);

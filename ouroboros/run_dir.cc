@@ -121,7 +121,7 @@ RunDirLock::~RunDirLock() { close(fd_); }
 class RunLogFile::Sink : public google::LogSink {
  public:
   explicit Sink(std::ofstream out) : out_(std::move(out)) {}
-  void send(google::LogSeverity severity, const char* full_filename,
+  void send(google::LogSeverity severity, const char* /*full_filename*/,
             const char* base_filename, int line,
             const google::LogMessageTime& time, const char* message,
             size_t message_len) override {

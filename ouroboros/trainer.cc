@@ -24,6 +24,7 @@
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_metrics.h"
 #include "ouroboros/schedule.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
@@ -571,33 +572,20 @@ absl::Status Trainer::EvaluateAtStep() {
 }
 
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
-  google::protobuf::Value root;
-  auto* fields = root.mutable_struct_value()->mutable_fields();
-  (*fields)["epochs"].set_number_value(result.position.epoch);
-  (*fields)["steps"].set_number_value(result.position.step);
-  (*fields)["last_train_loss"].set_number_value(result.last_train_loss);
-  for (const auto& [section, metrics] :
-       {std::pair<const char*, const std::map<std::string, double>*>{
-            "val", &result.val},
-        {"test", &result.test}}) {
-    auto* out = (*fields)[section].mutable_struct_value()->mutable_fields();
-    for (const auto& [name, value] : *metrics) {
-      if (std::isfinite(value)) (*out)[name].set_number_value(value);
-    }
-  }
-  (*fields)["final_checkpoint"].set_string_value(result.final_checkpoint);
+  RunMetrics metrics;
+  metrics.epochs = result.position.epoch;
+  metrics.steps = result.position.step;
+  metrics.last_train_loss = result.last_train_loss;
+  metrics.val = result.val;
+  metrics.test = result.test;
+  metrics.final_checkpoint = result.final_checkpoint;
   const ScoreConfig& score = config().score_config();
   if (score.patience() > 0) {
-    auto& early =
-        *(*fields)["early_stopping"].mutable_struct_value()->mutable_fields();
-    early["stopped"].set_bool_value(result.stopped_early);
-    early["monitor"].set_string_value(score.monitor());
-    early["patience"].set_number_value(score.patience());
-    early["min_delta"].set_number_value(score.min_delta());
-    early["best"].set_number_value(result.best_metric);
+    metrics.early_stopping = EarlyStoppingRecord{
+        result.stopped_early, score.monitor(), score.patience(),
+        score.min_delta(), result.best_metric};
   }
-  return WriteFileAtomically(RunFile(context_.run_dir, kMetricsFile),
-                             FormatJson(root));
+  return WriteRunMetrics(context_.run_dir, metrics);
 }
 
 TrainingView Trainer::View() {
@@ -650,7 +638,7 @@ class Trainer::BuiltinHook {
   // After every optimizer step (the position already counts it).
   virtual absl::Status AfterStep() { return absl::OkStatus(); }
   // After every epoch's evaluation.
-  virtual absl::Status AfterEpoch(const EpochEvaluation& evaluation) {
+  virtual absl::Status AfterEpoch(const EpochEvaluation& /*evaluation*/) {
     return absl::OkStatus();
   }
 

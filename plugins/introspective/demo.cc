@@ -8,7 +8,6 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +16,7 @@
 #include "glog/logging.h"
 #include "google/protobuf/util/json_util.h"
 #include "ouroboros/child_process.h"
+#include "ouroboros/child_run.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
@@ -26,6 +26,7 @@
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_metrics.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
@@ -41,10 +42,6 @@ constexpr char kNetworkFile[] = "introspection_net.pt";
 // What training I found (IntrospectionTrainResult), written after the
 // network: a resumed demo that finds both skips the training.
 constexpr char kNetworkResultFile[] = "introspection_net.json";
-
-int Cores() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
 
 // The run config of a RunSpec, with `extra` overrides after the spec's own.
 // "_plain", "_jumps" (I) or "_jumps_linear": the target run's name suffix.
@@ -184,15 +181,8 @@ absl::Status ValidateDemoConfig(const RunConfig& config) {
 
 // A test metric from a finished run's metrics.json, or NaN.
 double FinalTestMetric(const std::string& run_dir, const std::string& metric) {
-  absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(RunFile(run_dir, kMetricsFile));
-  if (!metrics.ok()) return std::nan("");
-  const auto& fields = metrics->struct_value().fields();
-  auto test = fields.find("test");
-  if (test == fields.end()) return std::nan("");
-  const auto& values = test->second.struct_value().fields();
-  auto value = values.find(metric);
-  return value == values.end() ? std::nan("") : value->second.number_value();
+  absl::StatusOr<RunMetrics> metrics = ReadRunMetrics(run_dir);
+  return metrics.ok() ? metrics->TestMetric(metric) : std::nan("");
 }
 
 double MetricOr(const std::map<std::string, double>& metrics,
@@ -238,12 +228,10 @@ class DemoPipeline : public Pipeline {
       : context_(std::move(context)), demo_(std::move(demo)) {}
 
   absl::Status Run() override {
-    absl::StatusOr<std::string> self = SelfExecutable();
-    if (!self.ok()) return self.status();
-    self_ = *self;
-    workers_ = demo_.workers() > 0 ? demo_.workers() : Cores();
-    threads_ = demo_.threads_per_run() > 0 ? demo_.threads_per_run()
-                                           : std::max(1, Cores() / workers_);
+    const ChildRunBudget budget =
+        PlanChildRuns(demo_.workers(), demo_.threads_per_run());
+    workers_ = budget.concurrent;
+    threads_ = budget.threads;
     const std::string network = context_.run_dir + "/" + kNetworkFile;
     if (UsesNetwork()) {
       RETURN_IF_ERROR(RecordHistories());
@@ -285,7 +273,9 @@ class DemoPipeline : public Pipeline {
           config->data_config().dataset(),
           absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
       ChildPool pool(1);
-      RETURN_IF_ERROR(AddRun(pool, name, *config, dir, Cores()));
+      // The record run is alone: all the cores.
+      RETURN_IF_ERROR(
+          AddRun(pool, name, *config, dir, PlanChildRuns(1, 0).threads));
       ProgressBar bar(name + " run (epochs)", config->run_config().epochs());
       pool.Run([&](ChildPool&) {
         bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");
@@ -672,22 +662,19 @@ class DemoPipeline : public Pipeline {
     }
     RETURN_IF_ERROR(
         WriteFileAtomically(dir + ".json", RunConfigToJson(config)));
-    std::vector<std::string> argv = {self_, "--config=" + dir + ".json",
-                                     "--run_dir=" + dir,
-                                     absl::StrCat("--threads=", threads)};
+    ChildRun run{name, dir};
+    run.config_path = dir + ".json";
+    run.threads = threads;
     // Resumed as a whole: each run continues from its checkpoint, starts if
     // it never did, and is left alone if it finished.
-    if (context_.resuming) argv.push_back("--resume=auto");
-    for (const std::string& flag : PluginDirFlags(*context_.registry)) {
-      argv.push_back(flag);
-    }
-    pool.Add({name, argv, dir + ".out", 0, WithoutDistributedEnvironment()});
+    if (context_.resuming) run.resume = "auto";
+    ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
+    pool.Add(std::move(job));
     return absl::OkStatus();
   }
 
   PipelineContext context_;
   DemoPipelineConfig demo_;
-  std::string self_;
   int workers_ = 1;
   int threads_ = 1;
   std::vector<std::string> histories_;  // one file per record run

@@ -527,7 +527,7 @@ absl::Status JumpHook::OnTrainEnd(const TrainingView& view) {
   return absl::OkStatus();
 }
 
-absl::Status JumpHook::OnEpochEnd(const TrainingView& view,
+absl::Status JumpHook::OnEpochEnd(const TrainingView& /*view*/,
                                   std::map<std::string, double>* metrics) {
   (*metrics)["introspection_jumps"] = jumps_done_;
   return absl::OkStatus();

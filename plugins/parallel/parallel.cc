@@ -7,7 +7,6 @@
 #include <cmath>
 #include <iostream>
 #include <set>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "ouroboros/child_process.h"
+#include "ouroboros/child_run.h"
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
@@ -24,6 +24,7 @@
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_metrics.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
@@ -140,15 +141,8 @@ absl::StatusOr<std::vector<Member>> ResolveMembers(
 
 // A test metric from the member's metrics.json, or NaN.
 double TestMetric(const std::string& run_dir, const std::string& metric) {
-  absl::StatusOr<google::protobuf::Value> metrics =
-      ReadJsonFile(RunFile(run_dir, kMetricsFile));
-  if (!metrics.ok()) return std::nan("");
-  const auto& fields = metrics->struct_value().fields();
-  auto test = fields.find("test");
-  if (test == fields.end()) return std::nan("");
-  const auto& values = test->second.struct_value().fields();
-  auto value = values.find(metric);
-  return value == values.end() ? std::nan("") : value->second.number_value();
+  absl::StatusOr<RunMetrics> metrics = ReadRunMetrics(run_dir);
+  return metrics.ok() ? metrics->TestMetric(metric) : std::nan("");
 }
 
 std::string Number(double value, const char* format = "%.4f") {
@@ -166,33 +160,27 @@ class ParallelPipeline : public Pipeline {
   absl::Status Run() override {
     const std::string dir = context_.run_dir + "/pipelines";
     RETURN_IF_ERROR(MakeDirectories(dir));
-    absl::StatusOr<std::string> self = SelfExecutable();
-    if (!self.ok()) return self.status();
-    const int cores =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int workers = parallel_.workers() > 0 ? parallel_.workers() : cores;
-    const int threads = parallel_.threads_per_pipeline() > 0
-                            ? parallel_.threads_per_pipeline()
-                            : std::max(1, cores / workers);
+    const ChildRunBudget budget =
+        PlanChildRuns(parallel_.workers(), parallel_.threads_per_pipeline());
+    const int workers = budget.concurrent;
+    const int threads = budget.threads;
     LOG(INFO) << absl::StrFormat(
         "parallel: %d pipelines, %d at once with %d threads each",
         members_.size(), workers, threads);
     ChildPool pool(workers);
-    const std::vector<std::string> plugin_flags =
-        PluginDirFlags(*context_.registry);
     for (const Member& member : members_) {
       const std::string config_path = dir + "/" + member.name + ".json";
       RETURN_IF_ERROR(
           WriteFileAtomically(config_path, RunConfigToJson(member.config)));
-      std::vector<std::string> argv = {*self, "--config=" + config_path,
-                                       "--run_dir=" + RunDirOf(member),
-                                       absl::StrCat("--threads=", threads)};
+      ChildRun run{member.name, RunDirOf(member)};
+      run.config_path = config_path;
+      run.threads = threads;
+      run.timeout_seconds = parallel_.timeout_seconds();
       // Resumed as a whole: each member continues from its checkpoint or
       // its records, starts if it never did, and is left alone if done.
-      if (context_.resuming) argv.push_back("--resume=auto");
-      argv.insert(argv.end(), plugin_flags.begin(), plugin_flags.end());
-      pool.Add({member.name, argv, dir + "/" + member.name + ".out",
-                parallel_.timeout_seconds(), WithoutDistributedEnvironment()});
+      if (context_.resuming) run.resume = "auto";
+      ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
+      pool.Add(std::move(job));
     }
     const bool terminal = isatty(STDERR_FILENO);
     std::vector<std::string> shown(members_.size());

@@ -218,7 +218,7 @@ absl::StatusOr<DataSplits> MakeCoordinateSplits(
     coordinates.targets = at::arange(n, at::kLong);
     coordinates.spec = DataSpec{{1}, 0};
     splits =
-        DataSplits{coordinates, coordinates, coordinates, coordinates.spec};
+        DataSplits{coordinates, coordinates, coordinates, coordinates.spec, {}};
   }));
   return splits;
 }
@@ -656,7 +656,7 @@ bool QuineModel::RegeneratesAfter(int64_t epoch) const {
 }
 
 absl::StatusOr<std::map<std::string, double>> QuineModel::Evaluate(
-    Split split, const Dataset& data, TrainingContext& training) {
+    Split /*split*/, const Dataset& data, TrainingContext& training) {
   std::map<std::string, double> metrics;
   if (auxiliary()) {
     ASSIGN_OR_RETURN(metrics, training.StandardEvaluate(data));

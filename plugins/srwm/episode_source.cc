@@ -103,7 +103,7 @@ class StreamGenerator : public SampleGenerator {
     RETURN_IF_ERROR(CallTorch("sampling training streams", [&] {
       EpisodeBatch sampled =
           sampler_.Sample(StreamDirections(stream_, count, &rng), rng);
-      streams = {PackEpisodeInputs(sampled, ways_), sampled.labels};
+      streams = {PackEpisodeInputs(sampled, ways_), sampled.labels, {}};
     }));
     return streams;
   }
@@ -133,7 +133,8 @@ class EpisodeGenerator : public SampleGenerator {
     Batch episodes;
     RETURN_IF_ERROR(CallTorch("sampling training episodes", [&] {
       EpisodeBatch sampled = sampler.Sample(count, rng);
-      episodes = {PackEpisodeInputs(sampled, config_.ways()), sampled.labels};
+      episodes = {
+          PackEpisodeInputs(sampled, config_.ways()), sampled.labels, {}};
     }));
     return episodes;
   }

@@ -240,7 +240,8 @@ class FewShotModel : public Model {
 
   // Accuracy and loss over the query steps of the fixed episodes.
   absl::StatusOr<std::map<std::string, double>> Evaluate(
-      Split split, const Dataset& data, TrainingContext& training) override {
+      Split /*split*/, const Dataset& data,
+      TrainingContext& /*training*/) override {
     ASSIGN_OR_RETURN(EpisodeScore score, ScoreEpisodes(*this, data));
     return std::map<std::string, double>{{"accuracy", score.accuracy},
                                          {"loss", score.loss}};

@@ -211,7 +211,7 @@ TEST(SrwmModelTest, QueryLossOnlyIgnoresExactlyTheSupportSteps) {
     EpisodeSampler sampler(&pool, /*ways=*/3, shots, /*queries_per_class=*/2);
     std::mt19937_64 rng(7);
     EpisodeBatch episodes = sampler.Sample(5, rng);
-    const Batch batch{PackEpisodeInputs(episodes, 3), episodes.labels};
+    const Batch batch{PackEpisodeInputs(episodes, 3), episodes.labels, {}};
     for (bool query_only : {false, true}) {
       RunConfig config = ConfigWith(absl::StrCat(
           R"({"hidden_size": 16, "num_heads": 2, "encoder_channels": 4,

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "glog/logging.h"
 #include "ouroboros/child_process.h"
+#include "ouroboros/child_run.h"
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
@@ -193,21 +193,16 @@ class TunePipeline : public Pipeline {
   // Runs the trials as child processes, `concurrent` at once (in a
   // distributed job: the trials this rank claims from the store).
   absl::Status RunTrials(const std::string& trials_dir) {
-    ASSIGN_OR_RETURN(const std::string self, SelfExecutable());
-    const int cores =
-        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int concurrent =
-        tune_.max_concurrent() > 0 ? tune_.max_concurrent() : cores;
-    const int threads = tune_.trial_threads() > 0
-                            ? tune_.trial_threads()
-                            : std::max(1, cores / concurrent);
+    const ChildRunBudget budget =
+        PlanChildRuns(tune_.max_concurrent(), tune_.trial_threads());
+    const int concurrent = budget.concurrent;
+    const int threads = budget.threads;
     LOG(INFO) << absl::StrFormat(
         "tune: %s search, %d trials, %d at once with %d threads each; %s %s; "
         "early stopping: %s",
         tune_.search(), records_.size(), concurrent, threads, tune_.mode(),
         tune_.metric(), tune_.early_stopping().method());
-    const TrialLauncher launch{self, threads, trials_dir,
-                               PluginDirFlags(*context_.registry)};
+    const TrialLauncher launch{threads, trials_dir};
     ChildPool pool(concurrent);
     if (group_ == nullptr) {
       for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
@@ -248,10 +243,8 @@ class TunePipeline : public Pipeline {
 
   // How every trial of this tune is started.
   struct TrialLauncher {
-    std::string self;  // this executable
     int threads = 1;
     std::string trials_dir;
-    std::vector<std::string> plugin_flags;
   };
 
   // Queues trial `record_index` in `pool`. Only the rank that runs a trial
@@ -259,28 +252,25 @@ class TunePipeline : public Pipeline {
   absl::Status AddTrial(const TrialLauncher& launch, int record_index,
                         ChildPool& pool) {
     TrialRecord& record = records_[record_index];
-    const std::string run_dir = launch.trials_dir + "/" + record.name;
-    std::vector<std::string> argv = {
-        launch.self, absl::StrCat("--threads=", launch.threads)};
-    if (context_.resuming && FindCheckpoint(run_dir).ok()) {
+    ChildRun run{record.name, launch.trials_dir + "/" + record.name};
+    run.threads = launch.threads;
+    run.timeout_seconds = tune_.trial_timeout_seconds();
+    if (context_.resuming && FindCheckpoint(run.run_dir).ok()) {
       // Cut short by a stopped or killed tune: it goes on from its newest
       // checkpoint and ends as if never stopped.
-      argv.push_back("--resume=" + run_dir);
+      run.resume = run.run_dir;
     } else {
       std::error_code ec;
-      fs::remove_all(run_dir, ec);  // cut short before its first checkpoint
-      RETURN_IF_ERROR(WriteFileAtomically(run_dir + ".json",
-                                          RunConfigToJson(record.config)));
-      argv.push_back("--config=" + run_dir + ".json");
-      argv.push_back("--run_dir=" + run_dir);
+      fs::remove_all(run.run_dir, ec);  // cut short before its first checkpoint
+      run.config_path = run.run_dir + ".json";
+      RETURN_IF_ERROR(
+          WriteFileAtomically(run.config_path, RunConfigToJson(record.config)));
     }
-    argv.insert(argv.end(), launch.plugin_flags.begin(),
-                launch.plugin_flags.end());
+    // A trial is a plain run even when the tune is one rank of a job.
+    ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
     record.rank = group_ != nullptr ? group_->config().rank : 0;
     job_records_.push_back(record_index);
-    // A trial is a plain run even when the tune is one rank of a job.
-    pool.Add({record.name, argv, run_dir + ".out",
-              tune_.trial_timeout_seconds(), WithoutDistributedEnvironment()});
+    pool.Add(std::move(job));
     return absl::OkStatus();
   }
 
@@ -595,19 +585,13 @@ class TunePipeline : public Pipeline {
   // Rank 0 of a distributed tune: the final run is a plain single-process
   // run (not a rank of this job), in a child process.
   absl::Status FinalRunAsChild(const std::string& final_dir) {
-    absl::StatusOr<std::string> self = SelfExecutable();
-    if (!self.ok()) return self.status();
-    std::vector<std::string> argv = {
-        *self, "--config=" + context_.run_dir + "/best_config.json",
-        "--run_dir=" + final_dir,
-        absl::StrCat("--threads=", context_.num_threads)};
-    for (const std::string& flag : PluginDirFlags(*context_.registry)) {
-      argv.push_back(flag);
-    }
+    ChildRun run{"final", final_dir};
+    run.config_path = context_.run_dir + "/best_config.json";
+    run.threads = context_.num_threads;
+    ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
     LOG(INFO) << "final run with the best parameters: " << final_dir;
     ChildPool pool(1);
-    pool.Add({"final", argv, final_dir + ".out", 0,
-              WithoutDistributedEnvironment()});
+    pool.Add(std::move(job));
     pool.Run(nullptr);
     if (pool.interrupted()) {
       return StoppedBySignal(

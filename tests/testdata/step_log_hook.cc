@@ -17,7 +17,7 @@ using ::ouroboros::TrainingView;
 
 absl::Status ValidateStepLog(const google::protobuf::Struct& section,
                              absl::string_view path,
-                             const ouroboros::RunConfig& config) {
+                             const ouroboros::RunConfig& /*config*/) {
   for (const auto& [key, value] : section.fields()) {
     if (key != "every") {
       return ouroboros::ConfigFieldError(absl::StrCat(path, ".", key),
