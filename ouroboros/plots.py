@@ -8,7 +8,11 @@
                    [--title TEXT] RUN_DIR...
       One chart per curve with every run on it (compare_<curve>.png), and the
       runs' metrics.json side by side: a table on stdout, compare.md and
-      compare.csv in DIR (default: the current directory).
+      compare.csv in DIR (default: the current directory). The table's first
+      columns are the config fields whose values differ between the runs, by
+      their paths (optim_config.lr). Runs whose configs differ only in seed
+      are grouped: a second table gives each group's mean +- std of every
+      metric over its seeds (compare_seeds.md, compare_seeds.csv).
 
 Main runs `run` when a run ends (run_config.skip_plots turns that off), a tune
 and a parallel job run `compare` over their trials and members, and
@@ -203,6 +207,23 @@ def save(pyplot, figure, path):
   return path
 
 
+# TensorBoard's default smoothing of a scalar: an exponential moving average
+# with this weight on the past, debiased at the start.
+SMOOTHING_WEIGHT = 0.6
+# Fewer points than this (epoch means) are drawn as they are.
+MIN_POINTS_TO_SMOOTH = 10
+
+
+def smoothed(ys, weight=SMOOTHING_WEIGHT):
+  """TensorBoard's smoothing: EMA of ys, divided by 1 - weight^n so that the
+  first points are not pulled towards zero."""
+  out, average = [], 0.0
+  for n, y in enumerate(ys, start=1):
+    average = weight * average + (1 - weight) * y
+    out.append(average / (1 - weight ** n))
+  return out
+
+
 def axis_label(name):
   if name.startswith("model/"):
     return "epoch"
@@ -226,8 +247,16 @@ def plot_run(run_dir):
     if not curves:
       return
     figure, axes = pyplot.subplots(figsize=(7, 4.2))
-    for label, (xs, ys), style in curves:
-      axes.plot(xs, ys, style, label=label, linewidth=1.4, markersize=4)
+    for index, (label, (xs, ys), style) in enumerate(curves):
+      colour = "C%d" % index
+      if style == "smooth" and len(ys) >= MIN_POINTS_TO_SMOOTH:
+        # The raw curve faint behind its moving average, as TensorBoard.
+        axes.plot(xs, ys, "-", color=colour, alpha=0.25, linewidth=1.0)
+        axes.plot(xs, smoothed(ys), "-", color=colour, linewidth=1.6,
+                  label="%s, smoothed (EMA %g)" % (label, SMOOTHING_WEIGHT))
+        continue
+      axes.plot(xs, ys, "-" if style == "smooth" else style, color=colour,
+                label=label, linewidth=1.4, markersize=4)
     axes.set_xlabel("step")
     axes.set_ylabel(y_label)
     axes.set_title(title)
@@ -238,7 +267,7 @@ def plot_run(run_dir):
   name = run.config.get("run_name") or run.label
   curve_figure("loss.png", "%s: loss" % name, "loss", [
       ("train (per logged step)" if run.steps else "train (epoch mean)",
-       "train/loss", "-"),
+       "train/loss", "smooth"),
       ("%s (per epoch)" % split, "%s/loss" % split, "o-"),
       ("val (every eval step)", "evals/val/loss", "s--"),
   ])
@@ -359,6 +388,80 @@ def flatten_metrics(metrics):
   return flat
 
 
+# A run's name labels it; it is not a setting that could explain a result.
+NOT_SETTINGS = ("run_name",)
+
+
+def flatten_config(config, prefix=""):
+  """config.json as "optim_config.lr" -> value; a list as its JSON text."""
+  flat = {}
+  for key, value in config.items():
+    path = prefix + key
+    if isinstance(value, dict):
+      flat.update(flatten_config(value, path + "."))
+    elif isinstance(value, list):
+      flat[path] = json.dumps(value)
+    else:
+      flat[path] = value
+  return flat
+
+
+def config_differences(runs):
+  """(paths, flats): the config paths whose values differ between the runs
+  (a path one run lacks counts as differing), and each run's flat config."""
+  flats = [flatten_config(run.config) for run in runs]
+  paths = sorted({p for flat in flats for p in flat} - set(NOT_SETTINGS))
+  differing = [p for p in paths
+               if len({json.dumps(flat.get(p)) for flat in flats}) > 1]
+  return differing, flats
+
+
+def setting_cell(value):
+  """A config value as the config says it: 1e-05, not 0.0000."""
+  if isinstance(value, float):
+    return "%g" % value
+  return value
+
+
+def mean_std_cell(values):
+  """"0.8612 +- 0.0123" over the seeds (sample std); one value alone."""
+  if len(values) == 1:
+    return format_cell(values[0])
+  mean = sum(values) / len(values)
+  std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+  return "%.4f +- %.4f" % (mean, std)
+
+
+def seed_table(runs, differing, flats, metric_columns, rows):
+  """(columns, rows) over seeds, or None: runs whose configs differ only in
+  seed form a group; a row per group with the settings that tell the
+  groups apart, the seeds, n, and each metric's mean +- std. None when no
+  group has two seeds."""
+  if "seed" not in differing:
+    return None
+  settings = [p for p in differing if p != "seed"]
+  groups = {}
+  for index, flat in enumerate(flats):
+    key = tuple(json.dumps(flat.get(p)) for p in settings)
+    groups.setdefault(key, []).append(index)
+  if max(len(members) for members in groups.values()) < 2:
+    return None
+  metrics = [c for c in metric_columns if "/" in c or c == "last_train_loss"]
+  out_rows = []
+  for members in groups.values():
+    first = flats[members[0]]
+    row = [setting_cell(first.get(p, "")) for p in settings]
+    row.append(", ".join(str(flats[i].get("seed", "")) for i in members))
+    row.append(len(members))
+    for metric in metrics:
+      values = [rows[i][metric] for i in members
+                if isinstance(rows[i].get(metric), (int, float))
+                and not isinstance(rows[i].get(metric), bool)]
+      row.append(mean_std_cell(values) if values else "")
+    out_rows.append(row)
+  return settings + ["seeds", "n"] + metrics, out_rows
+
+
 def format_cell(value):
   if isinstance(value, bool):
     return "yes" if value else "no"
@@ -385,14 +488,17 @@ def run_row(run):
   return flat
 
 
-def metrics_table(runs):
-  """(columns, rows): one row per run, its metrics.json flattened."""
+def metrics_table(runs, differing, configs):
+  """(columns, rows, metric columns, flat metrics): one row per run, the
+  config fields that differ between the runs, then its metrics.json
+  flattened."""
   flats = [run_row(run) for run in runs]
   columns = sorted({key for flat in flats for key in flat},
                    key=lambda k: (k != "finished", k.count("/") > 0, k))
-  rows = [[run.label] + [flat.get(c, "") for c in columns]
-          for run, flat in zip(runs, flats)]
-  return ["run"] + columns, rows
+  rows = [[run.label] + [setting_cell(config.get(p, "")) for p in differing] +
+          [flat.get(c, "") for c in columns]
+          for run, config, flat in zip(runs, configs, flats)]
+  return ["run"] + differing + columns, rows, columns, flats
 
 
 def markdown_table(columns, rows):
@@ -426,13 +532,25 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     for run in runs:
       run.label = os.path.relpath(run.dir)
   os.makedirs(out, exist_ok=True)
-  columns, rows = metrics_table(runs)
+  differing, configs = config_differences(runs)
+  columns, rows, metric_columns, flat_metrics = metrics_table(
+      runs, differing, configs)
   table = markdown_table(columns, rows)
   with open(os.path.join(out, "compare.md"), "w") as f:
     f.write(table)
   csv_string = csv_text(columns, rows)
   with open(os.path.join(out, "compare.csv"), "w") as f:
     f.write(csv_string)
+  written = []
+  seeds = seed_table(runs, differing, configs, metric_columns, flat_metrics)
+  if seeds:
+    seed_md = markdown_table(*seeds)
+    table += "\nover seeds (runs whose configs differ only in seed):\n\n" + seed_md
+    for name, text in (("compare_seeds.md", seed_md),
+                       ("compare_seeds.csv", csv_text(*seeds))):
+      with open(os.path.join(out, name), "w") as f:
+        f.write(text)
+      written.append(os.path.join(out, name))
 
   pyplot = import_pyplot()
   metric = metric or next((r.monitor() for r in runs if r.monitor()), None)
@@ -441,7 +559,6 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     curves.append((metric, metric, ["evals/test/%s" % metric,
                                     "evals/val/%s" % metric,
                                     "val/%s" % metric, "test/%s" % metric]))
-  written = []
   for curve, y_label, candidates in curves:
     figure, axes = pyplot.subplots(figsize=(8, 4.8))
     drawn = 0

@@ -4,6 +4,7 @@ brings) and must hold drawn curves of the expected colours across the plot,
 not just a valid header; the tables must carry metrics.json's numbers."""
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from PIL import Image
 WORKSPACE = os.path.join(os.environ["TEST_SRCDIR"], "ouroboros")
 MAIN = os.path.join(WORKSPACE, "ouroboros/main")
 COMPARE_RUNS = os.path.join(WORKSPACE, "tools/compare_runs")
+PLOTS_PY = os.path.join(WORKSPACE, "ouroboros/plots.py")
 TINY_MLP = os.path.join(WORKSPACE, "tests/testdata/tiny_mlp.json")
 SCRATCH = os.environ["TEST_TMPDIR"]
 
@@ -23,6 +25,8 @@ SCRATCH = os.environ["TEST_TMPDIR"]
 BLUE = (31, 119, 180)
 ORANGE = (255, 127, 14)
 GREEN = (44, 160, 44)
+# BLUE at alpha 0.25 on white: a raw curve behind its moving average.
+FAINT_BLUE = (199, 221, 236)
 # viridis at 1.0 and at 0.5: a heatmap's cells (accuracy 1, accuracy 0.5).
 VIRIDIS_TOP = (253, 231, 37)
 VIRIDIS_MIDDLE = (33, 145, 140)
@@ -145,6 +149,51 @@ class FamilyFigureTest(unittest.TestCase):
     self.assertGreater(teal, 5000, "no cell near accuracy 0.5")
 
 
+def load_plots_module():
+  spec = importlib.util.spec_from_file_location("plots", PLOTS_PY)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+class SmoothedLossTest(unittest.TestCase):
+
+  def test_moving_average_is_tensorboards(self):
+    plots = load_plots_module()
+    # Debiased: a constant stays itself from the first point on.
+    self.assertEqual(plots.smoothed([2.0, 2.0, 2.0]), [2.0, 2.0, 2.0])
+    # 0.6 on the past: (0.4 * 10) / (1 - 0.6^2) at the second point.
+    first, second = plots.smoothed([0.0, 10.0])
+    self.assertEqual(first, 0.0)
+    self.assertAlmostEqual(second, 4.0 / 0.64)
+
+  def test_noisy_train_loss_is_drawn_smoothed_over_raw(self):
+    run_dir = os.path.join(SCRATCH, "noisy")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "steps.jsonl"), "w") as f:
+      for step in range(1, 61):
+        loss = 2.0 / step ** 0.5 + (0.8 if step % 2 else 0.0)
+        f.write(json.dumps({"step": step, "epoch": 1, "loss": loss,
+                            "lr": 0.01}) + "\n")
+    result = subprocess.run(["/usr/bin/python3", PLOTS_PY, "run", run_dir],
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    png = os.path.join(run_dir, "plots", "loss.png")
+    counts = {}
+    for colour, what in ((BLUE, "the moving average"),
+                         (FAINT_BLUE, "the raw curve behind it")):
+      counts[what], span = colour_extent(png, colour, tolerance=12)
+      self.assertGreater(counts[what], 150, what)
+      self.assertGreater(span, 0.5, what)
+    # The raw loss zigzags by 0.8 at every step: drawn faint, it covers more
+    # pixels than the smoothed line in front of it (measured: 4,535 against
+    # 2,156). Drawn solid and unsmoothed, only its anti-aliased edges are
+    # faint (1,111 against 6,004 solid).
+    self.assertGreater(counts["the raw curve behind it"],
+                       counts["the moving average"])
+
+
 class CompareRunsTest(unittest.TestCase):
 
   @classmethod
@@ -152,6 +201,9 @@ class CompareRunsTest(unittest.TestCase):
     cls.runs = [train_tiny("compare_a")[0],
                 train_tiny("compare_b", "--seed=6",
                            "--set=optim_config.lr=0.003")[0]]
+    # compare_b's config but for its seed.
+    cls.seed_twin = train_tiny("compare_c", "--seed=7",
+                               "--set=optim_config.lr=0.003")[0]
 
   def test_table_csv_and_chart(self):
     out = os.path.join(SCRATCH, "compared")
@@ -182,6 +234,55 @@ class CompareRunsTest(unittest.TestCase):
       count, span = colour_extent(chart, colour)
       self.assertGreater(count, 150, what)
       self.assertGreater(span, 0.5, what)
+
+  def test_settings_that_differ_are_columns(self):
+    out = os.path.join(SCRATCH, "compared_settings")
+    result = subprocess.run([COMPARE_RUNS, "--out", out] + self.runs,
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    with open(os.path.join(out, "compare.csv")) as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+      columns = reader.fieldnames
+    # Exactly the fields the two configs disagree on, by their paths,
+    # right after the run's name; the run's own name is not a setting.
+    self.assertEqual(columns[:3], ["run", "optim_config.lr", "seed"])
+    with open(os.path.join(self.runs[0], "config.json")) as f:
+      first = json.load(f)
+    self.assertEqual(rows[0]["optim_config.lr"],
+                     "%g" % first["optim_config"]["lr"])
+    self.assertEqual(rows[1]["optim_config.lr"], "0.003")
+    self.assertEqual([r["seed"] for r in rows], [str(first["seed"]), "6"])
+    self.assertNotIn("run_name", columns)
+    # No two runs share their settings but for the seed: no seed table.
+    self.assertFalse(os.path.exists(os.path.join(out, "compare_seeds.csv")))
+    self.assertNotIn("over seeds", result.stdout)
+
+  def test_runs_differing_only_in_seed_are_grouped(self):
+    out = os.path.join(SCRATCH, "compared_seeds")
+    runs = self.runs + [self.seed_twin]
+    result = subprocess.run([COMPARE_RUNS, "--out", out] + runs,
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("over seeds", result.stdout)
+    with open(os.path.join(out, "compare_seeds.csv")) as f:
+      groups = {r["optim_config.lr"]: r for r in csv.DictReader(f)}
+    self.assertEqual(groups["0.003"]["seeds"], "6, 7")
+    self.assertEqual(groups["0.003"]["n"], "2")
+    self.assertEqual(groups["%g" % self.lr_of(self.runs[0])]["n"], "1")
+    accuracies = []
+    for run_dir in runs[1:]:
+      with open(os.path.join(run_dir, "metrics.json")) as f:
+        accuracies.append(json.load(f)["test"]["accuracy"])
+    mean = sum(accuracies) / 2
+    std = abs(accuracies[0] - accuracies[1]) / 2 ** 0.5
+    self.assertEqual(groups["0.003"]["test/accuracy"],
+                     "%.4f +- %.4f" % (mean, std))
+
+  @staticmethod
+  def lr_of(run_dir):
+    with open(os.path.join(run_dir, "config.json")) as f:
+      return json.load(f)["optim_config"]["lr"]
 
   def test_not_a_run_directory_is_bad_input(self):
     empty = os.path.join(SCRATCH, "not_a_run")
