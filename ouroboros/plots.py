@@ -224,12 +224,6 @@ def smoothed(ys, weight=SMOOTHING_WEIGHT):
   return out
 
 
-def axis_label(name):
-  if name.startswith("model/"):
-    return "epoch"
-  return "step"
-
-
 def plot_run(run_dir):
   run = Run(run_dir)
   if not (run.epochs or run.steps or run.evals):
@@ -340,20 +334,41 @@ def plot_heatmap(pyplot, run, out, spec):
   return save(pyplot, figure, os.path.join(out, spec["name"] + ".png"))
 
 
+def figure_curves(run, spec):
+  """(x label, [(name, (xs, ys))], marks) of a model's own figure, on one x
+  axis: epochs when every series is a model/ one (per epoch), else steps,
+  with model/ values and the marks placed at the step their epoch ended
+  (one figure may mix model/ series with val/ or evals/ ones, which are
+  per step)."""
+  present = [(name, run.series(name)) for name in spec.get("series", [])]
+  present = [(name, s) for name, s in present if s is not None]
+  marks = []
+  if spec.get("mark_where_present"):
+    marks = run.epochs_where_present(spec["mark_where_present"])
+  if all(name.startswith("model/") for name, _ in present):
+    return "epoch", present, marks
+  step_of = {r["epoch"]: r["step"] for r in run.epochs
+             if "epoch" in r and "step" in r}
+  on_steps = []
+  for name, (xs, ys) in present:
+    if name.startswith("model/"):
+      points = [(step_of[x], y) for x, y in zip(xs, ys) if x in step_of]
+      xs, ys = [x for x, _ in points], [y for _, y in points]
+    if xs:
+      on_steps.append((name, (xs, ys)))
+  return "step", on_steps, [step_of[m] for m in marks if m in step_of]
+
+
 def plot_family_figure(pyplot, run, out, spec):
   """A model's own figure: one panel per series, stacked, sharing the x axis
   (or, with "heatmap", one matrix of epochs x series)."""
   if spec.get("heatmap"):
     return plot_heatmap(pyplot, run, out, spec)
-  present = [(name, run.series(name)) for name in spec.get("series", [])]
-  present = [(name, s) for name, s in present if s is not None]
+  x_label, present, marks = figure_curves(run, spec)
   if not present:
     sys.stderr.write("plots: figure %s: none of %s has values\n" %
                      (spec.get("name"), ", ".join(spec.get("series", []))))
     return None
-  marks = []
-  if spec.get("mark_where_present"):
-    marks = run.epochs_where_present(spec["mark_where_present"])
   figure, panels = pyplot.subplots(
       len(present), 1, figsize=(7, 2.4 * len(present) + 0.8), sharex=True,
       squeeze=False)
@@ -369,7 +384,7 @@ def plot_family_figure(pyplot, run, out, spec):
     axes.grid(alpha=0.3)
     if marks and index == 0:
       axes.legend()
-  panels[-1][0].set_xlabel(axis_label(present[0][0]))
+  panels[-1][0].set_xlabel(x_label)
   panels[0][0].set_title(spec.get("title") or spec.get("name"))
   return save(pyplot, figure, os.path.join(out, spec["name"] + ".png"))
 

@@ -194,6 +194,55 @@ class SmoothedLossTest(unittest.TestCase):
                        counts["the moving average"])
 
 
+class FamilyFigureAxisTest(unittest.TestCase):
+  """A model's figure may mix model/ series (per epoch) with val/ ones (per
+  step): they must share one x axis, not an epoch axis with the step
+  curve squeezed onto it or the other way round."""
+
+  @classmethod
+  def setUpClass(cls):
+    cls.plots = load_plots_module()
+    cls.run_dir = os.path.join(SCRATCH, "mixed_axes")
+    shutil.rmtree(cls.run_dir, ignore_errors=True)
+    os.makedirs(cls.run_dir)
+    with open(os.path.join(cls.run_dir, "epochs.jsonl"), "w") as f:
+      for epoch, step in ((1, 100), (2, 200), (3, 300)):
+        record = {"epoch": epoch, "step": step, "train_loss": 1.0 / epoch,
+                  "val": {"accuracy": 0.5 + 0.1 * epoch},
+                  "model": {"rho": 0.3 / epoch}}
+        if epoch == 2:
+          record["model"]["regenerated"] = 1
+        f.write(json.dumps(record) + "\n")
+
+  def test_mixed_figure_is_drawn_against_steps(self):
+    run = self.plots.Run(self.run_dir)
+    spec = {"name": "mixed", "series": ["model/rho", "val/accuracy"],
+            "mark_where_present": "model/regenerated"}
+    os.makedirs(os.path.join(self.run_dir, "plots"), exist_ok=True)
+    with open(os.path.join(self.run_dir, "plots", "figures.json"), "w") as f:
+      json.dump({"figures": [spec]}, f)
+    x_label, curves, marks = self.plots.figure_curves(run, spec)
+    self.assertEqual(x_label, "step")
+    self.assertEqual(dict(curves)["model/rho"][0], [100, 200, 300])
+    self.assertEqual(dict(curves)["val/accuracy"][0], [100, 200, 300])
+    self.assertEqual(marks, [200])
+    # And the PNG is drawn.
+    result = subprocess.run(["/usr/bin/python3", PLOTS_PY, "run",
+                             self.run_dir], capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn(os.path.join(self.run_dir, "plots", "mixed.png"),
+                  result.stdout)
+
+  def test_model_only_figure_stays_per_epoch(self):
+    run = self.plots.Run(self.run_dir)
+    x_label, curves, marks = self.plots.figure_curves(
+        run, {"name": "rho", "series": ["model/rho"],
+              "mark_where_present": "model/regenerated"})
+    self.assertEqual(x_label, "epoch")
+    self.assertEqual(dict(curves)["model/rho"][0], [1, 2, 3])
+    self.assertEqual(marks, [2])
+
+
 class CompareRunsTest(unittest.TestCase):
 
   @classmethod
