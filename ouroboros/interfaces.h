@@ -50,6 +50,9 @@ struct FigureSpec {
   // series, each cell its value at that epoch (blank where it has none),
   // e.g. a continual run's accuracy on each task after each task.
   bool heatmap = false;
+  // A series' chance level, drawn as a labelled dashed line across its
+  // panel, e.g. {"val/accuracy", 0.2} for 5-way episodes.
+  std::map<std::string, double> chance;
 };
 
 // A trainable network. Forward maps a batch of inputs (batch x input_shape)

@@ -823,8 +823,11 @@ absl::Status RunPipeline(const ResolvedRunSpec& spec, const ResumePlan& plan,
   if (status.ok()) {
     LOG(INFO) << "done; outputs in " << run_dir;
   } else if (log != nullptr) {
-    // main prints the error to the console; keep it in the run's log too.
-    log->Append(absl::StrCat("error: ", status.message()));
+    // main prints it to the console; keep it in the run's log too. A stop
+    // signal is not an error: the run did what it asks (and is resumable).
+    log->Append(absl::IsCancelled(status)
+                    ? std::string(status.message())
+                    : absl::StrCat("error: ", status.message()));
   }
   return status;
 }

@@ -80,6 +80,10 @@ google::protobuf::Value FiguresJson(const std::vector<FigureSpec>& figures) {
     fields["mark_label"].set_string_value(figure.mark_label);
     fields["log_scale"].set_bool_value(figure.log_scale);
     fields["heatmap"].set_bool_value(figure.heatmap);
+    auto& chance = *fields["chance"].mutable_struct_value()->mutable_fields();
+    for (const auto& [name, level] : figure.chance) {
+      chance[name].set_number_value(level);
+    }
   }
   return root;
 }

@@ -214,6 +214,33 @@ SMOOTHING_WEIGHT = 0.6
 MIN_POINTS_TO_SMOOTH = 10
 
 
+# Metrics that live in [0, 1]. Auto-scaled, two points 0.0002 apart fill
+# the whole axis and read as a large change; their axis spans at least this.
+BOUNDED_METRICS = ("accuracy", "precision", "recall", "f1", "auroc")
+MIN_BOUNDED_SPAN = 0.1
+
+
+def unexaggerated_limits(name, values):
+  """(low, high) y limits for a [0, 1] metric whose values span less than
+  MIN_BOUNDED_SPAN: that span around them, inside [0, 1]. None: leave the
+  axis to matplotlib."""
+  if name.rpartition("/")[2] not in BOUNDED_METRICS or not values:
+    return None
+  low, high = min(values), max(values)
+  if low < 0 or high > 1 or high - low >= MIN_BOUNDED_SPAN:
+    return None
+  middle = (low + high) / 2
+  low = min(max(0.0, middle - MIN_BOUNDED_SPAN / 2), 1 - MIN_BOUNDED_SPAN)
+  margin = 0.02 * MIN_BOUNDED_SPAN
+  return low - margin, low + MIN_BOUNDED_SPAN + margin
+
+
+def keep_span(axes, name, values):
+  limits = unexaggerated_limits(name, values)
+  if limits:
+    axes.set_ylim(*limits)
+
+
 def smoothed(ys, weight=SMOOTHING_WEIGHT):
   """TensorBoard's smoothing: EMA of ys, divided by 1 - weight^n so that the
   first points are not pulled towards zero."""
@@ -240,6 +267,7 @@ def plot_run(run_dir):
     curves = [c for c in curves if c[1] is not None]
     if not curves:
       return
+    values = [y for _, (_, ys), _ in curves for y in ys]
     figure, axes = pyplot.subplots(figsize=(7, 4.2))
     for index, (label, (xs, ys), style) in enumerate(curves):
       colour = "C%d" % index
@@ -253,6 +281,7 @@ def plot_run(run_dir):
                 label=label, linewidth=1.4, markersize=4)
     axes.set_xlabel("step")
     axes.set_ylabel(y_label)
+    keep_span(axes, y_label, values)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
@@ -378,6 +407,14 @@ def plot_family_figure(pyplot, run, out, spec):
     axes.set_ylabel(series_label(name))
     if spec.get("log_scale") and all(y > 0 for y in ys):
       axes.set_yscale("log")
+    chance = spec.get("chance", {}).get(name)
+    if not isinstance(chance, (int, float)):
+      chance = None
+    keep_span(axes, name, list(ys) + ([chance] if chance is not None else []))
+    if chance is not None:
+      axes.axhline(chance, color="tab:gray", linestyle=":", linewidth=1.2,
+                   label="chance %g" % chance)
+      axes.legend(loc="best", fontsize="small")
     for i, mark in enumerate(marks):
       axes.axvline(mark, color="tab:red", alpha=0.35, linestyle="--",
                    label=(spec.get("mark_label") or "mark") if i == 0 else None)
@@ -578,6 +615,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     figure, axes = pyplot.subplots(figsize=(8, 4.8))
     drawn = 0
     source = None
+    values = []
     for run in runs:
       for name in candidates:
         series = run.series(name)
@@ -585,6 +623,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
           axes.plot(series[0], series[1], "-", linewidth=1.3, label=run.label,
                     marker="o" if len(series[0]) < 40 else None, markersize=3)
           drawn += 1
+          values.extend(series[1])
           source = source or name
           break
     if not drawn:
@@ -595,6 +634,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
                    label="marked steps" if i == 0 else None)
     axes.set_xlabel("step")
     axes.set_ylabel(y_label)
+    keep_span(axes, y_label, values)
     axes.set_title("%s%s (%s)" % (title + ": " if title else "", y_label,
                                   source))
     axes.grid(alpha=0.3)

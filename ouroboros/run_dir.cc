@@ -18,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "glog/logging.h"
 #include "ouroboros/console_log.h"
 
@@ -146,7 +148,12 @@ RunLogFile::RunLogFile(std::unique_ptr<Sink> sink) : sink_(std::move(sink)) {
 
 RunLogFile::~RunLogFile() { google::RemoveLogSink(sink_.get()); }
 
-void RunLogFile::Append(const std::string& line) { sink_->Write(line); }
+void RunLogFile::Append(const std::string& line) {
+  // Dated as the glog lines around it (LogFileLine: local time, ms).
+  sink_->Write(absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(),
+                                             absl::LocalTimeZone()),
+                            "  ", line));
+}
 
 absl::StatusOr<std::unique_ptr<RunLogFile>> RunLogFile::Open(
     const std::string& path) {

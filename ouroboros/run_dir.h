@@ -60,7 +60,8 @@ class RunLogFile {
       const std::string& path);
   ~RunLogFile();
 
-  // Writes one line to the file only (not to the console).
+  // Writes one line to the file only (not to the console), dated as the
+  // glog lines are: "2026-11-29 12:19:09.751  <line>".
   void Append(const std::string& line);
 
  private:

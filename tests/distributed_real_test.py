@@ -342,6 +342,13 @@ def test_preemption():
         name = signal.Signals(signal_number).name
         check("stopped by %s after step" % name in out and "; checkpoint " in out,
               "attempt %d: no stop line:\n%s" % (attempt, out))
+        # log.txt keeps the stop as its last line, dated like the others and
+        # not as an error.
+        with open(os.path.join(cut, "log.txt")) as f:
+            last = f.read().splitlines()[-1]
+        check(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  stopped by %s " % name,
+                       last) is not None,
+              "attempt %d: log.txt's last line is %r" % (attempt, last))
         stops += 1
         argv = [MAIN, "--resume=" + cut] + common
     check(code == 0, "the last resume failed:\n" + out)

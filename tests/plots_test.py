@@ -243,6 +243,74 @@ class FamilyFigureAxisTest(unittest.TestCase):
     self.assertEqual(marks, [2])
 
 
+def most_grey_in_one_row(path):
+  """The largest number of mid-grey pixels (tab:gray, anti-aliased) in one
+  row of the image: a horizontal dotted line has hundreds, text a few
+  dozen."""
+  with Image.open(path) as png:
+    image = png.convert("RGB")
+  width, height = image.size
+  pixels = image.load()
+  return max(
+      sum(1 for x in range(width)
+          if max(pixels[x, y]) - min(pixels[x, y]) < 8 and
+          60 < pixels[x, y][0] < 200)
+      for y in range(height))
+
+
+class AxisRangeTest(unittest.TestCase):
+
+  def test_tiny_change_of_a_bounded_metric_is_not_blown_up(self):
+    plots = load_plots_module()
+    low, high = plots.unexaggerated_limits("val/accuracy", [0.8610, 0.8612])
+    self.assertGreaterEqual(high - low, 0.1)
+    self.assertLess(low, 0.8610)
+    self.assertGreater(high, 0.8612)
+    # Kept inside [0, 1] (up to the margin) at either end.
+    low, high = plots.unexaggerated_limits("accuracy", [0.99, 0.995])
+    self.assertAlmostEqual(high, 1.002)
+    low, high = plots.unexaggerated_limits("test/f1", [0.0, 0.01])
+    self.assertAlmostEqual(low, -0.002)
+
+  def test_other_curves_keep_matplotlibs_range(self):
+    plots = load_plots_module()
+    # A wide spread, an unbounded metric, values outside [0, 1].
+    self.assertIsNone(plots.unexaggerated_limits("accuracy", [0.3, 0.7]))
+    self.assertIsNone(plots.unexaggerated_limits("val/loss", [0.40, 0.41]))
+    self.assertIsNone(plots.unexaggerated_limits("model/rho", [0.5, 0.51]))
+    self.assertIsNone(plots.unexaggerated_limits("accuracy", [1.2, 1.21]))
+    self.assertIsNone(plots.unexaggerated_limits("accuracy", []))
+
+
+class ChanceLineTest(unittest.TestCase):
+
+  def draw(self, name, spec):
+    run_dir = os.path.join(SCRATCH, name)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(os.path.join(run_dir, "plots"))
+    with open(os.path.join(run_dir, "epochs.jsonl"), "w") as f:
+      for epoch in range(1, 6):
+        f.write(json.dumps({"epoch": epoch, "step": 100 * epoch,
+                            "val": {"accuracy": 0.2 + 0.1 * epoch}}) + "\n")
+    with open(os.path.join(run_dir, "plots", "figures.json"), "w") as f:
+      json.dump({"figures": [spec]}, f)
+    result = subprocess.run(["/usr/bin/python3", PLOTS_PY, "run", run_dir],
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    return os.path.join(run_dir, "plots", spec["name"] + ".png")
+
+  def test_declared_chance_is_a_line_across_the_panel(self):
+    # Measured: 272 grey pixels in the line's row against 75 at most in any
+    # row without it.
+    with_line = self.draw("chance", {"name": "fig",
+                                     "series": ["val/accuracy"],
+                                     "chance": {"val/accuracy": 0.2}})
+    without = self.draw("no_chance", {"name": "fig",
+                                      "series": ["val/accuracy"]})
+    self.assertGreater(most_grey_in_one_row(with_line), 200)
+    self.assertLess(most_grey_in_one_row(without), 150)
+
+
 class CompareRunsTest(unittest.TestCase):
 
   @classmethod

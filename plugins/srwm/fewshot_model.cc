@@ -261,6 +261,8 @@ class FewShotModel : public Model {
     figure.title = absl::StrCat("meta-validation, ", ways_,
                                 "-way episodes (chance ", 1.0 / ways_, ")");
     figure.series = {"val/accuracy", "evals/val/accuracy", "val/loss"};
+    figure.chance = {{"val/accuracy", 1.0 / ways_},
+                     {"evals/val/accuracy", 1.0 / ways_}};
     return {figure};
   }
 
