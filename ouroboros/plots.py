@@ -12,7 +12,8 @@
       columns are the config fields whose values differ between the runs, by
       their paths (optim_config.lr). Runs whose configs differ only in seed
       are grouped: a second table gives each group's mean +- std of every
-      metric over its seeds (compare_seeds.md, compare_seeds.csv).
+      metric over its seeds (compare_seeds.md, compare_seeds.csv), and the
+      charts draw a group as its mean curve in a +- std band.
 
 Main runs `run` when a run ends (run_config.skip_plots turns that off), a tune
 and a parallel job run `compare` over their trials and members, and
@@ -484,11 +485,10 @@ def mean_std_cell(values):
   return "%.4f +- %.4f" % (mean, std)
 
 
-def seed_table(runs, differing, flats, metric_columns, rows):
-  """(columns, rows) over seeds, or None: runs whose configs differ only in
-  seed form a group; a row per group with the settings that tell the
-  groups apart, the seeds, n, and each metric's mean +- std. None when no
-  group has two seeds."""
+def seed_groups(differing, flats):
+  """(settings, groups): runs whose configs differ only in seed form a
+  group (a list of run indices, in run order); settings are the differing
+  paths that tell the groups apart. None when no group has two seeds."""
   if "seed" not in differing:
     return None
   settings = [p for p in differing if p != "seed"]
@@ -498,9 +498,20 @@ def seed_table(runs, differing, flats, metric_columns, rows):
     groups.setdefault(key, []).append(index)
   if max(len(members) for members in groups.values()) < 2:
     return None
+  return settings, list(groups.values())
+
+
+def seed_table(differing, flats, metric_columns, rows):
+  """(columns, rows) over seeds, or None (no group has two seeds): a row
+  per seed_groups group with the settings that tell the groups apart, the
+  seeds, n, and each metric's mean +- std."""
+  grouping = seed_groups(differing, flats)
+  if grouping is None:
+    return None
+  settings, groups = grouping
   metrics = [c for c in metric_columns if "/" in c or c == "last_train_loss"]
   out_rows = []
-  for members in groups.values():
+  for members in groups:
     first = flats[members[0]]
     row = [setting_cell(first.get(p, "")) for p in settings]
     row.append(", ".join(str(flats[i].get("seed", "")) for i in members))
@@ -512,6 +523,21 @@ def seed_table(runs, differing, flats, metric_columns, rows):
       row.append(mean_std_cell(values) if values else "")
     out_rows.append(row)
   return settings + ["seeds", "n"] + metrics, out_rows
+
+
+def seed_band(series):
+  """(xs, means, stds) over the steps every one of `series` ((xs, ys)
+  pairs, one per seed) has; sample std."""
+  common = sorted(set.intersection(*(set(xs) for xs, _ in series)))
+  by_step = [dict(zip(xs, ys)) for xs, ys in series]
+  means, stds = [], []
+  for x in common:
+    values = [points[x] for points in by_step]
+    mean = sum(values) / len(values)
+    means.append(mean)
+    stds.append(math.sqrt(sum((v - mean) ** 2 for v in values) /
+                          (len(values) - 1)))
+  return common, means, stds
 
 
 def format_cell(value):
@@ -594,7 +620,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
   with open(os.path.join(out, "compare.csv"), "w") as f:
     f.write(csv_string)
   written = []
-  seeds = seed_table(runs, differing, configs, metric_columns, flat_metrics)
+  seeds = seed_table(differing, configs, metric_columns, flat_metrics)
   if seeds:
     seed_md = markdown_table(*seeds)
     table += "\nover seeds (runs whose configs differ only in seed):\n\n" + seed_md
@@ -611,21 +637,49 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     curves.append((metric, metric, ["evals/test/%s" % metric,
                                     "evals/val/%s" % metric,
                                     "val/%s" % metric, "test/%s" % metric]))
+  # Several seeds of one config: one mean curve with a +- std band instead
+  # of a curve per seed; the other runs as they are.
+  grouping = seed_groups(differing, configs)
+  plotted = ([members for members in grouping[1]] if grouping else
+             [[i] for i in range(len(runs))])
   for curve, y_label, candidates in curves:
     figure, axes = pyplot.subplots(figsize=(8, 4.8))
     drawn = 0
     source = None
     values = []
-    for run in runs:
-      for name in candidates:
-        series = run.series(name)
-        if series:
-          axes.plot(series[0], series[1], "-", linewidth=1.3, label=run.label,
-                    marker="o" if len(series[0]) < 40 else None, markersize=3)
-          drawn += 1
-          values.extend(series[1])
-          source = source or name
-          break
+    for members in plotted:
+      found = []
+      for i in members:
+        for name in candidates:
+          series = runs[i].series(name)
+          if series:
+            found.append(series)
+            source = source or name
+            break
+      if not found:
+        continue
+      colour = "C%d" % (drawn % 10)
+      if len(found) == 1:
+        xs, ys = found[0]
+        axes.plot(xs, ys, "-", linewidth=1.3, label=runs[members[0]].label,
+                  color=colour, marker="o" if len(xs) < 40 else None,
+                  markersize=3)
+        values.extend(ys)
+      else:
+        xs, means, stds = seed_band(found)
+        if not xs:
+          continue
+        label = ", ".join("%s=%s" % (p.rpartition(".")[2],
+                                     setting_cell(configs[members[0]].get(p)))
+                          for p in grouping[0]) or "runs"
+        axes.fill_between(xs, [m - s for m, s in zip(means, stds)],
+                          [m + s for m, s in zip(means, stds)], color=colour,
+                          alpha=0.2, linewidth=0)
+        axes.plot(xs, means, "-", linewidth=1.6, color=colour,
+                  label="%s (mean +- std, %d seeds)" % (label, len(found)))
+        values.extend(m + s for m, s in zip(means, stds))
+        values.extend(m - s for m, s in zip(means, stds))
+      drawn += 1
     if not drawn:
       pyplot.close(figure)
       continue

@@ -395,6 +395,24 @@ class CompareRunsTest(unittest.TestCase):
     std = abs(accuracies[0] - accuracies[1]) / 2 ** 0.5
     self.assertEqual(groups["0.003"]["test/accuracy"],
                      "%.4f +- %.4f" % (mean, std))
+    # The chart: compare_a's own curve (blue) and one mean curve for the two
+    # seeds (orange), not a third curve (green) per seed.
+    chart = os.path.join(out, "compare_accuracy.png")
+    for colour, what in ((BLUE, "compare_a"), (ORANGE, "the seeds' mean")):
+      count, span = colour_extent(chart, colour)
+      self.assertGreater(count, 150, what)
+      self.assertGreater(span, 0.5, what)
+    self.assertEqual(colour_extent(chart, GREEN)[0], 0)
+
+  def test_seed_band_is_mean_and_std_over_common_steps(self):
+    plots = load_plots_module()
+    xs, means, stds = plots.seed_band([([1, 2, 3], [0.2, 0.4, 0.6]),
+                                       ([2, 3], [0.6, 0.8])])
+    self.assertEqual(xs, [2, 3])
+    for got, want in zip(means, [0.5, 0.7]):
+      self.assertAlmostEqual(got, want)
+    for got in stds:
+      self.assertAlmostEqual(got, 0.2 / 2 ** 0.5)
 
   @staticmethod
   def lr_of(run_dir):
