@@ -345,10 +345,15 @@ absl::Status Trainer::Setup() {
   absl::StatusOr<DataSplits> data = LoadData();
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
+  // A model without classes (the quine regresses its own weights) gets no
+  // "0 classes".
   LOG(INFO) << absl::StrFormat(
-      "data: %s, %d train / %d validation / %d test samples, %d classes",
+      "data: %s, %d train / %d validation / %d test samples%s",
       config().data_config().dataset(), data_.train.size(), data_.val.size(),
-      data_.test.size(), data_.spec.num_classes);
+      data_.test.size(),
+      data_.spec.num_classes > 0
+          ? absl::StrFormat(", %d classes", data_.spec.num_classes)
+          : "");
   if (data_.train.size() == 0) {
     return absl::InvalidArgumentError("the training split is empty");
   }
