@@ -501,11 +501,10 @@ def seed_groups(differing, flats):
   return settings, list(groups.values())
 
 
-def seed_table(differing, flats, metric_columns, rows):
+def seed_table(grouping, flats, metric_columns, rows):
   """(columns, rows) over seeds, or None (no group has two seeds): a row
   per seed_groups group with the settings that tell the groups apart, the
   seeds, n, and each metric's mean +- std."""
-  grouping = seed_groups(differing, flats)
   if grouping is None:
     return None
   settings, groups = grouping
@@ -620,7 +619,8 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
   with open(os.path.join(out, "compare.csv"), "w") as f:
     f.write(csv_string)
   written = []
-  seeds = seed_table(differing, configs, metric_columns, flat_metrics)
+  grouping = seed_groups(differing, configs)
+  seeds = seed_table(grouping, configs, metric_columns, flat_metrics)
   if seeds:
     seed_md = markdown_table(*seeds)
     table += "\nover seeds (runs whose configs differ only in seed):\n\n" + seed_md
@@ -639,9 +639,7 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
                                     "val/%s" % metric, "test/%s" % metric]))
   # Several seeds of one config: one mean curve with a +- std band instead
   # of a curve per seed; the other runs as they are.
-  grouping = seed_groups(differing, configs)
-  plotted = ([members for members in grouping[1]] if grouping else
-             [[i] for i in range(len(runs))])
+  plotted = grouping[1] if grouping else [[i] for i in range(len(runs))]
   for curve, y_label, candidates in curves:
     figure, axes = pyplot.subplots(figsize=(8, 4.8))
     drawn = 0
