@@ -51,6 +51,25 @@ class CheckpointTest : public ::testing::Test {
   fs::path dir_;
 };
 
+// The check values of CRC-32C (RFC 3720, B.4), by the instruction and by
+// the table, and the two agreeing on every length and alignment.
+TEST(Crc32cTest, MatchesTheStandardsCheckValuesBothWays) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(internal::Crc32cByTable("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(Crc32c(std::string(32, '\xff')), 0x62A8AB43u);
+  EXPECT_EQ(Crc32c(""), 0u);
+  std::string bytes;
+  for (int i = 0; i < 100; ++i) bytes.push_back(static_cast<char>(i * 37));
+  for (size_t begin = 0; begin < 9; ++begin) {
+    for (size_t size = 0; begin + size <= bytes.size(); ++size) {
+      absl::string_view part(bytes.data() + begin, size);
+      ASSERT_EQ(Crc32c(part), internal::Crc32cByTable(part))
+          << begin << " " << size;
+    }
+  }
+}
+
 TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   at::manual_seed(1);
   Net net;

@@ -11,7 +11,13 @@
 
 namespace ouroboros {
 
+// With SSE 4.2's crc32 instruction where the CPU has it, else by table.
 uint32_t Crc32c(absl::string_view data);
+
+namespace internal {
+// The table's result always (for the test that the two agree).
+uint32_t Crc32cByTable(absl::string_view data);
+}  // namespace internal
 
 }  // namespace ouroboros
 

@@ -1,6 +1,7 @@
 #include "ouroboros/data.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -64,12 +65,100 @@ TEST_F(DataTest, ReadsGzipAndPlainIdx) {
   EXPECT_EQ(data->spec.input_shape, (std::vector<int64_t>{1, 2, 2}));
 }
 
+TEST(ImagesToUnitFloatTest, GivesLibTorchsFloatsForEveryByte) {
+  at::Tensor bytes = at::arange(256, at::kLong).to(at::kByte).reshape({4, 64});
+  at::Tensor ours = ImagesToUnitFloat(bytes);
+  EXPECT_EQ(ours.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(ours, bytes.to(at::kFloat).div_(255.0)));
+  // Large enough to be split between two threads, at an odd length.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  at::Tensor many = at::randint(256, {(int64_t{1} << 23) + 7}, at::kByte);
+  EXPECT_TRUE(
+      at::equal(ImagesToUnitFloat(many), many.to(at::kFloat).div_(255.0)));
+  at::set_num_threads(threads);
+  // A view that is not contiguous takes LibTorch's way, with the same result.
+  at::Tensor columns = bytes.t();
+  EXPECT_TRUE(at::equal(ImagesToUnitFloat(columns),
+                        columns.to(at::kFloat).div_(255.0)));
+}
+
+TEST_F(DataTest, ReadsImagesAsBytesToConvertLater) {
+  std::string images = WriteIdx("img.gz", {2, 1, 2}, {0, 255, 17, 3});
+  std::string labels = WriteIdx("lab.gz", {2}, {1, 0});
+  absl::StatusOr<Dataset> bytes = ReadIdxImagesAndLabelsAsBytes(images, labels);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(bytes->inputs.scalar_type(), at::kByte);
+  EXPECT_EQ(bytes->inputs[1][0][0][0].item<int64_t>(), 17);
+  absl::StatusOr<Dataset> floats = ReadIdxImagesAndLabels(images, labels);
+  ASSERT_TRUE(floats.ok()) << floats.status();
+  EXPECT_TRUE(at::equal(ImagesToUnitFloat(bytes->inputs), floats->inputs));
+}
+
+// The idx source splits its images as bytes and converts each split: the
+// splits hold every image once, as floats, with its own label.
+TEST_F(DataTest, IdxSplitsAreFloatImagesWithTheirLabels) {
+  const int n = 40;
+  std::vector<uint8_t> pixels, labels;
+  for (int i = 0; i < n; ++i) {
+    for (int p = 0; p < 4; ++p) pixels.push_back(static_cast<uint8_t>(i * 6));
+    labels.push_back(static_cast<uint8_t>(i % 3));
+  }
+  DataConfig config;
+  config.set_dataset("idx");
+  config.set_path(dir_.string());
+  config.mutable_idx_files()->set_train_images(
+      fs::path(WriteIdx("train-i.gz", {n, 2, 2}, pixels)).filename());
+  config.mutable_idx_files()->set_train_labels(
+      fs::path(WriteIdx("train-l.gz", {n}, labels)).filename());
+  config.mutable_idx_files()->set_test_images(
+      fs::path(WriteIdx("test-i", {2, 2, 2}, {6, 6, 6, 6, 0, 0, 0, 0},
+                        /*gzip=*/false))
+          .filename());
+  config.mutable_idx_files()->set_test_labels(
+      fs::path(WriteIdx("test-l", {2}, {1, 0}, /*gzip=*/false)).filename());
+  config.mutable_split()->set_val_fraction(0.25);
+  absl::StatusOr<DataSplits> splits = LoadDataSplits(config, 3);
+  ASSERT_TRUE(splits.ok()) << splits.status();
+  EXPECT_EQ(splits->train.size(), 30);
+  EXPECT_EQ(splits->val.size(), 10);
+  EXPECT_EQ(splits->test.size(), 2);
+  std::set<int> seen;
+  for (const Dataset* split : {&splits->train, &splits->val}) {
+    ASSERT_EQ(split->inputs.scalar_type(), at::kFloat);
+    for (int64_t row = 0; row < split->size(); ++row) {
+      const float value = split->inputs[row][0][0][0].item<float>();
+      const int image = static_cast<int>(std::lround(value * 255 / 6));
+      EXPECT_EQ(value, static_cast<float>(image * 6) / 255.0f);
+      EXPECT_EQ(split->targets[row].item<int64_t>(), image % 3);
+      EXPECT_TRUE(seen.insert(image).second);
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(n));
+  EXPECT_EQ(splits->test.inputs[0][0][1][1].item<float>(), 6 / 255.0f);
+}
+
 TEST_F(DataTest, IdxErrorsNameTheFileAndTheProblem) {
   std::string wrong_size = WriteIdx("short.gz", {2, 2, 2}, {1, 2, 3});
   EXPECT_EQ(ReadIdxFile(wrong_size).status().message(),
             wrong_size +
                 ": dimensions 2x2x2 need 8 bytes of data but the "
                 "file has 3");
+  std::string too_long = WriteIdx("long", {2}, {1, 2, 3, 4}, /*gzip=*/false);
+  EXPECT_EQ(ReadIdxFile(too_long).status().message(),
+            too_long +
+                ": dimensions 2 need 2 bytes of data but the "
+                "file has 4");
+  std::string header_only = WriteIdx("header.gz", {5, 3}, {});
+  EXPECT_EQ(ReadIdxFile(header_only).status().message(),
+            header_only +
+                ": dimensions 5x3 need 15 bytes of data but the "
+                "file has 0");
+  std::string cut_header = (dir_ / "cut").string();
+  std::ofstream(cut_header, std::ios::binary)
+      << std::string("\0\0\x08\x03\0\0", 6);
+  EXPECT_EQ(ReadIdxFile(cut_header).status().message(),
+            cut_header + ": truncated IDX header (rank 3)");
   std::string text = (dir_ / "text.gz").string();
   std::ofstream(text) << "hello";
   EXPECT_EQ(ReadIdxFile(text).status().message(),

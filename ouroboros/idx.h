@@ -34,6 +34,16 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path);
 absl::StatusOr<Dataset> ReadIdxImagesAndLabels(const std::string& images_path,
                                                const std::string& labels_path);
 
+// The same with the images left as they are stored, uint8 0-255: a caller
+// that keeps a subset converts only that (ImagesToUnitFloat), a quarter of
+// the memory to copy until then.
+absl::StatusOr<Dataset> ReadIdxImagesAndLabelsAsBytes(
+    const std::string& images_path, const std::string& labels_path);
+
+// uint8 images to float32 in [0, 1]: x / 255, as ReadIdxImagesAndLabels
+// returns them.
+at::Tensor ImagesToUnitFloat(const at::Tensor& bytes);
+
 absl::StatusOr<Dataset> ReadMnistDigits(const std::string& digits_dir);
 
 }  // namespace ouroboros

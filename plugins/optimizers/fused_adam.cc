@@ -1,7 +1,6 @@
 #include "plugins/optimizers/fused_adam.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/utils.h>
 
 #include <cmath>
@@ -10,30 +9,6 @@
 
 namespace ouroboros::optimizers {
 namespace {
-
-// Elements per task of the parallel loop: small parameters run on one
-// thread.
-constexpr int64_t kGrain = 1 << 15;
-
-// The loop, compiled for AVX-512 and AVX2 beside the baseline and picked
-// at load time (an ifunc), vectorised at -O3.
-__attribute__((target_clones("avx512f", "avx2", "default"),
-               optimize("O3"))) void
-UpdateRange(float* __restrict param, const float* __restrict grad,
-            float* __restrict exp_avg, float* __restrict exp_avg_sq,
-            int64_t begin, int64_t end, AdamStepScalars s) {
-  const float one_minus_beta1 = 1 - s.beta1;
-  const float one_minus_beta2 = 1 - s.beta2;
-  for (int64_t i = begin; i < end; ++i) {
-    const float g = grad[i] + s.l2 * param[i];
-    const float m = s.beta1 * exp_avg[i] + one_minus_beta1 * g;
-    const float v = s.beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    const float denom = std::sqrt(v) * s.inv_sqrt_bias2 + s.eps;
-    param[i] = param[i] * s.decay - s.step_size * m / denom;
-  }
-}
 
 bool Fusable(const torch::Tensor& p) {
   const torch::Tensor& g = p.grad();
@@ -100,13 +75,6 @@ torch::Tensor FusedStep(Parent& optimizer, bool decoupled,
 }
 
 }  // namespace
-
-void FusedAdamUpdate(float* param, const float* grad, float* exp_avg,
-                     float* exp_avg_sq, int64_t n, const AdamStepScalars& s) {
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    UpdateRange(param, grad, exp_avg, exp_avg_sq, begin, end, s);
-  });
-}
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
   return FusedStep<torch::optim::AdamOptions, torch::optim::AdamParamState,

@@ -19,6 +19,8 @@
 
 #include <vector>
 
+#include "plugins/optimizers/fused_adam_kernel.h"
+
 namespace ouroboros::optimizers {
 
 class FusedAdam : public torch::optim::Adam {
@@ -32,18 +34,6 @@ class FusedAdamW : public torch::optim::AdamW {
   using torch::optim::AdamW::AdamW;
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
-
-// One element-wise pass of the update over n floats (exposed for tests).
-struct AdamStepScalars {
-  float beta1, beta2;
-  float step_size;       // lr / (1 - beta1^t)
-  float inv_sqrt_bias2;  // 1 / sqrt(1 - beta2^t)
-  float eps;
-  float l2;     // Adam: weight_decay; AdamW: 0
-  float decay;  // AdamW: 1 - lr * weight_decay; Adam: 1
-};
-void FusedAdamUpdate(float* param, const float* grad, float* exp_avg,
-                     float* exp_avg_sq, int64_t n, const AdamStepScalars& s);
 
 }  // namespace ouroboros::optimizers
 

@@ -15,6 +15,7 @@ namespace {
 // float [0, 1] images (N x 1 x rows x cols) -> uint8 N x rows x cols; the
 // datasets are bytes, so this is exact and takes 4x less memory.
 at::Tensor ToBytes(const at::Tensor& images) {
+  if (images.scalar_type() == at::kByte) return images.squeeze(1);
   return (images.squeeze(1) * 255).round().clamp(0, 255).to(at::kByte);
 }
 
@@ -53,7 +54,7 @@ at::Tensor GatherTurnedImages(const std::vector<const ClassPool*>& pools,
     images.index_copy_(0, where,
                        at::rot90(images.index_select(0, where), k, {1, 2}));
   }
-  return images.to(at::kFloat).div_(255);
+  return ImagesToUnitFloat(images);
 }
 
 }  // namespace
@@ -121,10 +122,11 @@ absl::StatusOr<MetaSplit> LoadRotatedFashionSplit(const std::string& dir,
                                                   int val_classes,
                                                   int test_classes,
                                                   uint64_t seed) {
-  absl::StatusOr<Dataset> train = ReadIdxImagesAndLabels(
+  // As stored, bytes: the class pools keep bytes (ToBytes).
+  absl::StatusOr<Dataset> train = ReadIdxImagesAndLabelsAsBytes(
       dir + "/train-images-idx3-ubyte.gz", dir + "/train-labels-idx1-ubyte.gz");
   if (!train.ok()) return train.status();
-  absl::StatusOr<Dataset> test = ReadIdxImagesAndLabels(
+  absl::StatusOr<Dataset> test = ReadIdxImagesAndLabelsAsBytes(
       dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
   if (!test.ok()) return test.status();
   return SplitRotatedClasses(*train, *test, rotations, val_classes,
