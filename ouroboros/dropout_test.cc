@@ -26,6 +26,36 @@ TEST(DropoutMaskTest, DropsAFractionPAndScalesTheRest) {
   }
 }
 
+// The mask is the documented stream, element by element, whichever copy of
+// the loop the CPU picked (AVX-512, AVX2 or the baseline) and at any length:
+// a checkpoint resumed on another machine draws the same masks.
+TEST(DropoutMaskTest, IsTheSplitMix64StreamOnEveryLengthAndThreadCount) {
+  const auto reference = [](int64_t i, double p, uint64_t seed) {
+    uint64_t z =
+        seed + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(i / 2 + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    const uint64_t bits = i % 2 == 0 ? (z & 0xffffffffULL) : (z >> 32);
+    const uint64_t threshold =
+        static_cast<uint64_t>(std::ceil(std::ldexp(p, 32)));
+    return bits < threshold ? 0.0f : static_cast<float>(1.0 / (1.0 - p));
+  };
+  const int threads = at::get_num_threads();
+  for (int t : {1, 2}) {
+    at::set_num_threads(t);
+    for (int64_t numel : {1, 2, 7, 16, 33, 40001, 70001}) {
+      const at::Tensor mask = DropoutMask(numel, 0.3, /*seed=*/99);
+      const float* values = mask.data_ptr<float>();
+      for (int64_t i = 0; i < numel; ++i) {
+        ASSERT_EQ(values[i], reference(i, 0.3, 99))
+            << "element " << i << " of " << numel << ", threads " << t;
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 // The two elements made from one hash, and neighbouring hashes, are
 // independent: the joint drop rate of pairs at distance 1 and 2 is p^2.
 TEST(DropoutMaskTest, NeighboursAreIndependent) {
