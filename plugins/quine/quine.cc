@@ -28,6 +28,9 @@ constexpr char kVanilla[] = "vanilla";
 constexpr char kAuxiliary[] = "auxiliary";
 constexpr char kAbsoluteSrLoss[] = "absolute";
 constexpr char kRelativeSrLoss[] = "relative";
+constexpr char kRawPrint[] = "none";
+constexpr char kInitialNormPrint[] = "initial_norm";
+constexpr char kPerMatrixPrint[] = "per_matrix";
 // Keeps the coordinate shuffles apart from the image shuffles of the same
 // seed.
 constexpr uint64_t kCoordinateOrderSeedOffset = 0x51ee;
@@ -108,7 +111,8 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                                        quine.has_image_embedding()},
           {"task_weight", quine.task_weight() != 0},
           {"coordinates_per_step", quine.coordinates_per_step() != 0},
-          {"task_only", quine.task_only()}}) {
+          {"task_only", quine.task_only()},
+          {"print_task_weight", quine.print_task_weight() != 0}}) {
       if (is_set) {
         return ConfigFieldError(
             absl::StrCat("model_config.", field),
@@ -153,6 +157,24 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                             absl::StrCat("must be in (0, 1] (got ",
                                          quine.contraction_target(), ")"));
   }
+  if (!(quine.jacobian_weight() >= 0 &&
+        std::isfinite(quine.jacobian_weight()))) {
+    return ConfigFieldError("model_config.jacobian_weight",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         quine.jacobian_weight(), ")"));
+  }
+  if (quine.jacobian_at_print() && quine.print_normalization() == kRawPrint) {
+    return ConfigFieldError(
+        "model_config.jacobian_at_print",
+        "the print's own print is only computed whole with a scaled print: "
+        "set model_config.print_normalization");
+  }
+  if (!(quine.print_task_weight() >= 0 &&
+        std::isfinite(quine.print_task_weight()))) {
+    return ConfigFieldError("model_config.print_task_weight",
+                            absl::StrCat("must be a finite number >= 0 (got ",
+                                         quine.print_task_weight(), ")"));
+  }
   if (!(quine.two_step_weight() >= 0 &&
         std::isfinite(quine.two_step_weight()))) {
     return ConfigFieldError("model_config.two_step_weight",
@@ -171,6 +193,14 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         "model_config.sr_loss",
         absl::StrCat("must be 'absolute' or 'relative' (got '", quine.sr_loss(),
                      "')"));
+  }
+  if (quine.print_normalization() != kRawPrint &&
+      quine.print_normalization() != kInitialNormPrint &&
+      quine.print_normalization() != kPerMatrixPrint) {
+    return ConfigFieldError(
+        "model_config.print_normalization",
+        absl::StrCat("must be 'none', 'initial_norm' or 'per_matrix' (got '",
+                     quine.print_normalization(), "')"));
   }
   if (!(quine.zero_quine_fraction() > 0 && quine.zero_quine_fraction() < 1)) {
     return ConfigFieldError("model_config.zero_quine_fraction",
@@ -271,9 +301,8 @@ QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
       seed_(seed) {
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   at::Tensor theta = at::empty({layout_.num_parameters});
-  std::vector<QuineLayout::Matrix> matrices = layout_.hidden;
-  matrices.push_back(layout_.weight_head);
-  if (auxiliary()) matrices.push_back(layout_.class_head);
+  std::vector<QuineLayout::Matrix> matrices;
+  for (const QuineLayout::Matrix* m : Matrices()) matrices.push_back(*m);
   for (const QuineLayout::Matrix& m : matrices) {
     // LeCun normal, the initialization SELU's self-normalization assumes.
     theta.narrow(0, m.offset, m.rows * m.cols)
@@ -299,9 +328,22 @@ QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
   }
   torch::NoGradGuard no_grad;
   initial_weight_sq_ = modules_->theta.pow(2).sum().item<double>();
+  for (const QuineLayout::Matrix& m : matrices) {
+    const at::Tensor entries = View(modules_->theta, m);
+    initial_centered_sq_.push_back(
+        (entries - entries.mean()).pow(2).sum().item<double>());
+  }
 }
 
 QuineModel::~QuineModel() = default;
+
+std::vector<const QuineLayout::Matrix*> QuineModel::Matrices() const {
+  std::vector<const QuineLayout::Matrix*> matrices;
+  for (const QuineLayout::Matrix& m : layout_.hidden) matrices.push_back(&m);
+  matrices.push_back(&layout_.weight_head);
+  if (auxiliary()) matrices.push_back(&layout_.class_head);
+  return matrices;
+}
 
 torch::nn::Module& QuineModel::module() { return modules_->module; }
 
@@ -339,6 +381,9 @@ at::Tensor QuineModel::Forward(const at::Tensor& inputs) {
   if (!auxiliary()) return PredictWeights(inputs.flatten());
   at::Tensor embedded =
       at::matmul(inputs.flatten(1).to(at::kFloat), modules_->image_projection);
+  if (config_.print_task_weight() > 0 && at::GradMode::is_enabled()) {
+    step_images_ = embedded;
+  }
   return Body(embedded, config_.coordinate_embedding(), layout_.class_head,
               modules_->theta);
 }
@@ -348,7 +393,25 @@ at::Tensor QuineModel::Loss(const at::Tensor& outputs,
   if (!auxiliary()) return ReplicationLoss(outputs, targets);
   at::Tensor task = Model::Loss(outputs, targets);
   if (config_.task_only()) return task;
-  return SelfReplicationLoss(NextCoordinates()) + config_.task_weight() * task;
+  if (config_.print_task_weight() <= 0 || !step_images_.defined()) {
+    return SelfReplicationLoss(NextCoordinates()) +
+           config_.task_weight() * task;
+  }
+  // The print's own task loss, on the images Forward embedded: the print
+  // comes from the same forward the replication loss uses (PredictWeights
+  // keeps it with a scaled print).
+  const at::Tensor coordinates = NextCoordinates();
+  const at::Tensor predictions = PredictWeights(coordinates);
+  const at::Tensor printed =
+      step_print_.defined() ? step_print_ : PrintOf(modules_->theta);
+  const at::Tensor print_logits =
+      Body(step_images_, config_.coordinate_embedding(), layout_.class_head,
+           printed);
+  step_images_ = at::Tensor();
+  const at::Tensor print_task = Model::Loss(print_logits, targets);
+  return ReplicationLoss(predictions, coordinates) +
+         config_.task_weight() * task +
+         config_.print_task_weight() * print_task;
 }
 
 at::Tensor QuineModel::NextCoordinates() {
@@ -428,10 +491,43 @@ absl::Status QuineModel::LoadState(const ComponentState& state) {
   return absl::OkStatus();
 }
 
+bool QuineModel::normalizes_print() const {
+  return config_.print_normalization() != kRawPrint;
+}
+
 at::Tensor QuineModel::PredictWeights(const at::Tensor& coordinates) {
+  if (normalizes_print()) {
+    // The scale needs every coordinate's raw output: the rows are taken
+    // from the whole print, which the step's two-step loss reuses.
+    at::Tensor print = PrintOf(modules_->theta);
+    if (at::GradMode::is_enabled()) step_print_ = print;
+    return print.index_select(0, coordinates);
+  }
   // Row c of the projection is what the one-hot vector e_c would select.
   return PredictFromEmbedding(
       modules_->coordinate_projection.index_select(0, coordinates));
+}
+
+at::Tensor QuineModel::PrintOf(const at::Tensor& theta) {
+  at::Tensor print =
+      Body(modules_->coordinate_projection, 0, layout_.weight_head, theta)
+          .squeeze(1);
+  if (!normalizes_print()) return print;
+  if (config_.print_normalization() == kInitialNormPrint) {
+    return print * (std::sqrt(initial_weight_sq_) / print.norm());
+  }
+  // per_matrix: each matrix's print centred, then scaled to the centred sum
+  // of squares that matrix had at initialization. The matrices are theta's
+  // consecutive pieces, in the order the constructor drew them.
+  std::vector<at::Tensor> pieces;
+  size_t index = 0;
+  for (const QuineLayout::Matrix* m : Matrices()) {
+    const at::Tensor piece = print.narrow(0, m->offset, m->rows * m->cols);
+    const at::Tensor centered = piece - piece.mean();
+    pieces.push_back(centered * (std::sqrt(initial_centered_sq_[index++]) /
+                                 centered.norm()));
+  }
+  return at::cat(pieces);
 }
 
 at::Tensor QuineModel::PredictFromEmbedding(const at::Tensor& embedded) {
@@ -448,9 +544,15 @@ at::Tensor QuineModel::ReplicationLoss(const at::Tensor& predictions,
   if (config_.two_step_weight() > 0) {
     loss = loss + config_.two_step_weight() * TwoStepError(coordinates);
   }
+  if (config_.jacobian_weight() > 0) {
+    loss = loss + config_.jacobian_weight() * JacobianPenalty();
+  }
   if (config_.contraction_weight() > 0) {
     loss = loss + ContractionPenalty(coordinates);
   }
+  // The step's graph is the loss's now.
+  step_print_ = at::Tensor();
+  step_reprint_ = at::Tensor();
   return loss;
 }
 
@@ -459,11 +561,35 @@ at::Tensor QuineModel::TwoStepError(const at::Tensor& coordinates) {
   // theta' = f_theta(C), with its gradient: the print's own error is a
   // function of theta through both the print's weights and its targets.
   const at::Tensor printed =
-      Body(projection, 0, layout_.weight_head, modules_->theta).squeeze(1);
-  const at::Tensor reprinted = Body(projection.index_select(0, coordinates), 0,
-                                    layout_.weight_head, printed)
-                                   .squeeze(1);
+      step_print_.defined() ? step_print_ : PrintOf(modules_->theta);
+  // A scaled print's rows need all of the print's raw outputs.
+  if (normalizes_print()) step_reprint_ = PrintOf(printed);
+  const at::Tensor reprinted =
+      normalizes_print() ? step_reprint_.index_select(0, coordinates)
+                         : Body(projection.index_select(0, coordinates), 0,
+                                layout_.weight_head, printed)
+                               .squeeze(1);
   return SquaredError(reprinted, printed.index_select(0, coordinates), printed);
+}
+
+at::Tensor QuineModel::JacobianPenalty() {
+  const at::Tensor& theta = modules_->theta;
+  const at::Tensor printed =
+      step_print_.defined() ? step_print_ : PrintOf(theta);
+  // At the print: the map's Jacobian at theta' = printed, its graph still
+  // reaching theta through theta'.
+  const bool at_print = config_.jacobian_at_print();
+  const at::Tensor& point = at_print ? printed : theta;
+  const at::Tensor print =
+      !at_print ? printed
+                : (step_reprint_.defined() ? step_reprint_ : PrintOf(printed));
+  // From the global generator, whose state the checkpoints carry: a resumed
+  // run draws the probes an uninterrupted one would.
+  const at::Tensor probe = at::randn_like(print);
+  const at::Tensor transposed =
+      torch::autograd::grad({print}, {point}, {probe}, /*retain_graph=*/true,
+                            /*create_graph=*/true)[0];
+  return transposed.pow(2).sum() / static_cast<double>(theta.numel());
 }
 
 at::Tensor QuineModel::ReplicationError(const at::Tensor& predictions,
@@ -492,7 +618,7 @@ at::Tensor QuineModel::PredictAllWeights() {
   // loaded machine, where every extra parallel region waits for a
   // descheduled thread.)
   TORCH_CHECK(!at::GradMode::is_enabled(), "PredictAllWeights is no-grad only");
-  return PredictFromEmbedding(modules_->coordinate_projection);
+  return PrintOf(modules_->theta);
 }
 
 ReplicationStats QuineModel::Stats() {
@@ -536,23 +662,37 @@ double SpectralRadiusByPowerIteration(
   return std::exp(log_growth / std::max(1, iterations - settle));
 }
 
-double QuineModel::RegenerationSpectralRadius(int iterations) {
+std::function<at::Tensor(const at::Tensor&)> QuineModel::RegenerationMapProduct(
+    double damping) {
   const at::Tensor& theta = modules_->theta;
-  const double damping = config_.regeneration_damping();
   torch::AutoGradMode grad_mode(true);
   // J^T u by one backward pass, kept as a graph in u (create_graph), so
   // that differentiating <J^T u, v> in u gives J v.
-  const at::Tensor printed =
-      PredictFromEmbedding(modules_->coordinate_projection);
+  const at::Tensor printed = PrintOf(theta);
   const at::Tensor u = at::zeros_like(theta).requires_grad_(true);
   const at::Tensor transposed_product =
       torch::autograd::grad({printed}, {theta}, {u}, /*retain_graph=*/true,
                             /*create_graph=*/true)[0];
-  const auto apply = [&](const at::Tensor& v) {
+  return [transposed_product, u, damping](const at::Tensor& v) {
+    torch::AutoGradMode grad_mode(true);
     const at::Tensor jv = torch::autograd::grad({transposed_product}, {u}, {v},
                                                 /*retain_graph=*/true)[0];
     return (jv * damping + v * (1 - damping)).detach();
   };
+}
+
+double QuineModel::PrintScaleDegree() {
+  const at::Tensor theta = modules_->theta.detach();
+  const at::Tensor along = RegenerationMapProduct(1)(theta);
+  torch::NoGradGuard no_grad;
+  const at::Tensor print = PrintOf(theta);
+  return (along * print).sum().item<double>() /
+         print.pow(2).sum().item<double>();
+}
+
+double QuineModel::RegenerationSpectralRadius(int iterations) {
+  const at::Tensor& theta = modules_->theta;
+  const auto apply = RegenerationMapProduct(config_.regeneration_damping());
   at::Tensor direction;
   const double radius = SpectralRadiusByPowerIteration(
       apply, theta.numel(), iterations, seed_ ^ 0x6a61636f6269ULL,  // "jacobi"
@@ -687,8 +827,15 @@ std::vector<FigureSpec> QuineModel::Figures() const {
   figure.name = "quine";
   figure.title =
       "self-replication per epoch (before regeneration, and right after)";
-  figure.series = {"model/sr_loss", "model/rho", "model/rho_after_regeneration",
-                   "model/weight_sq", "model/regenerated_weight_sq"};
+  // The last two only with spectral_radius_iterations (a series without
+  // values is left out of the figure).
+  figure.series = {"model/sr_loss",
+                   "model/rho",
+                   "model/rho_after_regeneration",
+                   "model/weight_sq",
+                   "model/regenerated_weight_sq",
+                   "model/regeneration_spectral_radius",
+                   "model/print_scale_degree"};
   figure.mark_where_present = "model/regenerated_weight_sq";
   figure.mark_label = "regeneration";
   figure.log_scale = true;
@@ -718,6 +865,7 @@ absl::Status QuineModel::OnEpochEnd(int64_t epoch,
       if (config_.spectral_radius_iterations() > 0) {
         (*metrics)["regeneration_spectral_radius"] =
             RegenerationSpectralRadius(config_.spectral_radius_iterations());
+        (*metrics)["print_scale_degree"] = PrintScaleDegree();
       }
     }
   });

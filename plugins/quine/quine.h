@@ -118,7 +118,8 @@ class QuineModel : public Model {
   absl::Status SaveState(ComponentState* state) const override;
   absl::Status LoadState(const ComponentState& state) override;
 
-  // f_theta(c) for int64 coordinates (the image half of the input is zero).
+  // f_theta(c) for int64 coordinates (the image half of the input is zero;
+  // scaled with print_normalization).
   at::Tensor PredictWeights(const at::Tensor& coordinates);
   // f_theta for coordinates given by their projections (rows of
   // coordinate_projection(), batch x coordinate_embedding).
@@ -132,6 +133,12 @@ class QuineModel : public Model {
   // both (with sr_loss "relative", over the coordinates' share of
   // sum(theta'^2)). What the next regeneration's network will miss.
   at::Tensor TwoStepError(const at::Tensor& coordinates);
+  // |J^T e|^2 / N for e ~ N(0, I) drawn from the global generator (J: the
+  // Jacobian of theta -> f_theta(C), scaled with print_normalization),
+  // differentiable in theta: an unbiased estimate of |J|_F^2 / N. With
+  // jacobian_at_print, J is taken at theta' = f_theta(C) (the graph
+  // reaching theta through theta').
+  at::Tensor JacobianPenalty();
   // L_SR, sum(theta^2) and rho over all coordinates, without gradients.
   ReplicationStats Stats();
   // theta <- f_theta(C) for all coordinates at once, written into the live
@@ -153,6 +160,19 @@ class QuineModel : public Model {
   // The gains g_v of ContractionPenalty (float64, no gradient), or an
   // undefined tensor without directions.
   at::Tensor ContractionGains(const at::Tensor& coordinates);
+  // The print's degree in the weights' scale, d log|f_{s theta}(C)| / d log s
+  // at s = 1, that is <J theta, f> / |f|^2 (J: the Jacobian of theta ->
+  // f_theta(C)). At a fixed point (f = theta) it is J's eigenvalue along
+  // theta, and 1 - a + a * degree the damped map's. About 3 for the raw
+  // print (three weight layers; SELU near 0 is piecewise linear), so no raw
+  // fixed point attracts; 0 for a print scaled by print_normalization.
+  double PrintScaleDegree();
+  // f_theta(C) over all coordinates for the weights `theta` (the live ones
+  // or a print), scaled with print_normalization; gradients as the grad
+  // mode says.
+  at::Tensor PrintOf(const at::Tensor& theta);
+  // True with a print_normalization other than "none".
+  bool normalizes_print() const;
   // True if the epoch-end hook of 0-based `epoch` regenerates.
   bool RegeneratesAfter(int64_t epoch) const;
 
@@ -181,6 +201,10 @@ class QuineModel : public Model {
                   const QuineLayout::Matrix& head, const at::Tensor& theta);
   // f_theta(C) for every coordinate, without gradients.
   at::Tensor PredictAllWeights();
+  // v -> ((1 - a) I + a J) v at the current theta for damping a (float32
+  // in and out).
+  std::function<at::Tensor(const at::Tensor&)> RegenerationMapProduct(
+      double damping);
   // sum_c (predictions_c - theta_c)^2 with theta_c detached; with sr_loss
   // "relative", divided by sum_c theta_c^2 (not detached).
   at::Tensor ReplicationError(const at::Tensor& predictions,
@@ -204,6 +228,12 @@ class QuineModel : public Model {
   struct Modules;
   std::unique_ptr<Modules> modules_;
   double initial_weight_sq_ = 0;
+  // Each matrix's sum of squared deviations from its mean at
+  // initialization, in Matrices() order (print_normalization per_matrix).
+  std::vector<double> initial_centered_sq_;
+  // The weight matrices in theta's order: the hidden layers, the weight
+  // head, the auxiliary quine's class head.
+  std::vector<const QuineLayout::Matrix*> Matrices() const;
   uint64_t seed_;
   at::Tensor coordinate_order_;
   int64_t coordinate_cursor_ = 0;
@@ -225,6 +255,16 @@ class QuineModel : public Model {
   // Epochs ended so far (OnEpochEnd), for the ramp; in the checkpoint when
   // a ramp is set.
   int64_t epochs_done_ = 0;
+  // With print_normalization, the whole print (with its graph) that this
+  // step's PredictWeights made; TwoStepError reuses it instead of running
+  // the same forward again, and ReplicationLoss drops it.
+  at::Tensor step_print_;
+  // Its own print (with print_normalization and the two-step loss), which
+  // the Jacobian penalty at the print reuses.
+  at::Tensor step_reprint_;
+  // With print_task_weight, the image embeddings of this step's Forward,
+  // for the print's task loss in Loss.
+  at::Tensor step_images_;
 };
 
 absl::StatusOr<std::unique_ptr<Model>> MakeQuine(const ModelContext& context);

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -207,6 +209,116 @@ TEST_F(TinyQuineTest, DampedRegenerationMovesPartWayToThePredictions) {
   }
 }
 
+// print_normalization: the print of every coordinate scaled so that its
+// squares sum to the initial sum(theta^2), against the hand-computed f(c);
+// the loss and the regeneration use the scaled print.
+TEST_F(TinyQuineTest, ScaledPrintHasTheInitialNorm) {
+  std::unique_ptr<QuineModel> scaled =
+      CopyWithConfig(*model_,
+                     R"({"coordinate_embedding": 2, "hidden_sizes": [2],
+          "print_normalization": "initial_norm"})");
+  double raw_sq = 0;
+  for (int c = 0; c < 6; ++c) raw_sq += Predict(c) * Predict(c);
+  const double scale = std::sqrt(scaled->initial_weight_sq() / raw_sq);
+  const std::vector<int64_t> coordinates = {0, 3, 5};
+  const at::Tensor predicted = scaled->PredictWeights(at::tensor(coordinates));
+  double error = 0;
+  for (size_t i = 0; i < coordinates.size(); ++i) {
+    const int c = static_cast<int>(coordinates[i]);
+    EXPECT_NEAR(predicted[i].item<double>(), scale * Predict(c), 1e-5) << c;
+    error += std::pow(scale * Predict(c) - theta_[c], 2);
+  }
+  const at::Tensor loss = scaled->SelfReplicationLoss(at::tensor(coordinates));
+  EXPECT_NEAR(loss.item<double>(), error, 1e-5 * error);
+  loss.backward();
+  EXPECT_GT(scaled->weights().grad().abs().sum().item<double>(), 0);
+  scaled->Regenerate();
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_NEAR(scaled->weights()[c].item<double>(), scale * Predict(c), 1e-5)
+        << c;
+  }
+  EXPECT_NEAR(scaled->weights().pow(2).sum().item<double>(),
+              scaled->initial_weight_sq(), 1e-5 * scaled->initial_weight_sq());
+}
+
+// per_matrix: each matrix's print (the 2x2 layer, theta[0..3]; the head,
+// theta[4..5]) centred and scaled to that matrix's centred sum of squares
+// at initialization, against the hand-computed f(c).
+TEST_F(TinyQuineTest, PerMatrixPrintIsCentredAndScaledMatrixByMatrix) {
+  const std::string section =
+      R"({"coordinate_embedding": 2, "hidden_sizes": [2],
+          "print_normalization": "per_matrix"})";
+  std::vector<double> initial(6);
+  {
+    std::unique_ptr<QuineModel> fresh = MakeModel(ConfigWith(section));
+    for (int c = 0; c < 6; ++c) initial[c] = fresh->weights()[c].item<double>();
+  }
+  std::unique_ptr<QuineModel> scaled = CopyWithConfig(*model_, section);
+  std::vector<double> expected(6);
+  for (const auto& [begin, end] : {std::pair{0, 4}, std::pair{4, 6}}) {
+    double print_mean = 0, initial_mean = 0;
+    for (int c = begin; c < end; ++c) {
+      print_mean += Predict(c) / (end - begin);
+      initial_mean += initial[c] / (end - begin);
+    }
+    double print_sq = 0, initial_sq = 0;
+    for (int c = begin; c < end; ++c) {
+      print_sq += std::pow(Predict(c) - print_mean, 2);
+      initial_sq += std::pow(initial[c] - initial_mean, 2);
+    }
+    for (int c = begin; c < end; ++c) {
+      expected[c] =
+          (Predict(c) - print_mean) * std::sqrt(initial_sq / print_sq);
+    }
+  }
+  const at::Tensor predicted = scaled->PredictWeights(at::arange(6));
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_NEAR(predicted[c].item<double>(), expected[c], 1e-5) << c;
+  }
+  scaled->Regenerate();
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_NEAR(scaled->weights()[c].item<double>(), expected[c], 1e-5) << c;
+  }
+}
+
+// The print's degree in the weights' scale, <J theta, f> / |f|^2: against
+// central differences of the print along theta; and, with activations so
+// small that SELU is piecewise linear (so f is homogeneous of degree 3 in
+// theta), 3 for the raw print and 0 for the scaled one, whatever the
+// weights.
+TEST(QuineTest, PrintScaleDegreeIsTheDegreeOfTheMapAlongTheta) {
+  for (const std::string normalization :
+       {"none", "initial_norm", "per_matrix"}) {
+    SCOPED_TRACE(normalization);
+    std::unique_ptr<QuineModel> model = MakeModel(
+        ConfigWith(R"({"hidden_sizes": [4], "print_normalization": ")" +
+                   normalization + R"("})"));
+    double by_differences = 0;
+    {
+      torch::NoGradGuard no_grad;
+      const at::Tensor theta = model->weights().clone();
+      const at::Tensor print = model->PrintOf(theta).to(at::kDouble);
+      const double h = 1e-3;
+      const at::Tensor up = model->PrintOf(theta * (1 + h)).to(at::kDouble);
+      const at::Tensor down = model->PrintOf(theta * (1 - h)).to(at::kDouble);
+      by_differences = ((up - down) / (2 * h) * print).sum().item<double>() /
+                       print.pow(2).sum().item<double>();
+    }
+    EXPECT_NEAR(model->PrintScaleDegree(), by_differences,
+                0.02 * std::abs(by_differences) + 1e-3);
+  }
+  for (const auto& [normalization, expected] :
+       {std::make_pair("none", 3.0), std::make_pair("initial_norm", 0.0),
+        std::make_pair("per_matrix", 0.0)}) {
+    SCOPED_TRACE(normalization);
+    std::unique_ptr<QuineModel> model = MakeModel(ConfigWith(absl::StrCat(
+        R"({"hidden_sizes": [4, 4], "coordinate_projection_std": 1e-5,
+            "print_normalization": ")",
+        normalization, R"("})")));
+    EXPECT_NEAR(model->PrintScaleDegree(), expected, 0.01);
+  }
+}
+
 TEST(QuineTest, PaperSizes) {
   RunConfig vanilla = ConfigWith("{}");
   EXPECT_EQ(MakeModel(vanilla)->num_parameters(), 20100);
@@ -258,6 +370,40 @@ TEST(QuineTest, AuxiliaryStepLossIsReplicationPlusWeightedTask) {
       at::nll_loss(at::log_softmax(logits, 1), labels).item<double>();
   EXPECT_NEAR(model->Loss(logits, labels).item<double>(), sr + 0.25 * task,
               1e-4 * sr);
+}
+
+// print_task_weight: the step's loss adds mu * the task loss of the print
+// theta' = f_theta(C) on the same images (a second model holding the print
+// classifies them by hand), with the raw and the scaled print.
+TEST(QuineTest, AuxiliaryStepLossAddsThePrintsTaskLoss) {
+  for (const std::string normalization : {"none", "initial_norm"}) {
+    SCOPED_TRACE(normalization);
+    RunConfig config = ConfigWith(
+        R"({"variant": "auxiliary", "task_weight": 0.25, "hidden_sizes": [8],
+            "print_task_weight": 0.5, "print_normalization": ")" +
+        normalization + R"("})");
+    std::unique_ptr<QuineModel> model = MakeModel(config, DataSpec{{2, 3}, 4});
+    std::unique_ptr<QuineModel> print = MakeModel(config, DataSpec{{2, 3}, 4});
+    const at::Tensor images = at::rand({5, 2, 3});
+    const at::Tensor labels = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 1});
+    double sr = 0, print_task = 0;
+    {
+      torch::NoGradGuard no_grad;
+      sr = model->Stats().sr_loss;
+      print->weights().copy_(print->PrintOf(print->weights()));
+      print_task =
+          at::nll_loss(at::log_softmax(print->Forward(images), 1), labels)
+              .item<double>();
+    }
+    const at::Tensor logits = model->Forward(images);
+    const double task =
+        at::nll_loss(at::log_softmax(logits, 1), labels).item<double>();
+    const at::Tensor loss = model->Loss(logits, labels);
+    EXPECT_NEAR(loss.item<double>(), sr + 0.25 * task + 0.5 * print_task,
+                1e-4 * (sr + task + print_task));
+    loss.backward();
+    EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
+  }
 }
 
 TEST(QuineTest, ZeroQuineGuardFires) {
@@ -537,11 +683,19 @@ TEST(QuineTest, ContractionDirectionsAreSavedAndRestored) {
 // against the print computed by hand in a second model (theta <- f(C),
 // then its error on the step's coordinates), absolute and relative; the
 // gradient reaches theta through the print.
+// With print_normalization the print and its own print are both scaled
+// (PredictWeights is checked against hand-computed values above).
 TEST(QuineTest, TwoStepLossIsThePrintsOwnError) {
-  for (const std::string sr_loss : {"absolute", "relative"}) {
+  for (const auto& [sr_loss, normalization] :
+       {std::pair<std::string, std::string>{"absolute", "none"},
+        {"relative", "none"},
+        {"absolute", "initial_norm"},
+        {"relative", "initial_norm"},
+        {"relative", "per_matrix"}}) {
+    SCOPED_TRACE(normalization);
     const RunConfig config = ConfigWith(
         R"({"hidden_sizes": [4], "two_step_weight": 0.5, "sr_loss": ")" +
-        sr_loss + R"("})");
+        sr_loss + R"(", "print_normalization": ")" + normalization + R"("})");
     std::unique_ptr<QuineModel> model = MakeModel(config);
     std::unique_ptr<QuineModel> print = MakeModel(config);
     const int64_t n = model->num_parameters();
@@ -577,6 +731,103 @@ TEST(QuineTest, TwoStepLossIsThePrintsOwnError) {
     EXPECT_GT(model->weights().grad().abs().sum().item<double>(), 0);
   }
   EXPECT_FALSE(ParseQuineConfig(ConfigWith(R"({"two_step_weight": -1})")).ok());
+}
+
+// The Jacobian of theta -> PrintOf(theta) at `point` by central
+// differences, column by column (float64).
+at::Tensor PrintJacobianByDifferences(QuineModel& model,
+                                      const at::Tensor& point) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = point.numel();
+  at::Tensor jacobian = at::zeros({n, n}, at::kDouble);
+  const double h = 1e-3;
+  for (int64_t c = 0; c < n; ++c) {
+    at::Tensor up = point.clone(), down = point.clone();
+    up[c] += h;
+    down[c] -= h;
+    jacobian.select(1, c).copy_(
+        (model.PrintOf(up) - model.PrintOf(down)).to(at::kDouble) / (2 * h));
+  }
+  return jacobian;
+}
+
+// JacobianPenalty() against |J^T e|^2 / N for the probe e the global
+// generator gives after manual_seed(`seed`); its gradient reaches theta.
+// Returns the penalty.
+double ExpectPenaltyIsTheGainOnItsProbe(QuineModel& model,
+                                        const at::Tensor& jacobian,
+                                        uint64_t seed) {
+  const int64_t n = jacobian.size(0);
+  at::manual_seed(seed);
+  const at::Tensor probe = at::randn({n}).to(at::kDouble);
+  const double expected =
+      at::mv(jacobian.t(), probe).pow(2).sum().item<double>() / n;
+  at::manual_seed(seed);
+  const at::Tensor penalty = model.JacobianPenalty();
+  EXPECT_NEAR(penalty.item<double>(), expected, 0.02 * expected);
+  penalty.backward();
+  EXPECT_GT(model.weights().grad().abs().sum().item<double>(), 0);
+  return penalty.item<double>();
+}
+
+// The Jacobian penalty against the tiny quine's Jacobian by central
+// differences: |J^T e|^2 / N for the probe e the global generator gives;
+// the step's loss adds w times it, and its gradient reaches theta.
+TEST(QuineTest, JacobianPenaltyIsTheMapsGainOnItsProbe) {
+  for (const std::string normalization : {"none", "initial_norm"}) {
+    SCOPED_TRACE(normalization);
+    const RunConfig config = ConfigWith(
+        R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+            "jacobian_weight": 0.5, "print_normalization": ")" +
+        normalization + R"("})");
+    std::unique_ptr<QuineModel> model = MakeModel(config);
+    const at::Tensor jacobian =
+        PrintJacobianByDifferences(*model, model->weights());
+    const double penalty =
+        ExpectPenaltyIsTheGainOnItsProbe(*model, jacobian, 11);
+
+    // The step's loss: L_SR + w * the penalty on the same probe.
+    model->weights().mutable_grad() = at::Tensor();
+    const at::Tensor batch = at::tensor({2, 5}, at::kLong);
+    at::manual_seed(11);
+    const double loss =
+        model->Loss(model->Forward(batch), batch).item<double>();
+    double sr = 0;
+    {
+      torch::NoGradGuard no_grad;
+      sr = (model->PredictWeights(batch) -
+            model->weights().index_select(0, batch))
+               .pow(2)
+               .sum()
+               .item<double>();
+    }
+    EXPECT_NEAR(loss, sr + 0.5 * penalty, 1e-4 * loss);
+  }
+  EXPECT_FALSE(ParseQuineConfig(ConfigWith(R"({"jacobian_weight": -1})")).ok());
+}
+
+// jacobian_at_print: the penalty of the Jacobian at the print theta' =
+// f_theta(C) (central differences there), its gradient reaching theta
+// through theta'; refused without a scaled print.
+TEST(QuineTest, JacobianPenaltyAtThePrintIsTheJacobianThere) {
+  const RunConfig config = ConfigWith(
+      R"({"hidden_sizes": [3], "coordinate_embedding": 4,
+          "jacobian_weight": 1, "jacobian_at_print": true,
+          "print_normalization": "initial_norm"})");
+  std::unique_ptr<QuineModel> model = MakeModel(config);
+  at::Tensor printed;
+  {
+    torch::NoGradGuard no_grad;
+    printed = model->PrintOf(model->weights());
+  }
+  const at::Tensor jacobian = PrintJacobianByDifferences(*model, printed);
+  ExpectPenaltyIsTheGainOnItsProbe(*model, jacobian, 3);
+  EXPECT_EQ(std::string(ValidateQuineConfig(
+                            ConfigWith(R"({"jacobian_at_print": true})"))
+                            .message()),
+            "model_config.jacobian_at_print: the print's own print is only "
+            "computed whole with a scaled print: set "
+            "model_config.print_normalization");
 }
 
 TEST(QuineTest, RegeneratesEveryTEpochs) {
@@ -786,7 +1037,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "0)"},
         BadSection{R"({"contraction_target": 0})",
                    "model_config.contraction_target: must be in (0, 1] (got "
-                   "0)"}));
+                   "0)"},
+        BadSection{R"({"print_normalization": "unit"})",
+                   "model_config.print_normalization: must be 'none', "
+                   "'initial_norm' or 'per_matrix' (got 'unit')"}));
 
 TEST(QuineConfigTest, TheDataFitsTheVariant) {
   // Under the plain train pipeline (no pipeline of its own).
