@@ -881,6 +881,10 @@ class QuineRunTest : public ::testing::Test {
     return trainer.Run();
   }
 
+  void ExpectResumeEndsAsTheWholeRun(const RunConfig& whole,
+                                     const RunConfig& first,
+                                     const std::string& name);
+
   PluginRegistry registry_;
 };
 
@@ -912,22 +916,20 @@ TEST_F(QuineRunTest, AuxiliaryRunReportsTaskAndReplication) {
   EXPECT_GT(result->test.at("accuracy"), 0.5);  // 3 well separated clusters
 }
 
-TEST_F(QuineRunTest, AuxiliaryRunResumesToTheSameWeights) {
-  // 5 of 105 coordinates a step: the order is reshuffled every 21 steps, so
-  // the resume lands in the middle of a pass.
-  const std::string section = R"({"variant": "auxiliary",
-      "coordinate_embedding": 4, "image_embedding": 4, "hidden_sizes": [8],
-      "task_weight": 1, "coordinates_per_step": 5})";
-  RunConfig whole = ConfigWith(section, R"({"epochs": 4, "batch_size": 5})");
-  absl::StatusOr<TrainResult> uninterrupted = Train(whole, "aux_whole");
+// A run cut after its first epoch and resumed ends with the bytes of the
+// uninterrupted run's weights and its test metrics.
+void QuineRunTest::ExpectResumeEndsAsTheWholeRun(const RunConfig& whole,
+                                                 const RunConfig& first,
+                                                 const std::string& name) {
+  absl::StatusOr<TrainResult> uninterrupted = Train(whole, name + "_whole");
   ASSERT_TRUE(uninterrupted.ok()) << uninterrupted.status();
-  RunConfig first = ConfigWith(section, R"({"epochs": 1, "batch_size": 5})");
-  absl::StatusOr<TrainResult> cut = Train(first, "aux_cut");
+  absl::StatusOr<TrainResult> cut = Train(first, name + "_cut");
   ASSERT_TRUE(cut.ok()) << cut.status();
   PipelineContext context;
   context.config = &whole;
   context.config_source = "test.json";
-  context.run_dir = std::string(std::getenv("TEST_TMPDIR")) + "/aux_cut";
+  context.run_dir =
+      std::string(std::getenv("TEST_TMPDIR")) + "/" + name + "_cut";
   context.registry = &registry_;
   context.resuming = true;
   context.resume_from = cut->final_checkpoint;
@@ -943,6 +945,34 @@ TEST_F(QuineRunTest, AuxiliaryRunResumesToTheSameWeights) {
   EXPECT_EQ(bytes(resumed->final_checkpoint),
             bytes(uninterrupted->final_checkpoint));
   EXPECT_EQ(resumed->test, uninterrupted->test);
+}
+
+TEST_F(QuineRunTest, AuxiliaryRunResumesToTheSameWeights) {
+  // 5 of 105 coordinates a step: the order is reshuffled every 21 steps, so
+  // the resume lands in the middle of a pass.
+  const std::string section = R"({"variant": "auxiliary",
+      "coordinate_embedding": 4, "image_embedding": 4, "hidden_sizes": [8],
+      "task_weight": 1, "coordinates_per_step": 5})";
+  ExpectResumeEndsAsTheWholeRun(
+      ConfigWith(section, R"({"epochs": 4, "batch_size": 5})"),
+      ConfigWith(section, R"({"epochs": 1, "batch_size": 5})"), "aux");
+}
+
+// configs/quine_fixed_point.json in small: the scaled print, the two-step
+// loss and the Jacobian penalty at the print, whose probes come from the
+// global generator, regenerating every epoch.
+TEST_F(QuineRunTest, FixedPointRunResumesToTheSameWeights) {
+  const std::string section = R"({"coordinate_embedding": 4,
+      "hidden_sizes": [4], "regenerate_every_epochs": 1, "sr_loss": "relative",
+      "two_step_weight": 1, "print_normalization": "initial_norm",
+      "jacobian_weight": 1, "jacobian_at_print": true,
+      "spectral_radius_iterations": 4})";
+  RunConfig whole = ConfigWith(section, R"({"epochs": 3, "batch_size": 7})");
+  RunConfig first = ConfigWith(section, R"({"epochs": 1, "batch_size": 7})");
+  for (RunConfig* config : {&whole, &first}) {
+    config->mutable_data_config()->set_dataset(kCoordinatesDataSource);
+  }
+  ExpectResumeEndsAsTheWholeRun(whole, first, "fixed_point");
 }
 
 TEST(QuineTest, AuxiliaryCoordinateOrderGoesThroughTheCheckpointState) {
