@@ -301,13 +301,11 @@ QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
       seed_(seed) {
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   at::Tensor theta = at::empty({layout_.num_parameters});
-  std::vector<QuineLayout::Matrix> matrices;
-  for (const QuineLayout::Matrix* m : Matrices()) matrices.push_back(*m);
-  for (const QuineLayout::Matrix& m : matrices) {
+  for (const QuineLayout::Matrix* m : Matrices()) {
     // LeCun normal, the initialization SELU's self-normalization assumes.
-    theta.narrow(0, m.offset, m.rows * m.cols)
-        .copy_(at::randn({m.rows * m.cols}, generator) /
-               std::sqrt(static_cast<double>(m.cols)));
+    theta.narrow(0, m->offset, m->rows * m->cols)
+        .copy_(at::randn({m->rows * m->cols}, generator) /
+               std::sqrt(static_cast<double>(m->cols)));
   }
   modules_->theta = modules_->module.register_parameter("theta", theta);
   const double projection_std =
@@ -328,8 +326,8 @@ QuineModel::QuineModel(const QuineConfig& config, const DataSpec& data,
   }
   torch::NoGradGuard no_grad;
   initial_weight_sq_ = modules_->theta.pow(2).sum().item<double>();
-  for (const QuineLayout::Matrix& m : matrices) {
-    const at::Tensor entries = View(modules_->theta, m);
+  for (const QuineLayout::Matrix* m : Matrices()) {
+    const at::Tensor entries = View(modules_->theta, *m);
     initial_centered_sq_.push_back(
         (entries - entries.mean()).pow(2).sum().item<double>());
   }
