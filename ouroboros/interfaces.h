@@ -106,6 +106,11 @@ class Model : public Stateful {
   // The family's own figures, besides the loss, the monitored metric and the
   // learning rate that every run draws. Default: none.
   virtual std::vector<FigureSpec> Figures() const { return {}; }
+  // The family's headline results, which the run's summary prints after
+  // its validation and test lines, one "result" line each (e.g. the SRWM's
+  // meta-test accuracy, a quine's error before and after regeneration).
+  // Asked once, after OnRunEnd, on the rank that writes. Default: none.
+  virtual std::vector<std::string> SummaryLines() const { return {}; }
 };
 
 // What a model's TrainStep, Evaluate, OnEpochEnd and OnRunEnd may use: the

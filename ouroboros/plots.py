@@ -221,19 +221,36 @@ BOUNDED_METRICS = ("accuracy", "precision", "recall", "f1", "auroc")
 MIN_BOUNDED_SPAN = 0.1
 
 
+# Any series whose values differ by less than this fraction of their size
+# (a quantity held fixed, such as a normalised quine print's sum(theta^2),
+# which moves in its seventh digit) is rounding, not change: auto-scaled it
+# fills the axis with noise under identical tick labels. Its axis spans
+# FLAT_SPAN of its size instead.
+RELATIVE_FLAT_SPREAD = 1e-4
+FLAT_SPAN = 0.02
+
+
 def unexaggerated_limits(name, values):
-  """(low, high) y limits for a [0, 1] metric whose values span less than
-  MIN_BOUNDED_SPAN: that span around them, inside [0, 1]. None: leave the
-  axis to matplotlib."""
-  if name.rpartition("/")[2] not in BOUNDED_METRICS or not values:
+  """(low, high) y limits that do not blow a tiny change up to the whole
+  axis: a [0, 1] metric whose values span less than MIN_BOUNDED_SPAN gets
+  that span around them, inside [0, 1]; any series flat to within
+  RELATIVE_FLAT_SPREAD of its size gets FLAT_SPAN of its size. None: leave
+  the axis to matplotlib."""
+  if not values:
     return None
   low, high = min(values), max(values)
-  if low < 0 or high > 1 or high - low >= MIN_BOUNDED_SPAN:
-    return None
-  middle = (low + high) / 2
-  low = min(max(0.0, middle - MIN_BOUNDED_SPAN / 2), 1 - MIN_BOUNDED_SPAN)
-  margin = 0.02 * MIN_BOUNDED_SPAN
-  return low - margin, low + MIN_BOUNDED_SPAN + margin
+  if name.rpartition("/")[2] in BOUNDED_METRICS and 0 <= low and high <= 1:
+    if high - low >= MIN_BOUNDED_SPAN:
+      return None
+    middle = (low + high) / 2
+    low = min(max(0.0, middle - MIN_BOUNDED_SPAN / 2), 1 - MIN_BOUNDED_SPAN)
+    margin = 0.02 * MIN_BOUNDED_SPAN
+    return low - margin, low + MIN_BOUNDED_SPAN + margin
+  size = max(abs(low), abs(high))
+  if size > 0 and high - low < RELATIVE_FLAT_SPREAD * size:
+    middle = (low + high) / 2
+    return middle - FLAT_SPAN / 2 * size, middle + FLAT_SPAN / 2 * size
+  return None
 
 
 def keep_span(axes, name, values):
@@ -406,7 +423,10 @@ def plot_family_figure(pyplot, run, out, spec):
     axes = panels[index][0]
     axes.plot(xs, ys, "o-", linewidth=1.4, markersize=3)
     axes.set_ylabel(series_label(name))
-    if spec.get("log_scale") and all(y > 0 for y in ys):
+    # A flat series stays linear: a log axis over a 2% span only repeats
+    # one tick label.
+    if (spec.get("log_scale") and all(y > 0 for y in ys) and
+        unexaggerated_limits(name, list(ys)) is None):
       axes.set_yscale("log")
     chance = spec.get("chance", {}).get(name)
     if not isinstance(chance, (int, float)):
@@ -634,9 +654,12 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
   metric = metric or next((r.monitor() for r in runs if r.monitor()), None)
   curves = [("loss", "train loss", ["train/loss"])]
   if metric:
-    curves.append((metric, metric, ["evals/test/%s" % metric,
-                                    "evals/val/%s" % metric,
-                                    "val/%s" % metric, "test/%s" % metric]))
+    # Validation first: what runs are chosen and compared on (the test set
+    # only reports); every N steps when the runs have it.
+    curves.append((metric, metric, ["evals/val/%s" % metric,
+                                    "val/%s" % metric,
+                                    "evals/test/%s" % metric,
+                                    "test/%s" % metric]))
   # Several seeds of one config: one mean curve with a +- std band instead
   # of a curve per seed; the other runs as they are.
   plotted = grouping[1] if grouping else [[i] for i in range(len(runs))]

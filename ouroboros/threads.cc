@@ -33,7 +33,7 @@ GetCount OpenBlasGet() {
 // Seconds for one round of the probe's work with the current threads: an
 // elementwise loop, parallel through OpenMP as LibTorch's own kernels and
 // the SRWM's are (matrix products barely scale on these machines: measured
-// in the README).
+// in docs/guide.md).
 double ProbeSeconds(const at::Tensor& x) {
   const auto start = std::chrono::steady_clock::now();
   at::Tensor y = at::exp(x);
@@ -162,7 +162,7 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
     // nothing to fight, so each kind of work gets the cores if it is faster
     // with them. The products' reading is this process's own: at these
     // sizes two threads were 1.6-1.7x as fast in some processes here and no
-    // faster, or slower, in others (README, "Threads"). (The products
+    // faster, or slower, in others (docs/guide.md, "Threads"). (The products
     // follow OpenMP's count unless set to 1, so they cannot have more.)
     const int blas = products_scale ? cores : 1;
     return {cores, blas,

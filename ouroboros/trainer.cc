@@ -990,6 +990,7 @@ absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
   }
   if (events_ != nullptr) (void)events_->Flush();
   RETURN_IF_ERROR(model_->OnRunEnd(*this));
+  if (writes_outputs()) result.family_results = model_->SummaryLines();
   if (writes_outputs() && !config().run_config().skip_plots()) {
     ReportPlots(DrawRunPlots(context_.run_dir, model_->Figures()),
                 RunFile(context_.run_dir, kPlotsDir), "the run's figures");
@@ -1044,11 +1045,22 @@ std::vector<std::string> RunSummary(const RunConfig& config,
                                     monitor, result.best_metric,
                                     kBestCheckpointFile));
   }
-  if (!result.val.empty()) {
-    lines.push_back("  val     " + FormatMetrics(result.val) + " (last epoch)");
+  if (!result.val.empty() && result.val == result.test) {
+    // A model whose metrics do not depend on the split (a quine scores its
+    // own weights) gets one line, not two identical ones.
+    lines.push_back("  val and test  " + FormatMetrics(result.val) +
+                    " (the same on both splits)");
+  } else {
+    if (!result.val.empty()) {
+      lines.push_back("  val     " + FormatMetrics(result.val) +
+                      " (last epoch)");
+    }
+    if (!result.test.empty()) {
+      lines.push_back("  test    " + FormatMetrics(result.test));
+    }
   }
-  if (!result.test.empty()) {
-    lines.push_back("  test    " + FormatMetrics(result.test));
+  for (const std::string& line : result.family_results) {
+    lines.push_back("  result  " + line);
   }
   lines.push_back(absl::StrFormat(
       "  files   %s: %s, %s, %s, %s/, %s/, %s/", run_dir, kMetricsFile,

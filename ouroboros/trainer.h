@@ -107,6 +107,8 @@ struct TrainResult {
   // score_config.patience ran out before run_config.epochs.
   bool stopped_early = false;
   double best_metric = 0;  // of score_config.monitor
+  // The model's headline results (Model::SummaryLines), for the summary.
+  std::vector<std::string> family_results;
 };
 
 // Final: a family changes the training through its model's training module

@@ -155,6 +155,15 @@ TEST_F(MainTest, AFamilyComposesWithTrainAndNproc) {
   EXPECT_THAT(one.output, HasSubstr("data: quine_coordinates, 136 train"));
   // The quine has no classes, and the summary does not count them.
   EXPECT_THAT(one.output, Not(HasSubstr(" 0 classes")));
+  // Its metrics are the same on both splits: one line, not two; then its
+  // own results and what its losses sum.
+  EXPECT_THAT(one.output, HasSubstr("  val and test  "));
+  EXPECT_THAT(one.output, Not(HasSubstr("  test    ")));
+  EXPECT_THAT(one.output,
+              HasSubstr("  result  self-replication after the last epoch: "));
+  EXPECT_THAT(one.output,
+              HasSubstr("  result  scale: the train loss sums L_SR over one "
+                        "step's coordinates"));
   std::vector<std::string> ranks = small;
   ranks.push_back("--run_dir=ranks");
   ranks.push_back("--nproc=2");

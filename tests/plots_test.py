@@ -280,6 +280,22 @@ class AxisRangeTest(unittest.TestCase):
     self.assertIsNone(plots.unexaggerated_limits("model/rho", [0.5, 0.51]))
     self.assertIsNone(plots.unexaggerated_limits("accuracy", [1.2, 1.21]))
     self.assertIsNone(plots.unexaggerated_limits("accuracy", []))
+    self.assertIsNone(plots.unexaggerated_limits("model/weight_sq", [0.0, 0.0]))
+
+  def test_a_series_flat_to_rounding_spans_two_percent_of_its_size(self):
+    plots = load_plots_module()
+    # A normalised quine print's sum(theta^2): 202.806 in its 7th digit.
+    values = [202.8060012, 202.8060004, 202.8060019]
+    low, high = plots.unexaggerated_limits("model/regenerated_weight_sq",
+                                           values)
+    self.assertAlmostEqual(high - low, 0.02 * max(values))
+    self.assertLess(low, min(values))
+    self.assertGreater(high, max(values))
+    low, high = plots.unexaggerated_limits("model/x", [-4.0, -4.0])
+    self.assertAlmostEqual(low, -4.04)
+    self.assertAlmostEqual(high, -3.96)
+    # A real change of 0.1% is left to matplotlib.
+    self.assertIsNone(plots.unexaggerated_limits("model/x", [100.0, 100.1]))
 
 
 class ChanceLineTest(unittest.TestCase):

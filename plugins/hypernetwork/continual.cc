@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
@@ -512,6 +513,32 @@ class ContinualModel : public Model {
     return WriteFileAtomically(
         RunFile(training.run_dir(), kContinualReportFile),
         FormatJson(Report(training)));
+  }
+
+  // The final mean test accuracy over the tasks, as in continual.json.
+  std::vector<std::string> SummaryLines() const override {
+    std::vector<std::string> lines;
+    if (test_rows_.empty()) return lines;
+    const double final_mean = Mean(test_rows_.back(), tasks_);
+    std::string forgetting;
+    if (!joint_ && static_cast<int64_t>(test_rows_.size()) == tasks_) {
+      std::vector<double> after;
+      for (int64_t t = 0; t < tasks_; ++t) after.push_back(test_rows_[t][t]);
+      const double mean_after = Mean(after, tasks_);
+      forgetting = absl::StrFormat(
+          "; right after learning each %.2f%%, forgetting %.2f points",
+          100 * mean_after, 100 * (mean_after - final_mean));
+    }
+    lines.push_back(absl::StrFormat(
+        "continual (%s): mean test accuracy over the %d tasks at the end "
+        "%.2f%%%s",
+        joint_ ? "joint" : config_.method(), tasks_, 100 * final_mean,
+        forgetting));
+    if (std::isfinite(last_cl3_)) {
+      lines.push_back(absl::StrFormat(
+          "task inferred (CL3): %.2f%% test accuracy", 100 * last_cl3_));
+    }
+    return lines;
   }
 
   std::vector<FigureSpec> Figures() const override {

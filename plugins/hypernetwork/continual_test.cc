@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
@@ -70,8 +71,11 @@ std::string Scratch(const std::string& name) {
   return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
 }
 
-// Trains `config` in-process; its continual.json.
-google::protobuf::Value Train(RunConfig config, const std::string& name) {
+// Trains `config` in-process; its continual.json (and the summary's result
+// lines into `summary_lines`, if given).
+google::protobuf::Value Train(
+    RunConfig config, const std::string& name,
+    std::vector<std::string>* summary_lines = nullptr) {
   EXPECT_TRUE(Registry().CheckConfig(config).ok())
       << Registry().CheckConfig(config);
   PipelineContext context;
@@ -82,6 +86,9 @@ google::protobuf::Value Train(RunConfig config, const std::string& name) {
   Trainer trainer(context);
   absl::StatusOr<TrainResult> result = trainer.Run();
   EXPECT_TRUE(result.ok()) << result.status();
+  if (result.ok() && summary_lines != nullptr) {
+    *summary_lines = result->family_results;
+  }
   absl::StatusOr<google::protobuf::Value> report =
       ReadJsonFile(context.run_dir + "/" + kContinualReportFile);
   EXPECT_TRUE(report.ok()) << report.status();
@@ -244,7 +251,8 @@ TEST(ContinualTest, TaskSequencesCarryTheirTasks) {
 // forgets the first task, the hypernetwork does not; continual.json holds
 // the matrices the run's evaluations made.
 TEST(ContinualTest, TheHypernetworkRemembersWhereFineTuningForgets) {
-  google::protobuf::Value hnet = Train(Config(), "hnet");
+  std::vector<std::string> summary;
+  google::protobuf::Value hnet = Train(Config(), "hnet", &summary);
   google::protobuf::Value finetune =
       Train(Config({"model_config.method=\"finetune\""}), "finetune");
   EXPECT_EQ(hnet.struct_value().fields().at("method").string_value(), "hnet");
@@ -279,6 +287,18 @@ TEST(ContinualTest, TheHypernetworkRemembersWhereFineTuningForgets) {
   // right for the class to count; fine-tuning's one head cannot tell them.
   // (Chance: 1/6.)
   EXPECT_GT(Number(hnet, "cl3_accuracy"), 0.3);
+  // The summary says continual.json's headline.
+  EXPECT_THAT(
+      summary,
+      testing::ElementsAre(
+          absl::StrFormat("continual (hnet): mean test accuracy over the 3 "
+                          "tasks at the end %.2f%%; right after learning each "
+                          "%.2f%%, forgetting %.2f points",
+                          100 * Number(hnet, "final_mean_accuracy"),
+                          100 * Number(hnet, "mean_accuracy_after_learning"),
+                          100 * Number(hnet, "forgetting")),
+          absl::StrFormat("task inferred (CL3): %.2f%% test accuracy",
+                          100 * Number(hnet, "cl3_accuracy"))));
 }
 
 TEST(ContinualTest, EwcAndTheChunkedHypernetworkResumeExactly) {

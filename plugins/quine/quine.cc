@@ -8,6 +8,7 @@
 #include <torch/utils.h>
 
 #include <cmath>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -811,6 +812,7 @@ absl::StatusOr<std::map<std::string, double>> QuineModel::Evaluate(
 absl::Status QuineModel::OnEpochEnd(int64_t epoch, TrainingContext& training,
                                     std::map<std::string, double>* metrics) {
   RETURN_IF_ERROR(OnEpochEnd(epoch, metrics));
+  last_epoch_metrics_ = *metrics;
   if (RegeneratesAfter(epoch)) {
     // Adamax's moments describe the gradients of weights that were just
     // replaced; the new generation starts with a fresh optimizer, as a new
@@ -838,6 +840,50 @@ std::vector<FigureSpec> QuineModel::Figures() const {
   figure.mark_label = "regeneration";
   figure.log_scale = true;
   return {figure};
+}
+
+std::vector<std::string> QuineModel::SummaryLines() const {
+  const auto& metrics = last_epoch_metrics_;
+  auto find = [&](const char* name) -> std::optional<double> {
+    auto it = metrics.find(name);
+    if (it == metrics.end()) return std::nullopt;
+    return it->second;
+  };
+  std::vector<std::string> lines;
+  const std::optional<double> rho = find("rho");
+  if (!rho) return lines;
+  const std::optional<double> after = find("rho_after_regeneration");
+  lines.push_back(absl::StrFormat(
+      "self-replication after the last epoch: rho %.4g%s, sum(theta^2) %.4g",
+      *rho,
+      after ? absl::StrFormat(" before its regeneration, %.4g right after it "
+                              "(the print scoring its own weights)",
+                              *after)
+            : std::string(),
+      find("weight_sq").value_or(0)));
+  if (const std::optional<double> radius =
+          find("regeneration_spectral_radius")) {
+    lines.push_back(absl::StrFormat(
+        "regeneration map: spectral radius %.3g at the print (%s)", *radius,
+        *radius < 1 ? "< 1: an attracting fixed point"
+                    : ">= 1: not attracting"));
+  }
+  if (config_.task_only()) {
+    lines.push_back(
+        "scale: the train loss is the task's cross-entropy alone (task_only); "
+        "sr_loss sums L_SR over all weights, rho = sr_loss / sum(theta^2)");
+    return lines;
+  }
+  lines.push_back(absl::StrFormat(
+      "scale: the train loss sums L_SR over one step's coordinates%s%s (plus "
+      "the configured penalties); sr_loss sums it over all %d weights, and "
+      "rho = sr_loss / sum(theta^2)",
+      config_.sr_loss() == kRelativeSrLoss
+          ? ", divided by their share of sum(theta^2)"
+          : "",
+      auxiliary() ? ", + task_weight x the task's cross-entropy" : "",
+      modules_->theta.numel()));
+  return lines;
 }
 
 absl::Status QuineModel::OnEpochEnd(int64_t epoch,

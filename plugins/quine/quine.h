@@ -111,6 +111,11 @@ class QuineModel : public Model {
   // plots/quine.png: L_SR, rho and sum(theta^2) per epoch before
   // regeneration, the regenerations marked.
   std::vector<FigureSpec> Figures() const override;
+  // The last epoch's self-replication: rho before and after its
+  // regeneration, the regeneration map's spectral radius, and what the
+  // train loss sums against sr_loss. Nothing when this process ended no
+  // epoch (a resume after the last one).
+  std::vector<std::string> SummaryLines() const override;
   // The auxiliary quine's coordinate order (its pass, cursor and the order
   // itself), so that a resumed run draws the coordinates an uninterrupted
   // one would; with contraction_weight, the direction the penalty uses.
@@ -255,6 +260,8 @@ class QuineModel : public Model {
   // Epochs ended so far (OnEpochEnd), for the ramp; in the checkpoint when
   // a ramp is set.
   int64_t epochs_done_ = 0;
+  // The metrics of the last OnEpochEnd in this process, for SummaryLines.
+  std::map<std::string, double> last_epoch_metrics_;
   // With print_normalization, the whole print (with its graph) that this
   // step's PredictWeights made; TwoStepError reuses it instead of running
   // the same forward again, and ReplicationLoss drops it.

@@ -15,10 +15,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/data.h"
+#include "ouroboros/json.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/trainer.h"
 #include "plugins/quine/default_config.h"
@@ -973,6 +976,50 @@ TEST_F(QuineRunTest, FixedPointRunResumesToTheSameWeights) {
     config->mutable_data_config()->set_dataset(kCoordinatesDataSource);
   }
   ExpectResumeEndsAsTheWholeRun(whole, first, "fixed_point");
+}
+
+// The summary's result lines say the last epoch's rho before and after its
+// regeneration and the map's radius, as epochs.jsonl records them, and what
+// the train loss sums.
+TEST_F(QuineRunTest, SummaryLinesShowTheLastRegeneration) {
+  RunConfig config = ConfigWith(R"({"coordinate_embedding": 4,
+      "hidden_sizes": [4], "regenerate_every_epochs": 1, "sr_loss": "relative",
+      "print_normalization": "initial_norm",
+      "spectral_radius_iterations": 4})",
+                                R"({"epochs": 2, "batch_size": 7})");
+  config.mutable_data_config()->set_dataset(kCoordinatesDataSource);
+  absl::StatusOr<TrainResult> result = Train(config, "summary");
+  ASSERT_TRUE(result.ok()) << result.status();
+  std::ifstream in(std::string(std::getenv("TEST_TMPDIR")) +
+                   "/summary/epochs.jsonl");
+  const std::string records(std::istreambuf_iterator<char>(in), {});
+  const std::vector<std::string> lines =
+      absl::StrSplit(records, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  absl::StatusOr<google::protobuf::Value> last = ParseJson(lines.back());
+  ASSERT_TRUE(last.ok()) << last.status();
+  const auto& model = last->struct_value().fields().at("model").struct_value();
+  const auto number = [&](const char* name) {
+    return model.fields().at(name).number_value();
+  };
+  const int64_t weights = MakeModel(config)->num_parameters();
+  EXPECT_THAT(
+      result->family_results,
+      testing::ElementsAre(
+          absl::StrFormat("self-replication after the last epoch: rho %.4g "
+                          "before its regeneration, %.4g right after it (the "
+                          "print scoring its own weights), sum(theta^2) %.4g",
+                          number("rho"), number("rho_after_regeneration"),
+                          number("weight_sq")),
+          testing::StartsWith(absl::StrFormat(
+              "regeneration map: spectral radius %.3g at the print",
+              number("regeneration_spectral_radius"))),
+          absl::StrFormat(
+              "scale: the train loss sums L_SR over one step's coordinates, "
+              "divided by their share of sum(theta^2) (plus the configured "
+              "penalties); sr_loss sums it over all %d weights, and rho = "
+              "sr_loss / sum(theta^2)",
+              weights)));
 }
 
 TEST(QuineTest, AuxiliaryCoordinateOrderGoesThroughTheCheckpointState) {

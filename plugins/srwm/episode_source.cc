@@ -630,7 +630,8 @@ std::map<int, SwitchCurve> SwitchCurves(const at::Tensor& correct,
   return curves;
 }
 
-absl::Status MetaTest(Model& model, TrainingContext& training) {
+absl::Status MetaTest(Model& model, TrainingContext& training,
+                      std::vector<std::string>* summary_lines) {
   // Rank 0 writes fewshot.json; the other ranks would score the same
   // episodes for nothing.
   if (!training.writes_outputs()) return absl::OkStatus();
@@ -643,6 +644,14 @@ absl::Status MetaTest(Model& model, TrainingContext& training) {
     LOG(INFO) << absl::StrFormat(
         "meta-testing the best checkpoint (step %d, validation accuracy %.4f)",
         state.position.step, state.best_metric);
+    summary_lines->push_back(absl::StrFormat(
+        "meta-test of the best checkpoint (step %d, validation accuracy "
+        "%.4f), written to fewshot.json:",
+        state.position.step, state.best_metric));
+  } else {
+    summary_lines->push_back(
+        "meta-test of the last model (no best checkpoint), written to "
+        "fewshot.json:");
   }
   std::vector<std::pair<std::string, const Dataset*>> sets = {
       {"meta_test", &training.data().test}};
@@ -659,6 +668,11 @@ absl::Status MetaTest(Model& model, TrainingContext& training) {
         "loss %.4f",
         name, 100 * score.accuracy, 100 * score.ci95, score.episodes,
         score.loss);
+    summary_lines->push_back(absl::StrFormat(
+        "meta-test %s: accuracy %.2f%% +- %.2f (95%%, %d episodes)",
+        name == kDigitsSplit ? "MNIST digits (cross-domain)"
+                             : "held-out classes",
+        100 * score.accuracy, 100 * score.ci95, score.episodes));
     auto* out = (*fields)[name].mutable_struct_value()->mutable_fields();
     (*out)["accuracy"].set_number_value(score.accuracy);
     (*out)["ci95"].set_number_value(score.ci95);
@@ -688,6 +702,12 @@ absl::Status MetaTest(Model& model, TrainingContext& training) {
           "over the first %d examples after it, %.2f%% after it",
           name, 100 * curve.before_switch, 100 * curve.first_after_switch,
           kRecoveryWindow, 100 * curve.after_switch);
+      summary_lines->push_back(
+          absl::StrFormat("meta-test stream %s: %.2f%% before the switch, "
+                          "%.2f%% over the first %d "
+                          "examples after it",
+                          name, 100 * curve.before_switch,
+                          100 * curve.first_after_switch, kRecoveryWindow));
       auto* out = (*sequential)[name].mutable_struct_value()->mutable_fields();
       (*out)["accuracy_before_switch"].set_number_value(curve.before_switch);
       (*out)["accuracy_first_after_switch"].set_number_value(

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -98,8 +99,10 @@ std::map<int, SwitchCurve> SwitchCurves(const at::Tensor& correct,
 // validation accuracy; else the last model) scored on the meta-test episodes
 // and the digits, logged and written to <run_dir>/fewshot.json (rank 0).
 // For sequential streams, also each direction's SwitchCurve on the
-// meta-test streams ("sequential" in fewshot.json).
-absl::Status MetaTest(Model& model, TrainingContext& training);
+// meta-test streams ("sequential" in fewshot.json). Appends each result as
+// a line for the run's summary to `summary_lines` (rank 0).
+absl::Status MetaTest(Model& model, TrainingContext& training,
+                      std::vector<std::string>* summary_lines);
 
 }  // namespace ouroboros::srwm
 

@@ -15,9 +15,11 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "ouroboros/config.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
@@ -249,7 +251,19 @@ class FewShotModel : public Model {
 
   // The meta-test of the best checkpoint, into fewshot.json.
   absl::Status OnRunEnd(TrainingContext& training) override {
-    return MetaTest(*this, training);
+    meta_test_lines_.clear();
+    return MetaTest(*this, training, &meta_test_lines_);
+  }
+
+  // The meta-test, where the summary's val and test lines score the last
+  // model on the fixed episodes.
+  std::vector<std::string> SummaryLines() const override {
+    std::vector<std::string> lines = meta_test_lines_;
+    if (!lines.empty()) {
+      lines.push_back(
+          absl::StrFormat("chance %.2f%% (%d-way)", 100.0 / ways_, ways_));
+    }
+    return lines;
   }
 
   // plots/meta_validation.png: query accuracy and loss on the fixed
@@ -268,6 +282,7 @@ class FewShotModel : public Model {
 
  private:
   int64_t ways_, image_side_;
+  std::vector<std::string> meta_test_lines_;  // MetaTest's, for the summary
   double label_input_scale_;
   bool query_loss_only_;
   torch::nn::Module module_;

@@ -11,8 +11,12 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/checkpoint.h"
 #include "ouroboros/config.h"
@@ -500,6 +504,26 @@ TEST(FewshotRunTest, ShortTrainingLearnsFromTheLabelInputs) {
   EXPECT_LT(run->result.last_train_loss, std::log(3.0) - 0.08);
   EXPECT_TRUE(
       std::filesystem::exists(TestDir("short_run") + "/checkpoints/best.ckpt"));
+  // The summary shows fewshot.json's meta-test, not only the last model's
+  // score on the fixed test episodes.
+  const std::vector<std::string>& lines = run->result.family_results;
+  ASSERT_EQ(lines.size(), 2 + run->scores.size());
+  EXPECT_THAT(lines.front(),
+              testing::StartsWith("meta-test of the best checkpoint (step "));
+  EXPECT_EQ(lines[1],
+            absl::StrFormat("meta-test held-out classes: accuracy %.2f%% +- "
+                            "%.2f (95%%, 100 episodes)",
+                            100 * test.accuracy, 100 * test.ci95));
+  if (run->scores.count("mnist_digits")) {
+    const EpisodeScore& digits = run->scores.at("mnist_digits");
+    EXPECT_EQ(lines[2],
+              absl::StrFormat("meta-test MNIST digits (cross-domain): "
+                              "accuracy %.2f%% +- %.2f (95%%, %d "
+                              "episodes)",
+                              100 * digits.accuracy, 100 * digits.ci95,
+                              digits.episodes));
+  }
+  EXPECT_EQ(lines.back(), "chance 33.33% (3-way)");
 }
 
 std::string ReadFile(const std::string& path) {
@@ -629,6 +653,15 @@ TEST(FewshotRunTest, SequentialStreamsReportAccuracyAroundTheSwitch) {
     double sum = 0;
     for (int i = 0; i < 6; ++i) sum += accuracy.values(i).number_value();
     EXPECT_NEAR(before, sum / 6, 1e-12);  // every stream switches at 6
+    EXPECT_THAT(run->result.family_results,
+                testing::Contains(
+                    absl::StrFormat("meta-test stream %s: %.2f%% before the "
+                                    "switch, %.2f%% over the first 20 "
+                                    "examples after it",
+                                    direction, 100 * before,
+                                    100 * curve.fields()
+                                              .at("accuracy_first_after_switch")
+                                              .number_value())));
   }
 }
 
