@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "ouroboros/crc32c.h"
 #include "ouroboros/status_macros.h"
+#include "ouroboros/tensorboard_hparams.pb.h"
 #include "ouroboros/tfevent.pb.h"
 
 namespace ouroboros {
@@ -107,6 +109,78 @@ absl::Status EventWriter::AddSessionStart(int64_t step,
   log->set_status(tfevent::SessionLog::START);
   log->set_checkpoint_path(checkpoint);
   return WriteRecord(event.SerializeAsString());
+}
+
+namespace {
+
+namespace hp = tensorboard_hparams;
+
+// TensorBoard's names (tensorboard/plugins/hparams/metadata.py).
+constexpr char kHparamsPlugin[] = "hparams";
+constexpr char kExperimentTag[] = "_hparams_/experiment";
+constexpr char kSessionStartTag[] = "_hparams_/session_start_info";
+constexpr char kSessionEndTag[] = "_hparams_/session_end_info";
+
+// An event whose one summary value is `tag` with the hparams plugin's data.
+std::string HparamsEvent(const char* tag, const hp::HParamsPluginData& data,
+                         double wall_time) {
+  tfevent::Event event;
+  event.set_wall_time(wall_time);
+  tfevent::Summary::Value* value = event.mutable_summary()->add_value();
+  value->set_tag(tag);
+  tfevent::SummaryMetadata::PluginData* plugin =
+      value->mutable_metadata()->mutable_plugin_data();
+  plugin->set_plugin_name(kHparamsPlugin);
+  plugin->set_content(data.SerializeAsString());
+  return event.SerializeAsString();
+}
+
+}  // namespace
+
+absl::Status EventWriter::AddHparams(const RunHparams& hparams) {
+  hp::HParamsPluginData experiment_data;
+  hp::Experiment* experiment = experiment_data.mutable_experiment();
+  experiment->set_time_created_secs(hparams.start_time_secs);
+  hp::HParamsPluginData session_data;
+  hp::SessionStartInfo* session = session_data.mutable_session_start_info();
+  session->set_group_name(hparams.group_name);
+  session->set_start_time_secs(hparams.start_time_secs);
+  for (const auto& [name, setting] : hparams.settings) {
+    hp::HParamInfo* info = experiment->add_hparam_infos();
+    info->set_name(name);
+    google::protobuf::Value& value = (*session->mutable_hparams())[name];
+    if (const double* number = std::get_if<double>(&setting)) {
+      info->set_type(hp::DATA_TYPE_FLOAT64);
+      value.set_number_value(*number);
+    } else if (const bool* flag = std::get_if<bool>(&setting)) {
+      info->set_type(hp::DATA_TYPE_BOOL);
+      value.set_bool_value(*flag);
+    } else {
+      info->set_type(hp::DATA_TYPE_STRING);
+      value.set_string_value(std::get<std::string>(setting));
+    }
+  }
+  for (const std::string& tag : hparams.metric_tags) {
+    hp::MetricInfo* info = experiment->add_metric_infos();
+    info->mutable_name()->set_tag(tag);
+    if (absl::StartsWith(tag, "val/")) {
+      info->set_dataset_type(hp::DATASET_VALIDATION);
+    } else if (absl::StartsWith(tag, "train/")) {
+      info->set_dataset_type(hp::DATASET_TRAINING);
+    }
+  }
+  const double now = WallTime();
+  RETURN_IF_ERROR(
+      WriteRecord(HparamsEvent(kExperimentTag, experiment_data, now)));
+  return WriteRecord(HparamsEvent(kSessionStartTag, session_data, now));
+}
+
+absl::Status EventWriter::AddHparamsEnd(bool success, double end_time_secs) {
+  hp::HParamsPluginData data;
+  hp::SessionEndInfo* end = data.mutable_session_end_info();
+  end->set_status(success ? hp::STATUS_SUCCESS : hp::STATUS_FAILURE);
+  end->set_end_time_secs(end_time_secs);
+  return WriteRecord(HparamsEvent(kSessionEndTag, data, WallTime()));
 }
 
 absl::Status EventWriter::AddHistogram(const std::string& tag, int64_t step,

@@ -14,8 +14,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,6 +29,19 @@ namespace ouroboros {
 // TFRecord's masked form of Crc32c (crc32c.h): ((crc >> 15) | (crc << 17)) +
 // 0xa282ead8.
 uint32_t MaskedCrc32c(absl::string_view data);
+
+// What TensorBoard's HParams view lists for a run: its settings (a config
+// field's path -> its value) and the scalar tags to show beside them.
+struct RunHparams {
+  using Setting = std::variant<double, std::string, bool>;
+  std::map<std::string, Setting> settings;
+  // Scalar tags the run writes, e.g. "val/accuracy": the metric columns.
+  std::vector<std::string> metric_tags;
+  // Runs that differ only in their seed share it, so that TensorBoard
+  // groups them (its session groups).
+  std::string group_name;
+  double start_time_secs = 0;
+};
 
 class EventWriter {
  public:
@@ -46,6 +61,13 @@ class EventWriter {
   // points from `step` on (SessionLog.START), so the steps replayed after the
   // checkpoint are not drawn twice.
   absl::Status AddSessionStart(int64_t step, const std::string& checkpoint);
+  // TensorBoard's HParams summaries (tensorboard_hparams.proto, plugin
+  // "hparams"): the experiment (which settings and metrics there are) and
+  // this run's session start (their values), as TensorBoard's own writer
+  // records them. Once per event file.
+  absl::Status AddHparams(const RunHparams& hparams);
+  // The HParams session's end: success or failure, at `end_time_secs`.
+  absl::Status AddHparamsEnd(bool success, double end_time_secs);
   absl::Status Flush();
   const std::string& path() const { return path_; }
 

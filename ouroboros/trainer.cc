@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
@@ -23,6 +25,7 @@
 #include "ouroboros/plots.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
+#include "ouroboros/run_hparams.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_metrics.h"
 #include "ouroboros/schedule.h"
@@ -31,6 +34,9 @@
 
 namespace ouroboros {
 namespace {
+
+// Seconds since the Unix epoch, as TensorBoard's records count them.
+double WallSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 
 std::vector<std::string> MetricNames(const ScoreConfig& score) {
   if (score.metrics().empty()) return {"loss", "accuracy"};
@@ -432,6 +438,13 @@ absl::Status Trainer::PrepareOutputs() {
       EventWriter::Create(RunFile(context_.run_dir, kTensorBoardDir));
   if (!events.ok()) return events.status();
   events_ = *std::move(events);
+  // Each event file carries the run's settings for TensorBoard's HParams
+  // view (a resumed run's new file too).
+  if (absl::Status s =
+          events_->AddHparams(RunHparamsOf(config(), WallSeconds()));
+      !s.ok()) {
+    LOG(WARNING) << "TensorBoard: " << s.message();
+  }
   return absl::OkStatus();
 }
 
@@ -990,6 +1003,9 @@ absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
   }
   if (events_ != nullptr) (void)events_->Flush();
   RETURN_IF_ERROR(model_->OnRunEnd(*this));
+  if (events_ != nullptr) {
+    (void)events_->AddHparamsEnd(/*success=*/true, WallSeconds());
+  }
   if (writes_outputs()) result.family_results = model_->SummaryLines();
   if (writes_outputs() && !config().run_config().skip_plots()) {
     ReportPlots(DrawRunPlots(context_.run_dir, model_->Figures()),

@@ -261,6 +261,94 @@ TEST_F(EventWriterTest, TheReaderNoticesACorruptByte) {
   EXPECT_EQ(error, "bad data crc");
 }
 
+// The HParams records, decoded with the field numbers of TensorBoard's
+// published definitions (tensorflow/core/framework/summary.proto,
+// tensorboard/plugins/hparams/plugin_data.proto and api.proto,
+// google/protobuf/struct.proto), not with the writer's generated classes.
+TEST_F(EventWriterTest, HparamsRecordsAreTensorBoardsPluginData) {
+  std::string path;
+  {
+    auto writer = EventWriter::Create((scratch() / "tb").string());
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    path = (*writer)->path();
+    RunHparams hparams;
+    hparams.settings = {{"optim_config.lr", 0.01},
+                        {"model", std::string("mlp")},
+                        {"run_config.skip_plots", false}};
+    hparams.metric_tags = {"train/loss", "val/accuracy", "test/accuracy"};
+    hparams.group_name = "config-0000abcd";
+    hparams.start_time_secs = 1.7e9;
+    ASSERT_TRUE((*writer)->AddHparams(hparams).ok());
+    ASSERT_TRUE((*writer)->AddHparamsEnd(true, 1.7e9 + 5).ok());
+  }
+  std::vector<std::string> records = Records(path);
+  ASSERT_EQ(records.size(), 4u);  // file_version, experiment, start, end
+  // Event.summary = 5, Summary.value = 1, Value.tag = 1, Value.metadata = 9,
+  // SummaryMetadata.plugin_data = 1, PluginData.plugin_name = 1, content = 2.
+  const auto plugin_data = [&](size_t record, const std::string& tag) {
+    Fields value = Decode(Decode(Decode(records[record]).bytes.find(5)->second)
+                              .bytes.find(1)
+                              ->second);
+    EXPECT_EQ(value.bytes.find(1)->second, tag);
+    EXPECT_TRUE(value.fixed32.empty() && !value.bytes.count(5));  // no value
+    Fields plugin =
+        Decode(Decode(value.bytes.find(9)->second).bytes.find(1)->second);
+    EXPECT_EQ(plugin.bytes.find(1)->second, "hparams");
+    Fields data = Decode(plugin.bytes.find(2)->second);
+    EXPECT_FALSE(data.varints.count(1));  // version 0
+    return data;
+  };
+  // HParamsPluginData.experiment = 2: time_created_secs = 3, hparam_infos =
+  // 4 (name = 1, type = 4: STRING 1, BOOL 2, FLOAT64 3), metric_infos = 5
+  // (name = 1: MetricName.tag = 2; dataset_type = 5: TRAINING 1,
+  // VALIDATION 2).
+  Fields experiment =
+      Decode(plugin_data(1, "_hparams_/experiment").bytes.find(2)->second);
+  EXPECT_EQ(AsDouble(experiment.fixed64.find(3)->second), 1.7e9);
+  std::map<std::string, uint64_t> types;
+  for (auto [it, end] = experiment.bytes.equal_range(4); it != end; ++it) {
+    Fields info = Decode(it->second);
+    types[info.bytes.find(1)->second] = info.varints.find(4)->second;
+  }
+  EXPECT_EQ(
+      types,
+      (std::map<std::string, uint64_t>{
+          {"model", 1}, {"optim_config.lr", 3}, {"run_config.skip_plots", 2}}));
+  std::vector<std::pair<std::string, uint64_t>> metrics;
+  for (auto [it, end] = experiment.bytes.equal_range(5); it != end; ++it) {
+    Fields info = Decode(it->second);
+    auto type = info.varints.find(5);
+    metrics.emplace_back(
+        Decode(info.bytes.find(1)->second).bytes.find(2)->second,
+        type == info.varints.end() ? 0 : type->second);
+  }
+  EXPECT_THAT(metrics, ::testing::ElementsAre(
+                           std::make_pair(std::string("train/loss"), 1u),
+                           std::make_pair(std::string("val/accuracy"), 2u),
+                           std::make_pair(std::string("test/accuracy"), 0u)));
+  // session_start_info = 3: hparams = 1 (map entries: key = 1, value = 2, a
+  // google.protobuf.Value: number_value = 2, string_value = 3, bool_value =
+  // 4), group_name = 4, start_time_secs = 5.
+  Fields start = Decode(
+      plugin_data(2, "_hparams_/session_start_info").bytes.find(3)->second);
+  EXPECT_EQ(start.bytes.find(4)->second, "config-0000abcd");
+  EXPECT_EQ(AsDouble(start.fixed64.find(5)->second), 1.7e9);
+  std::map<std::string, Fields> values;
+  for (auto [it, end] = start.bytes.equal_range(1); it != end; ++it) {
+    Fields entry = Decode(it->second);
+    values[entry.bytes.find(1)->second] = Decode(entry.bytes.find(2)->second);
+  }
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_EQ(AsDouble(values["optim_config.lr"].fixed64.find(2)->second), 0.01);
+  EXPECT_EQ(values["model"].bytes.find(3)->second, "mlp");
+  EXPECT_EQ(values["run_config.skip_plots"].varints.find(4)->second, 0u);
+  // session_end_info = 4: status = 1 (SUCCESS 1), end_time_secs = 2.
+  Fields end = Decode(
+      plugin_data(3, "_hparams_/session_end_info").bytes.find(4)->second);
+  EXPECT_EQ(end.varints.find(1)->second, 1u);
+  EXPECT_EQ(AsDouble(end.fixed64.find(2)->second), 1.7e9 + 5);
+}
+
 TEST_F(EventWriterTest, UnwritableDirectoryIsNamed) {
   std::ofstream(scratch() / "file") << "x";
   std::string dir = (scratch() / "file" / "tb").string();

@@ -84,11 +84,22 @@ TEST_F(MainTest, TrainsAndWritesACompleteRunDirectory) {
     EXPECT_TRUE(fs::exists(run / file)) << file;
   }
   int event_files = 0;
+  std::string events;
   for (const auto& entry : fs::directory_iterator(run / "tensorboard")) {
-    event_files +=
-        entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) ==
+        0) {
+      ++event_files;
+      events = ReadFile(entry.path());
+    }
   }
   EXPECT_EQ(event_files, 1);
+  // TensorBoard's HParams records: the settings and a finished session
+  // (decoded field by field in event_writer_test).
+  for (const char* part :
+       {"_hparams_/experiment", "_hparams_/session_start_info",
+        "_hparams_/session_end_info", "optim_config.lr", "val/accuracy"}) {
+    EXPECT_THAT(events, HasSubstr(part)) << part;
+  }
   std::string metrics = ReadFile(run / "metrics.json");
   EXPECT_THAT(metrics, HasSubstr("\"steps\": 24"));
   EXPECT_THAT(metrics, HasSubstr("\"auroc\""));
