@@ -33,7 +33,9 @@ matplotlib is missing.
 """
 
 import argparse
+import base64
 import csv
+import html
 import io
 import json
 import math
@@ -716,7 +718,51 @@ def compare(run_dirs, out, metric=None, mark_steps=(), title=None):
     axes.legend(fontsize="small", ncol=1 if drawn <= 8 else 2)
     written.append(save(pyplot, figure,
                         os.path.join(out, "compare_%s.png" % curve)))
+  report = os.path.join(out, "report.html")
+  with open(report, "w") as f:
+    f.write(report_html(title, (columns, rows), seeds,
+                        [w for w in written if w.endswith(".png")]))
+  written.append(report)
   return table, csv_string, written
+
+
+def html_table(columns, rows):
+  def cell(tag, value):
+    return "<%s>%s</%s>" % (tag, html.escape(str(value)), tag)
+  head = "<tr>%s</tr>" % "".join(cell("th", c) for c in columns)
+  body = "".join("<tr>%s</tr>" % "".join(cell("td", v) for v in row)
+                 for row in rows)
+  return "<table>\n<thead>%s</thead>\n<tbody>%s</tbody>\n</table>" % (head,
+                                                                     body)
+
+
+def report_html(title, runs_table, seeds_table, figures):
+  """One self-contained page: the runs' table (settings that differ, then
+  metrics), the seed groups' mean +- std, the figures inlined as data: URIs,
+  so that it opens anywhere and can be mailed as one file."""
+  parts = ["<!DOCTYPE html>", "<html lang=\"en\">", "<head>",
+           "<meta charset=\"utf-8\">",
+           "<title>%s</title>" % html.escape(title or "ouroboros: runs compared"),
+           "<style>body{font-family:sans-serif;margin:2em}"
+           "table{border-collapse:collapse;margin-bottom:2em}"
+           "th,td{border:1px solid #bbb;padding:0.25em 0.6em;text-align:left}"
+           "th{background:#eee}img{max-width:100%;display:block;"
+           "margin-bottom:1.5em}</style>",
+           "</head>", "<body>",
+           "<h1>%s</h1>" % html.escape(title or "Runs compared"),
+           "<h2>Runs</h2>", html_table(*runs_table)]
+  if seeds_table:
+    parts += ["<h2>Over seeds (runs whose configs differ only in seed): "
+              "mean +- std</h2>", html_table(*seeds_table)]
+  if figures:
+    parts.append("<h2>Figures</h2>")
+  for path in figures:
+    with open(path, "rb") as f:
+      data = base64.b64encode(f.read()).decode("ascii")
+    parts.append("<img alt=\"%s\" src=\"data:image/png;base64,%s\">" %
+                 (html.escape(os.path.basename(path)), data))
+  parts += ["</body>", "</html>", ""]
+  return "\n".join(parts)
 
 
 def main(argv):

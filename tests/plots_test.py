@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -419,6 +420,51 @@ class CompareRunsTest(unittest.TestCase):
       self.assertGreater(count, 150, what)
       self.assertGreater(span, 0.5, what)
     self.assertEqual(colour_extent(chart, GREEN)[0], 0)
+
+  def test_report_html_loads_in_a_real_browser(self):
+    """report.html is one self-contained page: Debian's chromium, headless,
+    loads it without an error, finds the runs' table and the seed table,
+    and draws the inlined figures (their curves' colours in a screenshot)."""
+    out = os.path.join(SCRATCH, "compared_report")
+    runs = self.runs + [self.seed_twin]
+    result = subprocess.run([COMPARE_RUNS, "--out", out] + runs,
+                            capture_output=True, text=True)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    report = os.path.join(out, "report.html")
+    with open(report) as f:
+      text = f.read()
+    # Self-contained: nothing fetched, every figure inlined.
+    self.assertNotRegex(text, r'src="(?!data:image/png;base64,)')
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-dev-shm-usage", "--hide-scrollbars",
+               "--enable-logging=stderr", "--v=0",
+               "--user-data-dir=" + os.path.join(SCRATCH, "chromium")]
+    dom = subprocess.run(browser + ["--dump-dom", "file://" + report],
+                         capture_output=True, text=True, timeout=120)
+    self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
+    # The page's own errors (a script error, a resource that failed to
+    # load) reach the log as console messages; the browser's complaints
+    # about a missing D-Bus do not count.
+    self.assertNotRegex(dom.stderr, r"CONSOLE|Uncaught|Failed to load resource")
+    tables = re.findall(r"<table>.*?</table>", dom.stdout, re.S)
+    self.assertEqual(len(tables), 2)  # the runs, the seed groups
+    self.assertEqual(tables[0].count("<tr>"), 1 + len(runs))
+    for run_dir in runs:
+      self.assertIn(">%s<" % os.path.basename(run_dir), tables[0])
+    self.assertIn(">6, 7<", tables[1])
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,',
+                        dom.stdout)
+    self.assertEqual(images, ["compare_loss.png", "compare_accuracy.png"])
+    shot = os.path.join(SCRATCH, "report.png")
+    drawn = subprocess.run(browser + ["--window-size=1000,2600",
+                                      "--screenshot=" + shot,
+                                      "file://" + report],
+                           capture_output=True, text=True, timeout=120)
+    self.assertEqual(drawn.returncode, 0, drawn.stderr[-2000:])
+    # The figures are drawn: compare_a's curve (blue) and the seeds' mean
+    # (orange) in the page as the browser renders it.
+    for colour, what in ((BLUE, "compare_a"), (ORANGE, "the seeds' mean")):
+      self.assertGreater(colour_extent(shot, colour)[0], 300, what)
 
   def test_seed_band_is_mean_and_std_over_common_steps(self):
     plots = load_plots_module()
