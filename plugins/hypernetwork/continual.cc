@@ -521,10 +521,8 @@ class ContinualModel : public Model {
     if (test_rows_.empty()) return lines;
     const double final_mean = Mean(test_rows_.back(), tasks_);
     std::string forgetting;
-    if (!joint_ && static_cast<int64_t>(test_rows_.size()) == tasks_) {
-      std::vector<double> after;
-      for (int64_t t = 0; t < tasks_; ++t) after.push_back(test_rows_[t][t]);
-      const double mean_after = Mean(after, tasks_);
+    if (std::optional<std::vector<double>> after = AccuracyAfterLearning()) {
+      const double mean_after = Mean(*after, tasks_);
       forgetting = absl::StrFormat(
           "; right after learning each %.2f%%, forgetting %.2f points",
           100 * mean_after, 100 * (mean_after - final_mean));
@@ -805,6 +803,18 @@ class ContinualModel : public Model {
     return out;
   }
 
+  // Each task's test accuracy right after it was learned (the matrix's
+  // diagonal), once every task has been learned in turn; none for joint
+  // training.
+  std::optional<std::vector<double>> AccuracyAfterLearning() const {
+    if (joint_ || static_cast<int64_t>(test_rows_.size()) != tasks_) {
+      return std::nullopt;
+    }
+    std::vector<double> after;
+    for (int64_t t = 0; t < tasks_; ++t) after.push_back(test_rows_[t][t]);
+    return after;
+  }
+
   google::protobuf::Value Report(TrainingContext& training) const {
     google::protobuf::Value root;
     auto& fields = *root.mutable_struct_value()->mutable_fields();
@@ -833,14 +843,12 @@ class ContinualModel : public Model {
       const std::vector<double>& last = test_rows_.back();
       const double final_mean = Mean(last, tasks_);
       fields["final_mean_accuracy"].set_number_value(final_mean);
-      if (!joint_ && static_cast<int64_t>(test_rows_.size()) == tasks_) {
-        std::vector<double> after;
+      if (std::optional<std::vector<double>> after = AccuracyAfterLearning()) {
         auto* list = fields["accuracy_after_learning"].mutable_list_value();
-        for (int64_t t = 0; t < tasks_; ++t) {
-          after.push_back(test_rows_[t][t]);
-          list->add_values()->set_number_value(test_rows_[t][t]);
+        for (double accuracy : *after) {
+          list->add_values()->set_number_value(accuracy);
         }
-        const double mean_after = Mean(after, tasks_);
+        const double mean_after = Mean(*after, tasks_);
         fields["mean_accuracy_after_learning"].set_number_value(mean_after);
         fields["forgetting"].set_number_value(mean_after - final_mean);
       }
