@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/config_defaults.h"
 #include "ouroboros/config_schema.h"
 #include "ouroboros/errors.h"
@@ -197,15 +198,6 @@ bool IsSafeName(absl::string_view name) {
   return true;
 }
 
-absl::Status FractionIn(double value, double low, double high,
-                        bool high_inclusive, absl::string_view field) {
-  bool ok = value >= low && (high_inclusive ? value <= high : value < high);
-  if (ok) return absl::OkStatus();
-  return ConfigFieldError(
-      field, absl::StrCat("must be in [", low, ", ", high,
-                          high_inclusive ? "]" : ")", " (got ", value, ")"));
-}
-
 absl::Status ValidateDataConfig(const DataConfig& data) {
   // Any name: the data sources are plugins (the registry says which exist).
   // The synthetic and idx sections are the core's own, checked here.
@@ -216,26 +208,14 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
   }
   if (name == "synthetic") {
     const SyntheticData& synthetic = data.synthetic();
-    if (synthetic.num_samples() < 1) {
-      return ConfigFieldError(
-          "data_config.synthetic.num_samples",
-          absl::StrCat("must be >= 1 (got ", synthetic.num_samples(), ")"));
-    }
-    if (synthetic.num_features() < 1) {
-      return ConfigFieldError(
-          "data_config.synthetic.num_features",
-          absl::StrCat("must be >= 1 (got ", synthetic.num_features(), ")"));
-    }
-    if (synthetic.num_classes() < 2) {
-      return ConfigFieldError(
-          "data_config.synthetic.num_classes",
-          absl::StrCat("must be >= 2 (got ", synthetic.num_classes(), ")"));
-    }
-    if (!(synthetic.noise() >= 0) || !std::isfinite(synthetic.noise())) {
-      return ConfigFieldError("data_config.synthetic.noise",
-                              absl::StrCat("must be a finite number >= 0 (got ",
-                                           synthetic.noise(), ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast("data_config.synthetic.num_samples",
+                                 synthetic.num_samples(), 1));
+    RETURN_IF_ERROR(CheckAtLeast("data_config.synthetic.num_features",
+                                 synthetic.num_features(), 1));
+    RETURN_IF_ERROR(CheckAtLeast("data_config.synthetic.num_classes",
+                                 synthetic.num_classes(), 2));
+    RETURN_IF_ERROR(CheckFiniteAtLeast("data_config.synthetic.noise",
+                                       synthetic.noise(), 0));
   }
   if (name == "idx") {
     const IdxFiles& f = data.idx_files();
@@ -251,53 +231,33 @@ absl::Status ValidateDataConfig(const DataConfig& data) {
       }
     }
   }
-  if (!(data.data_subset() > 0 && data.data_subset() <= 1)) {
-    return ConfigFieldError(
-        "data_config.data_subset",
-        absl::StrCat("must be in (0, 1] (got ", data.data_subset(), ")"));
-  }
+  RETURN_IF_ERROR(CheckInRange("data_config.data_subset", data.data_subset(),
+                               0.0, 1.0, Interval::kOpenClosed));
   const SplitConfig& split = data.split();
-  if (split.method() != "holdout" && split.method() != "kfold") {
-    return ConfigFieldError("data_config.split.method",
-                            absl::StrCat("unknown split '", split.method(),
-                                         "'; known: holdout, kfold"));
-  }
-  RETURN_IF_ERROR(FractionIn(split.val_fraction(), 0, 1, false,
-                             "data_config.split.val_fraction"));
-  if (!(split.test_fraction() > 0 && split.test_fraction() < 1)) {
-    return ConfigFieldError(
-        "data_config.split.test_fraction",
-        absl::StrCat("must be in (0, 1) (got ", split.test_fraction(), ")"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("data_config.split.method", split.method(),
+                             {"holdout", "kfold"}, "split"));
+  RETURN_IF_ERROR(CheckInRange("data_config.split.val_fraction",
+                               split.val_fraction(), 0.0, 1.0,
+                               Interval::kClosedOpen));
+  RETURN_IF_ERROR(CheckInRange("data_config.split.test_fraction",
+                               split.test_fraction(), 0.0, 1.0,
+                               Interval::kOpen));
   if (split.method() == "kfold") {
-    if (split.folds() < 2) {
-      return ConfigFieldError(
-          "data_config.split.folds",
-          absl::StrCat("kfold needs folds >= 2 (got ", split.folds(), ")"));
-    }
-    if (split.fold() < 0 || split.fold() >= split.folds()) {
-      return ConfigFieldError("data_config.split.fold",
-                              absl::StrCat("must be in [0, ", split.folds() - 1,
-                                           "] (got ", split.fold(), ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast("data_config.split.folds", split.folds(), 2,
+                                 " for kfold"));
+    RETURN_IF_ERROR(CheckInRange("data_config.split.fold", split.fold(), 0,
+                                 split.folds() - 1));
   }
-  if (data.prefetch_batches() < 0) {
-    return ConfigFieldError(
-        "data_config.prefetch_batches",
-        absl::StrCat("must be >= 0 (got ", data.prefetch_batches(), ")"));
-  }
-  return absl::OkStatus();
+  return CheckAtLeast("data_config.prefetch_batches", data.prefetch_batches(),
+                      0);
 }
 
 absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
   const std::string& name = s.name();
   if (name == "none" || name == "linear_warmup") {
   } else if (name == "step") {
-    if (s.step_size() < 1) {
-      return ConfigFieldError(
-          "optim_config.scheduler.step_size",
-          absl::StrCat("must be >= 1 epoch (got ", s.step_size(), ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast("optim_config.scheduler.step_size",
+                                 s.step_size(), 1, " epoch"));
   } else if (name == "multistep") {
     if (s.milestones().empty()) {
       return ConfigFieldError("optim_config.scheduler.milestones",
@@ -310,16 +270,10 @@ absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
       }
     }
   } else if (name == "cosine_warm_restarts") {
-    if (s.t_0() < 1) {
-      return ConfigFieldError(
-          "optim_config.scheduler.t_0",
-          absl::StrCat("must be >= 1 epoch (got ", s.t_0(), ")"));
-    }
-    if (s.t_mult() < 1) {
-      return ConfigFieldError(
-          "optim_config.scheduler.t_mult",
-          absl::StrCat("must be >= 1 (got ", s.t_mult(), ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast("optim_config.scheduler.t_0", s.t_0(), 1, " epoch"));
+    RETURN_IF_ERROR(
+        CheckAtLeast("optim_config.scheduler.t_mult", s.t_mult(), 1));
     if (!(s.eta_min() >= 0 && s.eta_min() <= lr)) {
       return ConfigFieldError(
           "optim_config.scheduler.eta_min",
@@ -332,11 +286,8 @@ absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
           "optim_config.scheduler.max_lr",
           absl::StrCat("must be > optim_config.lr (got ", s.max_lr(), ")"));
     }
-    if (s.step_size_up() < 1) {
-      return ConfigFieldError(
-          "optim_config.scheduler.step_size_up",
-          absl::StrCat("must be >= 1 step (got ", s.step_size_up(), ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast("optim_config.scheduler.step_size_up",
+                                 s.step_size_up(), 1, " step"));
   } else {
     return ConfigFieldError(
         "optim_config.scheduler.name",
@@ -344,18 +295,11 @@ absl::Status ValidateScheduler(const SchedulerConfig& s, double lr) {
                      "'; known: none, step, multistep, cosine_warm_restarts, "
                      "cyclic, linear_warmup"));
   }
-  if ((name == "step" || name == "multistep") && !(s.gamma() > 0)) {
-    return ConfigFieldError("optim_config.scheduler.gamma",
-                            absl::StrCat("must be > 0 (got ", s.gamma(), ")"));
+  if (name == "step" || name == "multistep") {
+    RETURN_IF_ERROR(CheckAbove("optim_config.scheduler.gamma", s.gamma(), 0.0));
   }
-  if (s.warmup_steps() < 0 ||
-      (name == "linear_warmup" && s.warmup_steps() < 1)) {
-    return ConfigFieldError(
-        "optim_config.scheduler.warmup_steps",
-        absl::StrCat("must be >= ", name == "linear_warmup" ? 1 : 0, " (got ",
-                     s.warmup_steps(), ")"));
-  }
-  return absl::OkStatus();
+  return CheckAtLeast("optim_config.scheduler.warmup_steps", s.warmup_steps(),
+                      name == "linear_warmup" ? 1 : 0);
 }
 
 absl::Status ValidateScore(const ScoreConfig& score) {
@@ -378,26 +322,14 @@ absl::Status ValidateScore(const ScoreConfig& score) {
         absl::StrCat("unknown metric '", score.monitor(),
                      "'; known: loss, accuracy, precision, recall, f1, auroc"));
   }
-  if (score.mode() != "max" && score.mode() != "min") {
-    return ConfigFieldError(
-        "score_config.mode",
-        absl::StrCat("must be max or min (got '", score.mode(), "')"));
-  }
-  if (score.patience() < 0) {
-    return ConfigFieldError(
-        "score_config.patience",
-        absl::StrCat("must be >= 0 (got ", score.patience(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckOneOf("score_config.mode", score.mode(), {"max", "min"}, "mode"));
+  RETURN_IF_ERROR(CheckAtLeast("score_config.patience", score.patience(), 0));
   if (score.patience() > 0 && score.monitor().empty()) {
     return ConfigFieldError("score_config.patience",
                             "early stopping needs score_config.monitor");
   }
-  if (score.min_delta() < 0) {
-    return ConfigFieldError(
-        "score_config.min_delta",
-        absl::StrCat("must be >= 0 (got ", score.min_delta(), ")"));
-  }
-  return absl::OkStatus();
+  return CheckAtLeast("score_config.min_delta", score.min_delta(), 0.0);
 }
 
 }  // namespace
@@ -484,53 +416,23 @@ absl::Status ValidateRunConfig(const RunConfig& config) {
   RETURN_IF_ERROR(ValidateRunName(config));
   RETURN_IF_ERROR(ValidateDataConfig(config.data_config()));
   const OptimConfig& optim = config.optim_config();
-  if (!(optim.lr() > 0) || !std::isfinite(optim.lr())) {
-    return ConfigFieldError(
-        "optim_config.lr",
-        absl::StrCat("must be a finite number > 0 (got ", optim.lr(), ")"));
-  }
-  if (!(optim.weight_decay() >= 0) || !std::isfinite(optim.weight_decay())) {
-    return ConfigFieldError("optim_config.weight_decay",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         optim.weight_decay(), ")"));
-  }
-  if (!(optim.grad_clip_norm() >= 0) ||
-      !std::isfinite(optim.grad_clip_norm())) {
-    return ConfigFieldError("optim_config.grad_clip_norm",
-                            absl::StrCat("must be a finite number >= 0, 0 "
-                                         "meaning off (got ",
-                                         optim.grad_clip_norm(), ")"));
-  }
+  RETURN_IF_ERROR(CheckFiniteAbove("optim_config.lr", optim.lr(), 0));
+  RETURN_IF_ERROR(
+      CheckFiniteAtLeast("optim_config.weight_decay", optim.weight_decay(), 0));
+  RETURN_IF_ERROR(CheckFiniteAtLeast("optim_config.grad_clip_norm",
+                                     optim.grad_clip_norm(), 0,
+                                     ", 0 meaning off"));
   RETURN_IF_ERROR(ValidateScheduler(optim.scheduler(), optim.lr()));
   RETURN_IF_ERROR(ValidateScore(config.score_config()));
   const TrainConfig& run = config.run_config();
-  if (run.epochs() < 1) {
-    return ConfigFieldError(
-        "run_config.epochs",
-        absl::StrCat("must be >= 1 (got ", run.epochs(), ")"));
-  }
-  if (run.batch_size() < 1) {
-    return ConfigFieldError(
-        "run_config.batch_size",
-        absl::StrCat("must be >= 1 (got ", run.batch_size(), ")"));
-  }
-  if (run.max_steps() < 0) {
-    return ConfigFieldError(
-        "run_config.max_steps",
-        absl::StrCat("must be >= 0, 0 meaning no limit (got ", run.max_steps(),
-                     ")"));
-  }
-  if (run.log_every_steps() < 0) {
-    return ConfigFieldError(
-        "run_config.log_every_steps",
-        absl::StrCat("must be >= 0 (got ", run.log_every_steps(), ")"));
-  }
-  if (run.eval_every_steps() < 0) {
-    return ConfigFieldError("run_config.eval_every_steps",
-                            absl::StrCat("must be >= 0, 0 meaning never (got ",
-                                         run.eval_every_steps(), ")"));
-  }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(CheckAtLeast("run_config.epochs", run.epochs(), 1));
+  RETURN_IF_ERROR(CheckAtLeast("run_config.batch_size", run.batch_size(), 1));
+  RETURN_IF_ERROR(CheckAtLeast("run_config.max_steps", run.max_steps(), 0,
+                               ", 0 meaning no limit"));
+  RETURN_IF_ERROR(
+      CheckAtLeast("run_config.log_every_steps", run.log_every_steps(), 0));
+  return CheckAtLeast("run_config.eval_every_steps", run.eval_every_steps(), 0,
+                      ", 0 meaning never");
 }
 
 absl::Status ParseConfigSection(const Struct& section,

@@ -252,5 +252,17 @@ TEST_F(PipelinesTest, ParallelRefusesABadMemberByItsPath) {
                                       "least one pipeline"));
 }
 
+TEST_F(PipelinesTest, ParallelNamesTheSettingOutOfRange) {
+  std::string config = WriteConfig("parallel_range.json", R"({
+    "pipeline": "parallel",
+    "pipeline_config": {"pipelines": [{"model": "mlp"}],
+                        "timeout_seconds": -1}})");
+  Result r = Run({"--config=" + config, "--run_dir=par_range"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("pipeline_config.timeout_seconds: must be "
+                                  ">= 0 (got -1)"));
+  EXPECT_FALSE(fs::exists(scratch() / "par_range"));
+}
+
 }  // namespace
 }  // namespace ouroboros

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
@@ -281,22 +282,13 @@ absl::StatusOr<ContinualConfig> ParseContinualConfig(const RunConfig& config) {
       ContinualConfig continual,
       ParseSection<ContinualConfig>(config.model_config(), "model_config"));
   const std::string& method = continual.method();
-  if (method != kHnet && method != kFinetune && method != kEwc) {
-    return ConfigFieldError(
-        "model_config.method",
-        absl::StrCat("must be hnet, finetune or ewc (got '", method, "')"));
-  }
-  if (continual.main_network() != kMlp &&
-      continual.main_network() != kMnistConv) {
-    return ConfigFieldError("model_config.main_network",
-                            absl::StrCat("must be mlp or mnist_conv (got '",
-                                         continual.main_network(), "')"));
-  }
-  if (continual.heads() != "shared" && continual.heads() != kPerTask) {
-    return ConfigFieldError("model_config.heads",
-                            absl::StrCat("must be shared or per_task (got '",
-                                         continual.heads(), "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("model_config.method", method,
+                             {kHnet, kFinetune, kEwc}, "method"));
+  RETURN_IF_ERROR(CheckOneOf("model_config.main_network",
+                             continual.main_network(), {kMlp, kMnistConv},
+                             "main network"));
+  RETURN_IF_ERROR(CheckOneOf("model_config.heads", continual.heads(),
+                             {"shared", kPerTask}, "heads"));
   std::vector<std::pair<std::string, int64_t>> sizes = {
       {"main_conv_channels", continual.main_conv_channels()},
       {"main_kernel_size", continual.main_kernel_size()},
@@ -312,10 +304,8 @@ absl::StatusOr<ContinualConfig> ParseContinualConfig(const RunConfig& config) {
                      continual.hnet_hidden_sizes(i)});
   }
   for (const auto& [field, value] : sizes) {
-    if (value < 1) {
-      return ConfigFieldError(absl::StrCat("model_config.", field),
-                              absl::StrCat("must be >= 1 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.", field), value, int64_t{1}));
   }
   if (continual.main_kernel_size() % 2 == 0) {
     return ConfigFieldError(
@@ -327,25 +317,17 @@ absl::StatusOr<ContinualConfig> ParseContinualConfig(const RunConfig& config) {
        {std::pair<const char*, int64_t>{"chunk_size", continual.chunk_size()},
         {"regularized_tasks_per_step",
          continual.regularized_tasks_per_step()}}) {
-    if (value < 0) {
-      return ConfigFieldError(absl::StrCat("model_config.", field),
-                              absl::StrCat("must be >= 0 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.", field), value, int64_t{0}));
   }
   for (const auto& [field, value] :
        {std::pair<const char*, double>{"beta", continual.beta()},
         {"ewc_lambda", continual.ewc_lambda()}}) {
-    if (!(value >= 0) || !std::isfinite(value)) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.", field),
-          absl::StrCat("must be a finite number >= 0 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckFiniteAtLeast(absl::StrCat("model_config.", field), value, 0));
   }
-  if (!(continual.ewc_gamma() > 0 && continual.ewc_gamma() <= 1)) {
-    return ConfigFieldError(
-        "model_config.ewc_gamma",
-        absl::StrCat("must be in (0, 1] (got ", continual.ewc_gamma(), ")"));
-  }
+  RETURN_IF_ERROR(CheckInRange("model_config.ewc_gamma", continual.ewc_gamma(),
+                               0.0, 1.0, Interval::kOpenClosed));
   if (!IsTaskSequence(config)) {
     return ConfigFieldError(
         "data_config.dataset",

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/status_macros.h"
@@ -354,17 +355,10 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
       HypernetworkConfig parsed,
       ParseSection<HypernetworkConfig>(config.model_config(), "model_config"));
   const bool mnist_conv = parsed.architecture() == kMnistConv;
-  if (!mnist_conv && parsed.architecture() != kResnet) {
-    return ConfigFieldError(
-        "model_config.architecture",
-        absl::StrCat("unknown architecture '", parsed.architecture(),
-                     "'; known: mnist_conv, resnet"));
-  }
-  if (parsed.kernels() != kGenerated && parsed.kernels() != kOrdinary) {
-    return ConfigFieldError("model_config.kernels",
-                            absl::StrCat("unknown kind '", parsed.kernels(),
-                                         "'; known: generated, ordinary"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("model_config.architecture", parsed.architecture(),
+                             {kMnistConv, kResnet}, "architecture"));
+  RETURN_IF_ERROR(CheckOneOf("model_config.kernels", parsed.kernels(),
+                             {kGenerated, kOrdinary}, "kind"));
   // Settings of the other architecture would silently do nothing.
   if (mnist_conv &&
       (parsed.stage_channels_size() > 0 || parsed.has_blocks_per_stage())) {
@@ -389,10 +383,8 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
         {parsed.kernel_size(), "kernel_size"},
         {mnist_conv ? parsed.conv_channels() : parsed.blocks_per_stage(),
          mnist_conv ? "conv_channels" : "blocks_per_stage"}}) {
-    if (value < 1) {
-      return ConfigFieldError(absl::StrCat("model_config.", field),
-                              absl::StrCat("must be >= 1 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.", field), value, 1));
   }
   if (parsed.kernel_size() % 2 == 0) {
     return ConfigFieldError(
@@ -401,11 +393,9 @@ absl::StatusOr<HypernetworkConfig> ParseHypernetworkConfig(
                      parsed.kernel_size(), ")"));
   }
   for (int i = 0; i < parsed.stage_channels_size(); ++i) {
-    if (parsed.stage_channels(i) < 1) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.stage_channels[", i, "]"),
-          absl::StrCat("must be >= 1 (got ", parsed.stage_channels(i), ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.stage_channels[", i, "]"),
+                     parsed.stage_channels(i), 1));
   }
   return parsed;
 }

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/data.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
@@ -247,17 +248,10 @@ absl::StatusOr<TaskSequenceConfig> ParseTaskSequenceConfig(
                                         "the task count"
                                   : "missing: how many permuted tasks");
   }
-  if (sequence.tasks() < 1) {
-    return ConfigFieldError(
-        Field("tasks"),
-        absl::StrCat("must be >= 1 (got ", sequence.tasks(), ")"));
-  }
+  RETURN_IF_ERROR(CheckAtLeast(Field("tasks"), sequence.tasks(), 1));
   if (split) {
-    if (sequence.classes_per_task() < 2) {
-      return ConfigFieldError(
-          Field("classes_per_task"),
-          absl::StrCat("must be >= 2 (got ", sequence.classes_per_task(), ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast(Field("classes_per_task"),
+                                 sequence.classes_per_task(), 2));
     const int64_t classes = KnownClasses(config, images);
     if (classes > 0 &&
         int64_t(sequence.tasks()) * sequence.classes_per_task() > classes) {
@@ -269,16 +263,10 @@ absl::StatusOr<TaskSequenceConfig> ParseTaskSequenceConfig(
                        " classes; '", images, "' has ", classes));
     }
   }
-  if (sequence.epochs_per_task() < 1) {
-    return ConfigFieldError(
-        Field("epochs_per_task"),
-        absl::StrCat("must be >= 1 (got ", sequence.epochs_per_task(), ")"));
-  }
-  if (sequence.schedule() != kSequential && sequence.schedule() != kJoint) {
-    return ConfigFieldError(Field("schedule"),
-                            absl::StrCat("must be sequential or joint (got '",
-                                         sequence.schedule(), "')"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast(Field("epochs_per_task"), sequence.epochs_per_task(), 1));
+  RETURN_IF_ERROR(CheckOneOf(Field("schedule"), sequence.schedule(),
+                             {kSequential, kJoint}, "schedule"));
   if (config.run_config().epochs() != sequence.tasks()) {
     return ConfigFieldError(
         "run_config.epochs",

@@ -18,6 +18,7 @@
 #include "ouroboros/child_process.h"
 #include "ouroboros/child_run.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
@@ -748,24 +749,14 @@ absl::StatusOr<DemoPipelineConfig> ParseDemoConfig(const RunConfig& config) {
       }
     }
   }
-  if (demo.eval_every_steps() < 1) {
-    return ConfigFieldError(
-        "pipeline_config.eval_every_steps",
-        absl::StrCat("must be >= 1 (got ", demo.eval_every_steps(), ")"));
-  }
-  const std::vector<std::string> metrics = {"loss",   "accuracy", "precision",
-                                            "recall", "f1",       "auroc"};
-  if (std::find(metrics.begin(), metrics.end(), demo.metric()) ==
-      metrics.end()) {
-    return ConfigFieldError(
-        "pipeline_config.metric",
-        absl::StrCat("unknown metric '", demo.metric(),
-                     "'; known: ", absl::StrJoin(metrics, ", ")));
-  }
-  if (demo.workers() < 0 || demo.threads_per_run() < 0) {
-    return ConfigFieldError("pipeline_config",
-                            "workers and threads_per_run must be >= 0");
-  }
+  RETURN_IF_ERROR(CheckAtLeast("pipeline_config.eval_every_steps",
+                               demo.eval_every_steps(), 1));
+  RETURN_IF_ERROR(CheckOneOf(
+      "pipeline_config.metric", demo.metric(),
+      {"loss", "accuracy", "precision", "recall", "f1", "auroc"}, "metric"));
+  RETURN_IF_ERROR(CheckAtLeast("pipeline_config.workers", demo.workers(), 0));
+  RETURN_IF_ERROR(CheckAtLeast("pipeline_config.threads_per_run",
+                               demo.threads_per_run(), 0));
   // Both runs' configs against the core schema (their plugin sections are
   // checked by the registry in MakeDemoPipeline).
   if (demo.predictors().empty()) {

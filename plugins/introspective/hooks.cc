@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
 #include "ouroboros/json.h"
@@ -74,10 +75,8 @@ bool IsPlainFileName(const std::string& name) {
 absl::Status CheckOptimizerState(const std::string& optimizer_state,
                                  const std::string& optimizer,
                                  const std::string& field) {
-  if (optimizer_state != "keep" && optimizer_state != "reset") {
-    return ConfigFieldError(field, absl::StrCat("unknown '", optimizer_state,
-                                                "'; known: keep, reset"));
-  }
+  RETURN_IF_ERROR(
+      CheckOneOf(field, optimizer_state, {"keep", "reset"}, "optimizer state"));
   if (optimizer_state == "reset" && optimizer == "adagrad") {
     return ConfigFieldError(
         field,
@@ -193,16 +192,10 @@ absl::StatusOr<RecordHookConfig> ParseRecordHookConfig(
                    ParseSection<RecordHookConfig>(section, section_path));
   const std::string path(section_path);
   RETURN_IF_ERROR(CheckSteps(config.t_steps(), path + ".t_steps", false));
-  if (config.samples_per_t() < 1) {
-    return ConfigFieldError(
-        path + ".samples_per_t",
-        absl::StrCat("must be >= 1 (got ", config.samples_per_t(), ")"));
-  }
-  if (config.balance_bins() < 1 || config.balance_bins() > 1000) {
-    return ConfigFieldError(
-        path + ".balance_bins",
-        absl::StrCat("must be in [1, 1000] (got ", config.balance_bins(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast(path + ".samples_per_t", config.samples_per_t(), 1));
+  RETURN_IF_ERROR(
+      CheckInRange(path + ".balance_bins", config.balance_bins(), 1, 1000));
   if (!IsPlainFileName(config.output())) {
     return ConfigFieldError(
         path + ".output",

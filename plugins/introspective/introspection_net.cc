@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/status_macros.h"
@@ -277,21 +278,16 @@ absl::StatusOr<IntrospectionNetConfig> ParseIntrospectionNetConfig(
   ASSIGN_OR_RETURN(IntrospectionNetConfig parsed,
                    ParseSection<IntrospectionNetConfig>(config.model_config(),
                                                         "model_config"));
-  if (parsed.hidden_size() < 1) {
-    return ConfigFieldError(
-        "model_config.hidden_size",
-        absl::StrCat("must be >= 1 (got ", parsed.hidden_size(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast("model_config.hidden_size", parsed.hidden_size(), 1));
   if (parsed.loss() != "l1" && parsed.loss() != "mse") {
     return ConfigFieldError(
         "model_config.loss",
         absl::StrCat("unknown loss '", parsed.loss(), "'; known: l1, mse"));
   }
-  if (!(parsed.val_fraction() > 0 && parsed.val_fraction() < 1)) {
-    return ConfigFieldError(
-        "model_config.val_fraction",
-        absl::StrCat("must be in (0, 1) (got ", parsed.val_fraction(), ")"));
-  }
+  RETURN_IF_ERROR(CheckInRange("model_config.val_fraction",
+                               parsed.val_fraction(), 0.0, 1.0,
+                               Interval::kOpen));
   return parsed;
 }
 

@@ -782,7 +782,8 @@ TEST(HookConfigTest, BadSectionsNameTheFieldAndTheReason) {
   EXPECT_THAT(jump(R"({"network": ")" + net +
                    R"(", "jump_steps": [10], "optimizer_state": "zero"})")
                   .message(),
-              HasSubstr("hooks[1].config.optimizer_state: unknown 'zero'"));
+              HasSubstr("hooks[1].config.optimizer_state: unknown optimizer "
+                        "state 'zero'"));
   EXPECT_TRUE(
       jump(R"({"network": ")" + net + R"(", "jump_steps": [10]})").ok());
   // The linear baseline needs no network, and refuses one.

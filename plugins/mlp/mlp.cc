@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/dropout.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
@@ -91,25 +92,15 @@ absl::StatusOr<MlpConfig> ParseMlpConfig(const RunConfig& config) {
                             "must list at least one hidden layer width");
   }
   for (int i = 0; i < mlp.layer_sizes_size(); ++i) {
-    if (mlp.layer_sizes(i) < 1) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.layer_sizes[", i, "]"),
-          absl::StrCat("must be >= 1 (got ", mlp.layer_sizes(i), ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.layer_sizes[", i, "]"),
+                     mlp.layer_sizes(i), 1));
   }
-  const std::string& act = mlp.activation();
-  if (act != "relu" && act != "tanh" && act != "selu" && act != "gelu" &&
-      act != "sigmoid") {
-    return ConfigFieldError(
-        "model_config.activation",
-        absl::StrCat("unknown activation '", act,
-                     "'; known: relu, tanh, selu, gelu, sigmoid"));
-  }
-  if (!(mlp.dropout() >= 0 && mlp.dropout() < 1)) {
-    return ConfigFieldError(
-        "model_config.dropout",
-        absl::StrCat("must be in [0, 1) (got ", mlp.dropout(), ")"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("model_config.activation", mlp.activation(),
+                             {"relu", "tanh", "selu", "gelu", "sigmoid"},
+                             "activation"));
+  RETURN_IF_ERROR(CheckInRange("model_config.dropout", mlp.dropout(), 0.0, 1.0,
+                               Interval::kClosedOpen));
   return mlp;
 }
 

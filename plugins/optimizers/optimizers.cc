@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/status_macros.h"
@@ -28,9 +29,7 @@ absl::StatusOr<Params> ParseParams(const OptimConfig& config) {
 }
 
 absl::Status Positive(double value, absl::string_view field) {
-  if (value > 0) return absl::OkStatus();
-  return ConfigFieldError(absl::StrCat("optim_config.params.", field),
-                          absl::StrCat("must be > 0 (got ", value, ")"));
+  return CheckAbove(absl::StrCat("optim_config.params.", field), value, 0.0);
 }
 
 absl::StatusOr<std::tuple<double, double>> Betas(const AdamParams& params) {
@@ -52,11 +51,8 @@ absl::StatusOr<std::tuple<double, double>> Betas(const AdamParams& params) {
 absl::StatusOr<torch::optim::SGDOptions> SgdOptions(const OptimConfig& c) {
   absl::StatusOr<SgdParams> params = ParseParams<SgdParams>(c);
   if (!params.ok()) return params.status();
-  if (params->momentum() < 0) {
-    return ConfigFieldError(
-        "optim_config.params.momentum",
-        absl::StrCat("must be >= 0 (got ", params->momentum(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast("optim_config.params.momentum", params->momentum(), 0.0));
   if (params->nesterov() &&
       (params->momentum() <= 0 || params->dampening() != 0)) {
     return ConfigFieldError("optim_config.params.nesterov",

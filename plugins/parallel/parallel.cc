@@ -16,6 +16,7 @@
 #include "ouroboros/child_process.h"
 #include "ouroboros/child_run.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
@@ -79,12 +80,12 @@ absl::StatusOr<ParallelPipelineConfig> ParseParallelConfig(
                        "' is not a plain name (letters, digits, _ - .)"));
     }
   }
-  if (parallel.workers() < 0 || parallel.threads_per_pipeline() < 0 ||
-      !(parallel.timeout_seconds() >= 0)) {
-    return ConfigFieldError(
-        "pipeline_config",
-        "workers, threads_per_pipeline and timeout_seconds must be >= 0");
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast("pipeline_config.workers", parallel.workers(), 0));
+  RETURN_IF_ERROR(CheckAtLeast("pipeline_config.threads_per_pipeline",
+                               parallel.threads_per_pipeline(), 0));
+  RETURN_IF_ERROR(CheckAtLeast("pipeline_config.timeout_seconds",
+                               parallel.timeout_seconds(), 0.0));
   return parallel;
 }
 

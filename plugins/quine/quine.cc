@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "glog/logging.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/data.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
@@ -63,11 +64,8 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
       QuineConfig quine,
       ParseSection<QuineConfig>(config.model_config(), "model_config"));
   FillDerivedQuineDefaults(&quine, config);
-  if (quine.variant() != kVanilla && quine.variant() != kAuxiliary) {
-    return ConfigFieldError("model_config.variant",
-                            absl::StrCat("unknown variant '", quine.variant(),
-                                         "'; known: vanilla, auxiliary"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("model_config.variant", quine.variant(),
+                             {kVanilla, kAuxiliary}, "variant"));
   const bool auxiliary = IsAuxiliary(quine);
   for (const auto& [field, value, least] :
        {std::make_tuple("coordinate_embedding", quine.coordinate_embedding(),
@@ -80,22 +78,17 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                         quine.regenerate_every_epochs(), 0),
         std::make_tuple("spectral_radius_iterations",
                         quine.spectral_radius_iterations(), 0)}) {
-    if (value < least) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.", field),
-          absl::StrCat("must be >= ", least, " (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.", field), value, least));
   }
   if (quine.hidden_sizes().empty()) {
     return ConfigFieldError("model_config.hidden_sizes",
                             "must list at least one hidden layer width");
   }
   for (int i = 0; i < quine.hidden_sizes_size(); ++i) {
-    if (quine.hidden_sizes(i) < 1) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.hidden_sizes[", i, "]"),
-          absl::StrCat("must be >= 1 (got ", quine.hidden_sizes(i), ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("model_config.hidden_sizes[", i, "]"),
+                     quine.hidden_sizes(i), 1));
   }
   if (auxiliary) {
     if (!(quine.task_weight() > 0 && std::isfinite(quine.task_weight()))) {
@@ -130,11 +123,14 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
                                          quine.coordinate_projection_std(),
                                          "); leave it out for 1/sqrt(N)"));
   }
-  if (!(quine.contraction_weight() >= 0 &&
-        std::isfinite(quine.contraction_weight()))) {
-    return ConfigFieldError("model_config.contraction_weight",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         quine.contraction_weight(), ")"));
+  for (const auto& [field, weight] :
+       {std::pair<const char*, double>{"contraction_weight",
+                                       quine.contraction_weight()},
+        {"jacobian_weight", quine.jacobian_weight()},
+        {"print_task_weight", quine.print_task_weight()},
+        {"two_step_weight", quine.two_step_weight()}}) {
+    RETURN_IF_ERROR(
+        CheckFiniteAtLeast(absl::StrCat("model_config.", field), weight, 0));
   }
   if (quine.contraction_weight() > 0 &&
       quine.spectral_radius_iterations() <= 0) {
@@ -143,71 +139,30 @@ absl::StatusOr<QuineConfig> ParseQuineConfig(const RunConfig& config) {
         "the penalty acts along the direction the regeneration's power "
         "iteration finds: set model_config.spectral_radius_iterations > 0");
   }
-  if (quine.contraction_ramp_epochs() < 0) {
-    return ConfigFieldError("model_config.contraction_ramp_epochs",
-                            absl::StrCat("must be >= 0 (got ",
-                                         quine.contraction_ramp_epochs(), ")"));
-  }
-  if (quine.contraction_directions() < 1) {
-    return ConfigFieldError("model_config.contraction_directions",
-                            absl::StrCat("must be >= 1 (got ",
-                                         quine.contraction_directions(), ")"));
-  }
-  if (!(quine.contraction_target() > 0 && quine.contraction_target() <= 1)) {
-    return ConfigFieldError("model_config.contraction_target",
-                            absl::StrCat("must be in (0, 1] (got ",
-                                         quine.contraction_target(), ")"));
-  }
-  if (!(quine.jacobian_weight() >= 0 &&
-        std::isfinite(quine.jacobian_weight()))) {
-    return ConfigFieldError("model_config.jacobian_weight",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         quine.jacobian_weight(), ")"));
-  }
+  RETURN_IF_ERROR(CheckAtLeast("model_config.contraction_ramp_epochs",
+                               quine.contraction_ramp_epochs(), 0));
+  RETURN_IF_ERROR(CheckAtLeast("model_config.contraction_directions",
+                               quine.contraction_directions(), 1));
+  RETURN_IF_ERROR(CheckInRange("model_config.contraction_target",
+                               quine.contraction_target(), 0.0, 1.0,
+                               Interval::kOpenClosed));
   if (quine.jacobian_at_print() && quine.print_normalization() == kRawPrint) {
     return ConfigFieldError(
         "model_config.jacobian_at_print",
         "the print's own print is only computed whole with a scaled print: "
         "set model_config.print_normalization");
   }
-  if (!(quine.print_task_weight() >= 0 &&
-        std::isfinite(quine.print_task_weight()))) {
-    return ConfigFieldError("model_config.print_task_weight",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         quine.print_task_weight(), ")"));
-  }
-  if (!(quine.two_step_weight() >= 0 &&
-        std::isfinite(quine.two_step_weight()))) {
-    return ConfigFieldError("model_config.two_step_weight",
-                            absl::StrCat("must be a finite number >= 0 (got ",
-                                         quine.two_step_weight(), ")"));
-  }
-  if (!(quine.regeneration_damping() > 0 &&
-        quine.regeneration_damping() <= 1)) {
-    return ConfigFieldError("model_config.regeneration_damping",
-                            absl::StrCat("must be in (0, 1] (got ",
-                                         quine.regeneration_damping(), ")"));
-  }
-  if (quine.sr_loss() != kAbsoluteSrLoss &&
-      quine.sr_loss() != kRelativeSrLoss) {
-    return ConfigFieldError(
-        "model_config.sr_loss",
-        absl::StrCat("must be 'absolute' or 'relative' (got '", quine.sr_loss(),
-                     "')"));
-  }
-  if (quine.print_normalization() != kRawPrint &&
-      quine.print_normalization() != kInitialNormPrint &&
-      quine.print_normalization() != kPerMatrixPrint) {
-    return ConfigFieldError(
-        "model_config.print_normalization",
-        absl::StrCat("must be 'none', 'initial_norm' or 'per_matrix' (got '",
-                     quine.print_normalization(), "')"));
-  }
-  if (!(quine.zero_quine_fraction() > 0 && quine.zero_quine_fraction() < 1)) {
-    return ConfigFieldError("model_config.zero_quine_fraction",
-                            absl::StrCat("must be in (0, 1) (got ",
-                                         quine.zero_quine_fraction(), ")"));
-  }
+  RETURN_IF_ERROR(CheckInRange("model_config.regeneration_damping",
+                               quine.regeneration_damping(), 0.0, 1.0,
+                               Interval::kOpenClosed));
+  RETURN_IF_ERROR(CheckOneOf("model_config.sr_loss", quine.sr_loss(),
+                             {kAbsoluteSrLoss, kRelativeSrLoss}, "sr_loss"));
+  RETURN_IF_ERROR(CheckOneOf(
+      "model_config.print_normalization", quine.print_normalization(),
+      {kRawPrint, kInitialNormPrint, kPerMatrixPrint}, "print_normalization"));
+  RETURN_IF_ERROR(CheckInRange("model_config.zero_quine_fraction",
+                               quine.zero_quine_fraction(), 0.0, 1.0,
+                               Interval::kOpen));
   return quine;
 }
 

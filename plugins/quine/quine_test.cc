@@ -1097,8 +1097,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "model_config.regeneration_damping: must be in (0, 1] (got "
                    "1.5)"},
         BadSection{R"({"sr_loss": "cosine"})",
-                   "model_config.sr_loss: must be 'absolute' or 'relative' "
-                   "(got 'cosine')"},
+                   "model_config.sr_loss: unknown sr_loss 'cosine'; known: "
+                   "absolute, relative"},
         BadSection{R"({"contraction_weight": 1})",
                    "model_config.contraction_weight: the penalty acts along "
                    "the direction the regeneration's power iteration finds: "
@@ -1116,8 +1116,9 @@ INSTANTIATE_TEST_SUITE_P(
                    "model_config.contraction_target: must be in (0, 1] (got "
                    "0)"},
         BadSection{R"({"print_normalization": "unit"})",
-                   "model_config.print_normalization: must be 'none', "
-                   "'initial_norm' or 'per_matrix' (got 'unit')"}));
+                   "model_config.print_normalization: unknown "
+                   "print_normalization 'unit'; known: none, initial_norm, "
+                   "per_matrix"}));
 
 TEST(QuineConfigTest, TheDataFitsTheVariant) {
   // Under the plain train pipeline (no pipeline of its own).

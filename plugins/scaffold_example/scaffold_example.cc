@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/plugin_api.h"
 #include "ouroboros/status_macros.h"
@@ -63,16 +64,11 @@ absl::StatusOr<RingsConfig> ParseRings(const RunConfig& config) {
   ASSIGN_OR_RETURN(RingsConfig rings,
                    ParseSection<RingsConfig>(
                        config.data_config().source_config(), kSourceSection));
-  if (rings.num_samples() < 4) {
-    return ConfigFieldError(
-        absl::StrCat(kSourceSection, ".num_samples"),
-        absl::StrCat("must be >= 4 (got ", rings.num_samples(), ")"));
-  }
-  if (!(rings.noise() >= 0) || !std::isfinite(rings.noise())) {
-    return ConfigFieldError(
-        absl::StrCat(kSourceSection, ".noise"),
-        absl::StrCat("must be a finite number >= 0 (got ", rings.noise(), ")"));
-  }
+  // config_checks.h words a bad value the same way everywhere.
+  RETURN_IF_ERROR(CheckAtLeast(absl::StrCat(kSourceSection, ".num_samples"),
+                               rings.num_samples(), 4));
+  RETURN_IF_ERROR(CheckFiniteAtLeast(absl::StrCat(kSourceSection, ".noise"),
+                                     rings.noise(), 0));
   return rings;
 }
 
@@ -97,16 +93,10 @@ absl::StatusOr<ScaffoldExampleConfig> ParseScaffoldExampleConfig(
   ASSIGN_OR_RETURN(ScaffoldExampleConfig parsed,
                    ParseSection<ScaffoldExampleConfig>(config.model_config(),
                                                        "model_config"));
-  if (parsed.hidden_size() < 1) {
-    return ConfigFieldError(
-        "model_config.hidden_size",
-        absl::StrCat("must be >= 1 (got ", parsed.hidden_size(), ")"));
-  }
-  if (!(parsed.logit_scale() > 0)) {
-    return ConfigFieldError(
-        "model_config.logit_scale",
-        absl::StrCat("must be > 0 (got ", parsed.logit_scale(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast("model_config.hidden_size", parsed.hidden_size(), 1));
+  RETURN_IF_ERROR(
+      CheckAbove("model_config.logit_scale", parsed.logit_scale(), 0.0));
   return parsed;
 }
 

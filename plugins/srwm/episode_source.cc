@@ -19,6 +19,7 @@
 #include "glog/logging.h"
 #include "ouroboros/checkpoint.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/data.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
@@ -227,11 +228,8 @@ absl::Status CheckStreamConfig(const FewshotEpisodesConfig& c) {
       CheckSizes(section, {{"length", stream.length()},
                            {"switch_at", stream.switch_at()},
                            {"digit_rotations", stream.digit_rotations()}}));
-  if (stream.switch_jitter() < 0) {
-    return ConfigFieldError(
-        absl::StrCat(section, ".switch_jitter"),
-        absl::StrCat("must be >= 0 (got ", stream.switch_jitter(), ")"));
-  }
+  RETURN_IF_ERROR(CheckAtLeast(absl::StrCat(section, ".switch_jitter"),
+                               stream.switch_jitter(), 0));
   const int64_t earliest = int64_t{stream.switch_at()} - stream.switch_jitter();
   const int64_t latest = int64_t{stream.switch_at()} + stream.switch_jitter();
   if (earliest < 1 || latest > int64_t{stream.length()} - 1) {
@@ -356,10 +354,7 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                  {"meta_test_classes", c.meta_test_classes()},
                  {"train_episodes_per_epoch", c.train_episodes_per_epoch()},
                  {"eval_episodes", c.eval_episodes()}}));
-  if (c.ways() < 2) {
-    return ConfigFieldError(Field("ways"),
-                            absl::StrCat("must be >= 2 (got ", c.ways(), ")"));
-  }
+  RETURN_IF_ERROR(CheckAtLeast(Field("ways"), c.ways(), 2));
   if (c.rotations() > 4) {
     return ConfigFieldError(
         Field("rotations"),
@@ -382,11 +377,8 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
                      "or synthetic images (got '",
                      c.images(), "')"));
   }
-  if (c.curriculum_steps() < 0) {
-    return ConfigFieldError(
-        Field("curriculum_steps"),
-        absl::StrCat("must be >= 0 (got ", c.curriculum_steps(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast(Field("curriculum_steps"), c.curriculum_steps(), 0));
   if (c.curriculum_steps() > 0) {
     if (c.curriculum_start_ways() < 2 || c.curriculum_start_ways() > c.ways()) {
       return ConfigFieldError(
@@ -400,11 +392,8 @@ absl::StatusOr<FewshotEpisodesConfig> ParseEpisodesConfig(
           "a curriculum of ways is for episodes, not for sequential streams");
     }
   }
-  if (c.layout() != kEpisodesLayout && c.layout() != kSequentialLayout) {
-    return ConfigFieldError(
-        Field("layout"), absl::StrCat("must be episodes or sequential (got '",
-                                      c.layout(), "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf(Field("layout"), c.layout(),
+                             {kEpisodesLayout, kSequentialLayout}, "layout"));
   if (IsSequential(c)) RETURN_IF_ERROR(CheckStreamConfig(c));
   if (c.images() == kSynthetic) {
     const int64_t pixels = config.data_config().synthetic().num_features();

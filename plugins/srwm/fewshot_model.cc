@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
 #include "plugins/srwm/episode_source.h"
@@ -298,10 +299,7 @@ absl::Status CheckSizes(
     absl::string_view section,
     std::initializer_list<std::pair<const char*, int32_t>> fields) {
   for (const auto& [name, value] : fields) {
-    if (value < 1) {
-      return ConfigFieldError(absl::StrCat(section, ".", name),
-                              absl::StrCat("must be >= 1 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast(absl::StrCat(section, ".", name), value, 1));
   }
   return absl::OkStatus();
 }
@@ -317,20 +315,11 @@ void FillDerivedSrwmDefaults(SrwmConfig* srwm, const RunConfig&) {
 absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
   ASSIGN_OR_RETURN(SrwmConfig srwm, ParseSection<SrwmConfig>(
                                         config.model_config(), "model_config"));
-  const std::string& kind = srwm.sequence_model();
-  if (kind != "srwm" && kind != "deltanet" && kind != "fake_sr" &&
-      kind != "lstm") {
-    return ConfigFieldError(
-        "model_config.sequence_model",
-        absl::StrCat("unknown sequence model '", kind,
-                     "'; known: srwm, deltanet, fake_sr, lstm"));
-  }
-  const std::string& kernel = srwm.srwm_kernel();
-  if (kernel != "fused" && kernel != "naive") {
-    return ConfigFieldError(
-        "model_config.srwm_kernel",
-        absl::StrCat("must be fused or naive (got '", kernel, "')"));
-  }
+  RETURN_IF_ERROR(
+      CheckOneOf("model_config.sequence_model", srwm.sequence_model(),
+                 {"srwm", "deltanet", "fake_sr", "lstm"}, "sequence model"));
+  RETURN_IF_ERROR(CheckOneOf("model_config.srwm_kernel", srwm.srwm_kernel(),
+                             {"fused", "naive"}, "kernel"));
   FillDerivedSrwmDefaults(&srwm, config);
   RETURN_IF_ERROR(CheckSizes("model_config",
                              {{"hidden_size", srwm.hidden_size()},
@@ -350,11 +339,8 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
        {std::pair<const char*, double>{"label_input_scale",
                                        srwm.label_input_scale()},
         {"w0_init_std", srwm.w0_init_std()}}) {
-    if (!(value > 0) || !std::isfinite(value)) {
-      return ConfigFieldError(
-          absl::StrCat("model_config.", name),
-          absl::StrCat("must be a finite number > 0 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckFiniteAbove(absl::StrCat("model_config.", name), value, 0));
   }
   for (const auto& [name, value] :
        {std::pair<const char*, double>{"w0_key_identity",
@@ -377,13 +363,8 @@ absl::StatusOr<SrwmConfig> ParseSrwmConfig(const RunConfig& config) {
           "every step is a query: leave it out");
     }
   }
-  const std::string& srwm_input = srwm.srwm_input();
-  if (srwm_input != "layer_norm" && srwm_input != "residual") {
-    return ConfigFieldError(
-        "model_config.srwm_input",
-        absl::StrCat("must be layer_norm or residual (got '", srwm_input,
-                     "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("model_config.srwm_input", srwm.srwm_input(),
+                             {"layer_norm", "residual"}, "input"));
   return srwm;
 }
 

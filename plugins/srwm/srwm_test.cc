@@ -317,11 +317,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{R"({"num_layers": -1})", "",
                   "model_config.num_layers: must be >= 1 (got -1)"},
         BadConfig{R"({"srwm_kernel": "cuda"})", "",
-                  "model_config.srwm_kernel: must be fused or naive (got "
-                  "'cuda')"},
+                  "model_config.srwm_kernel: unknown kernel 'cuda'; known: "
+                  "fused, naive"},
         BadConfig{R"({"srwm_input": "post_norm"})", "",
-                  "model_config.srwm_input: must be layer_norm or residual "
-                  "(got 'post_norm')"},
+                  "model_config.srwm_input: unknown input 'post_norm'; "
+                  "known: layer_norm, residual"},
         BadConfig{"{}", R"("ways": 1)",
                   "data_config.source_config.ways: must be >= 2 (got 1)"},
         BadConfig{"{}", R"("ways": 10, "meta_test_classes": 8)",
@@ -334,8 +334,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "data_config.source_config.shotz: unknown field; did you "
                   "mean 'shots'?"},
         BadConfig{"{}", R"("layout": "stream")",
-                  "data_config.source_config.layout: must be episodes or "
-                  "sequential (got 'stream')"},
+                  "data_config.source_config.layout: unknown layout "
+                  "'stream'; known: episodes, sequential"},
         BadConfig{"{}",
                   R"("layout": "sequential",
                      "stream": {"length": 60, "switch_at": 60})",

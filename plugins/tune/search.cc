@@ -8,14 +8,12 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "ouroboros/config.h"
+#include "ouroboros/config_checks.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/status_macros.h"
 
 namespace ouroboros::tune {
 namespace {
-
-constexpr const char* kMetrics[] = {"loss",   "accuracy", "precision",
-                                    "recall", "f1",       "auroc"};
 
 std::string CompactJson(const google::protobuf::Value& value) {
   std::string text;
@@ -108,11 +106,8 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
                    ParseSection<TunePipelineConfig>(config.pipeline_config(),
                                                     "pipeline_config"));
   FillDerivedTuneDefaults(&tune, config);
-  if (tune.search() != "random" && tune.search() != "grid") {
-    return ConfigFieldError(
-        "pipeline_config.search",
-        absl::StrCat("must be random or grid (got '", tune.search(), "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("pipeline_config.search", tune.search(),
+                             {"random", "grid"}, "search"));
   if (tune.space().empty()) {
     return ConfigFieldError("pipeline_config.space",
                             "give at least one field to search, e.g. "
@@ -122,18 +117,11 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
   for (const auto& [path, space] : tune.space()) {
     RETURN_IF_ERROR(CheckSpace(path, space, tune.search() == "grid"));
   }
-  if (std::find(std::begin(kMetrics), std::end(kMetrics), tune.metric()) ==
-      std::end(kMetrics)) {
-    return ConfigFieldError(
-        "pipeline_config.metric",
-        absl::StrCat("unknown metric '", tune.metric(),
-                     "'; known: loss, accuracy, precision, recall, f1, auroc"));
-  }
-  if (tune.mode() != "max" && tune.mode() != "min") {
-    return ConfigFieldError(
-        "pipeline_config.mode",
-        absl::StrCat("must be max or min (got '", tune.mode(), "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf(
+      "pipeline_config.metric", tune.metric(),
+      {"loss", "accuracy", "precision", "recall", "f1", "auroc"}, "metric"));
+  RETURN_IF_ERROR(
+      CheckOneOf("pipeline_config.mode", tune.mode(), {"max", "min"}, "mode"));
   struct NonNegative {
     const char* field;
     double value;
@@ -144,10 +132,8 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
         {"trial_threads", double(tune.trial_threads())},
         {"trial_epochs", double(tune.trial_epochs())},
         {"trial_timeout_seconds", tune.trial_timeout_seconds()}}) {
-    if (!(f.value >= 0)) {
-      return ConfigFieldError(absl::StrCat("pipeline_config.", f.field),
-                              absl::StrCat("must be >= 0 (got ", f.value, ")"));
-    }
+    RETURN_IF_ERROR(
+        CheckAtLeast(absl::StrCat("pipeline_config.", f.field), f.value, 0.0));
   }
   if (tune.search() == "random" && tune.num_trials() < 1) {
     return ConfigFieldError("pipeline_config.num_trials",
@@ -155,26 +141,18 @@ absl::StatusOr<TunePipelineConfig> ParseTuneConfig(const RunConfig& config) {
                                          tune.num_trials(), ")"));
   }
   const EarlyStopping& rule = tune.early_stopping();
-  if (rule.method() != "none" && rule.method() != "median" &&
-      rule.method() != "asha") {
-    return ConfigFieldError("pipeline_config.early_stopping.method",
-                            absl::StrCat("must be none, median or asha (got '",
-                                         rule.method(), "')"));
-  }
+  RETURN_IF_ERROR(CheckOneOf("pipeline_config.early_stopping.method",
+                             rule.method(), {"none", "median", "asha"},
+                             "early stopping method"));
   for (const auto& [field, value] :
        {std::pair<const char*, int>{"grace_epochs", rule.grace_epochs()},
         {"min_trials", rule.min_trials()}}) {
-    if (value < 1) {
-      return ConfigFieldError(
-          absl::StrCat("pipeline_config.early_stopping.", field),
-          absl::StrCat("must be >= 1 (got ", value, ")"));
-    }
+    RETURN_IF_ERROR(CheckAtLeast(
+        absl::StrCat("pipeline_config.early_stopping.", field), value, 1));
   }
-  if (rule.reduction_factor() < 2) {
-    return ConfigFieldError(
-        "pipeline_config.early_stopping.reduction_factor",
-        absl::StrCat("must be >= 2 (got ", rule.reduction_factor(), ")"));
-  }
+  RETURN_IF_ERROR(
+      CheckAtLeast("pipeline_config.early_stopping.reduction_factor",
+                   rule.reduction_factor(), 2));
   if (tune.trial_pipeline() == "tune") {
     return ConfigFieldError("pipeline_config.trial_pipeline",
                             "a trial cannot itself be a tune");

@@ -88,7 +88,8 @@ TEST(ParseTuneConfigTest, ErrorsNameTheFieldAndReason) {
                           "space": {"a": {"uniform": [0, 1]}}})"),
               HasSubstr("grid search needs grid or choice values"));
   EXPECT_EQ(ErrorOf(R"({"search": "bayes", "space": {"a": {"grid": [1]}}})"),
-            "pipeline_config.search: must be random or grid (got 'bayes')");
+            "pipeline_config.search: unknown search 'bayes'; known: random, "
+            "grid");
   EXPECT_THAT(ErrorOf(R"({"metric": "acc", "space": {"a": {"grid": [1]}}})"),
               HasSubstr("pipeline_config.metric: unknown metric 'acc'"));
   EXPECT_THAT(ErrorOf(R"({"space": {"a": {"grid": [1]}},
