@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +29,7 @@
 #include "ouroboros/run_hparams.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_metrics.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/schedule.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
@@ -56,98 +58,7 @@ std::string FormatMetrics(const std::map<std::string, double>& metrics) {
   return absl::StrJoin(parts, ", ");
 }
 
-// One line of JSON per finished epoch, appended, so that another process (a
-// tune watching its trials, a parallel job drawing its status lines) can
-// follow a run while it goes.
-absl::Status AppendEpochRecord(const std::string& path,
-                               const TrainingPosition& position,
-                               double train_loss, double lr,
-                               const char* monitored_name,
-                               const std::map<std::string, double>& metrics,
-                               const std::map<std::string, double>& model) {
-  google::protobuf::Struct record;
-  auto& fields = *record.mutable_fields();
-  fields["epoch"].set_number_value(position.epoch);
-  fields["step"].set_number_value(position.step);
-  fields["train_loss"].set_number_value(train_loss);
-  fields["lr"].set_number_value(lr);
-  for (const auto& [section, values] :
-       {std::pair<std::string, const std::map<std::string, double>*>{
-            monitored_name, &metrics},
-        {"model", &model}}) {
-    auto& out = *fields[section].mutable_struct_value()->mutable_fields();
-    for (const auto& [name, value] : *values) {
-      if (std::isfinite(value)) out[name].set_number_value(value);
-    }
-  }
-  return AppendJsonLine(path, record);
-}
-
-std::map<std::string, double> NumberFields(const google::protobuf::Value& v) {
-  std::map<std::string, double> numbers;
-  for (const auto& [name, value] : v.struct_value().fields()) {
-    if (value.has_number_value()) numbers[name] = value.number_value();
-  }
-  return numbers;
-}
-
-double NumberField(
-    const google::protobuf::Map<std::string, google::protobuf::Value>& fields,
-    const char* key) {
-  auto it = fields.find(key);
-  return it == fields.end() ? 0.0 : it->second.number_value();
-}
-
 }  // namespace
-
-std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir) {
-  std::vector<EpochRecord> records;
-  for (const google::protobuf::Struct& line :
-       ReadJsonLines(RunFile(run_dir, kEpochRecordFile))) {
-    const auto& fields = line.fields();
-    EpochRecord record;
-    record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
-    record.step = static_cast<int64_t>(NumberField(fields, "step"));
-    record.train_loss = NumberField(fields, "train_loss");
-    for (const char* set : {"val", "test"}) {
-      auto it = fields.find(set);
-      if (it == fields.end()) continue;
-      record.evaluated_on = set;
-      record.metrics = NumberFields(it->second);
-    }
-    if (auto it = fields.find("model"); it != fields.end()) {
-      record.model = NumberFields(it->second);
-    }
-    records.push_back(std::move(record));
-  }
-  return records;
-}
-
-std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir) {
-  // By step: a later record of a step (a resumed run repeats the steps after
-  // its checkpoint) replaces the earlier one.
-  std::map<int64_t, StepEvalRecord> by_step;
-  for (const google::protobuf::Struct& line :
-       ReadJsonLines(RunFile(run_dir, kStepEvalFile))) {
-    const auto& fields = line.fields();
-    StepEvalRecord record;
-    record.step = static_cast<int64_t>(NumberField(fields, "step"));
-    record.epoch = static_cast<int64_t>(NumberField(fields, "epoch"));
-    if (auto it = fields.find("train_seconds"); it != fields.end()) {
-      record.train_seconds = it->second.number_value();
-    }
-    if (auto it = fields.find("val"); it != fields.end()) {
-      record.val = NumberFields(it->second);
-    }
-    if (auto it = fields.find("test"); it != fields.end()) {
-      record.test = NumberFields(it->second);
-    }
-    by_step[record.step] = std::move(record);
-  }
-  std::vector<StepEvalRecord> records;
-  for (auto& [step, record] : by_step) records.push_back(std::move(record));
-  return records;
-}
 
 Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
 Trainer::~Trainer() = default;
@@ -555,30 +466,26 @@ std::string Trainer::StepCheckpointPath() const {
 
 absl::Status Trainer::EvaluateAtStep() {
   const auto evaluation_start = std::chrono::steady_clock::now();
-  google::protobuf::Struct record;
-  auto& fields = *record.mutable_fields();
-  fields["step"].set_number_value(state_.position.step);
-  fields["train_seconds"].set_number_value(
-      std::chrono::duration<double>(evaluation_start - train_start_).count() -
-      step_evaluation_seconds_);
+  StepEvalRecord record;
+  record.step = state_.position.step;
   // 1-based, the epoch the step belongs to: as the console and epochs.jsonl
   // number them.
-  fields["epoch"].set_number_value(state_.position.epoch + 1);
+  record.epoch = state_.position.epoch + 1;
+  record.train_seconds =
+      std::chrono::duration<double>(evaluation_start - train_start_).count() -
+      step_evaluation_seconds_;
   std::string line = absl::StrFormat("step %d:", state_.position.step);
-  for (const auto& [split, data] :
-       {std::pair<Split, const Dataset*>{Split::kValidation, &data_.val},
-        {Split::kTest, &data_.test}}) {
+  for (const auto& [split, data, out] :
+       {std::tuple<Split, const Dataset*, std::map<std::string, double>*>{
+            Split::kValidation, &data_.val, &record.val},
+        {Split::kTest, &data_.test, &record.test}}) {
     if (data->size() == 0) continue;
     const std::string name(SplitName(split));
-    absl::StatusOr<std::map<std::string, double>> metrics =
-        Evaluate(split, *data);
-    if (!metrics.ok()) return metrics.status();
-    auto& out = *fields[name].mutable_struct_value()->mutable_fields();
-    for (const auto& [metric, value] : *metrics) {
-      if (std::isfinite(value)) out[metric].set_number_value(value);
+    ASSIGN_OR_RETURN(*out, Evaluate(split, *data));
+    for (const auto& [metric, value] : *out) {
       LogScalar(absl::StrCat("step_eval/", name, "/", metric), value);
     }
-    absl::StrAppend(&line, " ", name, ": ", FormatMetrics(*metrics), ";");
+    absl::StrAppend(&line, " ", name, ": ", FormatMetrics(*out), ";");
   }
   VLOG(1) << line;
   step_evaluation_seconds_ +=
@@ -586,7 +493,7 @@ absl::Status Trainer::EvaluateAtStep() {
                                     evaluation_start)
           .count();
   if (!writes_outputs()) return absl::OkStatus();
-  return AppendJsonLine(RunFile(context_.run_dir, kStepEvalFile), record);
+  return AppendStepEvalRecord(context_.run_dir, record);
 }
 
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
@@ -906,14 +813,9 @@ absl::Status Trainer::EndStep(double loss, double lr) {
     LogScalar("train/loss", loss);
     LogScalar("train/lr", lr);
     if (writes_outputs()) {
-      google::protobuf::Struct record;
-      auto& fields = *record.mutable_fields();
-      fields["step"].set_number_value(step);
-      fields["epoch"].set_number_value(state_.position.epoch + 1);
-      fields["loss"].set_number_value(loss);
-      fields["lr"].set_number_value(lr);
-      RETURN_IF_ERROR(
-          AppendJsonLine(RunFile(context_.run_dir, kStepLogFile), record));
+      RETURN_IF_ERROR(AppendStepLogRecord(
+          context_.run_dir,
+          StepLogRecord{step, state_.position.epoch + 1, loss, lr}));
     }
   }
   for (const auto& hook : builtin_hooks_) RETURN_IF_ERROR(hook->AfterStep());
@@ -964,8 +866,9 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   LOG(INFO) << line << "; " << monitored_name << ": " << FormatMetrics(metrics);
   if (writes_outputs()) {
     RETURN_IF_ERROR(AppendEpochRecord(
-        RunFile(context_.run_dir, kEpochRecordFile), position, mean_loss,
-        loss.last_lr, monitored_name, metrics, model_metrics));
+        context_.run_dir,
+        EpochRecord{position.epoch, position.step, mean_loss, loss.last_lr,
+                    monitored, metrics, model_metrics}));
   }
   const EpochEvaluation evaluation{epoch, monitored_name, &metrics};
   for (const auto& hook : builtin_hooks_) {

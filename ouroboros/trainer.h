@@ -52,52 +52,6 @@ class EventWriter;
 class GradientReducer;
 class ProcessGroup;
 
-// In the run directory's kEpochRecordFile (run_layout.h): one JSON object
-// per finished epoch, e.g.
-// {"epoch":3,"step":1266,"train_loss":0.41,"lr":0.001,
-//  "val":{"accuracy":0.86},"model":{}}
-// ("val", or "test" when there is no validation set; lr: the epoch's last
-// step's). And in kStepLogFile, every run_config.log_every_steps steps:
-// {"step":1250,"epoch":3,"loss":0.39,"lr":0.001} (the epoch under way,
-// 1-based as on the console). ouroboros/plots.py draws from both.
-
-struct EpochRecord {
-  int64_t epoch = 0;  // 1-based: epochs finished
-  int64_t step = 0;
-  double train_loss = 0;
-  std::string evaluated_on;               // "val" or "test"
-  std::map<std::string, double> metrics;  // score_config metrics there
-  std::map<std::string, double> model;    // the model's own (Model::OnEpochEnd)
-};
-
-// The records of `run_dir` so far (none if the file is not there yet); a
-// last line still being written is left out.
-std::vector<EpochRecord> ReadEpochRecords(const std::string& run_dir);
-
-// In the run directory's kStepEvalFile, with run_config.eval_every_steps =
-// N > 0: one JSON object per N optimizer steps, e.g.
-// {"step":200,"epoch":2,"val":{"accuracy":0.81},"test":{"accuracy":0.80}}
-// (each of "val" and "test" only when that split is not empty). A resumed
-// run repeats the steps after its checkpoint; the last record of a step wins.
-
-struct StepEvalRecord {
-  int64_t step = 0;
-  int64_t epoch = 0;  // the step's epoch, 1-based (as on the console)
-  // Wall seconds this process trained before the evaluation: from the
-  // start of its first step, less the time of the step evaluations before
-  // (so two runs compare by the cost of their steps, hooks, epoch
-  // evaluations and checkpoints). A resumed run counts from its resume;
-  // NaN in a record written before this field.
-  double train_seconds = std::nan("");
-  std::map<std::string, double> val;
-  std::map<std::string, double> test;
-};
-
-// The records of `run_dir` so far, one per step (the last record of a step
-// in the file), sorted by step (a last line still being written is left
-// out).
-std::vector<StepEvalRecord> ReadStepEvalRecords(const std::string& run_dir);
-
 struct TrainResult {
   TrainingPosition position;
   double last_train_loss = 0;

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/json.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/trainer.h"
 #include "tests/test_util.h"
 

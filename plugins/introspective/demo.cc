@@ -28,6 +28,7 @@
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_metrics.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/run_spec.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"

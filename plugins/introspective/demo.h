@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "ouroboros/interfaces.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/trainer.h"
 #include "plugins/introspective/introspective.pb.h"
 

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ouroboros/json.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/trainer.h"
 #include "plugins/introspective/introspection_net.h"
 #include "plugins/introspective/weight_history.h"

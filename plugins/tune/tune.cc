@@ -21,6 +21,7 @@
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_records.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 #include "ouroboros/trainer.h"
