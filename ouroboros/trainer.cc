@@ -241,6 +241,24 @@ absl::Status Trainer::Setup() {
     RETURN_IF_ERROR(context_.registry->FillDefaults(&config_));
   }
   context_.config = &config_;
+  RETURN_IF_ERROR(ConnectRanks());
+  torch::manual_seed(config().seed());
+  RETURN_IF_ERROR(SetUpData());
+  RETURN_IF_ERROR(SetUpModelAndOptimizer());
+  RETURN_IF_ERROR(ShareInitialWeights());
+  // Rank 0 (or the only process) writes; the other ranks only read the
+  // checkpoint they resume from.
+  RETURN_IF_ERROR(writes_outputs() ? PrepareOutputs() : absl::OkStatus());
+  if (context_.resuming && context_.resume_from.empty()) {
+    // main found no checkpoint to resume from (the run stopped before its
+    // first one): say so, by the run directory.
+    return FindCheckpoint(context_.run_dir).status();
+  }
+  if (context_.resume_from.empty()) return absl::OkStatus();
+  return ResumeFromCheckpoint();
+}
+
+absl::Status Trainer::ConnectRanks() {
   absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
   if (!distributed.ok()) return distributed.status();
   if (distributed->enabled()) {
@@ -258,7 +276,10 @@ absl::Status Trainer::Setup() {
                               distributed->restart_count)
             : "");
   }
-  torch::manual_seed(config().seed());
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SetUpData() {
   absl::StatusOr<DataSplits> data = LoadData();
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
@@ -274,6 +295,10 @@ absl::Status Trainer::Setup() {
   if (data_.train.size() == 0) {
     return absl::InvalidArgumentError("the training split is empty");
   }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SetUpModelAndOptimizer() {
   absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(data_.spec);
   if (!model.ok()) return model.status();
   model_ = *std::move(model);
@@ -287,56 +312,52 @@ absl::Status Trainer::Setup() {
       BuildOptimizer(*model_);
   if (!optimizer.ok()) return optimizer.status();
   optimizer_ = *std::move(optimizer);
+  return absl::OkStatus();
+}
 
-  if (group_ != nullptr) {
-    // Same seed, same initial weights; the broadcast makes sure of it.
-    std::vector<at::Tensor> state = model_->module().parameters();
-    for (const at::Tensor& buffer : model_->module().buffers()) {
-      state.push_back(buffer);
-    }
-    RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
-    const DistributedConfig& distributed = group_->config();
-    if (distributed.overlap_backward) {
-      absl::StatusOr<std::unique_ptr<GradientReducer>> reducer =
-          GradientReducer::Create(group_.get(), model_->module().parameters(),
-                                  int64_t{distributed.bucket_kib} << 10);
-      if (!reducer.ok()) return reducer.status();
-      reducer_ = *std::move(reducer);
-      LOG(INFO) << absl::StrFormat(
-          "distributed: gradients averaged during the backward, in %d "
-          "buckets of <= %d KiB (OUROBOROS_DIST_OVERLAP=0: after it)",
-          reducer_->buckets(), distributed.bucket_kib);
-    }
+absl::Status Trainer::ShareInitialWeights() {
+  if (group_ == nullptr) return absl::OkStatus();
+  // Same seed, same initial weights; the broadcast makes sure of it.
+  std::vector<at::Tensor> state = model_->module().parameters();
+  for (const at::Tensor& buffer : model_->module().buffers()) {
+    state.push_back(buffer);
   }
-  // Rank 0 (or the only process) writes; the other ranks only read the
-  // checkpoint they resume from.
-  RETURN_IF_ERROR(writes_outputs() ? PrepareOutputs() : absl::OkStatus());
-  if (context_.resuming && context_.resume_from.empty()) {
-    // main found no checkpoint to resume from (the run stopped before its
-    // first one): say so, by the run directory.
-    return FindCheckpoint(context_.run_dir).status();
-  }
-  if (!context_.resume_from.empty()) {
-    absl::StatusOr<CheckpointState> state =
-        LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
-    if (!state.ok()) return state.status();
-    state_ = *std::move(state);
-    // The components' own states wait for the hooks (BuildHooks).
-    resumed_components_ = std::move(state_.components);
-    state_.components.clear();
-    last_checkpoint_ = context_.resume_from;
-    if (events_ != nullptr) {
-      if (absl::Status s = events_->AddSessionStart(state_.position.step,
-                                                    context_.resume_from);
-          !s.ok()) {
-        LOG(WARNING) << "TensorBoard: " << s.message();
-      }
-    }
+  RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
+  const DistributedConfig& distributed = group_->config();
+  if (distributed.overlap_backward) {
+    absl::StatusOr<std::unique_ptr<GradientReducer>> reducer =
+        GradientReducer::Create(group_.get(), model_->module().parameters(),
+                                int64_t{distributed.bucket_kib} << 10);
+    if (!reducer.ok()) return reducer.status();
+    reducer_ = *std::move(reducer);
     LOG(INFO) << absl::StrFormat(
-        "resumed from %s: %d epochs and %d batches done, step %d",
-        context_.resume_from, state_.position.epoch,
-        state_.position.batch_in_epoch, state_.position.step);
+        "distributed: gradients averaged during the backward, in %d "
+        "buckets of <= %d KiB (OUROBOROS_DIST_OVERLAP=0: after it)",
+        reducer_->buckets(), distributed.bucket_kib);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::ResumeFromCheckpoint() {
+  absl::StatusOr<CheckpointState> state =
+      LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
+  if (!state.ok()) return state.status();
+  state_ = *std::move(state);
+  // The components' own states wait for the hooks (BuildHooks).
+  resumed_components_ = std::move(state_.components);
+  state_.components.clear();
+  last_checkpoint_ = context_.resume_from;
+  if (events_ != nullptr) {
+    if (absl::Status s = events_->AddSessionStart(state_.position.step,
+                                                  context_.resume_from);
+        !s.ok()) {
+      LOG(WARNING) << "TensorBoard: " << s.message();
+    }
+  }
+  LOG(INFO) << absl::StrFormat(
+      "resumed from %s: %d epochs and %d batches done, step %d",
+      context_.resume_from, state_.position.epoch,
+      state_.position.batch_in_epoch, state_.position.step);
   return absl::OkStatus();
 }
 
@@ -730,19 +751,10 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
                                                        TrainResult* result) {
   const TrainConfig& run = config().run_config();
   const OptimConfig& optim = config().optim_config();
-  const int world = world_size();
   TrainingPosition& position = state_.position;
-  at::Tensor order = EpochOrder(data_.train.size(), config().seed(), epoch);
-  if (world > 1) {
-    // This rank's slice of every global batch, in the same order.
-    order = order.narrow(0, 0, steps_per_epoch * run.batch_size() * world)
-                .view({steps_per_epoch, world, run.batch_size()})
-                .select(1, rank())
-                .reshape({-1});
-  }
-  BatchLoader loader(data_.train, run.batch_size(), order,
-                     position.batch_in_epoch,
-                     config().data_config().prefetch_batches());
+  BatchLoader loader(
+      data_.train, run.batch_size(), RankEpochOrder(epoch, steps_per_epoch),
+      position.batch_in_epoch, config().data_config().prefetch_batches());
   ProgressBar bar(absl::StrFormat("epoch %d/%d", epoch + 1, run.epochs()),
                   loader.num_batches(), position.batch_in_epoch);
   std::vector<at::Tensor> buffers;
@@ -762,27 +774,8 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
     }
     const double lr = ScheduledLearningRate(optim.scheduler(), optim.lr(),
                                             position.step, steps_per_epoch);
-    for (auto& group : optimizer_->param_groups()) {
-      group.options().set_lr(lr);
-    }
-    if (!buffers.empty()) {
-      // As DDP does by default: every rank's forward sees rank 0's
-      // buffers (BatchNorm running statistics).
-      RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
-    }
-    if (data_.train.generator != nullptr) {
-      ASSIGN_OR_RETURN(*batch,
-                       data_.train.generator->Draw(batch->inputs.size(0),
-                                                   position.step, rank()));
-    }
-    ASSIGN_OR_RETURN(const double step_loss, model_->TrainStep(*batch, *this));
-    if (!std::isfinite(step_loss)) {
-      return absl::InternalError(absl::StrFormat(
-          "loss became %f at step %d (epoch %d); lower optim_config.lr or "
-          "set optim_config.grad_clip_norm. The last good checkpoint: %s",
-          step_loss, position.step + 1, epoch + 1,
-          last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_));
-    }
+    ASSIGN_OR_RETURN(const double step_loss,
+                     OptimizerStep(*std::move(batch), lr, epoch, buffers));
     ++position.step;
     ++position.batch_in_epoch;
     for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnStepEnd(View()));
@@ -803,6 +796,45 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
   bar.Finish();
   loss.cut_short =
       loss.reached_max_steps && position.batch_in_epoch < loader.num_batches();
+  return loss;
+}
+
+at::Tensor Trainer::RankEpochOrder(int64_t epoch,
+                                   int64_t steps_per_epoch) const {
+  const int64_t batch_size = config().run_config().batch_size();
+  const int world = world_size();
+  at::Tensor order = EpochOrder(data_.train.size(), config().seed(), epoch);
+  if (world == 1) return order;
+  // This rank's slice of every global batch, in the same order.
+  return order.narrow(0, 0, steps_per_epoch * batch_size * world)
+      .view({steps_per_epoch, world, batch_size})
+      .select(1, rank())
+      .reshape({-1});
+}
+
+absl::StatusOr<double> Trainer::OptimizerStep(
+    Batch batch, double lr, int64_t epoch,
+    const std::vector<at::Tensor>& buffers) {
+  for (auto& group : optimizer_->param_groups()) {
+    group.options().set_lr(lr);
+  }
+  if (!buffers.empty()) {
+    // As DDP does by default: every rank's forward sees rank 0's
+    // buffers (BatchNorm running statistics).
+    RETURN_IF_ERROR(group_->BroadcastFromRankZero(buffers));
+  }
+  if (data_.train.generator != nullptr) {
+    ASSIGN_OR_RETURN(batch, data_.train.generator->Draw(batch.inputs.size(0),
+                                                        step(), rank()));
+  }
+  ASSIGN_OR_RETURN(const double loss, model_->TrainStep(batch, *this));
+  if (!std::isfinite(loss)) {
+    return absl::InternalError(absl::StrFormat(
+        "loss became %f at step %d (epoch %d); lower optim_config.lr or "
+        "set optim_config.grad_clip_norm. The last good checkpoint: %s",
+        loss, step() + 1, epoch + 1,
+        last_checkpoint_.empty() ? "(none yet)" : last_checkpoint_));
+  }
   return loss;
 }
 

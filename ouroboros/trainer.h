@@ -100,7 +100,19 @@ class Trainer final : public TrainingContext {
   absl::StatusOr<std::map<std::string, double>> Evaluate(Split split,
                                                          const Dataset& data);
 
+  // Setup(): the config's defaults, then these stages in order.
   absl::Status Setup();
+  // DistributedFromEnvironment(): this rank's process group, if any.
+  absl::Status ConnectRanks();
+  // The data source's splits (an empty training split is an error).
+  absl::Status SetUpData();
+  absl::Status SetUpModelAndOptimizer();
+  // Rank 0's initial weights and buffers to every rank, and the gradient
+  // reducer that averages during the backward.
+  absl::Status ShareInitialWeights();
+  // Model, optimizer and position from context_.resume_from; the
+  // components' own states wait for the hooks (BuildHooks).
+  absl::Status ResumeFromCheckpoint();
   // After every step: whether this rank, or in a distributed run any rank,
   // received a stop signal (stop_signal.h); every rank gets the same answer.
   absl::StatusOr<bool> AgreeToStop();
@@ -166,6 +178,15 @@ class Trainer final : public TrainingContext {
                                        TrainResult* result);
   // After each optimizer step and its hooks: the loss to TensorBoard, the
   // built-in hooks, then the every-run hooks.
+  // This rank's order of the training split in `epoch`: the epoch's
+  // shuffle, and in a distributed run its slice of every global batch.
+  at::Tensor RankEpochOrder(int64_t epoch, int64_t steps_per_epoch) const;
+  // One optimizer step on `batch` (or on what the training split's
+  // generator draws in its place) at learning rate `lr`, after rank 0's
+  // buffers reach this rank: the step's loss; an error when it is not
+  // finite, naming the last good checkpoint.
+  absl::StatusOr<double> OptimizerStep(Batch batch, double lr, int64_t epoch,
+                                       const std::vector<at::Tensor>& buffers);
   absl::Status EndStep(double loss, double lr);
   // After a complete epoch: the model's and the hooks' epoch end, the
   // evaluation and its record, then the built-in hooks.
