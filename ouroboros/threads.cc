@@ -95,19 +95,11 @@ bool BlasSharesOpenMpPool() {
   return DescribeBlas().find("USE_OPENMP") != std::string::npos;
 }
 
-ThreadChoice ChooseThreads(int requested, int local_ranks) {
-  if (requested > 0) return {requested, requested, "--threads"};
-  const int cores =
-      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                           std::max(1, local_ranks));
-  if (cores == 1) {
-    return {1, 1,
-            local_ranks > 1 ? "one core per rank on this machine" : "one core"};
-  }
-  // The user's OPENBLAS_NUM_THREADS is kept: the products are not probed.
-  SetCount set_blas =
-      std::getenv("OPENBLAS_NUM_THREADS") == nullptr ? OpenBlasSet() : nullptr;
-  const bool one_pool = BlasSharesOpenMpPool();
+namespace {
+
+// The start-up probe: how much faster `cores` threads run element-wise
+// loops and (when OpenBLAS's count can be set) matrix products than one.
+ProbeSpeedups MeasureSpeedups(int cores, SetCount set_blas, bool one_pool) {
   // About a millisecond of work per timing at one thread: the whole probe
   // stays under a tenth of a second, which every run pays.
   const at::Tensor x = at::randn({1 << 20});
@@ -145,9 +137,16 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
                                  block(one_pool ? cores : 1, cores, true));
     }
   }
-  const double loops = Median(loop_speedups);
-  const double products =
-      product_speedups.empty() ? 1.0 : Median(product_speedups);
+  return {Median(loop_speedups),
+          product_speedups.empty() ? 1.0 : Median(product_speedups)};
+}
+
+}  // namespace
+
+ThreadChoice ThreadsForSpeedups(int cores, const ProbeSpeedups& speedups,
+                                bool one_pool) {
+  const double loops = speedups.loops;
+  const double products = speedups.products;
   const bool loops_scale = loops >= kProbeSpeedup;
   const bool products_scale = products >= kProbeSpeedup;
   const std::string measured = absl::StrFormat(
@@ -181,6 +180,23 @@ ThreadChoice ChooseThreads(int requested, int local_ranks) {
           absl::StrCat(measured,
                        " (OpenMP gets the cores, OpenBLAS 1: two "
                        "pools would contend)")};
+}
+
+ThreadChoice ChooseThreads(int requested, int local_ranks) {
+  if (requested > 0) return {requested, requested, "--threads"};
+  const int cores =
+      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                           std::max(1, local_ranks));
+  if (cores == 1) {
+    return {1, 1,
+            local_ranks > 1 ? "one core per rank on this machine" : "one core"};
+  }
+  // The user's OPENBLAS_NUM_THREADS is kept: the products are not probed.
+  SetCount set_blas =
+      std::getenv("OPENBLAS_NUM_THREADS") == nullptr ? OpenBlasSet() : nullptr;
+  const bool one_pool = BlasSharesOpenMpPool();
+  return ThreadsForSpeedups(cores, MeasureSpeedups(cores, set_blas, one_pool),
+                            one_pool);
 }
 
 }  // namespace ouroboros

@@ -42,6 +42,19 @@ struct ThreadChoice {
 ThreadChoice ChooseThreads(int requested, int local_ranks);
 inline constexpr double kProbeSpeedup = 1.25;
 
+// What the start-up probe measured: `cores` threads against one.
+struct ProbeSpeedups {
+  double loops = 1;     // element-wise loops (OpenMP)
+  double products = 1;  // matrix products (OpenBLAS)
+};
+
+// ChooseThreads' decision from the probe: the cores to what is at least
+// kProbeSpeedup times faster with them; with `one_pool` (OpenBLAS's OpenMP
+// build) to both kinds of work independently, else only to the pool that
+// scales better; 1 and 1 when neither does.
+ThreadChoice ThreadsForSpeedups(int cores, const ProbeSpeedups& speedups,
+                                bool one_pool);
+
 // LibTorch's OpenMP threads and OpenBLAS's (the user's OPENBLAS_NUM_THREADS
 // wins for the latter).
 void SetThreads(int threads, int blas_threads);

@@ -1,6 +1,7 @@
 #include "ouroboros/threads.h"
 
 #include <ATen/Parallel.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -8,6 +9,8 @@
 
 namespace ouroboros {
 namespace {
+
+using ::testing::HasSubstr;
 
 TEST(ChooseThreadsTest, AnExplicitCountIsForBothPools) {
   const ThreadChoice choice = ChooseThreads(/*requested=*/3, /*local_ranks=*/1);
@@ -42,6 +45,38 @@ TEST(ChooseThreadsTest, TheProbeNeverSetsTwoPoolsAgainstEachOther) {
 
 // Both counts stick, in either order of size (OpenBLAS's OpenMP build
 // resets the OpenMP count when its own is set, so the order matters).
+TEST(ThreadsForSpeedupsTest, NeitherScalingIsOneThreadEach) {
+  const ThreadChoice choice = ThreadsForSpeedups(2, {1.1, 1.2}, true);
+  EXPECT_EQ(choice.threads, 1);
+  EXPECT_EQ(choice.blas_threads, 1);
+  EXPECT_THAT(choice.why, HasSubstr("1.10x as fast as 1 on element-wise "
+                                    "loops, 1.20x on matrix products"));
+  EXPECT_THAT(choice.why, HasSubstr("busy or not scaling"));
+}
+
+TEST(ThreadsForSpeedupsTest, OnePoolGivesEachKindTheCoresIfItScales) {
+  ThreadChoice choice = ThreadsForSpeedups(4, {1.9, 1.0}, true);
+  EXPECT_EQ(choice.threads, 4);
+  EXPECT_EQ(choice.blas_threads, 1);
+  choice = ThreadsForSpeedups(4, {1.9, 1.7}, true);
+  EXPECT_EQ(choice.threads, 4);
+  EXPECT_EQ(choice.blas_threads, 4);
+}
+
+TEST(ThreadsForSpeedupsTest, TwoPoolsGiveTheCoresOnlyToTheBetterScaling) {
+  ThreadChoice choice = ThreadsForSpeedups(2, {1.5, 1.8}, false);
+  EXPECT_EQ(choice.threads, 1);
+  EXPECT_EQ(choice.blas_threads, 2);
+  EXPECT_THAT(choice.why, HasSubstr("OpenBLAS gets the cores"));
+  choice = ThreadsForSpeedups(2, {1.8, 1.5}, false);
+  EXPECT_EQ(choice.threads, 2);
+  EXPECT_EQ(choice.blas_threads, 1);
+  EXPECT_THAT(choice.why, HasSubstr("OpenMP gets the cores"));
+  // At the threshold a pool counts as scaling.
+  choice = ThreadsForSpeedups(2, {kProbeSpeedup, 1.0}, false);
+  EXPECT_EQ(choice.threads, 2);
+}
+
 TEST(SetThreadsTest, SetsEachPool) {
   if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) {
     GTEST_SKIP() << "OPENBLAS_NUM_THREADS is set";
