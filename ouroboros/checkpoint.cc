@@ -20,6 +20,7 @@
 #include "ouroboros/crc32c.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/files.h"
+#include "ouroboros/status_macros.h"
 
 namespace ouroboros {
 namespace {
@@ -206,9 +207,11 @@ absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
   return WriteFileAtomically(path, file);
 }
 
-absl::StatusOr<CheckpointState> LoadCheckpoint(
-    const std::string& path, torch::nn::Module& module,
-    torch::optim::Optimizer& optimizer) {
+namespace {
+
+// The payload of the checkpoint file at `path`, once its header, format
+// version, size and checksum are right: DataLoss naming what is wrong.
+absl::StatusOr<std::string> ReadVerifiedPayload(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open checkpoint (",
@@ -216,7 +219,7 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
   }
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::string file = buffer.str();
+  std::string file = buffer.str();
   if (file.size() < kHeaderSize ||
       std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0) {
     return absl::DataLossError(
@@ -237,13 +240,62 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
         path, ": checkpoint is truncated or padded (",
         file.size() - kHeaderSize, " payload bytes, header says ", size, ")"));
   }
-  absl::string_view payload(file.data() + kHeaderSize, size);
-  if (Crc32c(payload) != crc) {
+  if (Crc32c(absl::string_view(file).substr(kHeaderSize)) != crc) {
     return absl::DataLossError(absl::StrCat(
         path,
         ": checkpoint is corrupted (checksum mismatch); resume from an "
         "earlier one"));
   }
+  file.erase(0, kHeaderSize);  // the payload, without a copy of it
+  return file;
+}
+
+// The position, the scores and the losses saved beside the weights; fields
+// older checkpoints lack keep their defaults.
+void ReadTrainingState(torch::serialize::InputArchive& archive,
+                       CheckpointState* state) {
+  c10::IValue value;
+  archive.read("epoch", value);
+  state->position.epoch = value.toInt();
+  archive.read("batch_in_epoch", value);
+  state->position.batch_in_epoch = value.toInt();
+  archive.read("step", value);
+  state->position.step = value.toInt();
+  archive.read("best_metric", value);
+  state->best_metric = value.toDouble();
+  archive.read("has_best", value);
+  state->has_best = value.toBool();
+  // Checkpoints from before early stopping have no counter: 0.
+  if (archive.try_read("epochs_without_improvement", value)) {
+    state->epochs_without_improvement = value.toInt();
+  }
+  // Checkpoints from before 2026-12-04 have no losses: 0.
+  if (archive.try_read("last_train_loss", value)) {
+    state->last_train_loss = value.toDouble();
+  }
+  if (archive.try_read("epoch_loss_sum", value)) {
+    state->epoch_loss_sum = value.toDouble();
+  }
+  if (archive.try_read("epoch_loss_count", value)) {
+    state->epoch_loss_count = value.toInt();
+  }
+  if (archive.try_read("epoch_last_lr", value)) {
+    state->epoch_last_lr = value.toDouble();
+  }
+  // Checkpoints from before 2026-12-06 have no validation metrics: none.
+  if (archive.try_read("last_val", value)) {
+    for (const auto& entry : value.toGenericDict()) {
+      state->last_val[entry.key().toStringRef()] = entry.value().toDouble();
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<CheckpointState> LoadCheckpoint(
+    const std::string& path, torch::nn::Module& module,
+    torch::optim::Optimizer& optimizer) {
+  ASSIGN_OR_RETURN(const std::string payload, ReadVerifiedPayload(path));
   CheckpointState state;
   absl::Status status = CallTorch("reading checkpoint " + path, [&] {
     torch::serialize::InputArchive archive;
@@ -254,40 +306,7 @@ absl::StatusOr<CheckpointState> LoadCheckpoint(
     torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
-    c10::IValue value;
-    archive.read("epoch", value);
-    state.position.epoch = value.toInt();
-    archive.read("batch_in_epoch", value);
-    state.position.batch_in_epoch = value.toInt();
-    archive.read("step", value);
-    state.position.step = value.toInt();
-    archive.read("best_metric", value);
-    state.best_metric = value.toDouble();
-    archive.read("has_best", value);
-    state.has_best = value.toBool();
-    // Checkpoints from before early stopping have no counter: 0.
-    if (archive.try_read("epochs_without_improvement", value)) {
-      state.epochs_without_improvement = value.toInt();
-    }
-    // Checkpoints from before 2026-12-04 have no losses: 0.
-    if (archive.try_read("last_train_loss", value)) {
-      state.last_train_loss = value.toDouble();
-    }
-    if (archive.try_read("epoch_loss_sum", value)) {
-      state.epoch_loss_sum = value.toDouble();
-    }
-    if (archive.try_read("epoch_loss_count", value)) {
-      state.epoch_loss_count = value.toInt();
-    }
-    if (archive.try_read("epoch_last_lr", value)) {
-      state.epoch_last_lr = value.toDouble();
-    }
-    // Checkpoints from before 2026-12-06 have no validation metrics: none.
-    if (archive.try_read("last_val", value)) {
-      for (const auto& entry : value.toGenericDict()) {
-        state.last_val[entry.key().toStringRef()] = entry.value().toDouble();
-      }
-    }
+    ReadTrainingState(archive, &state);
     state.has_component_states =
         ReadComponentStates(archive, &state.components);
     at::Tensor rng;
