@@ -326,10 +326,82 @@ void AppendEscaped(const std::string& s, std::string* out) {
 }
 
 // indent < 0: compact, on one line.
-void Format(const Value& value, int indent, std::string* out) {
+void Format(const Value& value, int indent, std::string* out);
+
+// Whole numbers below 1e15 without a decimal point; others with the
+// shortest of %.15g..%.17g that reads back to the same double.
+void FormatNumber(double v, std::string* out) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    out->append(absl::StrFormat("%.0f", v));
+    return;
+  }
+  std::string text;
+  for (int digits = 15; digits <= 17; ++digits) {
+    text = absl::StrFormat("%.*g", digits, v);
+    if (std::strtod(text.c_str(), nullptr) == v) break;
+  }
+  out->append(text);
+}
+
+// A list of scalars on one line; one holding lists or objects, an item a
+// line (unless compact).
+void FormatList(const google::protobuf::ListValue& list, int indent,
+                std::string* out) {
+  const auto& values = list.values();
+  if (values.empty()) {
+    out->append("[]");
+    return;
+  }
   const bool compact = indent < 0;
   const std::string pad(compact ? 0 : indent + 2, ' ');
-  const int inner = compact ? -1 : indent + 2;
+  bool scalars = true;
+  for (const Value& v : values) {
+    scalars &= v.kind_case() != Value::kStructValue &&
+               v.kind_case() != Value::kListValue;
+  }
+  out->append("[");
+  for (int i = 0; i < values.size(); ++i) {
+    if (i > 0) out->append(",");
+    if (scalars || compact) {
+      if (i > 0) out->append(" ");
+    } else {
+      out->append("\n" + pad);
+    }
+    Format(values[i], compact ? -1 : indent + 2, out);
+  }
+  out->append(scalars || compact ? "]" : "\n" + std::string(indent, ' ') + "]");
+}
+
+// Keys sorted, a field a line (unless compact).
+void FormatObject(const google::protobuf::Struct& object, int indent,
+                  std::string* out) {
+  const auto& fields = object.fields();
+  if (fields.empty()) {
+    out->append("{}");
+    return;
+  }
+  const bool compact = indent < 0;
+  const std::string pad(compact ? 0 : indent + 2, ' ');
+  std::map<std::string, const Value*> sorted;
+  for (const auto& [k, v] : fields) sorted[k] = &v;
+  out->append("{");
+  bool first = true;
+  for (const auto& [k, v] : sorted) {
+    if (compact) {
+      out->append(first ? "" : ", ");
+    } else {
+      out->append(first ? "\n" : ",\n");
+    }
+    first = false;
+    out->append(pad);
+    AppendEscaped(k, out);
+    out->append(": ");
+    Format(*v, compact ? -1 : indent + 2, out);
+  }
+  out->append(compact ? "}" : "\n" + std::string(indent, ' ') + "}");
+}
+
+void Format(const Value& value, int indent, std::string* out) {
   switch (value.kind_case()) {
     case Value::kNullValue:
     case Value::KIND_NOT_SET:
@@ -338,74 +410,18 @@ void Format(const Value& value, int indent, std::string* out) {
     case Value::kBoolValue:
       out->append(value.bool_value() ? "true" : "false");
       break;
-    case Value::kNumberValue: {
-      double v = value.number_value();
-      if (v == std::floor(v) && std::fabs(v) < 1e15) {
-        out->append(absl::StrFormat("%.0f", v));
-      } else {
-        // The shortest of %.15g..%.17g that reads back to the same double.
-        std::string text;
-        for (int digits = 15; digits <= 17; ++digits) {
-          text = absl::StrFormat("%.*g", digits, v);
-          if (std::strtod(text.c_str(), nullptr) == v) break;
-        }
-        out->append(text);
-      }
+    case Value::kNumberValue:
+      FormatNumber(value.number_value(), out);
       break;
-    }
     case Value::kStringValue:
       AppendEscaped(value.string_value(), out);
       break;
-    case Value::kListValue: {
-      const auto& values = value.list_value().values();
-      if (values.empty()) {
-        out->append("[]");
-        break;
-      }
-      bool scalars = true;
-      for (const Value& v : values) {
-        scalars &= v.kind_case() != Value::kStructValue &&
-                   v.kind_case() != Value::kListValue;
-      }
-      out->append("[");
-      for (int i = 0; i < values.size(); ++i) {
-        if (i > 0) out->append(",");
-        if (scalars || compact) {
-          if (i > 0) out->append(" ");
-        } else {
-          out->append("\n" + pad);
-        }
-        Format(values[i], inner, out);
-      }
-      out->append(scalars || compact ? "]"
-                                     : "\n" + std::string(indent, ' ') + "]");
+    case Value::kListValue:
+      FormatList(value.list_value(), indent, out);
       break;
-    }
-    case Value::kStructValue: {
-      const auto& fields = value.struct_value().fields();
-      if (fields.empty()) {
-        out->append("{}");
-        break;
-      }
-      std::map<std::string, const Value*> sorted;
-      for (const auto& [k, v] : fields) sorted[k] = &v;
-      out->append("{");
-      bool first = true;
-      for (const auto& [k, v] : sorted) {
-        if (compact) {
-          out->append(first ? "" : ", ");
-        } else {
-          out->append(first ? "\n" : ",\n");
-        }
-        first = false;
-        out->append(pad);
-        AppendEscaped(k, out);
-        out->append(": ");
-        Format(*v, inner, out);
-      }
-      out->append(compact ? "}" : "\n" + std::string(indent, ' ') + "}");
+    case Value::kStructValue:
+      FormatObject(value.struct_value(), indent, out);
       break;
-    }
   }
 }
 
