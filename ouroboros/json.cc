@@ -449,6 +449,16 @@ absl::StatusOr<Value> ReadJsonFile(const std::string& path) {
   return value;
 }
 
+google::protobuf::Value FiniteNumbers(
+    const std::map<std::string, double>& numbers) {
+  google::protobuf::Value object;
+  auto& fields = *object.mutable_struct_value()->mutable_fields();
+  for (const auto& [name, value] : numbers) {
+    if (std::isfinite(value)) fields[name].set_number_value(value);
+  }
+  return object;
+}
+
 absl::Status AppendJsonLine(const std::string& path,
                             const google::protobuf::Struct& record) {
   Value value;

@@ -11,6 +11,7 @@
 #ifndef OUROBOROS_JSON_H_
 #define OUROBOROS_JSON_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ absl::StatusOr<google::protobuf::Value> ReadJsonFile(const std::string& path);
 
 // Pretty-printed, two-space indent, keys in sorted order.
 std::string FormatJson(const google::protobuf::Value& value);
+
+// A JSON object of `numbers`' finite values (JSON has no NaN or
+// infinity: a metric that is not finite is left out).
+google::protobuf::Value FiniteNumbers(
+    const std::map<std::string, double>& numbers);
 
 // JSON lines files (one compact object per line, appended while a run goes
 // and read by other processes):

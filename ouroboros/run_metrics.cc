@@ -15,14 +15,6 @@ namespace {
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-void PutFiniteMetrics(const std::map<std::string, double>& metrics,
-                      Value* section) {
-  auto* fields = section->mutable_struct_value()->mutable_fields();
-  for (const auto& [name, value] : metrics) {
-    if (std::isfinite(value)) (*fields)[name].set_number_value(value);
-  }
-}
-
 // Reads the fields of one JSON object of metrics.json, each by its type;
 // the first wrong one is remembered as the error, naming file and field.
 class FieldReader {
@@ -104,8 +96,8 @@ absl::Status WriteRunMetrics(const std::string& run_dir,
   (*fields)["epochs"].set_number_value(static_cast<double>(metrics.epochs));
   (*fields)["steps"].set_number_value(static_cast<double>(metrics.steps));
   (*fields)["last_train_loss"].set_number_value(metrics.last_train_loss);
-  PutFiniteMetrics(metrics.val, &(*fields)["val"]);
-  PutFiniteMetrics(metrics.test, &(*fields)["test"]);
+  (*fields)["val"] = FiniteNumbers(metrics.val);
+  (*fields)["test"] = FiniteNumbers(metrics.test);
   (*fields)["final_checkpoint"].set_string_value(metrics.final_checkpoint);
   if (metrics.early_stopping.has_value()) {
     const EarlyStoppingRecord& record = *metrics.early_stopping;

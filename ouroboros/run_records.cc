@@ -15,15 +15,6 @@ namespace {
 
 using Fields = google::protobuf::Map<std::string, google::protobuf::Value>;
 
-// `values` as the object fields[name], its finite values only.
-void SetNumbers(const std::string& name,
-                const std::map<std::string, double>& values, Fields* fields) {
-  auto& out = *(*fields)[name].mutable_struct_value()->mutable_fields();
-  for (const auto& [key, value] : values) {
-    if (std::isfinite(value)) out[key].set_number_value(value);
-  }
-}
-
 std::map<std::string, double> NumberFields(const google::protobuf::Value& v) {
   std::map<std::string, double> numbers;
   for (const auto& [name, value] : v.struct_value().fields()) {
@@ -55,8 +46,8 @@ absl::Status AppendEpochRecord(const std::string& run_dir,
   fields["step"].set_number_value(record.step);
   fields["train_loss"].set_number_value(record.train_loss);
   fields["lr"].set_number_value(record.lr);
-  SetNumbers(record.evaluated_on, record.metrics, &fields);
-  SetNumbers("model", record.model, &fields);
+  fields[record.evaluated_on] = FiniteNumbers(record.metrics);
+  fields["model"] = FiniteNumbers(record.model);
   return AppendJsonLine(RunFile(run_dir, kEpochRecordFile), line);
 }
 
@@ -91,8 +82,8 @@ absl::Status AppendStepEvalRecord(const std::string& run_dir,
   if (std::isfinite(record.train_seconds)) {
     fields["train_seconds"].set_number_value(record.train_seconds);
   }
-  if (!record.val.empty()) SetNumbers("val", record.val, &fields);
-  if (!record.test.empty()) SetNumbers("test", record.test, &fields);
+  if (!record.val.empty()) fields["val"] = FiniteNumbers(record.val);
+  if (!record.test.empty()) fields["test"] = FiniteNumbers(record.test);
   return AppendJsonLine(RunFile(run_dir, kStepEvalFile), line);
 }
 
