@@ -22,6 +22,7 @@
 #include "ouroboros/config.pb.h"
 #include "ouroboros/dataset.h"
 #include "ouroboros/torch_fwd.h"
+#include "ouroboros/trainer_hook.h"
 
 namespace ouroboros {
 
@@ -166,58 +167,6 @@ struct OptimizerContext {
   std::vector<at::Tensor> parameters;
   const OptimConfig* config = nullptr;
   std::string config_source;
-};
-
-// What a Trainer hook sees at a boundary: the live model and optimizer
-// (a hook may write into both, e.g. replace every weight and reset the
-// optimizer's state for them) and where training stands.
-struct TrainingView {
-  torch::nn::Module* module = nullptr;
-  torch::optim::Optimizer* optimizer = nullptr;
-  int64_t step = 0;   // optimizer steps done
-  int64_t epoch = 0;  // epochs done
-  std::string run_dir;
-  // False on every rank but 0 of a distributed run: a hook writes its files
-  // into run_dir only when this is true (every rank may read them).
-  bool writes_outputs = true;
-};
-
-// Runs inside any Trainer run that names it in the config's `hooks`. A hook
-// that keeps state (counters, snapshots) saves it in the checkpoint through
-// Stateful's SaveState / LoadState (component_state.h): SaveState runs when
-// a checkpoint is written, after this step's OnStepEnd; on resume LoadState
-// runs before OnTrainBegin, which then sees the step of the checkpoint; the
-// steps after it run again. So a hook whose whole state goes through
-// SaveState resumes bit-identical to an uninterrupted run.
-class TrainerHook : public Stateful {
- public:
-  virtual ~TrainerHook() = default;
-  // Once the model, optimizer and (on resume) checkpoint are loaded.
-  virtual absl::Status OnTrainBegin(const TrainingView& /*view*/) {
-    return absl::OkStatus();
-  }
-  // After every optimizer step (view.step already counts it).
-  virtual absl::Status OnStepEnd(const TrainingView& /*view*/) {
-    return absl::OkStatus();
-  }
-  // After every epoch; scalars put in `metrics` are logged like the model's.
-  virtual absl::Status OnEpochEnd(const TrainingView& /*view*/,
-                                  std::map<std::string, double>* /*metrics*/) {
-    return absl::OkStatus();
-  }
-  // After the last step, before the final test evaluation.
-  virtual absl::Status OnTrainEnd(const TrainingView& /*view*/) {
-    return absl::OkStatus();
-  }
-};
-
-struct HookContext {
-  const RunConfig* config = nullptr;
-  std::string config_source;
-  // This hook's entry: config->hooks(index); -1 for a hook that runs in
-  // every run (HookEntry::in_every_run).
-  int index = 0;
-  std::string run_dir;
 };
 
 // A pipeline runs a whole job (train once, tune, run several in parallel).

@@ -4,6 +4,10 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace ouroboros {
 
@@ -15,6 +19,14 @@ double ClassificationMetrics::Get(const std::string& name) const {
   if (name == "f1") return f1;
   if (name == "auroc") return auroc;
   return std::numeric_limits<double>::quiet_NaN();
+}
+
+std::string FormatMetrics(const std::map<std::string, double>& metrics) {
+  std::vector<std::string> parts;
+  for (const auto& [name, value] : metrics) {
+    parts.push_back(absl::StrFormat("%s %.4f", name, value));
+  }
+  return absl::StrJoin(parts, ", ");
 }
 
 double BinaryAuroc(const at::Tensor& scores, const at::Tensor& labels) {

@@ -37,6 +37,10 @@ ClassificationMetrics ComputeClassificationMetrics(const at::Tensor& logits,
                                                    const at::Tensor& targets);
 
 // Area under the ROC curve of binary `labels` (0/1) ranked by `scores`.
+// "accuracy 0.5938, loss 0.8835": the metrics by name, 4 decimals, as the
+// console and log.txt show them.
+std::string FormatMetrics(const std::map<std::string, double>& metrics);
+
 double BinaryAuroc(const at::Tensor& scores, const at::Tensor& labels);
 
 }  // namespace ouroboros

@@ -44,7 +44,7 @@ namespace ouroboros {
 // Bump whenever a public core header changes in a way that breaks plugins
 // built against the old one (a class layout, a virtual function, a factory
 // signature).
-inline constexpr uint32_t kPluginAbiVersion = 14;
+inline constexpr uint32_t kPluginAbiVersion = 15;
 
 // What ouroboros_plugin_info() returns. abi_version must stay the first field
 // of every future version: the loader reads it before anything else.

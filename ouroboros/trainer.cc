@@ -31,6 +31,7 @@
 #include "ouroboros/run_metrics.h"
 #include "ouroboros/run_records.h"
 #include "ouroboros/schedule.h"
+#include "ouroboros/score_record.h"
 #include "ouroboros/status_macros.h"
 #include "ouroboros/stop_signal.h"
 
@@ -43,19 +44,6 @@ double WallSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 std::vector<std::string> MetricNames(const ScoreConfig& score) {
   if (score.metrics().empty()) return {"loss", "accuracy"};
   return {score.metrics().begin(), score.metrics().end()};
-}
-
-bool MonitorMaximizes(const ScoreConfig& score) {
-  if (!score.mode().empty()) return score.mode() == "max";
-  return score.monitor() != "loss";
-}
-
-std::string FormatMetrics(const std::map<std::string, double>& metrics) {
-  std::vector<std::string> parts;
-  for (const auto& [name, value] : metrics) {
-    parts.push_back(absl::StrFormat("%s %.4f", name, value));
-  }
-  return absl::StrJoin(parts, ", ");
 }
 
 }  // namespace
@@ -200,7 +188,7 @@ absl::Status Trainer::StopForSignal(int64_t batches_in_epoch) {
     return StoppedBySignal(
         absl::StrCat(where, "; rank 0 saves the checkpoint"));
   }
-  RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
+  RETURN_IF_ERROR(SaveStepCheckpoint());
   if (events_ != nullptr) (void)events_->Flush();
   return StoppedBySignal(
       absl::StrCat(where, "; checkpoint ", last_checkpoint_,
@@ -219,17 +207,18 @@ void Trainer::LogScalar(const std::string& tag, double value) {
   if (!status.ok()) LOG(WARNING) << "TensorBoard: " << status.message();
 }
 
-void Trainer::LogHistograms() {
+void Trainer::LogHistogram(const std::string& tag, const at::Tensor& values) {
   if (events_ == nullptr) return;
-  for (const auto& item : model_->module().named_parameters()) {
-    at::Tensor flat =
-        item.value().detach().flatten().to(at::kFloat).contiguous();
-    std::vector<float> values(flat.data_ptr<float>(),
-                              flat.data_ptr<float>() + flat.numel());
-    absl::Status status = events_->AddHistogram("weights/" + item.key(),
-                                                state_.position.step, values);
-    if (!status.ok()) LOG(WARNING) << "TensorBoard: " << status.message();
-  }
+  at::Tensor flat = values.detach().flatten().to(at::kFloat).contiguous();
+  const std::vector<float> numbers(flat.data_ptr<float>(),
+                                   flat.data_ptr<float>() + flat.numel());
+  absl::Status status =
+      events_->AddHistogram(tag, state_.position.step, numbers);
+  if (!status.ok()) LOG(WARNING) << "TensorBoard: " << status.message();
+}
+
+void Trainer::EndRunEarly(const std::string& reason) {
+  if (stop_reason_.empty()) stop_reason_ = reason;
 }
 
 absl::Status Trainer::Setup() {
@@ -387,16 +376,8 @@ std::vector<std::pair<std::string, Stateful*>> Trainer::StatefulComponents() {
     components.emplace_back("data " + config().data_config().dataset(),
                             data_.train.generator.get());
   }
-  for (int i = 0; i < static_cast<int>(hooks_.size()); ++i) {
-    components.emplace_back(
-        absl::StrCat("hooks[", i, "] ", config().hooks(i).name()),
-        hooks_[i].get());
-  }
-  const std::vector<const HookEntry*> every_run =
-      context_.registry->HooksForEveryRun();
-  for (size_t i = 0; i < every_run_hooks_.size() && i < every_run.size(); ++i) {
-    components.emplace_back("every-run hook " + every_run[i]->name,
-                            every_run_hooks_[i].get());
+  for (const NamedHook& hook : hooks_) {
+    components.emplace_back(hook.name, hook.hook.get());
   }
   return components;
 }
@@ -460,61 +441,43 @@ absl::Status Trainer::RestoreComponentStates() {
   return absl::OkStatus();
 }
 
-absl::Status Trainer::SaveStepCheckpoint() {
-  if (!writes_outputs()) return absl::OkStatus();
-  const std::string path = StepCheckpointPath();
+absl::Status Trainer::WriteCheckpoint(const std::string& path) {
   RETURN_IF_ERROR(CollectComponentStates());
   // The weights for Python first: a checkpoint that exists has its weights
   // file beside it, also after a kill between the two (a resume from it
   // writes no checkpoint of that step again).
   RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(path), model_->module()));
-  RETURN_IF_ERROR(SaveCheckpoint(path, model_->module(), *optimizer_, state_));
+  return SaveCheckpoint(path, model_->module(), *optimizer_, state_);
+}
+
+absl::Status Trainer::SaveStepCheckpoint() {
+  if (!writes_outputs()) return absl::OkStatus();
+  const std::string path = StepCheckpointPath();
+  if (last_checkpoint_ == path) return absl::OkStatus();
+  RETURN_IF_ERROR(WriteCheckpoint(path));
   last_checkpoint_ = path;
   PruneCheckpoints(CheckpointDir(context_.run_dir),
                    config().run_config().keep_checkpoints());
   return absl::OkStatus();
 }
 
-absl::Status Trainer::SaveStepCheckpointUnlessSaved() {
-  if (last_checkpoint_ == StepCheckpointPath()) return absl::OkStatus();
-  return SaveStepCheckpoint();
+absl::Status Trainer::SaveNamedCheckpoint(const std::string& file_name) {
+  if (!writes_outputs()) return absl::OkStatus();
+  return WriteCheckpoint(CheckpointFile(context_.run_dir, file_name));
+}
+
+absl::StatusOr<std::map<std::string, double>> Trainer::EvaluateSplit(
+    Split split) {
+  const Dataset* data = split == Split::kValidation ? &data_.val
+                        : split == Split::kTest     ? &data_.test
+                                                    : &data_.train;
+  if (data->size() == 0) return std::map<std::string, double>();
+  return Evaluate(split, *data);
 }
 
 std::string Trainer::StepCheckpointPath() const {
   return CheckpointFile(context_.run_dir,
                         CheckpointFileName(state_.position.step));
-}
-
-absl::Status Trainer::EvaluateAtStep() {
-  const auto evaluation_start = std::chrono::steady_clock::now();
-  StepEvalRecord record;
-  record.step = state_.position.step;
-  // 1-based, the epoch the step belongs to: as the console and epochs.jsonl
-  // number them.
-  record.epoch = state_.position.epoch + 1;
-  record.train_seconds =
-      std::chrono::duration<double>(evaluation_start - train_start_).count() -
-      step_evaluation_seconds_;
-  std::string line = absl::StrFormat("step %d:", state_.position.step);
-  for (const auto& [split, data, out] :
-       {std::tuple<Split, const Dataset*, std::map<std::string, double>*>{
-            Split::kValidation, &data_.val, &record.val},
-        {Split::kTest, &data_.test, &record.test}}) {
-    if (data->size() == 0) continue;
-    const std::string name(SplitName(split));
-    ASSIGN_OR_RETURN(*out, Evaluate(split, *data));
-    for (const auto& [metric, value] : *out) {
-      LogScalar(absl::StrCat("step_eval/", name, "/", metric), value);
-    }
-    absl::StrAppend(&line, " ", name, ": ", FormatMetrics(*out), ";");
-  }
-  VLOG(1) << line;
-  step_evaluation_seconds_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                    evaluation_start)
-          .count();
-  if (!writes_outputs()) return absl::OkStatus();
-  return AppendStepEvalRecord(context_.run_dir, record);
 }
 
 absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
@@ -535,12 +498,25 @@ absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
 }
 
 TrainingView Trainer::View() {
-  return TrainingView{&model_->module(),    optimizer_.get(),
-                      state_.position.step, state_.position.epoch,
-                      context_.run_dir,     writes_outputs()};
+  TrainingView view{&model_->module(),    optimizer_.get(),
+                    state_.position.step, state_.position.epoch,
+                    context_.run_dir,     writes_outputs()};
+  view.actions = this;
+  view.score = ScoreRecord{state_.has_best, state_.best_metric,
+                           state_.epochs_without_improvement};
+  return view;
+}
+
+template <typename Event>
+absl::Status Trainer::ForEachHook(const Event& event) {
+  for (const NamedHook& hook : hooks_) {
+    RETURN_IF_ERROR(event(*hook.hook, View()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Trainer::BuildHooks() {
+  hooks_.clear();
   for (int i = 0; i < config().hooks_size(); ++i) {
     absl::StatusOr<const HookEntry*> entry =
         context_.registry->FindHook(config().hooks(i).name());
@@ -551,173 +527,45 @@ absl::Status Trainer::BuildHooks() {
     }
     HookContext hook_context{context_.config, context_.config_source, i,
                              context_.run_dir};
-    absl::StatusOr<std::unique_ptr<TrainerHook>> hook =
-        (*entry)->factory(hook_context);
-    if (!hook.ok()) return hook.status();
-    hooks_.push_back(*std::move(hook));
-    LOG(INFO) << "hook " << config().hooks(i).name() << " from "
-              << (*entry)->source;
+    ASSIGN_OR_RETURN(std::unique_ptr<TrainerHook> hook,
+                     (*entry)->factory(hook_context));
+    hooks_.push_back(
+        {absl::StrCat("hooks[", i, "] ", (*entry)->name), std::move(hook)});
+    LOG(INFO) << "hook " << (*entry)->name << " from " << (*entry)->source;
+  }
+  for (NamedHook& builtin : BuiltinHooks(config())) {
+    hooks_.push_back({"builtin " + builtin.name, std::move(builtin.hook)});
   }
   for (const HookEntry* entry : context_.registry->HooksForEveryRun()) {
     HookContext hook_context{context_.config, context_.config_source, -1,
                              context_.run_dir};
     ASSIGN_OR_RETURN(std::unique_ptr<TrainerHook> hook,
                      entry->factory(hook_context));
-    every_run_hooks_.push_back(std::move(hook));
+    hooks_.push_back({"every-run hook " + entry->name, std::move(hook)});
     LOG(INFO) << "hook " << entry->name << " (every run) from "
               << entry->source;
   }
   RETURN_IF_ERROR(RestoreComponentStates());
-  for (const auto& hook : hooks_) {
-    RETURN_IF_ERROR(hook->OnTrainBegin(View()));
-  }
-  for (const auto& hook : every_run_hooks_) {
-    RETURN_IF_ERROR(hook->OnTrainBegin(View()));
-  }
-  return absl::OkStatus();
-}
-
-class Trainer::BuiltinHook {
- public:
-  explicit BuiltinHook(Trainer* trainer) : trainer_(*trainer) {}
-  virtual ~BuiltinHook() = default;
-  // After every optimizer step (the position already counts it).
-  virtual absl::Status AfterStep() { return absl::OkStatus(); }
-  // After every epoch's evaluation.
-  virtual absl::Status AfterEpoch(const EpochEvaluation& /*evaluation*/) {
-    return absl::OkStatus();
-  }
-
- protected:
-  const TrainConfig& run() const { return trainer_.config().run_config(); }
-  Trainer& trainer_;
-};
-
-// run_config.eval_every_steps: val and test metrics to evals.jsonl.
-class Trainer::StepEvaluation : public BuiltinHook {
- public:
-  using BuiltinHook::BuiltinHook;
-  absl::Status AfterStep() override {
-    if (trainer_.step() % run().eval_every_steps() != 0) {
-      return absl::OkStatus();
-    }
-    return trainer_.EvaluateAtStep();
-  }
-};
-
-// run_config.checkpoint_every_steps.
-class Trainer::StepCheckpoints : public BuiltinHook {
- public:
-  using BuiltinHook::BuiltinHook;
-  absl::Status AfterStep() override {
-    if (trainer_.step() % run().checkpoint_every_steps() != 0) {
-      return absl::OkStatus();
-    }
-    return trainer_.SaveStepCheckpoint();
-  }
-};
-
-// score_config.monitor: checkpoints/best.ckpt (+ best.weights.pt) whenever
-// the monitored metric beats the best so far, and the count of epochs
-// without an improvement by more than min_delta (early stopping).
-class Trainer::BestCheckpoint : public BuiltinHook {
- public:
-  using BuiltinHook::BuiltinHook;
-  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
-    const ScoreConfig& score = trainer_.config().score_config();
-    CheckpointState& state = trainer_.state_;
-    auto found = evaluation.metrics->find(score.monitor());
-    const double value =
-        found != evaluation.metrics->end() ? found->second : 0.0;
-    // Whether `value` beats the best so far by more than `margin`.
-    const auto beats_best = [&](double margin) {
-      return !state.has_best ||
-             (MonitorMaximizes(score) ? value > state.best_metric + margin
-                                      : value < state.best_metric - margin);
-    };
-    const bool better = beats_best(0);
-    const bool improved = std::isfinite(value) && beats_best(score.min_delta());
-    state.epochs_without_improvement =
-        improved ? 0 : state.epochs_without_improvement + 1;
-    if (!better || !std::isfinite(value)) return absl::OkStatus();
-    // Every rank keeps the best value (they evaluate alike), so that all
-    // agree on when to stop early; rank 0 alone saves.
-    state.best_metric = value;
-    state.has_best = true;
-    if (!trainer_.writes_outputs()) return absl::OkStatus();
-    const std::string best =
-        CheckpointFile(trainer_.run_dir(), kBestCheckpointFile);
-    torch::nn::Module& module = trainer_.model_->module();
-    RETURN_IF_ERROR(trainer_.CollectComponentStates());
-    // As beside every step checkpoint (and first, as there): the weights
-    // alone, for Python.
-    RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(best), module));
-    RETURN_IF_ERROR(SaveCheckpoint(best, module, *trainer_.optimizer_, state));
-    LOG(INFO) << absl::StrFormat("new best %s %s %.4f: checkpoints/best.ckpt",
-                                 evaluation.split, score.monitor(), value);
-    return absl::OkStatus();
-  }
-};
-
-// run_config.histogram_every_epochs: every weight tensor to TensorBoard.
-class Trainer::Histograms : public BuiltinHook {
- public:
-  using BuiltinHook::BuiltinHook;
-  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
-    if ((evaluation.epoch + 1) % run().histogram_every_epochs() == 0) {
-      trainer_.LogHistograms();
-    }
-    return absl::OkStatus();
-  }
-};
-
-// run_config.checkpoint_every_epochs.
-class Trainer::EpochCheckpoints : public BuiltinHook {
- public:
-  using BuiltinHook::BuiltinHook;
-  absl::Status AfterEpoch(const EpochEvaluation& evaluation) override {
-    if ((evaluation.epoch + 1) % run().checkpoint_every_epochs() != 0) {
-      return absl::OkStatus();
-    }
-    return trainer_.SaveStepCheckpointUnlessSaved();
-  }
-};
-
-void Trainer::BuildBuiltinHooks() {
-  const TrainConfig& run = config().run_config();
-  builtin_hooks_.clear();
-  if (run.eval_every_steps() > 0) {
-    builtin_hooks_.push_back(std::make_unique<StepEvaluation>(this));
-  }
-  if (run.checkpoint_every_steps() > 0) {
-    builtin_hooks_.push_back(std::make_unique<StepCheckpoints>(this));
-  }
-  if (!config().score_config().monitor().empty()) {
-    builtin_hooks_.push_back(std::make_unique<BestCheckpoint>(this));
-  }
-  if (run.histogram_every_epochs() > 0) {
-    builtin_hooks_.push_back(std::make_unique<Histograms>(this));
-  }
-  if (run.checkpoint_every_epochs() > 0) {
-    builtin_hooks_.push_back(std::make_unique<EpochCheckpoints>(this));
-  }
+  return ForEachHook([](TrainerHook& hook, const TrainingView& view) {
+    return hook.OnTrainBegin(view);
+  });
 }
 
 absl::StatusOr<TrainResult> Trainer::Run() {
   RETURN_IF_ERROR(Setup());
   RETURN_IF_ERROR(BuildHooks());
-  BuildBuiltinHooks();
   ASSIGN_OR_RETURN(const int64_t steps_per_epoch, StepsPerEpoch());
   TrainResult result;
   // Resumed at the run's last step: no step runs, the checkpoint's counts.
   result.last_train_loss = state_.last_train_loss;
   result.val = state_.last_val;
-  train_start_ = std::chrono::steady_clock::now();
   for (int64_t epoch = state_.position.epoch;
-       epoch < config().run_config().epochs() && !PatienceRanOut(); ++epoch) {
+       epoch < config().run_config().epochs() && stop_reason_.empty();
+       ++epoch) {
     ASSIGN_OR_RETURN(EpochLoss loss,
                      TrainEpoch(epoch, steps_per_epoch, &result));
-    if (loss.cut_short) break;  // run_config.max_steps, inside the epoch
+    // run_config.max_steps or a hook's stop, inside the epoch.
+    if (loss.cut_short) break;
     RETURN_IF_ERROR(EndEpoch(epoch, loss, &result));
     if (loss.reached_max_steps) break;
   }
@@ -738,12 +586,6 @@ absl::StatusOr<int64_t> Trainer::StepsPerEpoch() const {
         run.batch_size(), world, n));
   }
   return steps;
-}
-
-bool Trainer::PatienceRanOut() const {
-  const ScoreConfig& score = config().score_config();
-  return score.patience() > 0 &&
-         state_.epochs_without_improvement >= score.patience();
 }
 
 absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
@@ -778,7 +620,6 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
                      OptimizerStep(*std::move(batch), lr, epoch, buffers));
     ++position.step;
     ++position.batch_in_epoch;
-    for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnStepEnd(View()));
     loss.sum += step_loss;
     loss.last_lr = lr;
     ++loss.count;
@@ -792,10 +633,11 @@ absl::StatusOr<Trainer::EpochLoss> Trainer::TrainEpoch(int64_t epoch,
     RETURN_IF_ERROR(EndStep(step_loss, lr));
     ASSIGN_OR_RETURN(const bool stopping, AgreeToStop());
     if (stopping) return StopForSignal(loader.num_batches());
+    if (!stop_reason_.empty()) break;
   }
   bar.Finish();
-  loss.cut_short =
-      loss.reached_max_steps && position.batch_in_epoch < loader.num_batches();
+  loss.cut_short = (loss.reached_max_steps || !stop_reason_.empty()) &&
+                   position.batch_in_epoch < loader.num_batches();
   return loss;
 }
 
@@ -850,11 +692,9 @@ absl::Status Trainer::EndStep(double loss, double lr) {
           StepLogRecord{step, state_.position.epoch + 1, loss, lr}));
     }
   }
-  for (const auto& hook : builtin_hooks_) RETURN_IF_ERROR(hook->AfterStep());
-  for (const auto& hook : every_run_hooks_) {
-    RETURN_IF_ERROR(hook->OnStepEnd(View()));
-  }
-  return absl::OkStatus();
+  return ForEachHook([](TrainerHook& hook, const TrainingView& view) {
+    return hook.OnStepEnd(view);
+  });
 }
 
 absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
@@ -865,12 +705,10 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   position.batch_in_epoch = 0;
   std::map<std::string, double> model_metrics;
   RETURN_IF_ERROR(model_->OnEpochEnd(epoch, *this, &model_metrics));
-  for (const auto& hook : hooks_) {
-    RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
-  }
-  for (const auto& hook : every_run_hooks_) {
-    RETURN_IF_ERROR(hook->OnEpochEnd(View(), &model_metrics));
-  }
+  RETURN_IF_ERROR(ForEachHook(
+      [&model_metrics](TrainerHook& hook, const TrainingView& view) {
+        return hook.OnEpochEnd(view, &model_metrics);
+      }));
   const double mean_loss = loss.count > 0 ? loss.sum / loss.count : 0.0;
   std::string line =
       absl::StrFormat("epoch %d/%d: step %d, train loss %.4f", epoch + 1,
@@ -885,48 +723,55 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
   const bool has_val = data_.val.size() > 0;
   const Split split = has_val ? Split::kValidation : Split::kTest;
   const std::string monitored(SplitName(split));
-  const char* monitored_name = monitored.c_str();
-  ASSIGN_OR_RETURN(const auto metrics,
+  EpochEvaluation evaluation;
+  evaluation.split = split;
+  ASSIGN_OR_RETURN(evaluation.metrics,
                    Evaluate(split, has_val ? data_.val : data_.test));
+  const std::map<std::string, double>& metrics = evaluation.metrics;
   for (const auto& [name, value] : metrics) {
-    LogScalar(absl::StrCat(monitored_name, "/", name), value);
+    LogScalar(absl::StrCat(monitored, "/", name), value);
   }
   if (has_val) {
     result->val = metrics;
     state_.last_val = metrics;
   }
-  LOG(INFO) << line << "; " << monitored_name << ": " << FormatMetrics(metrics);
+  LOG(INFO) << line << "; " << monitored << ": " << FormatMetrics(metrics);
   if (writes_outputs()) {
     RETURN_IF_ERROR(AppendEpochRecord(
         context_.run_dir,
         EpochRecord{position.epoch, position.step, mean_loss, loss.last_lr,
                     monitored, metrics, model_metrics}));
   }
-  const EpochEvaluation evaluation{epoch, monitored_name, &metrics};
-  for (const auto& hook : builtin_hooks_) {
-    RETURN_IF_ERROR(hook->AfterEpoch(evaluation));
+  const ScoreConfig& score = config().score_config();
+  if (!score.monitor().empty()) {
+    // Every rank keeps the record (they evaluate alike), so that all agree
+    // on when to stop early.
+    ScoreRecord record{state_.has_best, state_.best_metric,
+                       state_.epochs_without_improvement};
+    evaluation.new_best = UpdateScoreRecord(score, metrics, &record);
+    state_.has_best = record.has_best;
+    state_.best_metric = record.best;
+    state_.epochs_without_improvement = record.epochs_without_improvement;
   }
-  return absl::OkStatus();
+  return ForEachHook(
+      [&evaluation](TrainerHook& hook, const TrainingView& view) {
+        return hook.OnEvaluation(view, evaluation);
+      });
 }
 
 absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
-  const ScoreConfig& score = config().score_config();
   const TrainingPosition& position = state_.position;
-  if (PatienceRanOut() && position.epoch < config().run_config().epochs()) {
+  if (!stop_reason_.empty() &&
+      position.epoch < config().run_config().epochs()) {
     result.stopped_early = true;
-    LOG(INFO) << absl::StrFormat(
-        "early stopping after epoch %d: %s did not improve by more than %g "
-        "for %d epochs (best %.4f)",
-        position.epoch, score.monitor(), score.min_delta(),
-        state_.epochs_without_improvement, state_.best_metric);
+    LOG(INFO) << stop_reason_;
   }
   result.best_metric = state_.best_metric;
-  for (const auto& hook : hooks_) RETURN_IF_ERROR(hook->OnTrainEnd(View()));
-  for (const auto& hook : every_run_hooks_) {
-    RETURN_IF_ERROR(hook->OnTrainEnd(View()));
-  }
+  RETURN_IF_ERROR(ForEachHook([](TrainerHook& hook, const TrainingView& view) {
+    return hook.OnTrainEnd(view);
+  }));
   // The end: always a checkpoint, then the test set.
-  RETURN_IF_ERROR(SaveStepCheckpointUnlessSaved());
+  RETURN_IF_ERROR(SaveStepCheckpoint());
   result.final_checkpoint = last_checkpoint_;
   result.position = position;
   if (data_.test.size() > 0) {
@@ -989,7 +834,7 @@ std::vector<std::string> RunSummary(const RunConfig& config,
   lines.push_back(absl::StrFormat(
       "  trained %d epoch%s, %d steps in %.1f s%s", result.position.epoch,
       result.position.epoch == 1 ? "" : "s", result.position.step, seconds,
-      result.stopped_early ? " (stopped early: score_config.patience)" : ""));
+      result.stopped_early ? " (stopped early)" : ""));
   const std::string monitor = config.score_config().monitor();
   if (!monitor.empty() && !result.val.empty()) {
     lines.push_back(absl::StrFormat("  best    val %s %.4f (checkpoints/%s)",

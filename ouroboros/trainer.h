@@ -31,7 +31,6 @@
 #ifndef OUROBOROS_TRAINER_H_
 #define OUROBOROS_TRAINER_H_
 
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -42,9 +41,11 @@
 #include "absl/status/statusor.h"
 #include "ouroboros/checkpoint.h"
 #include "ouroboros/data.h"
+#include "ouroboros/hooks/builtin_hooks.h"
 #include "ouroboros/interfaces.h"
 #include "ouroboros/metrics.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/trainer_hook.h"
 
 namespace ouroboros {
 
@@ -58,16 +59,18 @@ struct TrainResult {
   std::map<std::string, double> val;   // score_config metrics; empty if no val
   std::map<std::string, double> test;  // on the test set, at the end
   std::string final_checkpoint;
-  // score_config.patience ran out before run_config.epochs.
+  // A hook (early stopping: score_config.patience) stopped the run before
+  // run_config.epochs.
   bool stopped_early = false;
   double best_metric = 0;  // of score_config.monitor
   // The model's headline results (Model::SummaryLines), for the summary.
   std::vector<std::string> family_results;
 };
 
-// Final: a family changes the training through its model's training module
-// and its data source, not by deriving from the Trainer.
-class Trainer final : public TrainingContext {
+// Final: a family changes the training through its model's training module,
+// its data source and hooks (trainer_hook.h), not by deriving from the
+// Trainer. The Trainer is the RunActions its hooks act through.
+class Trainer final : public TrainingContext, public RunActions {
  public:
   explicit Trainer(PipelineContext context);
   ~Trainer() override;
@@ -89,6 +92,14 @@ class Trainer final : public TrainingContext {
   absl::StatusOr<std::map<std::string, double>> StandardEvaluate(
       const Dataset& data) override;
   void LogScalar(const std::string& tag, double value) override;
+
+  // RunActions, for the hooks.
+  absl::Status SaveStepCheckpoint() override;
+  absl::Status SaveNamedCheckpoint(const std::string& file_name) override;
+  absl::StatusOr<std::map<std::string, double>> EvaluateSplit(
+      Split split) override;
+  void LogHistogram(const std::string& tag, const at::Tensor& values) override;
+  void EndRunEarly(const std::string& reason) override;
 
  private:
   // The data source data_config.dataset names.
@@ -130,35 +141,11 @@ class Trainer final : public TrainingContext {
   // checkpoint; an error naming the owner when its state is missing or
   // does not load.
   absl::Status RestoreComponentStates();
-  absl::Status SaveStepCheckpoint();
   // checkpoints/step-<the current step>.ckpt.
   std::string StepCheckpointPath() const;
-  // SaveStepCheckpoint() unless the newest checkpoint is of this very step.
-  absl::Status SaveStepCheckpointUnlessSaved();
-  // run_config.eval_every_steps: val and test metrics to evals.jsonl.
-  absl::Status EvaluateAtStep();
+  // `path` and its weights file for Python (rank 0).
+  absl::Status WriteCheckpoint(const std::string& path);
   absl::Status WriteMetricsJson(const TrainResult& result);
-  void LogHistograms();
-
-  // The Trainer's own behaviours at the loop's boundaries, in the order
-  // they run after the plugin hooks: evaluation every N steps, step
-  // checkpoints, the best checkpoint (and the early-stopping count),
-  // histograms, epoch checkpoints. Only the ones the config enables are
-  // built (BuildBuiltinHooks).
-  class BuiltinHook;
-  class StepEvaluation;
-  class StepCheckpoints;
-  class BestCheckpoint;
-  class Histograms;
-  class EpochCheckpoints;
-  // What the epoch's evaluation found, for the built-in epoch hooks.
-  struct EpochEvaluation {
-    int64_t epoch = 0;  // 0-based
-    const char* split = "val";
-    const std::map<std::string, double>* metrics = nullptr;
-  };
-  void BuildBuiltinHooks();
-  std::vector<std::unique_ptr<BuiltinHook>> builtin_hooks_;
 
   // Run(), stage by stage.
   struct EpochLoss {
@@ -171,13 +158,9 @@ class Trainer final : public TrainingContext {
     bool cut_short = false;
   };
   absl::StatusOr<int64_t> StepsPerEpoch() const;
-  // score_config.patience epochs without improvement have passed.
-  bool PatienceRanOut() const;
   // One pass over the training batches from where the position stands.
   absl::StatusOr<EpochLoss> TrainEpoch(int64_t epoch, int64_t steps_per_epoch,
                                        TrainResult* result);
-  // After each optimizer step and its hooks: the loss to TensorBoard, the
-  // built-in hooks, then the every-run hooks.
   // This rank's order of the training split in `epoch`: the epoch's
   // shuffle, and in a distributed run its slice of every global batch.
   at::Tensor RankEpochOrder(int64_t epoch, int64_t steps_per_epoch) const;
@@ -187,9 +170,12 @@ class Trainer final : public TrainingContext {
   // finite, naming the last good checkpoint.
   absl::StatusOr<double> OptimizerStep(Batch batch, double lr, int64_t epoch,
                                        const std::vector<at::Tensor>& buffers);
+  // After each optimizer step: the loss to TensorBoard and steps.jsonl,
+  // then every hook's OnStepEnd.
   absl::Status EndStep(double loss, double lr);
   // After a complete epoch: the model's and the hooks' epoch end, the
-  // evaluation and its record, then the built-in hooks.
+  // evaluation, its record and the score record, then every hook's
+  // OnEvaluation.
   absl::Status EndEpoch(int64_t epoch, const EpochLoss& loss,
                         TrainResult* result);
   // Early-stopping message, the hooks' end, the last checkpoint, the test
@@ -209,12 +195,18 @@ class Trainer final : public TrainingContext {
   // distributed, or OUROBOROS_DIST_OVERLAP=0). Declared after group_, so
   // destroyed before it.
   std::unique_ptr<GradientReducer> reducer_;
-  std::vector<std::unique_ptr<TrainerHook>> hooks_;  // config().hooks()
-  // HookEntry::in_every_run: after hooks_, and after each step's checkpoint.
-  std::vector<std::unique_ptr<TrainerHook>> every_run_hooks_;
+  // Every hook in the order they run (trainer_hook.h), each named as its
+  // state is in the checkpoint: "hooks[0] <name>", "builtin <name>",
+  // "every-run hook <name>".
+  std::vector<NamedHook> hooks_;
 
   TrainingView View();
+  // The config's hooks, the built-in ones and the every-run ones; their
+  // states on resume; their OnTrainBegin.
   absl::Status BuildHooks();
+  // Each hook's `event`, in order; the first error ends the run.
+  template <typename Event>
+  absl::Status ForEachHook(const Event& event);
   CheckpointState state_;
   // What the checkpoint resumed from holds for each component, until
   // RestoreComponentStates hands it over.
@@ -223,10 +215,8 @@ class Trainer final : public TrainingContext {
   int stop_votes_ = 0;
   bool stop_votes_exchanged_ = false;
   std::string last_checkpoint_;
-  // evals.jsonl's train_seconds: when this process's training began, and
-  // the time its step evaluations took since.
-  std::chrono::steady_clock::time_point train_start_;
-  double step_evaluation_seconds_ = 0;
+  // EndRunEarly's first reason; empty: no hook asked to stop.
+  std::string stop_reason_;
 };
 
 // The one-screen summary a run ends with (TrainerPipeline logs it), e.g.

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "ouroboros/config.h"
 #include "ouroboros/json.h"
+#include "ouroboros/run_metrics.h"
 #include "ouroboros/run_records.h"
 #include "ouroboros/trainer.h"
 #include "tests/test_util.h"
@@ -296,10 +297,14 @@ TEST_F(MainTest, HooksRunAtTheTrainersBoundariesAndAreValidated) {
            R"(--set=hooks=[{"name": "step_log", "config": {"every": 5}}])"},
           env);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // tiny_mlp.json: 12 steps an epoch, 2 epochs.
-  EXPECT_EQ(ReadFile(tmp_ / "run/hook_log.txt"),
-            "begin step=0\nstep 5\nstep 10\nepoch 1\nstep 15\nstep 20\n"
-            "epoch 2\nend step=24\n");
+  // tiny_mlp.json: 12 steps an epoch, 2 epochs; the hook sees each
+  // epoch's evaluation (on val, monitored: the first one is the best).
+  const std::string log = ReadFile(tmp_ / "run/hook_log.txt");
+  EXPECT_THAT(log, ::testing::StartsWith(
+                       "begin step=0\nstep 5\nstep 10\nepoch 1\n"
+                       "evaluation 1 val of 4 metrics, new best\nstep 15\n"
+                       "step 20\nepoch 2\nevaluation 2 val of 4 metrics"));
+  EXPECT_THAT(log, ::testing::EndsWith("\nend step=24\n"));
   EXPECT_THAT(r.output, HasSubstr("sum_sq"));
 
   Result unknown = Run(
@@ -319,6 +324,29 @@ TEST_F(MainTest, HooksRunAtTheTrainersBoundariesAndAreValidated) {
                                     "integer >= 1 (got 0)"));
   EXPECT_FALSE(fs::exists(tmp_ / "u"));
   EXPECT_FALSE(fs::exists(tmp_ / "b"));
+}
+
+TEST_F(MainTest, AHookEndsTheRunThroughRunActions) {
+  fs::create_directories(tmp_ / "hooks");
+  fs::copy_file(Built("tests/testdata/libstep_log_hook.so"),
+                tmp_ / "hooks/libstep_log_hook.so");
+  const std::string env = "OUROBOROS_PLUGIN_PATH=" + (tmp_ / "hooks").string();
+  Result r = Run(
+      {"--config=" + tiny_, "--run_dir=run", "--threads=1",
+       R"(--set=hooks=[{"name": "step_log", "config": {"stop_at_step": 7}}])"},
+      env);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("step_log: asked to stop at step 7"));
+  // Step 7 of 12 in epoch 1: the epoch ends there without its evaluation,
+  // then the run ends as any run does, with its checkpoint and test set.
+  EXPECT_THAT(ReadFile(tmp_ / "run/hook_log.txt"),
+              ::testing::EndsWith("step 6\nstep 7\nend step=7\n"));
+  absl::StatusOr<RunMetrics> metrics = ReadRunMetrics((tmp_ / "run").string());
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(metrics->steps, 7);
+  EXPECT_EQ(metrics->epochs, 0);
+  EXPECT_FALSE(metrics->test.empty());
+  EXPECT_TRUE(fs::exists(tmp_ / "run/checkpoints/step-000000007.ckpt"));
 }
 
 TEST_F(MainTest, EvalEveryStepsAppendsValidationAndTestMetrics) {
