@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -96,6 +98,25 @@ class Stateful {
     return absl::OkStatus();
   }
 };
+
+// A component and the name its state has in a checkpoint ("model mlp",
+// "hooks[0] record").
+using NamedComponent = std::pair<std::string, Stateful*>;
+
+// Each component's SaveState, keeping those that wrote something; an error
+// names the component.
+absl::StatusOr<ComponentStates> CollectComponentStates(
+    const std::vector<NamedComponent>& components);
+
+// On resume: each component's LoadState from `saved`, what the checkpoint
+// `checkpoint` holds. A component with state but none saved is an error
+// (another config wrote the checkpoint), unless the checkpoint predates
+// component states (`saved_by_a_version_with_states` false: a warning, and
+// the component starts afresh). A saved state that no component claims is
+// a warning.
+absl::Status RestoreComponentStates(
+    const std::vector<NamedComponent>& components, ComponentStates saved,
+    bool saved_by_a_version_with_states, const std::string& checkpoint);
 
 }  // namespace ouroboros
 

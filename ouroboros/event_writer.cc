@@ -21,12 +21,6 @@ namespace {
 
 constexpr int kHistogramBuckets = 30;
 
-double WallTime() {
-  return std::chrono::duration<double>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void AppendLittleEndian(uint64_t value, int bytes, std::string* out) {
   for (int i = 0; i < bytes; ++i) {
     out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -34,6 +28,12 @@ void AppendLittleEndian(uint64_t value, int bytes, std::string* out) {
 }
 
 }  // namespace
+
+double WallSeconds() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 uint32_t MaskedCrc32c(absl::string_view data) {
   uint32_t crc = Crc32c(data);
@@ -54,8 +54,8 @@ absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(
   // from sharing a file.
   static std::atomic<int> counter{0};
   std::string path = absl::StrCat(dir, "/events.out.tfevents.",
-                                  static_cast<int64_t>(WallTime()), ".", host,
-                                  ".", getpid(), ".", counter++);
+                                  static_cast<int64_t>(WallSeconds()), ".",
+                                  host, ".", getpid(), ".", counter++);
   std::FILE* file = std::fopen(path.c_str(), "wb");
   if (file == nullptr) {
     return absl::UnavailableError(absl::StrCat(
@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<EventWriter>> EventWriter::Create(
   }
   std::unique_ptr<EventWriter> writer(new EventWriter(path, file));
   tfevent::Event event;
-  event.set_wall_time(WallTime());
+  event.set_wall_time(WallSeconds());
   event.set_file_version("brain.Event:2");
   RETURN_IF_ERROR(writer->WriteRecord(event.SerializeAsString()));
   return writer;
@@ -92,7 +92,7 @@ absl::Status EventWriter::WriteRecord(const std::string& data) {
 absl::Status EventWriter::AddScalar(const std::string& tag, int64_t step,
                                     double value) {
   tfevent::Event event;
-  event.set_wall_time(WallTime());
+  event.set_wall_time(WallSeconds());
   event.set_step(step);
   tfevent::Summary::Value* v = event.mutable_summary()->add_value();
   v->set_tag(tag);
@@ -103,7 +103,7 @@ absl::Status EventWriter::AddScalar(const std::string& tag, int64_t step,
 absl::Status EventWriter::AddSessionStart(int64_t step,
                                           const std::string& checkpoint) {
   tfevent::Event event;
-  event.set_wall_time(WallTime());
+  event.set_wall_time(WallSeconds());
   event.set_step(step);
   tfevent::SessionLog* log = event.mutable_session_log();
   log->set_status(tfevent::SessionLog::START);
@@ -169,7 +169,7 @@ absl::Status EventWriter::AddHparams(const RunHparams& hparams) {
       info->set_dataset_type(hp::DATASET_TRAINING);
     }
   }
-  const double now = WallTime();
+  const double now = WallSeconds();
   RETURN_IF_ERROR(
       WriteRecord(HparamsEvent(kExperimentTag, experiment_data, now)));
   return WriteRecord(HparamsEvent(kSessionStartTag, session_data, now));
@@ -180,14 +180,14 @@ absl::Status EventWriter::AddHparamsEnd(bool success, double end_time_secs) {
   hp::SessionEndInfo* end = data.mutable_session_end_info();
   end->set_status(success ? hp::STATUS_SUCCESS : hp::STATUS_FAILURE);
   end->set_end_time_secs(end_time_secs);
-  return WriteRecord(HparamsEvent(kSessionEndTag, data, WallTime()));
+  return WriteRecord(HparamsEvent(kSessionEndTag, data, WallSeconds()));
 }
 
 absl::Status EventWriter::AddHistogram(const std::string& tag, int64_t step,
                                        const std::vector<float>& values) {
   if (values.empty()) return absl::OkStatus();
   tfevent::Event event;
-  event.set_wall_time(WallTime());
+  event.set_wall_time(WallSeconds());
   event.set_step(step);
   tfevent::Summary::Value* v = event.mutable_summary()->add_value();
   v->set_tag(tag);

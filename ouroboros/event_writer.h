@@ -43,6 +43,9 @@ struct RunHparams {
   double start_time_secs = 0;
 };
 
+// Seconds since the Unix epoch, as TensorBoard's records count them.
+double WallSeconds();
+
 class EventWriter {
  public:
   // Creates `dir` if needed and a new

@@ -8,27 +8,18 @@
 
 #include <chrono>
 #include <csignal>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "glog/logging.h"
-#include "ouroboros/config.h"
 #include "ouroboros/distributed.h"
 #include "ouroboros/errors.h"
 #include "ouroboros/event_writer.h"
-#include "ouroboros/files.h"
 #include "ouroboros/gradient_reducer.h"
-#include "ouroboros/json.h"
 #include "ouroboros/plots.h"
 #include "ouroboros/progress.h"
 #include "ouroboros/registry.h"
-#include "ouroboros/run_hparams.h"
 #include "ouroboros/run_layout.h"
-#include "ouroboros/run_metrics.h"
 #include "ouroboros/run_records.h"
 #include "ouroboros/schedule.h"
 #include "ouroboros/score_record.h"
@@ -37,9 +28,6 @@
 
 namespace ouroboros {
 namespace {
-
-// Seconds since the Unix epoch, as TensorBoard's records count them.
-double WallSeconds() { return absl::ToUnixMicros(absl::Now()) / 1e6; }
 
 std::vector<std::string> MetricNames(const ScoreConfig& score) {
   if (score.metrics().empty()) return {"loss", "accuracy"};
@@ -50,36 +38,6 @@ std::vector<std::string> MetricNames(const ScoreConfig& score) {
 
 Trainer::Trainer(PipelineContext context) : context_(std::move(context)) {}
 Trainer::~Trainer() = default;
-
-absl::StatusOr<DataSplits> Trainer::LoadData() {
-  absl::StatusOr<const DataSourceEntry*> source =
-      context_.registry->FindDataSource(config().data_config().dataset());
-  if (!source.ok()) {
-    return WithContext(source.status(), "data_config.dataset");
-  }
-  return (*source)->factory(
-      DataSourceContext{context_.config, context_.config_source});
-}
-
-absl::StatusOr<std::unique_ptr<Model>> Trainer::BuildModel(
-    const DataSpec& spec) {
-  absl::StatusOr<const ModelEntry*> entry =
-      context_.registry->FindModel(config().model());
-  if (!entry.ok()) return entry.status();
-  ModelContext model_context{context_.config, context_.config_source, spec};
-  return (*entry)->factory(model_context);
-}
-
-absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>>
-Trainer::BuildOptimizer(Model& model) {
-  absl::StatusOr<const OptimizerEntry*> entry =
-      context_.registry->FindOptimizer(config().optim_config().name());
-  if (!entry.ok()) return entry.status();
-  OptimizerContext optimizer_context{model.module().parameters(),
-                                     &config().optim_config(),
-                                     context_.config_source};
-  return (*entry)->factory(optimizer_context);
-}
 
 absl::StatusOr<double> Trainer::StandardTrainStep(const Batch& batch) {
   double loss_value = 0;
@@ -179,22 +137,6 @@ absl::StatusOr<bool> Trainer::AgreeToStop() {
   return stop_votes_ > 0;
 }
 
-absl::Status Trainer::StopForSignal(int64_t batches_in_epoch) {
-  const TrainingPosition& position = state_.position;
-  const std::string where = absl::StrFormat(
-      "after step %d (epoch %d, batch %d of %d)", position.step,
-      position.epoch + 1, position.batch_in_epoch, batches_in_epoch);
-  if (!writes_outputs()) {
-    return StoppedBySignal(
-        absl::StrCat(where, "; rank 0 saves the checkpoint"));
-  }
-  RETURN_IF_ERROR(SaveStepCheckpoint());
-  if (events_ != nullptr) (void)events_->Flush();
-  return StoppedBySignal(
-      absl::StrCat(where, "; checkpoint ", last_checkpoint_,
-                   "; continue with --resume=", context_.run_dir));
-}
-
 int Trainer::rank() const {
   return group_ != nullptr ? group_->config().rank : 0;
 }
@@ -221,251 +163,6 @@ void Trainer::EndRunEarly(const std::string& reason) {
   if (stop_reason_.empty()) stop_reason_ = reason;
 }
 
-absl::Status Trainer::Setup() {
-  // A config built in code (a test's, a composite pipeline's) gets the
-  // defaults a config read by main has.
-  config_ = *context_.config;
-  RETURN_IF_ERROR(FillCoreDefaults(&config_));
-  if (context_.registry != nullptr) {
-    RETURN_IF_ERROR(context_.registry->FillDefaults(&config_));
-  }
-  context_.config = &config_;
-  RETURN_IF_ERROR(ConnectRanks());
-  torch::manual_seed(config().seed());
-  RETURN_IF_ERROR(SetUpData());
-  RETURN_IF_ERROR(SetUpModelAndOptimizer());
-  RETURN_IF_ERROR(ShareInitialWeights());
-  // Rank 0 (or the only process) writes; the other ranks only read the
-  // checkpoint they resume from.
-  RETURN_IF_ERROR(writes_outputs() ? PrepareOutputs() : absl::OkStatus());
-  if (context_.resuming && context_.resume_from.empty()) {
-    // main found no checkpoint to resume from (the run stopped before its
-    // first one): say so, by the run directory.
-    return FindCheckpoint(context_.run_dir).status();
-  }
-  if (context_.resume_from.empty()) return absl::OkStatus();
-  return ResumeFromCheckpoint();
-}
-
-absl::Status Trainer::ConnectRanks() {
-  absl::StatusOr<DistributedConfig> distributed = DistributedFromEnvironment();
-  if (!distributed.ok()) return distributed.status();
-  if (distributed->enabled()) {
-    absl::StatusOr<std::unique_ptr<ProcessGroup>> group =
-        ProcessGroup::Connect(*distributed);
-    if (!group.ok()) return group.status();
-    group_ = *std::move(group);
-    LOG(INFO) << absl::StrFormat(
-        "distributed: rank %d of %d (Gloo on %s, rendezvous %s:%d%s)",
-        distributed->rank, distributed->world_size,
-        group_->device_description(), distributed->master_addr,
-        distributed->master_port,
-        distributed->use_agent_store
-            ? absl::StrFormat("; torchrun agent's store, restart %d",
-                              distributed->restart_count)
-            : "");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::SetUpData() {
-  absl::StatusOr<DataSplits> data = LoadData();
-  if (!data.ok()) return data.status();
-  data_ = *std::move(data);
-  // A model without classes (the quine regresses its own weights) gets no
-  // "0 classes".
-  LOG(INFO) << absl::StrFormat(
-      "data: %s, %d train / %d validation / %d test samples%s",
-      config().data_config().dataset(), data_.train.size(), data_.val.size(),
-      data_.test.size(),
-      data_.spec.num_classes > 0
-          ? absl::StrFormat(", %d classes", data_.spec.num_classes)
-          : "");
-  if (data_.train.size() == 0) {
-    return absl::InvalidArgumentError("the training split is empty");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::SetUpModelAndOptimizer() {
-  absl::StatusOr<std::unique_ptr<Model>> model = BuildModel(data_.spec);
-  if (!model.ok()) return model.status();
-  model_ = *std::move(model);
-  int64_t parameters = 0;
-  for (const at::Tensor& p : model_->module().parameters()) {
-    parameters += p.numel();
-  }
-  LOG(INFO) << "model " << config().model() << ": " << parameters
-            << " parameters";
-  absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> optimizer =
-      BuildOptimizer(*model_);
-  if (!optimizer.ok()) return optimizer.status();
-  optimizer_ = *std::move(optimizer);
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::ShareInitialWeights() {
-  if (group_ == nullptr) return absl::OkStatus();
-  // Same seed, same initial weights; the broadcast makes sure of it.
-  std::vector<at::Tensor> state = model_->module().parameters();
-  for (const at::Tensor& buffer : model_->module().buffers()) {
-    state.push_back(buffer);
-  }
-  RETURN_IF_ERROR(group_->BroadcastFromRankZero(state));
-  const DistributedConfig& distributed = group_->config();
-  if (distributed.overlap_backward) {
-    absl::StatusOr<std::unique_ptr<GradientReducer>> reducer =
-        GradientReducer::Create(group_.get(), model_->module().parameters(),
-                                int64_t{distributed.bucket_kib} << 10);
-    if (!reducer.ok()) return reducer.status();
-    reducer_ = *std::move(reducer);
-    LOG(INFO) << absl::StrFormat(
-        "distributed: gradients averaged during the backward, in %d "
-        "buckets of <= %d KiB (OUROBOROS_DIST_OVERLAP=0: after it)",
-        reducer_->buckets(), distributed.bucket_kib);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::ResumeFromCheckpoint() {
-  absl::StatusOr<CheckpointState> state =
-      LoadCheckpoint(context_.resume_from, model_->module(), *optimizer_);
-  if (!state.ok()) return state.status();
-  state_ = *std::move(state);
-  // The components' own states wait for the hooks (BuildHooks).
-  resumed_components_ = std::move(state_.components);
-  state_.components.clear();
-  last_checkpoint_ = context_.resume_from;
-  if (events_ != nullptr) {
-    if (absl::Status s = events_->AddSessionStart(state_.position.step,
-                                                  context_.resume_from);
-        !s.ok()) {
-      LOG(WARNING) << "TensorBoard: " << s.message();
-    }
-  }
-  LOG(INFO) << absl::StrFormat(
-      "resumed from %s: %d epochs and %d batches done, step %d",
-      context_.resume_from, state_.position.epoch,
-      state_.position.batch_in_epoch, state_.position.step);
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::PrepareOutputs() {
-  RETURN_IF_ERROR(MakeDirectories(CheckpointDir(context_.run_dir)));
-  RETURN_IF_ERROR(
-      WriteFileAtomically(CheckpointFile(context_.run_dir, kConfigFile),
-                          RunConfigToJson(config())));
-  absl::StatusOr<std::unique_ptr<EventWriter>> events =
-      EventWriter::Create(RunFile(context_.run_dir, kTensorBoardDir));
-  if (!events.ok()) return events.status();
-  events_ = *std::move(events);
-  // Each event file carries the run's settings for TensorBoard's HParams
-  // view (a resumed run's new file too).
-  if (absl::Status s =
-          events_->AddHparams(RunHparamsOf(config(), WallSeconds()));
-      !s.ok()) {
-    LOG(WARNING) << "TensorBoard: " << s.message();
-  }
-  return absl::OkStatus();
-}
-
-std::vector<std::pair<std::string, Stateful*>> Trainer::StatefulComponents() {
-  std::vector<std::pair<std::string, Stateful*>> components;
-  components.emplace_back("model " + config().model(), model_.get());
-  if (data_.train.generator != nullptr) {
-    components.emplace_back("data " + config().data_config().dataset(),
-                            data_.train.generator.get());
-  }
-  for (const NamedHook& hook : hooks_) {
-    components.emplace_back(hook.name, hook.hook.get());
-  }
-  return components;
-}
-
-absl::Status Trainer::CollectComponentStates() {
-  state_.components.clear();
-  for (const auto& [owner, component] : StatefulComponents()) {
-    ComponentState saved;
-    absl::Status status = component->SaveState(&saved);
-    if (!status.ok()) {
-      return absl::Status(
-          status.code(),
-          absl::StrCat("saving the state of ", owner, ": ", status.message()));
-    }
-    if (!saved.empty()) state_.components[owner] = std::move(saved);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::RestoreComponentStates() {
-  if (context_.resume_from.empty()) return absl::OkStatus();
-  for (const auto& [owner, component] : StatefulComponents()) {
-    auto saved = resumed_components_.find(owner);
-    if (saved == resumed_components_.end()) {
-      // A component with nothing to save now had nothing saved then.
-      ComponentState fresh;
-      RETURN_IF_ERROR(component->SaveState(&fresh));
-      if (fresh.empty()) continue;
-      if (!state_.has_component_states) {
-        LOG(WARNING) << absl::StrFormat(
-            "%s was written before checkpoints held the components' own "
-            "state; %s starts its state afresh, so this resumed run may "
-            "differ from an uninterrupted one",
-            context_.resume_from, owner);
-        continue;
-      }
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "%s: the checkpoint holds no state of %s, which keeps state (was "
-          "it written by another config?)",
-          context_.resume_from, owner));
-    }
-    absl::Status status;
-    const absl::Status thrown = CallTorch("loading the state of " + owner, [&] {
-      status = component->LoadState(saved->second);
-    });
-    if (!thrown.ok()) status = thrown;
-    if (!status.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrFormat("%s: the state of %s does not parse: %s",
-                          context_.resume_from, owner, status.message()));
-    }
-    LOG(INFO) << "resumed the own state of " << owner;
-    resumed_components_.erase(saved);
-  }
-  for (const auto& [owner, unused] : resumed_components_) {
-    LOG(WARNING) << absl::StrFormat(
-        "%s holds state of %s, which this run does not have; ignored",
-        context_.resume_from, owner);
-  }
-  resumed_components_.clear();
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::WriteCheckpoint(const std::string& path) {
-  RETURN_IF_ERROR(CollectComponentStates());
-  // The weights for Python first: a checkpoint that exists has its weights
-  // file beside it, also after a kill between the two (a resume from it
-  // writes no checkpoint of that step again).
-  RETURN_IF_ERROR(SaveWeightsForPython(WeightsPathFor(path), model_->module()));
-  return SaveCheckpoint(path, model_->module(), *optimizer_, state_);
-}
-
-absl::Status Trainer::SaveStepCheckpoint() {
-  if (!writes_outputs()) return absl::OkStatus();
-  const std::string path = StepCheckpointPath();
-  if (last_checkpoint_ == path) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteCheckpoint(path));
-  last_checkpoint_ = path;
-  PruneCheckpoints(CheckpointDir(context_.run_dir),
-                   config().run_config().keep_checkpoints());
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::SaveNamedCheckpoint(const std::string& file_name) {
-  if (!writes_outputs()) return absl::OkStatus();
-  return WriteCheckpoint(CheckpointFile(context_.run_dir, file_name));
-}
-
 absl::StatusOr<std::map<std::string, double>> Trainer::EvaluateSplit(
     Split split) {
   const Dataset* data = split == Split::kValidation ? &data_.val
@@ -473,28 +170,6 @@ absl::StatusOr<std::map<std::string, double>> Trainer::EvaluateSplit(
                                                     : &data_.train;
   if (data->size() == 0) return std::map<std::string, double>();
   return Evaluate(split, *data);
-}
-
-std::string Trainer::StepCheckpointPath() const {
-  return CheckpointFile(context_.run_dir,
-                        CheckpointFileName(state_.position.step));
-}
-
-absl::Status Trainer::WriteMetricsJson(const TrainResult& result) {
-  RunMetrics metrics;
-  metrics.epochs = result.position.epoch;
-  metrics.steps = result.position.step;
-  metrics.last_train_loss = result.last_train_loss;
-  metrics.val = result.val;
-  metrics.test = result.test;
-  metrics.final_checkpoint = result.final_checkpoint;
-  const ScoreConfig& score = config().score_config();
-  if (score.patience() > 0) {
-    metrics.early_stopping = EarlyStoppingRecord{
-        result.stopped_early, score.monitor(), score.patience(),
-        score.min_delta(), result.best_metric};
-  }
-  return WriteRunMetrics(context_.run_dir, metrics);
 }
 
 TrainingView Trainer::View() {
@@ -819,49 +494,6 @@ absl::Status TrainerPipeline::Run() {
     }
   }
   return absl::OkStatus();
-}
-
-std::vector<std::string> RunSummary(const RunConfig& config,
-                                    const TrainResult& result,
-                                    const std::string& run_dir,
-                                    double seconds) {
-  std::vector<std::string> lines;
-  lines.push_back(
-      absl::StrFormat("summary   %s: model %s, optimizer %s, data %s, seed %d",
-                      config.run_name().empty() ? "run" : config.run_name(),
-                      config.model(), config.optim_config().name(),
-                      config.data_config().dataset(), config.seed()));
-  lines.push_back(absl::StrFormat(
-      "  trained %d epoch%s, %d steps in %.1f s%s", result.position.epoch,
-      result.position.epoch == 1 ? "" : "s", result.position.step, seconds,
-      result.stopped_early ? " (stopped early)" : ""));
-  const std::string monitor = config.score_config().monitor();
-  if (!monitor.empty() && !result.val.empty()) {
-    lines.push_back(absl::StrFormat("  best    val %s %.4f (checkpoints/%s)",
-                                    monitor, result.best_metric,
-                                    kBestCheckpointFile));
-  }
-  if (!result.val.empty() && result.val == result.test) {
-    // A model whose metrics do not depend on the split (a quine scores its
-    // own weights) gets one line, not two identical ones.
-    lines.push_back("  val and test  " + FormatMetrics(result.val) +
-                    " (the same on both splits)");
-  } else {
-    if (!result.val.empty()) {
-      lines.push_back("  val     " + FormatMetrics(result.val) +
-                      " (last epoch)");
-    }
-    if (!result.test.empty()) {
-      lines.push_back("  test    " + FormatMetrics(result.test));
-    }
-  }
-  for (const std::string& line : result.family_results) {
-    lines.push_back("  result  " + line);
-  }
-  lines.push_back(absl::StrFormat(
-      "  files   %s: %s, %s, %s, %s/, %s/, %s/", run_dir, kMetricsFile,
-      kLogFile, kEpochRecordFile, kPlotsDir, kTensorBoardDir, kCheckpointDir));
-  return lines;
 }
 
 }  // namespace ouroboros

@@ -45,6 +45,7 @@
 #include "ouroboros/interfaces.h"
 #include "ouroboros/metrics.h"
 #include "ouroboros/run_layout.h"
+#include "ouroboros/run_summary.h"
 #include "ouroboros/trainer_hook.h"
 
 namespace ouroboros {
@@ -52,20 +53,6 @@ namespace ouroboros {
 class EventWriter;
 class GradientReducer;
 class ProcessGroup;
-
-struct TrainResult {
-  TrainingPosition position;
-  double last_train_loss = 0;
-  std::map<std::string, double> val;   // score_config metrics; empty if no val
-  std::map<std::string, double> test;  // on the test set, at the end
-  std::string final_checkpoint;
-  // A hook (early stopping: score_config.patience) stopped the run before
-  // run_config.epochs.
-  bool stopped_early = false;
-  double best_metric = 0;  // of score_config.monitor
-  // The model's headline results (Model::SummaryLines), for the summary.
-  std::vector<std::string> family_results;
-};
 
 // Final: a family changes the training through its model's training module,
 // its data source and hooks (trainer_hook.h), not by deriving from the
@@ -134,12 +121,9 @@ class Trainer final : public TrainingContext, public RunActions {
   absl::Status PrepareOutputs();
   // Every component that may keep state of its own (component_state.h),
   // by owner name: the model, the training split's generator, the hooks.
-  std::vector<std::pair<std::string, Stateful*>> StatefulComponents();
-  // Their SaveState into state_.components (the ones that wrote something).
-  absl::Status CollectComponentStates();
+  std::vector<NamedComponent> StatefulComponents();
   // On resume, once the hooks exist: each component's LoadState from the
-  // checkpoint; an error naming the owner when its state is missing or
-  // does not load.
+  // checkpoint (component_state.h).
   absl::Status RestoreComponentStates();
   // checkpoints/step-<the current step>.ckpt.
   std::string StepCheckpointPath() const;
@@ -218,17 +202,6 @@ class Trainer final : public TrainingContext, public RunActions {
   // EndRunEarly's first reason; empty: no hook asked to stop.
   std::string stop_reason_;
 };
-
-// The one-screen summary a run ends with (TrainerPipeline logs it), e.g.
-//   summary   tiny: model mlp, optimizer adam, data synthetic, seed 5
-//     trained 2 epochs, 24 steps in 0.1 s
-//     best    val accuracy 0.5938 (checkpoints/best.ckpt)
-//     val     accuracy 0.5938, loss 0.8835 (last epoch)
-//     test    accuracy 0.6562, loss 0.8084
-//     files   <run_dir>: metrics.json, log.txt, epochs.jsonl, ...
-std::vector<std::string> RunSummary(const RunConfig& config,
-                                    const TrainResult& result,
-                                    const std::string& run_dir, double seconds);
 
 // A Pipeline that runs one Trainer and logs its summary: the `train`
 // pipeline, and a composite pipeline's own training runs:

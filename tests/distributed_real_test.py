@@ -395,8 +395,12 @@ def stop_parent(argv, children, log):
 
 
 def test_pipelines():
+    # 10 epochs (about 3 s a member alone): long enough that no member
+    # finishes before the last one has its first checkpoint and the SIGTERM
+    # comes, also on a loaded machine (at 3 epochs a member once finished
+    # in 0.9 s while the other was starting).
     base = config_file("member", samples=6000, features=64, layers=(256, 256),
-                       epochs=3, checkpoint_every=20)
+                       epochs=10, checkpoint_every=20)
     with open(base) as f:
         member = json.load(f)
 
