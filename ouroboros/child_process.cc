@@ -23,35 +23,49 @@ std::vector<std::string> WithoutDistributedEnvironment() {
   return {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"};
 }
 
+namespace {
+
+// This process's environment with `changes` ("NAME=value" sets NAME, "NAME"
+// alone removes it).
+std::vector<std::string> EnvironmentWith(
+    const std::vector<std::string>& changes) {
+  std::vector<std::string> result;
+  for (char** var = environ; *var != nullptr; ++var) {
+    const std::string entry = *var;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool changed = false;
+    for (const std::string& change : changes) {
+      changed |= change.substr(0, change.find('=')) == name;
+    }
+    if (!changed) result.push_back(entry);
+  }
+  for (const std::string& change : changes) {
+    if (change.find('=') != std::string::npos) result.push_back(change);
+  }
+  return result;
+}
+
+// execve's argument and environment arrays, pointing into `strings`.
+std::vector<char*> NullTerminated(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (const std::string& text : strings) {
+    pointers.push_back(const_cast<char*>(text.c_str()));
+  }
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     const std::vector<std::string>& argv, const std::string& output_path,
     const std::vector<std::string>& environment) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to run");
   // Everything the child needs is prepared before fork(): after it, in a
   // process with threads, only async-signal-safe calls are allowed.
-  std::vector<char*> args;
-  for (const std::string& arg : argv) {
-    args.push_back(const_cast<char*>(arg.c_str()));
-  }
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** var = environ; *var != nullptr; ++var) {
-    const std::string entry = *var;
-    const std::string name = entry.substr(0, entry.find('='));
-    bool changed = false;
-    for (const std::string& change : environment) {
-      changed |= change.substr(0, change.find('=')) == name;
-    }
-    if (!changed) env_strings.push_back(entry);
-  }
-  for (const std::string& change : environment) {
-    if (change.find('=') != std::string::npos) env_strings.push_back(change);
-  }
-  std::vector<char*> env;
-  for (const std::string& entry : env_strings) {
-    env.push_back(const_cast<char*>(entry.c_str()));
-  }
-  env.push_back(nullptr);
+  std::vector<char*> args = NullTerminated(argv);
+  const std::vector<std::string> env_strings = EnvironmentWith(environment);
+  std::vector<char*> env = NullTerminated(env_strings);
   const int output = output_path.empty()
                          ? dup(STDOUT_FILENO)
                          : open(output_path.c_str(),

@@ -213,6 +213,55 @@ ProcessGroup::ProcessGroup(DistributedConfig config, std::unique_ptr<Impl> impl,
 
 ProcessGroup::~ProcessGroup() = default;
 
+namespace {
+
+// The Gloo devices the ranks talk through, into `devices`: the interfaces of
+// GLOO_SOCKET_IFNAME, else the address this host reaches MASTER_ADDR from,
+// else Gloo's default; the choice, described for the log.
+std::string AddGlooDevice(
+    const DistributedConfig& config,
+    std::vector<std::shared_ptr<gloo::transport::Device>>& devices) {
+  if (!config.gloo_interfaces.empty()) {
+    for (const std::string& name : config.gloo_interfaces) {
+      devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    }
+    return absl::StrCat("interface ",
+                        absl::StrJoin(config.gloo_interfaces, ","),
+                        " (GLOO_SOCKET_IFNAME)");
+  }
+  absl::StatusOr<std::string> local = LocalAddressTowards(config.master_addr);
+  if (local.ok()) {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(*local));
+    return absl::StrCat(*local, " (the route to MASTER_ADDR ",
+                        config.master_addr, ")");
+  }
+  devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  return absl::StrCat("Gloo's default device (", local.status().message(), ")");
+}
+
+// The defined gradients of `parameters` in buckets of consecutive tensors
+// of one dtype, each up to `bucket_bytes` (or one tensor, if larger).
+std::vector<std::vector<at::Tensor>> GradientBuckets(
+    const std::vector<at::Tensor>& parameters, int64_t bucket_bytes) {
+  std::vector<std::vector<at::Tensor>> buckets;
+  int64_t bytes = 0;
+  for (const at::Tensor& p : parameters) {
+    if (!p.grad().defined()) continue;
+    const at::Tensor& g = p.grad();
+    const int64_t size = g.numel() * g.element_size();
+    if (buckets.empty() || bytes + size > bucket_bytes ||
+        buckets.back().front().scalar_type() != g.scalar_type()) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(g);
+    bytes += size;
+  }
+  return buckets;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(
     const DistributedConfig& config) {
   auto impl = std::make_unique<Impl>();
@@ -221,28 +270,7 @@ absl::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Connect(
   auto gloo_options = c10d::ProcessGroupGloo::Options::create(impl->timeout);
   std::string device;
   absl::Status status = CallTorch("choosing the Gloo device", [&] {
-    if (!config.gloo_interfaces.empty()) {
-      for (const std::string& name : config.gloo_interfaces) {
-        gloo_options->devices.push_back(
-            c10d::ProcessGroupGloo::createDeviceForInterface(name));
-      }
-      device =
-          absl::StrCat("interface ", absl::StrJoin(config.gloo_interfaces, ","),
-                       " (GLOO_SOCKET_IFNAME)");
-      return;
-    }
-    absl::StatusOr<std::string> local = LocalAddressTowards(config.master_addr);
-    if (local.ok()) {
-      gloo_options->devices.push_back(
-          c10d::ProcessGroupGloo::createDeviceForHostname(*local));
-      device = absl::StrCat(*local, " (the route to MASTER_ADDR ",
-                            config.master_addr, ")");
-      return;
-    }
-    gloo_options->devices.push_back(
-        c10d::ProcessGroupGloo::createDefaultDevice());
-    device =
-        absl::StrCat("Gloo's default device (", local.status().message(), ")");
+    device = AddGlooDevice(config, gloo_options->devices);
   });
   if (!status.ok()) return status;
   status = CallTorch(
@@ -303,23 +331,8 @@ absl::Status ProcessGroup::BroadcastFromRankZero(
 absl::Status ProcessGroup::AverageGradients(
     const std::vector<at::Tensor>& parameters, int* stop_votes,
     int64_t bucket_bytes) {
-  std::vector<at::Tensor> grads;
-  for (const at::Tensor& p : parameters) {
-    if (p.grad().defined()) grads.push_back(p.grad());
-  }
-  // Consecutive gradients of one dtype, up to bucket_bytes each.
-  std::vector<std::vector<at::Tensor>> buckets;
-  int64_t bytes = 0;
-  for (const at::Tensor& g : grads) {
-    const int64_t size = g.numel() * g.element_size();
-    if (buckets.empty() || bytes + size > bucket_bytes ||
-        buckets.back().front().scalar_type() != g.scalar_type()) {
-      buckets.emplace_back();
-      bytes = 0;
-    }
-    buckets.back().push_back(g);
-    bytes += size;
-  }
+  const std::vector<std::vector<at::Tensor>> buckets =
+      GradientBuckets(parameters, bucket_bytes);
   std::vector<std::vector<at::Tensor>> flats;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   absl::Status status = CallTorch("averaging gradients", [&] {

@@ -18,7 +18,6 @@
 #include "ouroboros/gradient_reducer.h"
 #include "ouroboros/plots.h"
 #include "ouroboros/progress.h"
-#include "ouroboros/registry.h"
 #include "ouroboros/run_layout.h"
 #include "ouroboros/run_records.h"
 #include "ouroboros/schedule.h"
@@ -170,60 +169,6 @@ absl::StatusOr<std::map<std::string, double>> Trainer::EvaluateSplit(
                                                     : &data_.train;
   if (data->size() == 0) return std::map<std::string, double>();
   return Evaluate(split, *data);
-}
-
-TrainingView Trainer::View() {
-  TrainingView view{&model_->module(),    optimizer_.get(),
-                    state_.position.step, state_.position.epoch,
-                    context_.run_dir,     writes_outputs()};
-  view.actions = this;
-  view.score = ScoreRecord{state_.has_best, state_.best_metric,
-                           state_.epochs_without_improvement};
-  return view;
-}
-
-template <typename Event>
-absl::Status Trainer::ForEachHook(const Event& event) {
-  for (const NamedHook& hook : hooks_) {
-    RETURN_IF_ERROR(event(*hook.hook, View()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Trainer::BuildHooks() {
-  hooks_.clear();
-  for (int i = 0; i < config().hooks_size(); ++i) {
-    absl::StatusOr<const HookEntry*> entry =
-        context_.registry->FindHook(config().hooks(i).name());
-    if (!entry.ok()) {
-      return absl::Status(
-          entry.status().code(),
-          absl::StrCat("hooks[", i, "].name: ", entry.status().message()));
-    }
-    HookContext hook_context{context_.config, context_.config_source, i,
-                             context_.run_dir};
-    ASSIGN_OR_RETURN(std::unique_ptr<TrainerHook> hook,
-                     (*entry)->factory(hook_context));
-    hooks_.push_back(
-        {absl::StrCat("hooks[", i, "] ", (*entry)->name), std::move(hook)});
-    LOG(INFO) << "hook " << (*entry)->name << " from " << (*entry)->source;
-  }
-  for (NamedHook& builtin : BuiltinHooks(config())) {
-    hooks_.push_back({"builtin " + builtin.name, std::move(builtin.hook)});
-  }
-  for (const HookEntry* entry : context_.registry->HooksForEveryRun()) {
-    HookContext hook_context{context_.config, context_.config_source, -1,
-                             context_.run_dir};
-    ASSIGN_OR_RETURN(std::unique_ptr<TrainerHook> hook,
-                     entry->factory(hook_context));
-    hooks_.push_back({"every-run hook " + entry->name, std::move(hook)});
-    LOG(INFO) << "hook " << entry->name << " (every run) from "
-              << entry->source;
-  }
-  RETURN_IF_ERROR(RestoreComponentStates());
-  return ForEachHook([](TrainerHook& hook, const TrainingView& view) {
-    return hook.OnTrainBegin(view);
-  });
 }
 
 absl::StatusOr<TrainResult> Trainer::Run() {
@@ -417,21 +362,25 @@ absl::Status Trainer::EndEpoch(int64_t epoch, const EpochLoss& loss,
         EpochRecord{position.epoch, position.step, mean_loss, loss.last_lr,
                     monitored, metrics, model_metrics}));
   }
-  const ScoreConfig& score = config().score_config();
-  if (!score.monitor().empty()) {
-    // Every rank keeps the record (they evaluate alike), so that all agree
-    // on when to stop early.
-    ScoreRecord record{state_.has_best, state_.best_metric,
-                       state_.epochs_without_improvement};
-    evaluation.new_best = UpdateScoreRecord(score, metrics, &record);
-    state_.has_best = record.has_best;
-    state_.best_metric = record.best;
-    state_.epochs_without_improvement = record.epochs_without_improvement;
-  }
+  evaluation.new_best = CountInScoreRecord(metrics);
   return ForEachHook(
       [&evaluation](TrainerHook& hook, const TrainingView& view) {
         return hook.OnEvaluation(view, evaluation);
       });
+}
+
+bool Trainer::CountInScoreRecord(const std::map<std::string, double>& metrics) {
+  const ScoreConfig& score = config().score_config();
+  if (score.monitor().empty()) return false;
+  // Every rank keeps the record (they evaluate alike), so that all agree on
+  // when to stop early.
+  ScoreRecord record{state_.has_best, state_.best_metric,
+                     state_.epochs_without_improvement};
+  const bool new_best = UpdateScoreRecord(score, metrics, &record);
+  state_.has_best = record.has_best;
+  state_.best_metric = record.best;
+  state_.epochs_without_improvement = record.epochs_without_improvement;
+  return new_best;
 }
 
 absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {

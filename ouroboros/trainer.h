@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ouroboros/checkpoint.h"
@@ -162,6 +163,9 @@ class Trainer final : public TrainingContext, public RunActions {
   // OnEvaluation.
   absl::Status EndEpoch(int64_t epoch, const EpochLoss& loss,
                         TrainResult* result);
+  // The epoch's evaluation into the score record (score_record.h, kept in
+  // state_ and the checkpoints): whether it is the new best.
+  bool CountInScoreRecord(const std::map<std::string, double>& metrics);
   // Early-stopping message, the hooks' end, the last checkpoint, the test
   // set, the model's OnRunEnd, the plots and, last, metrics.json.
   absl::StatusOr<TrainResult> FinishRun(TrainResult result);
@@ -189,8 +193,8 @@ class Trainer final : public TrainingContext, public RunActions {
   // states on resume; their OnTrainBegin.
   absl::Status BuildHooks();
   // Each hook's `event`, in order; the first error ends the run.
-  template <typename Event>
-  absl::Status ForEachHook(const Event& event);
+  absl::Status ForEachHook(
+      absl::FunctionRef<absl::Status(TrainerHook&, const TrainingView&)> event);
   CheckpointState state_;
   // What the checkpoint resumed from holds for each component, until
   // RestoreComponentStates hands it over.
