@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "ouroboros/threads.h"
+#include "ouroboros/base/threads.h"
 
 int main(int argc, char** argv) {
   int threads = 2;

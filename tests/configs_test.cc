@@ -9,12 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/data.h"
-#include "ouroboros/files.h"
-#include "ouroboros/json.h"
-#include "ouroboros/plugin_loader.h"
-#include "ouroboros/registry.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/api/plugin_loader.h"
+#include "ouroboros/api/registry.h"
+#include "ouroboros/base/files.h"
+#include "ouroboros/base/json.h"
+#include "ouroboros/config/config.h"
 #include "tools/cpp/runfiles/runfiles.h"
 
 namespace ouroboros {

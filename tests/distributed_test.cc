@@ -2,7 +2,7 @@
 // ranks on 127.0.0.1 (c10d TCPStore + Gloo) that must train to the same
 // weights as one process with the doubled batch, and a killed rank must fail
 // the job with a clear message instead of hanging.
-#include "ouroboros/distributed.h"
+#include "ouroboros/distributed/distributed.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize.h>
@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/json.h"
+#include "ouroboros/base/json.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {

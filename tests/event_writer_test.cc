@@ -1,7 +1,7 @@
 // Reads EventWriter's files back with a reader written here from the
 // TFRecord and protobuf wire-format specs: its own bit-by-bit CRC32C and its
 // own decoder, none of the writer's code or generated classes.
-#include "ouroboros/event_writer.h"
+#include "ouroboros/runs/event_writer.h"
 
 #include <cstring>
 #include <filesystem>
@@ -12,7 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/crc32c.h"
+#include "ouroboros/base/crc32c.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {

@@ -18,11 +18,11 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/json.h"
-#include "ouroboros/run_metrics.h"
-#include "ouroboros/run_records.h"
-#include "ouroboros/trainer.h"
+#include "ouroboros/base/json.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/runs/run_metrics.h"
+#include "ouroboros/runs/run_records.h"
+#include "ouroboros/train/trainer.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {

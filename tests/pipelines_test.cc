@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/json.h"
+#include "ouroboros/base/json.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {

@@ -18,7 +18,7 @@ from PIL import Image
 WORKSPACE = os.path.join(os.environ["TEST_SRCDIR"], "ouroboros")
 MAIN = os.path.join(WORKSPACE, "ouroboros/main")
 COMPARE_RUNS = os.path.join(WORKSPACE, "tools/compare_runs")
-PLOTS_PY = os.path.join(WORKSPACE, "ouroboros/plots.py")
+PLOTS_PY = os.path.join(WORKSPACE, "ouroboros/runs/plots.py")
 TINY_MLP = os.path.join(WORKSPACE, "tests/testdata/tiny_mlp.json")
 SCRATCH = os.environ["TEST_TMPDIR"]
 

@@ -1,5 +1,5 @@
 // Loading plugin .so files: from any directory, refusing broken ones.
-#include "ouroboros/plugin_loader.h"
+#include "ouroboros/api/plugin_loader.h"
 
 #include <ATen/ATen.h>
 #include <dlfcn.h>
@@ -11,9 +11,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/registry.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/api/registry.h"
+#include "ouroboros/config/config.h"
 #include "tests/test_util.h"
 
 namespace ouroboros {
@@ -92,7 +92,7 @@ TEST_F(PluginLoaderTest, RefusesASharedObjectWithoutTheEntryPoint) {
             path +
                 ": not an Ouroboros plugin (it exports no "
                 "ouroboros_plugin_info(); link it with "
-                "//ouroboros:plugin_entry)");
+                "//ouroboros/api:plugin_entry)");
 }
 
 TEST_F(PluginLoaderTest, RefusesAFileThatIsNotASharedObject) {

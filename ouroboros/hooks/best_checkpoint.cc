@@ -1,9 +1,9 @@
 // score_config.monitor (builtin_hooks.h).
 #include "absl/strings/str_format.h"
 #include "glog/logging.h"
+#include "ouroboros/base/status_macros.h"
 #include "ouroboros/hooks/builtin_hooks.h"
-#include "ouroboros/run_layout.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/runs/run_layout.h"
 
 namespace ouroboros {
 namespace {

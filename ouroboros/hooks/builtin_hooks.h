@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "ouroboros/config.pb.h"
-#include "ouroboros/trainer_hook.h"
+#include "ouroboros/api/trainer_hook.h"
+#include "ouroboros/config/config.pb.h"
 
 namespace ouroboros {
 

@@ -9,7 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/run_records.h"
+#include "ouroboros/runs/run_records.h"
 
 namespace ouroboros {
 namespace {

@@ -6,10 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "glog/logging.h"
+#include "ouroboros/api/metrics.h"
+#include "ouroboros/base/status_macros.h"
 #include "ouroboros/hooks/builtin_hooks.h"
-#include "ouroboros/metrics.h"
-#include "ouroboros/run_records.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/runs/run_records.h"
 
 namespace ouroboros {
 namespace {

@@ -1,7 +1,7 @@
 // Registers model `continual` and the data sources `permuted` and `split`
 // (continual.h, task_sequences.h).
-#include "ouroboros/config.h"
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/config/config.h"
 #include "plugins/hypernetwork/continual.h"
 #include "plugins/hypernetwork/continual_default_config.h"
 #include "plugins/hypernetwork/task_sequences.h"

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/hypernetwork/hypernetwork.pb.h"
 
 namespace ouroboros::hypernetwork {

@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
-#include "ouroboros/config.h"
-#include "ouroboros/data.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/config/config.h"
 #include "plugins/hypernetwork/hypernetwork.h"
 
 namespace ouroboros::hypernetwork {

@@ -9,7 +9,7 @@
 #include <tuple>
 
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
+#include "ouroboros/config/config.h"
 #include "plugins/hypernetwork/default_config.h"
 
 namespace ouroboros::hypernetwork {

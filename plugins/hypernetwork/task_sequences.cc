@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/data.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
 
 namespace ouroboros::hypernetwork {
 namespace {

@@ -23,7 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/hypernetwork/hypernetwork.pb.h"
 
 namespace ouroboros::hypernetwork {

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
-#include "ouroboros/run_records.h"
-#include "ouroboros/trainer.h"
+#include "ouroboros/api/interfaces.h"
+#include "ouroboros/runs/run_records.h"
+#include "ouroboros/train/trainer.h"
 #include "plugins/introspective/introspective.pb.h"
 
 namespace ouroboros::introspective {

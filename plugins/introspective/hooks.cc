@@ -18,14 +18,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/files.h"
-#include "ouroboros/json.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/run_dir.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/files.h"
+#include "ouroboros/base/json.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
+#include "ouroboros/runs/run_dir.h"
 
 namespace ouroboros::introspective {
 namespace {

@@ -34,7 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/introspective/introspection_net.h"
 #include "plugins/introspective/introspective.pb.h"
 #include "plugins/introspective/weight_history.h"

@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/run_dir.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/runs/run_dir.h"
 
 namespace ouroboros::introspective {
 namespace {

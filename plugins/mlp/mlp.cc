@@ -9,12 +9,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/dropout.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/dropout.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
 #include "plugins/mlp/default_config.h"
 
 namespace ouroboros::mlp {

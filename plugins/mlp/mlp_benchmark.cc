@@ -10,8 +10,8 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "ouroboros/config.h"
-#include "ouroboros/data.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/config/config.h"
 #include "plugins/mlp/mlp.h"
 
 namespace ouroboros::mlp {

@@ -4,7 +4,7 @@
 #include <torch/nn/module.h>
 
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
+#include "ouroboros/config/config.h"
 
 namespace ouroboros::mlp {
 namespace {

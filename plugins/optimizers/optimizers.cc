@@ -11,11 +11,11 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
 #include "plugins/optimizers/adamax.h"
 #include "plugins/optimizers/fused_adam.h"
 #include "plugins/optimizers/optimizers.pb.h"

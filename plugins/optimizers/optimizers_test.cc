@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/config/config.h"
 #include "plugins/optimizers/adamax.h"
 #include "plugins/optimizers/fused_adam.h"
 

@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "glog/logging.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/data.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
 #include "plugins/quine/default_config.h"
 
 namespace ouroboros::quine {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "ouroboros/config.h"
+#include "ouroboros/config/config.h"
 #include "plugins/optimizers/adamax.h"
 #include "plugins/quine/quine.h"
 

@@ -19,11 +19,11 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/data.h"
-#include "ouroboros/json.h"
-#include "ouroboros/registry.h"
-#include "ouroboros/trainer.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/api/registry.h"
+#include "ouroboros/base/json.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/train/trainer.h"
 #include "plugins/quine/default_config.h"
 
 namespace ouroboros::quine {

@@ -2,7 +2,7 @@
 // seams, each with a small working example to replace.
 //
 // - Model `scaffold_example`: a one-hidden-layer network. Its training module
-//   (ouroboros/interfaces.h) has a TrainStep of its own, for the family to
+//   (ouroboros/api/interfaces.h) has a TrainStep of its own, for the family to
 //   change (regeneration, jumps, several losses), with the optimizer at
 //   hand through the TrainingContext.
 // - Data source `scaffold_example_rings`: two classes of 2-d points on two
@@ -16,7 +16,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/scaffold_example/scaffold_example.pb.h"
 
 namespace ouroboros::scaffold_example {

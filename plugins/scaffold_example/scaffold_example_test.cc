@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
-#include "ouroboros/data.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/registry.h"
-#include "ouroboros/resume_check.h"
-#include "ouroboros/trainer.h"
+#include "ouroboros/api/data.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/api/registry.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/train/resume_check.h"
+#include "ouroboros/train/trainer.h"
 #include "plugins/scaffold_example/default_config.h"
 
 namespace ouroboros::scaffold_example {
@@ -96,7 +96,7 @@ TEST(ScaffoldExampleTest, TrainsOnItsOwnDataUnderThePlainTrainer) {
 // Stopped after step 5 and resumed, the run ends bit-identical to one never
 // stopped. Anything the family keeps beside its module's tensors (a cursor,
 // a generator) must go through the model's SaveState / LoadState
-// (ouroboros/component_state.h), or this fails naming the first differing
+// (ouroboros/api/component_state.h), or this fails naming the first differing
 // tensor. main's resume matrix (tests/resume_matrix_test.py) also kills the
 // family's default run from outside once plugins/BUILD lists it.
 TEST(ScaffoldExampleTest, ResumesExactly) {

@@ -28,7 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/srwm/srwm.pb.h"
 
 namespace ouroboros::srwm {

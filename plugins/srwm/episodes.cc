@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/idx.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/idx.h"
+#include "ouroboros/base/status_macros.h"
 
 namespace ouroboros::srwm {
 namespace {

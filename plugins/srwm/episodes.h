@@ -28,7 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "ouroboros/data.h"
+#include "ouroboros/api/data.h"
 
 namespace ouroboros::srwm {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "ouroboros/data.h"
+#include "ouroboros/api/data.h"
 #include "plugins/srwm/episode_source.h"
 
 namespace ouroboros::srwm {

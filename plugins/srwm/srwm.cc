@@ -1,9 +1,9 @@
 #include "plugins/srwm/srwm.h"
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
 #include "plugins/srwm/default_config.h"
 #include "plugins/srwm/episode_source.h"
 

@@ -13,7 +13,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "ouroboros/interfaces.h"
+#include "ouroboros/api/interfaces.h"
 #include "plugins/srwm/episode_source.h"
 #include "plugins/srwm/fewshot_model.h"
 

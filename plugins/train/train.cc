@@ -1,9 +1,9 @@
 #include "plugins/train/train.h"
 
-#include "ouroboros/config.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
-#include "ouroboros/trainer.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/train/trainer.h"
 #include "plugins/train/train.pb.h"
 
 namespace ouroboros::train {

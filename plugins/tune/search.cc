@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
-#include "ouroboros/config.h"
-#include "ouroboros/config_checks.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/status_macros.h"
+#include "ouroboros/base/errors.h"
+#include "ouroboros/base/status_macros.h"
+#include "ouroboros/config/config.h"
+#include "ouroboros/config/config_checks.h"
 
 namespace ouroboros::tune {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "ouroboros/config.pb.h"
+#include "ouroboros/config/config.pb.h"
 #include "plugins/tune/tune.pb.h"
 
 namespace ouroboros::tune {

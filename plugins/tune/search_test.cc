@@ -6,7 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "ouroboros/config.h"
+#include "ouroboros/config/config.h"
 
 namespace ouroboros::tune {
 namespace {

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <memory>
 
-#include "ouroboros/interfaces.h"
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/interfaces.h"
+#include "ouroboros/api/plugin_api.h"
 
 namespace {
 

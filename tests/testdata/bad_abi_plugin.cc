@@ -2,7 +2,7 @@
 // never be called: it aborts the test if it is.
 #include <cstdlib>
 
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // loader must refuse it whole (the fresh name rolled back).
 #include <memory>
 
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // A minimal valid plugin for the loader tests: one model, one pipeline.
 #include <memory>
 
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "ouroboros/errors.h"
-#include "ouroboros/plugin_api.h"
+#include "ouroboros/api/plugin_api.h"
+#include "ouroboros/base/errors.h"
 
 namespace {
 

@@ -1,0 +1,40 @@
+#include "ouroboros/distributed/child_run.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace ouroboros {
+
+ChildRunBudget PlanChildRuns(int concurrent, int threads) {
+  const int cores =
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ChildRunBudget budget;
+  budget.concurrent = concurrent > 0 ? concurrent : cores;
+  budget.threads =
+      threads > 0 ? threads : std::max(1, cores / budget.concurrent);
+  return budget;
+}
+
+absl::StatusOr<ChildJob> MakeChildRunJob(const ChildRun& run,
+                                         const PluginRegistry& registry) {
+  absl::StatusOr<std::string> self = SelfExecutable();
+  if (!self.ok()) return self.status();
+  std::vector<std::string> argv = {*self,
+                                   absl::StrCat("--threads=", run.threads)};
+  if (!run.config_path.empty()) {
+    argv.push_back("--config=" + run.config_path);
+    argv.push_back("--run_dir=" + run.run_dir);
+  }
+  if (!run.resume.empty()) argv.push_back("--resume=" + run.resume);
+  for (std::string& flag : PluginDirFlags(registry)) {
+    argv.push_back(std::move(flag));
+  }
+  return ChildJob{run.name, std::move(argv), run.run_dir + ".out",
+                  run.timeout_seconds, WithoutDistributedEnvironment()};
+}
+
+}  // namespace ouroboros
