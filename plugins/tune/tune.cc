@@ -1,13 +1,14 @@
 // Pipeline `tune`: a search over config fields, each trial a child process
 // of main in its own run directory, then a full run with the best values.
+// This file runs the tune; its parts are the search and the early-stopping
+// rules (search.h), the trial store (trial_store.h), the launcher
+// (trial_launcher.h) and the reports (trial_reports.h).
 #include <algorithm>
-#include <cmath>
-#include <filesystem>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "glog/logging.h"
 #include "ouroboros/api/plugin_api.h"
 #include "ouroboros/api/registry.h"
@@ -21,116 +22,29 @@
 #include "ouroboros/distributed/child_process.h"
 #include "ouroboros/distributed/child_run.h"
 #include "ouroboros/distributed/distributed.h"
-#include "ouroboros/runs/plots.h"
-#include "ouroboros/runs/run_layout.h"
-#include "ouroboros/runs/run_records.h"
-#include "ouroboros/train/trainer.h"
 #include "plugins/tune/search.h"
+#include "plugins/tune/trial_launcher.h"
+#include "plugins/tune/trial_reports.h"
+#include "plugins/tune/trial_store.h"
 
 namespace ouroboros::tune {
 namespace {
-
-namespace fs = std::filesystem;
-
-// What the tune knows of one trial.
-struct TrialRecord {
-  Trial trial;
-  std::string name;  // trial-003
-  ChildJobStatus status;
-  std::vector<double> history;  // the metric after each finished epoch
-  int64_t epochs = 0;           // its config's run_config.epochs
-  int rank = 0;                 // the rank that ran it (distributed tune)
-  RunConfig config;             // what the trial runs
-  bool done = false;            // known from before a resume
-};
-
-double LastMetric(const TrialRecord& record) {
-  return record.history.empty() ? std::nan("") : record.history.back();
-}
-
-// The metric after each epoch of a trial (NaN where it was not finite).
-std::vector<double> ReadMetricHistory(const std::string& run_dir,
-                                      const std::string& metric) {
-  std::vector<double> history;
-  for (const EpochRecord& record : ReadEpochRecords(run_dir)) {
-    auto it = record.metrics.find(metric);
-    history.push_back(it == record.metrics.end() ? std::nan("") : it->second);
-  }
-  return history;
-}
-
-// One trial in trials.json (and in the store of a distributed tune).
-google::protobuf::Value RecordToJson(const TrialRecord& record) {
-  google::protobuf::Value value;
-  auto& trial = *value.mutable_struct_value()->mutable_fields();
-  trial["name"].set_string_value(record.name);
-  trial["state"].set_string_value(ChildStateName(record.status.state));
-  trial["exit_code"].set_number_value(record.status.exit_code);
-  trial["seconds"].set_number_value(record.status.seconds);
-  trial["rank"].set_number_value(record.rank);
-  auto& params = *trial["params"].mutable_struct_value()->mutable_fields();
-  for (const auto& [path, param] : record.trial.params) {
-    params[path].set_string_value(param);
-  }
-  auto* history = trial["history"].mutable_list_value();
-  for (double metric : record.history) {
-    if (std::isfinite(metric)) {
-      history->add_values()->set_number_value(metric);
-    } else {
-      history->add_values()->set_null_value({});
-    }
-  }
-  return value;
-}
-
-// The outcome RecordToJson wrote: state, exit code, seconds, rank, history.
-// A state that had not ended leaves the record as it was.
-void RecordFromJson(const google::protobuf::Value& value, TrialRecord* record) {
-  const auto& fields = value.struct_value().fields();
-  auto number = [&](const char* key) {
-    auto it = fields.find(key);
-    return it == fields.end() ? 0.0 : it->second.number_value();
-  };
-  auto state = fields.find("state");
-  if (state == fields.end()) return;
-  for (ChildState s : {ChildState::kSucceeded, ChildState::kFailed,
-                       ChildState::kTimedOut, ChildState::kStopped}) {
-    if (state->second.string_value() == ChildStateName(s)) {
-      record->done = true;
-      record->status.state = s;
-    }
-  }
-  if (!record->done) return;
-  record->status.exit_code = static_cast<int>(number("exit_code"));
-  record->status.seconds = number("seconds");
-  record->rank = static_cast<int>(number("rank"));
-  record->history.clear();
-  if (auto history = fields.find("history"); history != fields.end()) {
-    for (const auto& v : history->second.list_value().values()) {
-      record->history.push_back(v.has_number_value() ? v.number_value()
-                                                     : std::nan(""));
-    }
-  }
-}
 
 class TunePipeline : public Pipeline {
  public:
   TunePipeline(PipelineContext context, TunePipelineConfig tune,
                std::vector<Trial> trials)
-      : context_(std::move(context)), tune_(std::move(tune)) {
-    for (Trial& trial : trials) {
-      TrialRecord record;
-      record.name = absl::StrFormat("trial-%03d", trial.index);
-      record.trial = std::move(trial);
-      records_.push_back(std::move(record));
-    }
-  }
+      : context_(std::move(context)),
+        tune_(std::move(tune)),
+        records_(NewTrialRecords(std::move(trials))) {}
 
   absl::Status Run() override {
     RETURN_IF_ERROR(JoinDistributedJob());
     const std::string trials_dir = context_.run_dir + "/trials";
     RETURN_IF_ERROR(MakeDirectories(trials_dir));
-    if (context_.resuming) RETURN_IF_ERROR(RestoreRecords());
+    if (context_.resuming) {
+      RETURN_IF_ERROR(RestoreTrialStore(context_.run_dir, &records_));
+    }
     RETURN_IF_ERROR(CheckTrialConfigs());
     RETURN_IF_ERROR(RunTrials(trials_dir));
     if (group_ != nullptr) {
@@ -143,8 +57,9 @@ class TunePipeline : public Pipeline {
       RETURN_IF_ERROR(GatherFromOtherRanks());
     }
     RETURN_IF_ERROR(WriteResults());
-    PrintTable();
-    PlotTrials(trials_dir);
+    LOG(INFO) << "trials (also in trials.csv, trials.json):\n"
+              << TrialTable(tune_, records_);
+    PlotTrials(*context_.config, context_.run_dir, tune_, records_);
     return RunTheBest(trials_dir);
   }
 
@@ -172,7 +87,8 @@ class TunePipeline : public Pipeline {
   absl::Status CheckTrialConfigs() {
     for (TrialRecord& record : records_) {
       if (record.done) continue;
-      ASSIGN_OR_RETURN(record.config, TrialConfig(record.trial));
+      ASSIGN_OR_RETURN(record.config,
+                       TrialConfig(context_, tune_, record.trial));
       // A trial's own plots would cost each trial about a second (counted
       // against trial_timeout_seconds); the tune draws every trial on one
       // chart instead, and the final run draws its own.
@@ -203,7 +119,11 @@ class TunePipeline : public Pipeline {
         "early stopping: %s",
         tune_.search(), records_.size(), concurrent, threads, tune_.mode(),
         tune_.metric(), tune_.early_stopping().method());
-    const TrialLauncher launch{threads, trials_dir};
+    TrialLaunch launch;
+    launch.threads = threads;
+    launch.trials_dir = trials_dir;
+    launch.timeout_seconds = tune_.trial_timeout_seconds();
+    launch.resuming = context_.resuming;
     ChildPool pool(concurrent);
     if (group_ == nullptr) {
       for (int i = 0; i < static_cast<int>(records_.size()); ++i) {
@@ -242,31 +162,12 @@ class TunePipeline : public Pipeline {
         DoneTrials(), records_.size(), context_.run_dir));
   }
 
-  // How every trial of this tune is started.
-  struct TrialLauncher {
-    int threads = 1;
-    std::string trials_dir;
-  };
-
   // Queues trial `record_index` in `pool`. Only the rank that runs a trial
   // touches its files.
-  absl::Status AddTrial(const TrialLauncher& launch, int record_index,
+  absl::Status AddTrial(const TrialLaunch& launch, int record_index,
                         ChildPool& pool) {
     TrialRecord& record = records_[record_index];
-    ChildRun run{record.name, launch.trials_dir + "/" + record.name};
-    run.threads = launch.threads;
-    run.timeout_seconds = tune_.trial_timeout_seconds();
-    if (context_.resuming && FindCheckpoint(run.run_dir).ok()) {
-      // Cut short by a stopped or killed tune: it goes on from its newest
-      // checkpoint and ends as if never stopped.
-      run.resume = run.run_dir;
-    } else {
-      std::error_code ec;
-      fs::remove_all(run.run_dir, ec);  // cut short before its first checkpoint
-      run.config_path = run.run_dir + ".json";
-      RETURN_IF_ERROR(
-          WriteFileAtomically(run.config_path, RunConfigToJson(record.config)));
-    }
+    ASSIGN_OR_RETURN(const ChildRun run, PrepareTrialRun(record, launch));
     // A trial is a plain run even when the tune is one rank of a job.
     ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
     record.rank = group_ != nullptr ? group_->config().rank : 0;
@@ -275,23 +176,10 @@ class TunePipeline : public Pipeline {
     return absl::OkStatus();
   }
 
-  // Every trial that got as far as an epoch on one chart, in plots/.
-  void PlotTrials(const std::string& trials_dir) {
-    ComparisonPlot plot;
-    plot.out_dir = RunFile(context_.run_dir, kPlotsDir);
-    plot.metric = tune_.metric();
-    plot.title = "tune trials";
-    for (const TrialRecord& record : records_) {
-      plot.run_dirs.push_back(trials_dir + "/" + record.name);
-    }
-    CompareRunsOfPipeline(*context_.config, std::move(plot),
-                          "the trials' comparison");
-  }
-
   // best_config.json from the best finished trial, then the final run with
   // it (unless skip_final_run).
   absl::Status RunTheBest(const std::string& trials_dir) {
-    const TrialRecord* best = Best();
+    const TrialRecord* best = BestTrial(records_, tune_.mode());
     if (best == nullptr) {
       return absl::InternalError(
           absl::StrCat("every trial failed; see ", trials_dir, "/trial-*.out"));
@@ -299,52 +187,20 @@ class TunePipeline : public Pipeline {
     LOG(INFO) << absl::StrFormat("best: %s, %s %.4f with %s", best->name,
                                  tune_.metric(), LastMetric(*best),
                                  absl::StrJoin(best->trial.overrides, " "));
-    ASSIGN_OR_RETURN(RunConfig best_config, TrialConfig(best->trial));
+    ASSIGN_OR_RETURN(RunConfig best_config,
+                     TrialConfig(context_, tune_, best->trial));
     best_config.mutable_run_config()->set_epochs(
         context_.config->run_config().epochs());
     RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/best_config.json",
                                         RunConfigToJson(best_config)));
     LOG(INFO) << "best config: " << context_.run_dir << "/best_config.json";
     if (tune_.skip_final_run()) return absl::OkStatus();
-    return FinalRun(best_config);
+    return RunFinal(context_, best_config, /*as_child=*/group_ != nullptr);
   }
 
-  // The base config with the trial's values, run by trial_pipeline for
-  // trial_epochs, and measuring the tuned metric.
-  absl::StatusOr<RunConfig> TrialConfig(const Trial& trial) const {
-    RunConfig base = *context_.config;
-    base.set_pipeline(tune_.trial_pipeline());
-    base.clear_pipeline_config();
-    base.set_run_name(absl::StrCat(base.run_name(), "_trial"));
-    if (tune_.trial_epochs() > 0) {
-      base.mutable_run_config()->set_epochs(tune_.trial_epochs());
-    }
-    ScoreConfig& score = *base.mutable_score_config();
-    if (score.metrics().empty()) {
-      score.add_metrics("loss");
-      score.add_metrics("accuracy");
-    }
-    if (std::find(score.metrics().begin(), score.metrics().end(),
-                  tune_.metric()) == score.metrics().end()) {
-      score.add_metrics(tune_.metric());
-    }
-    absl::StatusOr<RunConfig> config = ParseRunConfig(
-        RunConfigToJson(base), context_.config_source, trial.overrides);
-    if (config.ok()) {
-      if (absl::Status s = context_.registry->CheckConfig(*config); !s.ok()) {
-        config = s;
-      }
-    }
-    if (!config.ok()) {
-      return WithContext(
-          config.status(),
-          absl::StrCat(context_.config_source, ": pipeline_config.space gives ",
-                       "trial ", trial.index, " (",
-                       absl::StrJoin(trial.overrides, " "), ")"));
-    }
-    return config;
-  }
-
+  // After every change of the pool: each trial's history from its
+  // epochs.jsonl, the early-stopping rule, the trials that ended (published
+  // to the store of a distributed tune), trials.json and the progress bar.
   void Watch(ChildPool& pool, const std::string& trials_dir, ProgressBar* bar) {
     bool changed = false;
     for (int job = 0; job < pool.size(); ++job) {
@@ -361,7 +217,7 @@ class TunePipeline : public Pipeline {
           const bool training =
               static_cast<int64_t>(record.history.size()) < record.epochs;
           if (status.state == ChildState::kRunning && training &&
-              ShouldStop(i)) {
+              EarlyStoppingEndsTrial(records_, i, tune_)) {
             LOG(INFO) << absl::StrFormat(
                 "%s: stopped early after epoch %d (%s %.4f, rule: %s)",
                 record.name, record.history.size(), tune_.metric(),
@@ -385,27 +241,13 @@ class TunePipeline : public Pipeline {
           LastMetric(record), absl::StrJoin(record.trial.overrides, " "));
       if (group_ != nullptr) {
         absl::Status published = group_->StoreSet(
-            absl::StrCat("tune/result/", i), FormatJson(RecordToJson(record)));
+            absl::StrCat("tune/result/", i), FormatJson(TrialToJson(record)));
         if (!published.ok()) LOG(ERROR) << published.message();
       }
     }
     if (!changed) return;
     if (group_ == nullptr) (void)WriteResults();
-    int ended = 0, running = 0, failed = 0;
-    for (const TrialRecord& record : records_) {
-      ended += record.done;
-      running += record.status.state == ChildState::kRunning;
-      failed += record.status.state == ChildState::kFailed ||
-                record.status.state == ChildState::kTimedOut;
-    }
-    const TrialRecord* best = Best();
-    bar->Update(ended,
-                absl::StrFormat(
-                    "%d running, %d failed%s", running, failed,
-                    best == nullptr
-                        ? ""
-                        : absl::StrFormat(", best %s %.4f (%s)", tune_.metric(),
-                                          LastMetric(*best), best->name)));
+    bar->Update(DoneTrials(), TrialsProgress(tune_, records_));
   }
 
   // Rank 0 of a distributed tune: every trial's outcome, from the store.
@@ -421,191 +263,16 @@ class TunePipeline : public Pipeline {
       if (!text.ok()) return text.status();
       absl::StatusOr<google::protobuf::Value> value = ParseJson(*text);
       if (!value.ok()) return value.status();
-      RecordFromJson(*value, &records_[i]);
+      TrialFromJson(*value, &records_[i]);
     }
     return absl::OkStatus();
-  }
-
-  bool ShouldStop(int index) const {
-    std::vector<std::vector<double>> others;
-    for (int j = 0; j < static_cast<int>(records_.size()); ++j) {
-      if (j != index && !records_[j].history.empty()) {
-        others.push_back(records_[j].history);
-      }
-    }
-    const EarlyStopping& rule = tune_.early_stopping();
-    const std::vector<double>& history = records_[index].history;
-    if (rule.method() == "median") {
-      return MedianRuleStops(history, others, rule, tune_.mode());
-    }
-    if (rule.method() == "asha") {
-      return AshaStops(history, others, rule, tune_.mode());
-    }
-    return false;
-  }
-
-  // The best trial that ran to its end, or nullptr.
-  const TrialRecord* Best() const {
-    const TrialRecord* best = nullptr;
-    for (const TrialRecord& record : records_) {
-      if (record.status.state != ChildState::kSucceeded) continue;
-      const double value = LastMetric(record);
-      if (!std::isfinite(value)) continue;
-      if (best == nullptr || Better(value, LastMetric(*best), tune_.mode())) {
-        best = &record;
-      }
-    }
-    return best;
   }
 
   // trials.json (read back on resume) and trials.csv.
   absl::Status WriteResults() const {
-    google::protobuf::Value root;
-    auto& fields = *root.mutable_struct_value()->mutable_fields();
-    fields["metric"].set_string_value(tune_.metric());
-    fields["mode"].set_string_value(tune_.mode());
-    auto* list = fields["trials"].mutable_list_value();
-    std::vector<std::string> csv_rows;
-    const std::vector<std::string> paths = SearchedPaths(tune_);
-    csv_rows.push_back(absl::StrCat("trial,state,", absl::StrJoin(paths, ","),
-                                    ",", tune_.metric(), ",epochs,seconds"));
-    for (const TrialRecord& record : records_) {
-      *list->add_values() = RecordToJson(record);
-      std::vector<std::string> values;
-      for (const auto& [path, value] : record.trial.params) {
-        values.push_back(absl::StrCat(
-            "\"", absl::StrReplaceAll(value, {{"\"", "\"\""}}), "\""));
-      }
-      const double metric = LastMetric(record);
-      csv_rows.push_back(absl::StrFormat(
-          "%s,%s,%s,%s,%d,%.1f", record.name,
-          ChildStateName(record.status.state), absl::StrJoin(values, ","),
-          std::isfinite(metric) ? absl::StrFormat("%.6g", metric) : "",
-          record.history.size(), record.status.seconds));
-    }
-    RETURN_IF_ERROR(WriteFileAtomically(context_.run_dir + "/trials.json",
-                                        FormatJson(root)));
+    RETURN_IF_ERROR(WriteTrialStore(context_.run_dir, tune_, records_));
     return WriteFileAtomically(context_.run_dir + "/trials.csv",
-                               absl::StrJoin(csv_rows, "\n") + "\n");
-  }
-
-  absl::Status RestoreRecords() {
-    const std::string path = context_.run_dir + "/trials.json";
-    if (!fs::exists(path)) return absl::OkStatus();  // killed before any trial
-    absl::StatusOr<google::protobuf::Value> root = ReadJsonFile(path);
-    if (!root.ok()) return root.status();
-    const auto& trials =
-        root->struct_value().fields().at("trials").list_value().values();
-    for (const google::protobuf::Value& value : trials) {
-      const auto& fields = value.struct_value().fields();
-      const std::string name = fields.at("name").string_value();
-      auto record =
-          std::find_if(records_.begin(), records_.end(),
-                       [&](const TrialRecord& r) { return r.name == name; });
-      if (record == records_.end()) continue;
-      for (const auto& [param, param_value] :
-           fields.at("params").struct_value().fields()) {
-        auto mine = record->trial.params.find(param);
-        if (mine == record->trial.params.end() ||
-            mine->second != param_value.string_value()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              path, ": ", name, " had ", param, "=", param_value.string_value(),
-              "; the config's search changed since, so this tune cannot be "
-              "resumed (start a new one)"));
-        }
-      }
-      RecordFromJson(value, &*record);
-    }
-    return absl::OkStatus();
-  }
-
-  void PrintTable() const {
-    const std::vector<std::string> paths = SearchedPaths(tune_);
-    std::string table = absl::StrFormat("%-10s %-10s", "trial", "state");
-    for (const std::string& path : paths) {
-      table += absl::StrFormat(" %-22s", path);
-    }
-    table +=
-        absl::StrFormat(" %10s %6s %8s\n", tune_.metric(), "epochs", "seconds");
-    for (const TrialRecord& record : records_) {
-      table += absl::StrFormat("%-10s %-10s", record.name,
-                               ChildStateName(record.status.state));
-      for (const std::string& path : paths) {
-        table += absl::StrFormat(" %-22s", record.trial.params.at(path));
-      }
-      const double metric = LastMetric(record);
-      table += absl::StrFormat(
-          " %10s %6d %8.1f\n",
-          std::isfinite(metric) ? absl::StrFormat("%.4f", metric) : "-",
-          record.history.size(), record.status.seconds);
-    }
-    LOG(INFO) << "trials (also in trials.csv, trials.json):\n" << table;
-  }
-
-  absl::Status FinalRun(const RunConfig& best_config) {
-    const std::string final_dir = context_.run_dir + "/final";
-    std::error_code ec;
-    if (fs::exists(RunFile(final_dir, kMetricsFile))) {
-      LOG(INFO) << "the final run already finished: " << final_dir;
-      return absl::OkStatus();
-    }
-    absl::StatusOr<std::string> checkpoint = FindCheckpoint(final_dir);
-    if (group_ == nullptr && checkpoint.ok()) {
-      return RunFinal(best_config, final_dir, *checkpoint);
-    }
-    fs::remove_all(final_dir, ec);
-    if (group_ != nullptr) return FinalRunAsChild(final_dir);
-    RETURN_IF_ERROR(MakeDirectories(final_dir));
-    RETURN_IF_ERROR(WriteFileAtomically(RunFile(final_dir, kConfigFile),
-                                        RunConfigToJson(best_config)));
-    return RunFinal(best_config, final_dir, "");
-  }
-
-  // In this process; continuing from `checkpoint` when it is not empty.
-  absl::Status RunFinal(const RunConfig& best_config,
-                        const std::string& final_dir,
-                        const std::string& checkpoint) {
-    absl::StatusOr<const PipelineEntry*> entry =
-        context_.registry->FindPipeline(best_config.pipeline());
-    if (!entry.ok()) return entry.status();
-    PipelineContext final_context = context_;
-    final_context.config = &best_config;
-    final_context.config_source = context_.run_dir + "/best_config.json";
-    final_context.run_dir = final_dir;
-    final_context.resuming = !checkpoint.empty();
-    final_context.resume_from = checkpoint;
-    LOG(INFO) << (checkpoint.empty() ? "final run with the best parameters: "
-                                     : "continuing the final run: ")
-              << final_dir;
-    absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-        (*entry)->factory(final_context);
-    if (!pipeline.ok()) return pipeline.status();
-    return (*pipeline)->Run();
-  }
-
-  // Rank 0 of a distributed tune: the final run is a plain single-process
-  // run (not a rank of this job), in a child process.
-  absl::Status FinalRunAsChild(const std::string& final_dir) {
-    ChildRun run{"final", final_dir};
-    run.config_path = context_.run_dir + "/best_config.json";
-    run.threads = context_.num_threads;
-    ASSIGN_OR_RETURN(ChildJob job, MakeChildRunJob(run, *context_.registry));
-    LOG(INFO) << "final run with the best parameters: " << final_dir;
-    ChildPool pool(1);
-    pool.Add(std::move(job));
-    pool.Run(nullptr);
-    if (pool.interrupted()) {
-      return StoppedBySignal(
-          "during the tune's final run; it restarts when the "
-          "tune is resumed");
-    }
-    if (pool.status(0).state != ChildState::kSucceeded) {
-      return absl::InternalError(absl::StrCat(
-          "the final run failed (", ChildStateName(pool.status(0).state),
-          "); see ", final_dir, ".out"));
-    }
-    LOG(INFO) << "final run done: " << final_dir;
-    return absl::OkStatus();
+                               TrialsCsv(tune_, records_));
   }
 
   PipelineContext context_;
