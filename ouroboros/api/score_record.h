@@ -1,17 +1,26 @@
 // score_config.monitor over a run's evaluations: whether a value is the
 // best so far and how long the metric has not improved. The Trainer keeps
-// the record (ScoreRecord, trainer_hook.h) in every checkpoint; the best
-// checkpoint and early stopping hooks read it.
+// the record in every checkpoint (checkpoint.h); the best checkpoint and
+// early stopping hooks read it (trainer_hook.h: TrainingView::score).
 #ifndef OUROBOROS_API_SCORE_RECORD_H_
 #define OUROBOROS_API_SCORE_RECORD_H_
 
+#include <cstdint>
 #include <map>
 #include <string>
 
-#include "ouroboros/api/trainer_hook.h"
 #include "ouroboros/config/config.pb.h"
 
 namespace ouroboros {
+
+// score_config.monitor's record over the run's evaluations so far: the
+// best value (when there was one) and the evaluations since the monitored
+// metric last improved by more than score_config.min_delta.
+struct ScoreRecord {
+  bool has_best = false;
+  double best = 0;
+  int64_t epochs_without_improvement = 0;
+};
 
 // score_config.mode, or by default: "max" unless the monitor is the loss.
 bool MonitorMaximizes(const ScoreConfig& score);

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "ouroboros/api/component_state.h"
 #include "ouroboros/api/dataset.h"
+#include "ouroboros/api/score_record.h"
 #include "ouroboros/base/torch_fwd.h"
 #include "ouroboros/config/config.pb.h"
 
@@ -69,16 +70,6 @@ class RunActions {
   // In a distributed run every rank must ask alike (hooks that decide on
   // the evaluation do: every rank evaluates alike).
   virtual void EndRunEarly(const std::string& reason) = 0;
-};
-
-// score_config.monitor's record over the run's evaluations so far: the
-// best value (when there was one) and the evaluations since the monitored
-// metric last improved by more than score_config.min_delta. Saved in every
-// checkpoint by the Trainer.
-struct ScoreRecord {
-  bool has_best = false;
-  double best = 0;
-  int64_t epochs_without_improvement = 0;
 };
 
 // What a hook sees at a boundary: the live model and optimizer (a hook may

@@ -177,10 +177,10 @@ absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& module,
     archive.write("epoch", c10::IValue(state.position.epoch));
     archive.write("batch_in_epoch", c10::IValue(state.position.batch_in_epoch));
     archive.write("step", c10::IValue(state.position.step));
-    archive.write("best_metric", c10::IValue(state.best_metric));
-    archive.write("has_best", c10::IValue(state.has_best));
+    archive.write("best_metric", c10::IValue(state.score.best));
+    archive.write("has_best", c10::IValue(state.score.has_best));
     archive.write("epochs_without_improvement",
-                  c10::IValue(state.epochs_without_improvement));
+                  c10::IValue(state.score.epochs_without_improvement));
     archive.write("last_train_loss", c10::IValue(state.last_train_loss));
     archive.write("epoch_loss_sum", c10::IValue(state.epoch_loss_sum));
     archive.write("epoch_loss_count", c10::IValue(state.epoch_loss_count));
@@ -262,12 +262,12 @@ void ReadTrainingState(torch::serialize::InputArchive& archive,
   archive.read("step", value);
   state->position.step = value.toInt();
   archive.read("best_metric", value);
-  state->best_metric = value.toDouble();
+  state->score.best = value.toDouble();
   archive.read("has_best", value);
-  state->has_best = value.toBool();
+  state->score.has_best = value.toBool();
   // Checkpoints from before early stopping have no counter: 0.
   if (archive.try_read("epochs_without_improvement", value)) {
-    state->epochs_without_improvement = value.toInt();
+    state->score.epochs_without_improvement = value.toInt();
   }
   // Checkpoints from before 2026-12-04 have no losses: 0.
   if (archive.try_read("last_train_loss", value)) {

@@ -1,6 +1,6 @@
 // Checkpoints: everything needed to continue a run exactly where it stopped.
 //
-//   CheckpointState state{position, best_metric, has_best};
+//   CheckpointState state{position, score};
 //   SaveCheckpoint(dir + "/step-000000500.ckpt", model.module(), *optimizer,
 //                  state);
 //   absl::StatusOr<CheckpointState> resumed =
@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ouroboros/api/component_state.h"
+#include "ouroboros/api/score_record.h"
 #include "ouroboros/base/torch_fwd.h"
 #include "ouroboros/runs/run_layout.h"
 
@@ -40,10 +41,9 @@ struct TrainingPosition {
 
 struct CheckpointState {
   TrainingPosition position;
-  double best_metric = 0;
-  bool has_best = false;
-  // Early stopping: epochs in a row without an improvement.
-  int64_t epochs_without_improvement = 0;
+  // score_config.monitor's best so far and the evaluations since it last
+  // improved (the best checkpoint and early stopping go on from it).
+  ScoreRecord score;
   // The last step's loss, and the epoch's loss so far (its sum over
   // `epoch_loss_count` steps): a run resumed mid-epoch, or at its last step,
   // reports the train losses an uninterrupted one does.

@@ -77,8 +77,8 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   TrainSteps(net, adam, 3);
   CheckpointState state;
   state.position = {2, 5, 17};
-  state.best_metric = 0.75;
-  state.has_best = true;
+  state.score.best = 0.75;
+  state.score.has_best = true;
   state.last_train_loss = 0.25;
   state.epoch_loss_sum = 1.5;
   state.epoch_loss_count = 4;
@@ -99,8 +99,8 @@ TEST_F(CheckpointTest, RestoresWeightsOptimizerPositionAndRng) {
   EXPECT_EQ(loaded->position.epoch, 2);
   EXPECT_EQ(loaded->position.batch_in_epoch, 5);
   EXPECT_EQ(loaded->position.step, 17);
-  EXPECT_DOUBLE_EQ(loaded->best_metric, 0.75);
-  EXPECT_TRUE(loaded->has_best);
+  EXPECT_DOUBLE_EQ(loaded->score.best, 0.75);
+  EXPECT_TRUE(loaded->score.has_best);
   EXPECT_DOUBLE_EQ(loaded->last_train_loss, 0.25);
   EXPECT_DOUBLE_EQ(loaded->epoch_loss_sum, 1.5);
   EXPECT_EQ(loaded->epoch_loss_count, 4);

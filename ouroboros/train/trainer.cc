@@ -374,13 +374,7 @@ bool Trainer::CountInScoreRecord(const std::map<std::string, double>& metrics) {
   if (score.monitor().empty()) return false;
   // Every rank keeps the record (they evaluate alike), so that all agree on
   // when to stop early.
-  ScoreRecord record{state_.has_best, state_.best_metric,
-                     state_.epochs_without_improvement};
-  const bool new_best = UpdateScoreRecord(score, metrics, &record);
-  state_.has_best = record.has_best;
-  state_.best_metric = record.best;
-  state_.epochs_without_improvement = record.epochs_without_improvement;
-  return new_best;
+  return UpdateScoreRecord(score, metrics, &state_.score);
 }
 
 absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
@@ -390,7 +384,7 @@ absl::StatusOr<TrainResult> Trainer::FinishRun(TrainResult result) {
     result.stopped_early = true;
     LOG(INFO) << stop_reason_;
   }
-  result.best_metric = state_.best_metric;
+  result.best_metric = state_.score.best;
   RETURN_IF_ERROR(ForEachHook([](TrainerHook& hook, const TrainingView& view) {
     return hook.OnTrainEnd(view);
   }));

@@ -13,8 +13,7 @@ TrainingView Trainer::View() {
                     state_.position.step, state_.position.epoch,
                     context_.run_dir,     writes_outputs()};
   view.actions = this;
-  view.score = ScoreRecord{state_.has_best, state_.best_metric,
-                           state_.epochs_without_improvement};
+  view.score = state_.score;
   return view;
 }
 

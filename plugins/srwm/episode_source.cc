@@ -632,11 +632,11 @@ absl::Status MetaTest(Model& model, TrainingContext& training,
         LoadCheckpoint(best, model.module(), training.optimizer()));
     LOG(INFO) << absl::StrFormat(
         "meta-testing the best checkpoint (step %d, validation accuracy %.4f)",
-        state.position.step, state.best_metric);
+        state.position.step, state.score.best);
     summary_lines->push_back(absl::StrFormat(
         "meta-test of the best checkpoint (step %d, validation accuracy "
         "%.4f), written to fewshot.json:",
-        state.position.step, state.best_metric));
+        state.position.step, state.score.best));
   } else {
     summary_lines->push_back(
         "meta-test of the last model (no best checkpoint), written to "
