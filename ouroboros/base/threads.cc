@@ -182,11 +182,15 @@ ThreadChoice ThreadsForSpeedups(int cores, const ProbeSpeedups& speedups,
                        "pools would contend)")};
 }
 
+int CoresPerProcess(int processes) {
+  return std::max<int>(1,
+                       static_cast<int>(std::thread::hardware_concurrency()) /
+                           std::max(1, processes));
+}
+
 ThreadChoice ChooseThreads(int requested, int local_ranks) {
   if (requested > 0) return {requested, requested, "--threads"};
-  const int cores =
-      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                           std::max(1, local_ranks));
+  const int cores = CoresPerProcess(local_ranks);
   if (cores == 1) {
     return {1, 1,
             local_ranks > 1 ? "one core per rank on this machine" : "one core"};

@@ -40,6 +40,10 @@ struct ThreadChoice {
 // finds it at least kProbeSpeedup times faster with them. Never both pools
 // at more than one thread when they are two pools.
 ThreadChoice ChooseThreads(int requested, int local_ranks);
+
+// The cores each of `processes` processes on this machine may use (at least
+// 1): the machine's cores shared out evenly.
+int CoresPerProcess(int processes);
 inline constexpr double kProbeSpeedup = 1.25;
 
 // What the start-up probe measured: `cores` threads against one.

@@ -1,21 +1,20 @@
 #include "ouroboros/distributed/child_run.h"
 
 #include <algorithm>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "ouroboros/base/threads.h"
 
 namespace ouroboros {
 
-ChildRunBudget PlanChildRuns(int concurrent, int threads) {
-  const int cores =
-      static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+ChildRunBudget PlanChildRuns(int concurrent, int threads, int parent_threads) {
   ChildRunBudget budget;
-  budget.concurrent = concurrent > 0 ? concurrent : cores;
-  budget.threads =
-      threads > 0 ? threads : std::max(1, cores / budget.concurrent);
+  budget.concurrent = concurrent > 0 ? concurrent : CoresPerProcess(1);
+  budget.threads = threads > 0 ? threads
+                               : std::clamp(CoresPerProcess(budget.concurrent),
+                                            1, std::max(1, parent_threads));
   return budget;
 }
 

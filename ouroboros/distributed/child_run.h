@@ -2,8 +2,8 @@
 // the parallel pipeline's members and the introspective demo's runs are
 // all started this way.
 //
-//   const ChildRunBudget budget = PlanChildRuns(config.max_concurrent(),
-//                                               config.trial_threads());
+//   const ChildRunBudget budget = PlanChildRuns(
+//       config.max_concurrent(), config.trial_threads(), context.num_threads);
 //   ChildPool pool(budget.concurrent);
 //   ChildRun run{"trial-003", trials_dir + "/trial-003"};
 //   run.config_path = run.run_dir + ".json";
@@ -30,9 +30,13 @@ struct ChildRunBudget {
 };
 
 // `concurrent` runs at once (0: one per core), `threads` each (0: the cores
-// shared out among the concurrent runs, at least 1), so that the runs
-// together ask for no more threads than the machine has unless told to.
-ChildRunBudget PlanChildRuns(int concurrent, int threads);
+// shared out among the concurrent runs, at least 1, and no more than
+// `parent_threads`), so that the runs together ask for no more threads than
+// the machine has unless told to. `parent_threads` is this process's own
+// count (PipelineContext::num_threads: --threads, or what the start-up probe
+// of threads.h found worth having): a child runs no wider than that, so a
+// probe that found a second thread no faster keeps every child at one.
+ChildRunBudget PlanChildRuns(int concurrent, int threads, int parent_threads);
 
 struct ChildRun {
   ChildRun(std::string name, std::string run_dir)

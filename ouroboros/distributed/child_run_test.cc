@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "ouroboros/api/registry.h"
+#include "ouroboros/base/threads.h"
 
 namespace ouroboros {
 namespace {
@@ -41,19 +42,28 @@ OptimizerEntry OptimizerFrom(const std::string& source) {
 TEST(ChildRunTest, BudgetSharesTheCoresUnlessTold) {
   const int cores =
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  ChildRunBudget budget = PlanChildRuns(0, 0);
+  ChildRunBudget budget = PlanChildRuns(0, 0, cores);
   EXPECT_EQ(budget.concurrent, cores);
   EXPECT_EQ(budget.threads, 1);
-  budget = PlanChildRuns(1, 0);
+  budget = PlanChildRuns(1, 0, cores);
   EXPECT_EQ(budget.concurrent, 1);
   EXPECT_EQ(budget.threads, cores);
   // More runs than cores: still one thread each, never zero.
-  budget = PlanChildRuns(cores + 3, 0);
+  budget = PlanChildRuns(cores + 3, 0, cores);
   EXPECT_EQ(budget.threads, 1);
   // What the config says wins, even past the cores.
-  budget = PlanChildRuns(2, 4);
+  budget = PlanChildRuns(2, 4, 1);
   EXPECT_EQ(budget.concurrent, 2);
   EXPECT_EQ(budget.threads, 4);
+}
+
+TEST(ChildRunTest, AChildRunsNoWiderThanTheProbeFoundWorthIt) {
+  // The start-up probe (or --threads) gave this process one thread: a run
+  // alone still gets one, whatever the cores.
+  EXPECT_EQ(PlanChildRuns(1, 0, 1).threads, 1);
+  EXPECT_EQ(PlanChildRuns(1, 0, 0).threads, 1);  // never zero
+  const int cores = CoresPerProcess(1);
+  EXPECT_EQ(PlanChildRuns(1, 0, cores + 8).threads, cores);
 }
 
 TEST(ChildRunTest, NewRunGetsItsConfigRunDirAndThreads) {

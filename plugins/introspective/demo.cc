@@ -230,8 +230,8 @@ class DemoPipeline : public Pipeline {
       : context_(std::move(context)), demo_(std::move(demo)) {}
 
   absl::Status Run() override {
-    const ChildRunBudget budget =
-        PlanChildRuns(demo_.workers(), demo_.threads_per_run());
+    const ChildRunBudget budget = PlanChildRuns(
+        demo_.workers(), demo_.threads_per_run(), context_.num_threads);
     workers_ = budget.concurrent;
     threads_ = budget.threads;
     const std::string network = context_.run_dir + "/" + kNetworkFile;
@@ -277,7 +277,8 @@ class DemoPipeline : public Pipeline {
       ChildPool pool(1);
       // The record run is alone: all the cores.
       RETURN_IF_ERROR(
-          AddRun(pool, name, *config, dir, PlanChildRuns(1, 0).threads));
+          AddRun(pool, name, *config, dir,
+                 PlanChildRuns(1, 0, context_.num_threads).threads));
       ProgressBar bar(name + " run (epochs)", config->run_config().epochs());
       pool.Run([&](ChildPool&) {
         bar.Update(static_cast<int64_t>(ReadEpochRecords(dir).size()), "");

@@ -163,7 +163,8 @@ class ParallelPipeline : public Pipeline {
     const std::string dir = context_.run_dir + "/pipelines";
     RETURN_IF_ERROR(MakeDirectories(dir));
     const ChildRunBudget budget =
-        PlanChildRuns(parallel_.workers(), parallel_.threads_per_pipeline());
+        PlanChildRuns(parallel_.workers(), parallel_.threads_per_pipeline(),
+                      context_.num_threads);
     const int workers = budget.concurrent;
     const int threads = budget.threads;
     LOG(INFO) << absl::StrFormat(

@@ -110,8 +110,8 @@ class TunePipeline : public Pipeline {
   // Runs the trials as child processes, `concurrent` at once (in a
   // distributed job: the trials this rank claims from the store).
   absl::Status RunTrials(const std::string& trials_dir) {
-    const ChildRunBudget budget =
-        PlanChildRuns(tune_.max_concurrent(), tune_.trial_threads());
+    const ChildRunBudget budget = PlanChildRuns(
+        tune_.max_concurrent(), tune_.trial_threads(), context_.num_threads);
     const int concurrent = budget.concurrent;
     const int threads = budget.threads;
     LOG(INFO) << absl::StrFormat(
