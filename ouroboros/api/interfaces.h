@@ -31,10 +31,10 @@ class PluginRegistry;
 class TrainingContext;
 
 // A figure of a family's own, drawn into <run_dir>/plots/<name>.png when the
-// run ends (ouroboros/runs/plots.py), one panel per series, stacked, sharing
-// the x axis. A series names a curve of the run's records: "model/<metric>" (a
-// metric the model's OnEpochEnd put in `metrics`, per epoch),
-// "val/<metric>" or "test/<metric>" (the metrics of each epoch's
+// run ends (ouroboros/runs/plots_2_run.py), one panel per series, stacked,
+// sharing the x axis. A series names a curve of the run's records:
+// "model/<metric>" (a metric the model's OnEpochEnd put in `metrics`, per
+// epoch), "val/<metric>" or "test/<metric>" (the metrics of each epoch's
 // evaluation), "evals/val/<metric>" (every run_config.eval_every_steps),
 // "train/loss", "train/lr".
 struct FigureSpec {

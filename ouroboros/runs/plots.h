@@ -1,6 +1,6 @@
-// Plots of runs: PNGs drawn by ouroboros/runs/plots.py with matplotlib, in a
-// child python3 that gets the script's text (embedded in the core) on its
-// command line, so no source file is needed at run time.
+// Plots of runs: PNGs drawn by plots.py (ouroboros/runs/plots_*.py) with
+// matplotlib, in a child python3 that gets the script's text (embedded in the
+// core) on its command line, so no source file is needed at run time.
 //
 //   DrawRunPlots(run_dir, model.Figures())
 //     -> <run_dir>/plots/loss.png, <monitor>.png, lr.png, <figure>.png

@@ -1,7 +1,7 @@
 // The records a training run appends as it goes, one JSON line each, and
 // their readers: the Trainer is their only writer; tune, parallel, the
-// introspective demo and the tests read them here (ouroboros/runs/plots.py
-// reads the same files in Python).
+// introspective demo and the tests read them here
+// (ouroboros/runs/plots_1_read.py reads the same files in Python).
 //
 //   RETURN_IF_ERROR(AppendEpochRecord(run_dir, record));
 //   for (const EpochRecord& r : ReadEpochRecords(run_dir)) ...
