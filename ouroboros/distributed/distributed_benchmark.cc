@@ -3,9 +3,9 @@
 // --megabytes, and a plain TCP copy of the same bytes between them, measured
 // in the same run on the same link.
 //
-//   bazel-bin/ouroboros/distributed_benchmark                 # 2 ranks here
+//   bazel-bin/ouroboros/distributed/distributed_benchmark  # 2 ranks here
 //   RANK=0 WORLD_SIZE=2 MASTER_ADDR=10.99.0.1 MASTER_PORT=29533
-//     bazel-bin/ouroboros/distributed_benchmark               # one per host
+//     bazel-bin/ouroboros/distributed/distributed_benchmark  # one per host
 //   (the variables and the command on one line)
 //
 // Without WORLD_SIZE it forks itself into two ranks on 127.0.0.1. With it,
@@ -34,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "ouroboros/base/status_macros.h"
 #include "ouroboros/distributed/distributed.h"
 
 ABSL_FLAG(double, megabytes, 25, "Size of the bucket (DDP's default: 25).");
@@ -55,54 +56,58 @@ std::string Range(const std::vector<double>& values) {
   return absl::StrFormat("%.1f-%.1f", *low * 1e3, *high * 1e3);
 }
 
-// Rank 1 sends `bytes` `repeats` times; rank 0 receives and times each copy
-// from its first byte to its last. Returns rank 0's seconds per copy.
-absl::StatusOr<std::vector<double>> TimeTcpCopies(const DistributedConfig& dc,
-                                                  int64_t bytes, int repeats) {
-  std::vector<char> buffer(1 << 20, 1);
-  std::vector<double> seconds;
-  const int port = dc.master_port + 1;
-  if (dc.rank == 0) {
-    const int server = socket(AF_INET, SOCK_STREAM, 0);
-    const int one = 1;
-    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    address.sin_port = htons(port);
-    if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ||
-        listen(server, 1)) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", port));
-    }
-    const int peer = accept(server, nullptr, nullptr);
-    close(server);
-    for (int r = 0; r < repeats; ++r) {
-      int64_t left = bytes;
-      Clock::time_point start;
-      bool started = false;
-      while (left > 0) {
-        const ssize_t n = recv(peer, buffer.data(),
-                               std::min<int64_t>(left, buffer.size()), 0);
-        if (n <= 0) return absl::UnavailableError("the copy broke off");
-        if (!started) start = Clock::now();
-        started = true;
-        left -= n;
-      }
-      seconds.push_back(
-          std::chrono::duration<double>(Clock::now() - start).count());
-      const char ack = 1;  // the next copy starts on an idle link
-      if (send(peer, &ack, 1, 0) != 1) {
-        return absl::UnavailableError("the copy broke off");
-      }
-    }
-    close(peer);
-    return seconds;
+// Rank 0's side: accepts rank 1 on `port`, then receives `bytes` `repeats`
+// times, timing each copy from its first byte to its last and acknowledging
+// it so the next starts on an idle link. Seconds per copy.
+absl::StatusOr<std::vector<double>> ReceiveTimedCopies(int port, int64_t bytes,
+                                                       int repeats) {
+  const int server = socket(AF_INET, SOCK_STREAM, 0);
+  const int one = 1;
+  setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_ANY);
+  address.sin_port = htons(port);
+  if (bind(server, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ||
+      listen(server, 1)) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", port));
   }
+  const int peer = accept(server, nullptr, nullptr);
+  close(server);
+  std::vector<char> buffer(1 << 20);
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; ++r) {
+    int64_t left = bytes;
+    Clock::time_point start;
+    bool started = false;
+    while (left > 0) {
+      const ssize_t n =
+          recv(peer, buffer.data(), std::min<int64_t>(left, buffer.size()), 0);
+      if (n <= 0) return absl::UnavailableError("the copy broke off");
+      if (!started) start = Clock::now();
+      started = true;
+      left -= n;
+    }
+    seconds.push_back(
+        std::chrono::duration<double>(Clock::now() - start).count());
+    const char ack = 1;
+    if (send(peer, &ack, 1, 0) != 1) {
+      return absl::UnavailableError("the copy broke off");
+    }
+  }
+  close(peer);
+  return seconds;
+}
+
+// Rank 1's side: connects to rank 0 (retrying while it starts listening),
+// then sends `bytes` `repeats` times, each after the last one's ack.
+absl::Status SendCopies(const std::string& address, int port, int64_t bytes,
+                        int repeats) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (getaddrinfo(dc.master_addr.c_str(), std::to_string(port).c_str(), &hints,
+  if (getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints,
                   &found) != 0) {
     return absl::NotFoundError("cannot resolve MASTER_ADDR");
   }
@@ -117,6 +122,7 @@ absl::StatusOr<std::vector<double>> TimeTcpCopies(const DistributedConfig& dc,
   }
   freeaddrinfo(found);
   if (fd < 0) return absl::UnavailableError("cannot reach rank 0");
+  const std::vector<char> buffer(1 << 20, 1);
   for (int r = 0; r < repeats; ++r) {
     int64_t left = bytes;
     while (left > 0) {
@@ -131,7 +137,18 @@ absl::StatusOr<std::vector<double>> TimeTcpCopies(const DistributedConfig& dc,
     }
   }
   close(fd);
-  return seconds;
+  return absl::OkStatus();
+}
+
+// Rank 1 sends `bytes` `repeats` times; rank 0 receives and times each copy
+// from its first byte to its last. Returns rank 0's seconds per copy (rank
+// 1: none).
+absl::StatusOr<std::vector<double>> TimeTcpCopies(const DistributedConfig& dc,
+                                                  int64_t bytes, int repeats) {
+  const int port = dc.master_port + 1;
+  if (dc.rank == 0) return ReceiveTimedCopies(port, bytes, repeats);
+  RETURN_IF_ERROR(SendCopies(dc.master_addr, port, bytes, repeats));
+  return std::vector<double>();
 }
 
 absl::Status Run() {
