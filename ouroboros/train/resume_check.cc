@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
 #include <torch/serialize.h>
 
 #include <atomic>
@@ -106,14 +107,29 @@ absl::Status SameMetrics(const std::map<std::string, double>& whole,
 
 }  // namespace
 
-absl::Status RegisterLibTorchAdam(PluginRegistry& registry) {
+absl::Status RegisterTrainerStandIns(PluginRegistry& registry) {
   OptimizerFactory adam = [](const OptimizerContext& context)
       -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
     return std::make_unique<torch::optim::Adam>(context.parameters,
                                                 context.config->lr());
   };
-  return registry.Register(
-      OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"});
+  OptimizerFactory sgd = [](const OptimizerContext& context)
+      -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
+    return std::make_unique<torch::optim::SGD>(
+        context.parameters, torch::optim::SGDOptions(context.config->lr()));
+  };
+  RETURN_IF_ERROR(registry.Register(
+      OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"}));
+  RETURN_IF_ERROR(registry.Register(
+      OptimizerEntry{"sgd", "", sgd, nullptr, nullptr, "test"}));
+  PipelineEntry train;
+  train.name = kDefaultPipeline;
+  train.source = "test";
+  train.factory =
+      [](const PipelineContext&) -> absl::StatusOr<std::unique_ptr<Pipeline>> {
+    return nullptr;
+  };
+  return registry.Register(std::move(train));
 }
 
 absl::Status CheckResumeIsExact(const RunConfig& config,

@@ -33,9 +33,12 @@ absl::Status CheckResumeIsExact(const RunConfig& config,
                                 const std::string& dir,
                                 int64_t stop_after_step);
 
-// LibTorch's Adam registered as optimizer "adam" (optim_config.lr only), for
-// a test that does not load the optimizers plugin.
-absl::Status RegisterLibTorchAdam(PluginRegistry& registry);
+// What a test that runs the Trainer in its own process needs beside its
+// family and data: LibTorch's Adam and SGD as optimizers "adam" and "sgd"
+// (optim_config.lr only: the optimizers plugin is not loaded) and a `train`
+// pipeline entry (a config names its pipeline; the test runs the Trainer
+// itself, so the entry builds nothing).
+absl::Status RegisterTrainerStandIns(PluginRegistry& registry);
 
 }  // namespace ouroboros
 

@@ -66,7 +66,7 @@ class ResumeCheckTest : public ::testing::TestWithParam<bool> {
                     .Register(ModelEntry{"counting", "", counting, "", nullptr,
                                          nullptr, ""})
                     .ok());
-    ASSERT_TRUE(RegisterLibTorchAdam(registry_).ok());
+    ASSERT_TRUE(RegisterTrainerStandIns(registry_).ok());
     absl::StatusOr<RunConfig> config = ParseRunConfig(
         R"({"model": "counting", "seed": 2,
             "data_config": {"dataset": "synthetic", "synthetic":

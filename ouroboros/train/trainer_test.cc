@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
-#include <torch/optim/sgd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -120,20 +119,7 @@ PluginRegistry& Registry() {
       };
       EXPECT_TRUE(r->Register(std::move(model)).ok());
     }
-    OptimizerFactory sgd = [](const OptimizerContext& context)
-        -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-      return std::make_unique<torch::optim::SGD>(
-          context.parameters, torch::optim::SGDOptions(context.config->lr()));
-    };
-    EXPECT_TRUE(
-        r->Register(OptimizerEntry{"sgd", "", sgd, nullptr, nullptr, "test"})
-            .ok());
-    PipelineEntry train;
-    train.name = kDefaultPipeline;
-    train.source = "test";
-    train.factory = [](const PipelineContext&)
-        -> absl::StatusOr<std::unique_ptr<Pipeline>> { return nullptr; };
-    EXPECT_TRUE(r->Register(std::move(train)).ok());
+    EXPECT_TRUE(RegisterTrainerStandIns(*r).ok());
     HookEntry recorder;
     recorder.name = "recorder";
     recorder.source = "test";

@@ -33,13 +33,7 @@ PluginRegistry& Registry() {
     auto* r = new PluginRegistry;
     EXPECT_TRUE(RegisterBuiltinDataSources(*r).ok());
     EXPECT_TRUE(ouroboros_plugin_info()->register_all(*r, "test").ok());
-    EXPECT_TRUE(RegisterLibTorchAdam(*r).ok());
-    PipelineEntry train;
-    train.name = kDefaultPipeline;
-    train.source = "test";
-    train.factory = [](const PipelineContext&)
-        -> absl::StatusOr<std::unique_ptr<Pipeline>> { return nullptr; };
-    EXPECT_TRUE(r->Register(std::move(train)).ok());
+    EXPECT_TRUE(RegisterTrainerStandIns(*r).ok());
     return r;
   }();
   return *registry;

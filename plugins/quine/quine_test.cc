@@ -23,6 +23,7 @@
 #include "ouroboros/api/registry.h"
 #include "ouroboros/base/json.h"
 #include "ouroboros/config/config.h"
+#include "ouroboros/train/resume_check.h"
 #include "ouroboros/train/trainer.h"
 #include "plugins/quine/default_config.h"
 
@@ -862,15 +863,7 @@ class QuineRunTest : public ::testing::Test {
                                               MakeCoordinateSplits, nullptr,
                                               nullptr, "test"})
                     .ok());
-    OptimizerFactory adam = [](const OptimizerContext& context)
-        -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-      return std::make_unique<torch::optim::Adam>(context.parameters,
-                                                  context.config->lr());
-    };
-    ASSERT_TRUE(registry_
-                    .Register(OptimizerEntry{"adam", "", adam, nullptr, nullptr,
-                                             "test"})
-                    .ok());
+    ASSERT_TRUE(RegisterTrainerStandIns(registry_).ok());
   }
 
   absl::StatusOr<TrainResult> Train(const RunConfig& config,

@@ -1,7 +1,6 @@
 #include "plugins/scaffold_example/scaffold_example.h"
 
 #include <ATen/ATen.h>
-#include <torch/optim/adam.h>
 
 #include <cstdlib>
 #include <string>
@@ -49,27 +48,15 @@ TEST(ScaffoldExampleTest, RejectsBadSettings) {
       "(got -1)");
 }
 
-// The plugin as main loads it (its own registrations), with LibTorch's Adam
-// standing in for the optimizers plugin and the core's data sources.
+// The plugin as main loads it (its own registrations), with the core's data
+// sources and the Trainer's stand-ins (resume_check.h: LibTorch's Adam for
+// the optimizers plugin, a `train` entry).
 PluginRegistry& Registry() {
   static PluginRegistry* registry = [] {
     auto* r = new PluginRegistry;
     EXPECT_TRUE(RegisterBuiltinDataSources(*r).ok());
     EXPECT_TRUE(ouroboros_plugin_info()->register_all(*r, "test").ok());
-    OptimizerFactory adam = [](const OptimizerContext& context)
-        -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-      return std::make_unique<torch::optim::Adam>(context.parameters,
-                                                  context.config->lr());
-    };
-    EXPECT_TRUE(
-        r->Register(OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"})
-            .ok());
-    PipelineEntry train;
-    train.name = kDefaultPipeline;
-    train.source = "test";
-    train.factory = [](const PipelineContext&)
-        -> absl::StatusOr<std::unique_ptr<Pipeline>> { return nullptr; };
-    EXPECT_TRUE(r->Register(std::move(train)).ok());
+    EXPECT_TRUE(RegisterTrainerStandIns(*r).ok());
     return r;
   }();
   return *registry;

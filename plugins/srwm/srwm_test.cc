@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/module.h>
-#include <torch/optim/adam.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -23,6 +22,7 @@
 #include "ouroboros/base/status_macros.h"
 #include "ouroboros/config/config.h"
 #include "ouroboros/runs/checkpoint.h"
+#include "ouroboros/train/resume_check.h"
 #include "ouroboros/train/trainer.h"
 #include "plugins/srwm/default_config.h"
 #include "plugins/srwm/episodes.h"
@@ -432,16 +432,7 @@ absl::StatusOr<FewshotRun> RunFewshot(const std::string& json,
       ModelEntry{"srwm", "", MakeSrwm, "", nullptr, nullptr, "test"}));
   RETURN_IF_ERROR(registry.Register(DataSourceEntry{
       kEpisodeDataSource, "", MakeEpisodeSplits, nullptr, nullptr, "test"}));
-  OptimizerFactory adam = [](const OptimizerContext& c)
-      -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-    return std::make_unique<torch::optim::Adam>(
-        c.parameters, torch::optim::AdamOptions(c.config->lr()));
-  };
-  if (absl::Status s = registry.Register(
-          OptimizerEntry{"adam", "", adam, nullptr, nullptr, "test"});
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = RegisterTrainerStandIns(registry); !s.ok()) return s;
   std::filesystem::create_directories(run_dir);
   PipelineContext context;
   context.config = &*config;

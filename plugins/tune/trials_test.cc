@@ -1,6 +1,4 @@
 // The tune's trial store, reports and launcher, without processes.
-#include <torch/optim/optimizer.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +13,7 @@
 #include "ouroboros/api/registry.h"
 #include "ouroboros/base/json.h"
 #include "ouroboros/config/config.h"
+#include "ouroboros/train/resume_check.h"
 #include "plugins/tune/search.h"
 #include "plugins/tune/trial_launcher.h"
 #include "plugins/tune/trial_reports.h"
@@ -170,13 +169,7 @@ PluginRegistry& RegistryWithTiny() {
   static PluginRegistry* registry = [] {
     auto* r = new PluginRegistry;
     EXPECT_TRUE(RegisterBuiltinDataSources(*r).ok());
-    OptimizerFactory none = [](const OptimizerContext&)
-        -> absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> {
-      return nullptr;
-    };
-    EXPECT_TRUE(
-        r->Register(OptimizerEntry{"adam", "", none, nullptr, nullptr, "test"})
-            .ok());
+    EXPECT_TRUE(RegisterTrainerStandIns(*r).ok());
     ModelEntry tiny;
     tiny.name = "tiny";
     tiny.source = "test";
@@ -185,12 +178,6 @@ PluginRegistry& RegistryWithTiny() {
       return nullptr;
     };
     EXPECT_TRUE(r->Register(std::move(tiny)).ok());
-    PipelineEntry train;
-    train.name = kDefaultPipeline;
-    train.source = "test";
-    train.factory = [](const PipelineContext&)
-        -> absl::StatusOr<std::unique_ptr<Pipeline>> { return nullptr; };
-    EXPECT_TRUE(r->Register(std::move(train)).ok());
     return r;
   }();
   return *registry;
