@@ -182,6 +182,8 @@ struct PipelineContext {
   // Created before the pipeline starts; config.json and log.txt are in it.
   std::string run_dir;
   const PluginRegistry* registry = nullptr;
+  // This process's threads (--threads, or the wider pool the start-up probe
+  // chose, threads.h): what its child runs may use at most.
   int num_threads = 1;
   // True when main was asked to continue the run in run_dir (--resume).
   bool resuming = false;

@@ -1,5 +1,6 @@
 #include "ouroboros/cli/run_start.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -313,7 +314,9 @@ absl::Status RunPipeline(const StartOptions& options,
   context.config_source = spec.source;
   context.run_dir = run_dir;
   context.registry = &registry;
-  context.num_threads = threads.threads;
+  // The wider of the two pools: a child run's --threads=N sets both, so
+  // this is what a child may use (PlanChildRuns, child_run.h).
+  context.num_threads = std::max(threads.threads, threads.blas_threads);
   context.resuming = !plan.run_dir.empty() ||
                      (plan.earlier_attempt && pipeline_entry->composite);
   context.resume_from = plan.checkpoint;

@@ -3,8 +3,8 @@
 // renamed without the two fsyncs, and a whole SaveCheckpoint of the
 // Fashion-MNIST MLP (784 -> 256 -> 128 -> 10 with Adam's state).
 //
-//   bazel run //ouroboros/runs:checkpoint_benchmark --
-//   --benchmark_repetitions=5
+//   bazel build //ouroboros/runs:checkpoint_benchmark
+//   bazel-bin/ouroboros/runs/checkpoint_benchmark --benchmark_repetitions=5
 //
 // Files go to $TMPDIR (else /tmp): the numbers are that file system's.
 #include <benchmark/benchmark.h>

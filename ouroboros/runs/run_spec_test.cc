@@ -128,6 +128,17 @@ TEST(RunSpecTest, ExactlyOneSource) {
       << run.status();
 }
 
+TEST(RunSpecTest, ARelativePathIsWhereTheUserWas) {
+  WriteConfig("where_the_user_was", kRun);
+  setenv("BUILD_WORKING_DIRECTORY", std::getenv("TEST_TMPDIR"), 1);
+  RunSpecSource source;
+  source.config_file = "where_the_user_was.json";
+  absl::StatusOr<ResolvedRunSpec> run = ResolveRunSpec(source, {}, nullptr);
+  unsetenv("BUILD_WORKING_DIRECTORY");
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->source, "where_the_user_was.json");  // as typed
+}
+
 TEST(RunSpecTest, AMissingFileIsNamedAsTheUserTypedIt) {
   setenv("BUILD_WORKING_DIRECTORY", std::getenv("TEST_TMPDIR"), 1);
   RunSpecSource source;

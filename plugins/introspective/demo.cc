@@ -275,7 +275,7 @@ class DemoPipeline : public Pipeline {
           config->data_config().dataset(),
           absl::StrJoin(demo_.recorder().t_steps(), ", "), dir);
       ChildPool pool(1);
-      // The record run is alone: all the cores.
+      // The record run is alone: all the threads the demo has.
       RETURN_IF_ERROR(
           AddRun(pool, name, *config, dir,
                  PlanChildRuns(1, 0, context_.num_threads).threads));

@@ -48,9 +48,11 @@ double LastMetric(const TrialRecord& record);
 std::vector<double> ReadMetricHistory(const std::string& run_dir,
                                       const std::string& metric);
 
-// One trial's outcome as JSON, and back: state, exit code, seconds, rank,
-// params and history (a non-finite value is null). A state that had not
-// ended leaves the record as it was.
+// One trial as JSON: name, state, exit code, seconds, rank, params and
+// history (a non-finite value is null). TrialFromJson reads the outcome
+// back (state, exit code, seconds, rank, history; the params are checked by
+// RestoreTrialStore, not read); a state that had not ended leaves the
+// record as it was.
 google::protobuf::Value TrialToJson(const TrialRecord& record);
 void TrialFromJson(const google::protobuf::Value& value, TrialRecord* record);
 

@@ -185,6 +185,9 @@ PluginRegistry& RegistryWithTiny() {
 
 TEST(TrialLauncherTest, ATrialRunsTheBaseConfigWithItsValues) {
   Tune t = MakeTune();
+  // Metrics of its own: the tuned one is added, not the default pair.
+  t.config.mutable_score_config()->clear_metrics();
+  t.config.mutable_score_config()->add_metrics("loss");
   PipelineContext context;
   context.config = &t.config;
   context.config_source = "tune.json";
@@ -197,10 +200,9 @@ TEST(TrialLauncherTest, ATrialRunsTheBaseConfigWithItsValues) {
   EXPECT_EQ(trial->run_name(), "lr_trial");
   EXPECT_EQ(trial->run_config().epochs(), 2);
   EXPECT_EQ(trial->optim_config().lr(), 0.001);
-  // The tuned metric is measured.
   EXPECT_THAT(std::vector<std::string>(trial->score_config().metrics().begin(),
                                        trial->score_config().metrics().end()),
-              ::testing::Contains("accuracy"));
+              ::testing::ElementsAre("loss", "accuracy"));
 
   t.records[0].trial.overrides.push_back("run_config.epochs=0");
   trial = TrialConfig(context, t.tune, t.records[0].trial);
@@ -231,6 +233,28 @@ TEST(TrialLauncherTest, AFreshTrialGetsItsConfigBesideItsDirectory) {
   absl::StatusOr<RunConfig> written = LoadRunConfigFile(run->config_path, {});
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->seed(), 7);
+}
+
+TEST(TrialLauncherTest, AResumedTuneContinuesATrialFromItsCheckpoint) {
+  Tune t = MakeTune();
+  TrialLaunch launch;
+  launch.trials_dir = TestDir("resumed");
+  launch.resuming = true;
+  const std::string run_dir = launch.trials_dir + "/trial-002";
+  std::filesystem::create_directories(run_dir + "/checkpoints");
+  std::ofstream(run_dir + "/checkpoints/step-000000004.ckpt") << "state";
+  absl::StatusOr<ChildRun> run = PrepareTrialRun(t.records[2], launch);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->resume, run_dir);
+  EXPECT_TRUE(run->config_path.empty());
+  EXPECT_TRUE(std::filesystem::exists(run_dir + "/checkpoints"));
+  // Not resuming: the same directory starts again.
+  launch.resuming = false;
+  t.records[2].config = t.config;
+  run = PrepareTrialRun(t.records[2], launch);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_TRUE(run->resume.empty());
+  EXPECT_FALSE(std::filesystem::exists(run_dir));
 }
 
 }  // namespace
