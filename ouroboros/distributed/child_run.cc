@@ -12,9 +12,10 @@ namespace ouroboros {
 ChildRunBudget PlanChildRuns(int concurrent, int threads, int parent_threads) {
   ChildRunBudget budget;
   budget.concurrent = concurrent > 0 ? concurrent : CoresPerProcess(1);
+  // CoresPerProcess is at least 1, so a child never gets 0 threads.
   budget.threads = threads > 0 ? threads
-                               : std::clamp(CoresPerProcess(budget.concurrent),
-                                            1, std::max(1, parent_threads));
+                               : std::min(CoresPerProcess(budget.concurrent),
+                                          std::max(1, parent_threads));
   return budget;
 }
 
